@@ -1,0 +1,28 @@
+# Front door: `make demo` and `make test` each set up a fresh machine first.
+VENV ?= .venv
+VLABENCH := $(VENV)/bin/vlabench
+STAMP := $(VENV)/.installed
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: install test test-fast demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints-cpu.txt scripts/install.sh
+	bash scripts/install.sh
+	touch $@
+
+test: install
+	$(VENV)/bin/python -m pytest -q -ra
+
+test-fast: install
+	$(VENV)/bin/python -m pytest -q -m "not libero and not slow"
+
+demo: install
+	$(VLABENCH) run model=openvla-oft-tiny pruner=none suite=libero_spatial \
+		suite.tasks=[0] run.episodes_per_task=2 run.max_steps=24 run.name=demo
+	$(VLABENCH) report results/demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,90 @@
+"""The `vlabench` command line: verb-first, Hydra overrides after the verb.
+
+Importing this module must stay cheap: heavy modules are imported inside the commands.
+Every user error is one line on stderr and exit code 2 (see `main`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vlabench import registry
+from vlabench.registry import ConfigError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="vlabench: benchmark harness for accelerated Vision-Language-Action policies.",
+    pretty_exceptions_enable=False,
+)
+
+OVERRIDES_HELP = "Hydra overrides, e.g. model=openvla-oft pruner=fastv suite=libero_10 run.max_steps=16"
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def groups_epilog() -> str:
+    """The config groups and their choices, for --help (reads YAML only)."""
+    lines = ["Config groups (choose with group=name):"]
+    for group in registry.GROUPS:
+        names = ", ".join(sorted(registry.entries(group)))
+        lines.append(f"  {group}: {names}")
+    lines.append("Run settings: run.name run.output_dir run.episodes_per_task run.max_steps "
+                 "run.seed run.device run.quiet run.overwrite; suite.tasks=[0,3] selects tasks.")
+    return "\n\n".join(lines)
+
+
+@app.command(context_settings=EXTRA_ARGS, epilog=groups_epilog())
+def run(
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+) -> None:
+    """Roll out a model (+ pruner) on a suite's episodes and write records; re-run to resume."""
+    from vlabench.config import compose
+    from vlabench.runner import run_from_config
+
+    cfg = compose(overrides or [])
+    summary = run_from_config(cfg)
+    raise typer.Exit(0 if summary is not None else 1)
+
+
+@app.command("list")
+def list_plugins() -> None:
+    """Every registered model, pruner and suite, and whether it is usable on this machine."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for col in ("group", "name", "usable", "description"):
+        table.add_column(col, overflow="fold")
+    for group in registry.GROUPS:
+        for name, e in sorted(registry.entries(group).items()):
+            missing = e.missing()
+            usable = "yes" if not missing else f"no: needs {', '.join(missing)} ({registry.install_hint(e)})"
+            table.add_row(group, name, usable, e.description)
+    Console(width=160).print(table)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except ConfigError as e:
+        print(f"vlabench: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("vlabench: interrupted; finished episodes are saved, re-run to resume", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
