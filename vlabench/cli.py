@@ -77,12 +77,12 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # click usage errors (typer vendors click: match by interface)
+        if hasattr(e, "show") and hasattr(e, "exit_code") and type(e).__name__.endswith(
+            ("UsageError", "BadParameter", "NoSuchOption", "ClickException", "NoArgsIsHelpError")
+        ):
             e.show()
-            sys.exit(2)
+            sys.exit(e.exit_code if e.exit_code else 2)
         raise
 
 

@@ -31,7 +31,8 @@ RECORDS_VERSION = 1
 
 EPISODE_COLUMNS = [
     "run_id", "model", "pruner", "suite", "task_id", "task_name", "episode", "init_state",
-    "seed", "success", "steps", "policy_calls", "model_calls", "wall_s", "error_type", "error",
+    "seed", "success", "steps", "policy_calls", "model_calls", "wall_s", "sim_s", "policy_s",
+    "error_type", "error",
 ]
 CALL_COLUMNS = [
     "task_id", "episode", "call", "step", "source", "warmup",

@@ -58,7 +58,9 @@ def summarize(episodes: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
 
 def load_run_frames(run_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     """episodes.csv and calls.csv of a run directory as DataFrames (empty cells -> NaN)."""
-    eps = pd.read_csv(run_dir / "episodes.csv", keep_default_na=False, na_values=[""])
+    eps = pd.read_csv(run_dir / "episodes.csv", keep_default_na=False, na_values=[""],
+                      dtype={"error_type": str, "error": str, "task_name": str})
     eps["error_type"] = eps["error_type"].fillna("")
-    calls = pd.read_csv(run_dir / "calls.csv", keep_default_na=False, na_values=[""])
+    calls = pd.read_csv(run_dir / "calls.csv", keep_default_na=False, na_values=[""],
+                        dtype={"source": str, "mode": str, "tokens_by_layer": str})
     return eps, calls

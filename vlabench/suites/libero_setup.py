@@ -83,9 +83,21 @@ def ensure_config(root: Path) -> Path:
     return cfg
 
 
+def ensure_robosuite_macros() -> None:
+    """Create robosuite's private macro file as its setup script would (silences 3 warnings)."""
+    pkg = _package_dir("robosuite")
+    if pkg is None or (pkg / "macros_private.py").exists():
+        return
+    try:
+        (pkg / "macros_private.py").write_text((pkg / "macros.py").read_text())
+    except OSError:  # read-only site-packages: robosuite only warns
+        pass
+
+
 def ensure_libero_ready() -> Path:
     """Prepare assets and config; returns the benchmark root. Raises LiberoUnavailable."""
     root = libero_root()
+    ensure_robosuite_macros()
     ensure_assets_link(root)
     ensure_config(root)
     os.environ.setdefault("MUJOCO_GL", "egl")

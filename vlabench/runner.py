@@ -1,0 +1,277 @@
+"""The episode loop: the only place that rolls out policies and writes results.
+
+For each selected task it builds the suite's environment once (rendering only what the
+policy needs), and for each pending episode: re-seeds the global RNGs, restores the episode's
+init state, resets the pruner and the policy, then steps until success or the step limit,
+calling the policy whenever its open-loop action queue is empty. An exception inside an
+episode (simulator or model) is recorded as a failed episode with its type and message, the
+environment is rebuilt, and the run goes on. Each finished episode is committed to disk
+before the next starts, so an interrupt or SIGKILL never loses it, and re-running the same
+command skips it (resume).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlabench import registry
+from vlabench.contracts import IMAGE_KEYS, STATE_KEYS, EpisodeSpec, TaskInfo
+from vlabench.progress import RunProgress
+from vlabench.provenance import manifest, now, protocol_deviations
+from vlabench.records import RunFiles, atomic_write_text, call_row
+from vlabench.registry import ConfigError
+
+# Settings that may change between a run and its resumption (they do not affect results).
+RESUME_NEUTRAL_KEYS = {("run", "quiet"), ("run", "overwrite")}
+ERROR_CHARS = 500
+
+
+def build_plugin(node: Any, *args: Any, **kwargs: Any) -> Any:
+    """Instantiate the plugin a config node names (`plugin`, `requires` keys)."""
+    e = registry.Entry(group="?", name=str(node.get("name")), plugin=str(node.plugin),
+                       description="", requires=tuple(node.get("requires") or ()), path=Path("."))
+    missing = e.missing()
+    if missing:
+        raise ConfigError(f"{node.get('name')!r} needs {', '.join(missing)}, which is not "
+                          f"installed: run `make install`")
+    return e.load()(*args, **kwargs)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:ERROR_CHARS]
+
+
+def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg_dict.items()}
+    for group, key in RESUME_NEUTRAL_KEYS:
+        out.get(group, {}).pop(key, None)
+    return out
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool]:
+    """Create or reopen the run directory; refuse a different config. Returns (files, resumed)."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(cfg.run.output_dir) / str(cfg.run.name)
+    files = RunFiles(run_dir)
+    if cfg.run.overwrite and run_dir.exists():
+        if not files.config_yaml.exists():
+            raise ConfigError(f"run.overwrite refuses to delete {run_dir}: it is not a vlabench run directory")
+        shutil.rmtree(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"cannot write results to {run_dir}: {e.strerror}; set run.output_dir "
+                          f"to a writable directory") from None
+    wanted = OmegaConf.to_container(cfg, resolve=True)
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    if files.config_yaml.exists():
+        saved = OmegaConf.to_container(OmegaConf.load(files.config_yaml), resolve=True)
+        diff = _diff_keys(_comparable(saved), _comparable(wanted))
+        if diff:
+            shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
+            raise ConfigError(
+                f"{run_dir} holds a run with a different config ({shown}); resume only with the "
+                f"same settings, or choose another run.name, or pass run.overwrite=true"
+            )
+        return files, True
+    atomic_write_text(files.config_yaml, text)
+    return files, False
+
+
+class Runner:
+    """Rolls out one (policy, pruner) on one suite and commits records per episode."""
+
+    def __init__(self, cfg: Any, suite: Any, policy: Any, pruner: Any, files: RunFiles):
+        self.cfg = cfg
+        self.suite = suite
+        self.policy = policy
+        self.pruner = pruner
+        self.files = files
+        self.needs = frozenset(getattr(policy, "needs", frozenset(IMAGE_KEYS + STATE_KEYS)))
+        limit = cfg.run.max_steps
+        self.max_steps = min(suite.max_steps, limit) if limit is not None else suite.max_steps
+        self.episodes_per_task = cfg.run.episodes_per_task or suite.episodes_per_task
+        self.overhead_s = 0.0
+        self.steps_total = 0
+
+    def run_episode(self, env: Any, task: TaskInfo, ep: EpisodeSpec) -> tuple[dict, list[dict]]:
+        """One episode; never raises for simulator or model errors (they become the record)."""
+        t0 = time.perf_counter()
+        sim_s = policy_s = 0.0
+        calls: list[dict] = []
+        steps, success, err_type, err = 0, False, "", ""
+        try:
+            seed_everything(ep.seed)
+            ts = time.perf_counter()
+            obs = env.reset(ep)
+            sim_s += time.perf_counter() - ts
+            self.pruner.reset()
+            self.policy.reset(task)
+            queue: deque = deque()
+            while steps < self.max_steps:
+                if not queue:
+                    tp = time.perf_counter()
+                    out = self.policy.act(obs)
+                    policy_s += time.perf_counter() - tp
+                    calls.append(call_row(task.id, ep.index, len(calls), steps, out.stats))
+                    queue.extend(out.actions)
+                action = queue.popleft()
+                ts = time.perf_counter()
+                obs, done = env.step(action, steps + 1)
+                sim_s += time.perf_counter() - ts
+                steps += 1
+                if done:
+                    success = True
+                    break
+        except Exception as e:  # recorded, never fatal: the run goes on
+            err_type, err = type(e).__name__, one_line(e)
+        wall = time.perf_counter() - t0
+        self.overhead_s += max(0.0, wall - sim_s - policy_s)
+        self.steps_total += steps
+        row = {
+            "run_id": self.cfg.run.name, "model": self.cfg.model.name,
+            "pruner": self.cfg.pruner.name, "suite": self.cfg.suite.name,
+            "task_id": task.id, "task_name": task.name, "episode": ep.index,
+            "init_state": ep.init_state, "seed": ep.seed, "success": success, "steps": steps,
+            "policy_calls": len(calls),
+            "model_calls": sum(1 for c in calls if c["source"] == "model"),
+            "wall_s": round(wall, 4), "sim_s": round(sim_s, 4), "policy_s": round(policy_s, 4),
+            "error_type": err_type, "error": err,
+        }
+        return row, calls
+
+    def _failed_build_row(self, task: TaskInfo, ep: EpisodeSpec, e: Exception) -> dict:
+        return {
+            "run_id": self.cfg.run.name, "model": self.cfg.model.name, "pruner": self.cfg.pruner.name,
+            "suite": self.cfg.suite.name, "task_id": task.id, "task_name": task.name,
+            "episode": ep.index, "init_state": ep.init_state, "seed": ep.seed, "success": False,
+            "steps": 0, "policy_calls": 0, "model_calls": 0, "wall_s": 0.0, "sim_s": 0.0,
+            "policy_s": 0.0, "error_type": type(e).__name__, "error": one_line(e),
+        }
+
+    def run(self, done: set[tuple[int, int]], progress: RunProgress, plan: dict[int, list[EpisodeSpec]],
+            tasks: list[TaskInfo]) -> None:
+        for task in tasks:
+            pending = [ep for ep in plan[task.id] if (task.id, ep.index) not in done]
+            if not pending:
+                continue
+            env = None
+            task_succ = 0
+            try:
+                for ep in pending:
+                    if env is None:
+                        try:
+                            env = self.suite.make_env(task, self.needs)
+                        except Exception as e:
+                            self.files.append_episode(self._failed_build_row(task, ep, e), [])
+                            progress.episode_done(False, f"task {task.id}")
+                            continue
+                    row, calls = self.run_episode(env, task, ep)
+                    self.files.append_episode(row, calls)
+                    task_succ += int(row["success"])
+                    progress.episode_done(row["success"], f"task {task.id}")
+                    if row["error_type"]:
+                        env.close()
+                        env = None
+            finally:
+                if env is not None:
+                    env.close()
+            progress.task_done(f"{self.cfg.suite.name} task {task.id}", task_succ, len(pending))
+            write_summary(self.files)
+
+
+def write_summary(files: RunFiles) -> Any:
+    from vlabench.metrics.summary import load_run_frames, summarize
+
+    eps, calls = load_run_frames(files.dir)
+    table = summarize(eps, calls)
+    atomic_write_text(files.summary_csv, table.to_csv(index=False, lineterminator="\n"))
+    return table
+
+
+def run_from_config(cfg: Any) -> Any:
+    """Run (or resume) the composed config; returns the summary table."""
+    files, resumed = prepare_run_dir(cfg)
+    created_now = not resumed
+    try:
+        suite = build_plugin(cfg.suite, cfg.suite)
+        pruner = build_plugin(cfg.pruner, cfg.pruner)
+        policy = build_plugin(cfg.model, cfg.model, pruner=pruner, suite_cfg=cfg.suite,
+                              device=str(cfg.run.device))
+        tasks = suite.tasks()
+        runner = Runner(cfg, suite, policy, pruner, files)
+        plan = {t.id: suite.episodes(t, runner.episodes_per_task, int(cfg.run.seed)) for t in tasks}
+    except BaseException:
+        if created_now:
+            shutil.rmtree(files.dir, ignore_errors=True)
+        raise
+    done = files.open()
+    info = manifest(cfg, policy, protocol_deviations(cfg, len(suite.all_tasks())), now())
+    info["rendered_cameras"] = sorted(runner.needs & set(IMAGE_KEYS))
+    info["max_steps"] = runner.max_steps
+    info["episodes_per_task"] = runner.episodes_per_task
+    if resumed and files.manifest_json.exists():
+        import json
+
+        old = json.loads(files.manifest_json.read_text())
+        info["started_at"] = old.get("started_at", info["started_at"])
+        info["resumed_at"] = (old.get("resumed_at") or []) + [now()]
+    files.write_json(files.manifest_json, info)
+
+    total = sum(len(v) for v in plan.values())
+    already = sum(1 for t, eps in plan.items() for ep in eps if (t, ep.index) in done)
+    title = f"{cfg.model.name}/{cfg.pruner.name}/{cfg.suite.name}"
+    try:
+        with RunProgress(total, already, bool(cfg.run.quiet), title) as progress:
+            runner.run(done, progress, plan, tasks)
+    except BaseException:
+        info["status"] = "interrupted"
+        files.write_json(files.manifest_json, info)
+        raise
+    table = write_summary(files)
+    info["status"], info["finished_at"] = "complete", now()
+    files.write_json(files.manifest_json, info)
+    _print_result(table, files.dir, runner)
+    return table
+
+
+def _print_result(table: Any, run_dir: Path, runner: Runner) -> None:
+    row = table[table["level"] == "suite"]
+    if row.empty:
+        return
+    r = row.iloc[0]
+    per_step = 1000.0 * runner.overhead_s / runner.steps_total if runner.steps_total else float("nan")
+    print(f"{r['suite']}: {int(r['successes'])}/{int(r['episodes'])} success "
+          f"({100 * r['success_rate']:.1f}%, 95% CI {100 * r['sr_ci_low']:.1f}-{100 * r['sr_ci_high']:.1f}), "
+          f"{int(r['errors'])} errors; latency p50 {r['latency_p50_ms']:.1f} ms; "
+          f"harness overhead {per_step:.3f} ms/step; records in {run_dir}")
