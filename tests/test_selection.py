@@ -1,0 +1,40 @@
+"""Shared selection primitives on inputs whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vlabench.pruners.selection import (cosine_distance_matrix, greedy_maxmin, keep_count,
+                                        top_k_ids)
+
+
+def test_greedy_maxmin_picks_the_farthest_point_from_the_selected_set():
+    pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [5.0, 5.0], [5.0, 5.1]])
+    d = torch.cdist(pts, pts)
+    # from 0: farthest is 4 (|(5,5.1)|); then 2 (min dist 3) beats 1 (1) and 3 (0.1)
+    assert greedy_maxmin(d, 3, first=0).tolist() == [0, 4, 2]
+    assert greedy_maxmin(d, 10, first=3).tolist()[:2] == [3, 0]
+    assert greedy_maxmin(d, 0, first=0).numel() == 0
+
+
+def test_top_k_ids_returns_sorted_ids_of_the_best_scores():
+    ids = torch.tensor([40, 10, 30, 20])
+    assert top_k_ids(torch.tensor([0.1, 0.9, 0.5, 0.7]), ids, 2).tolist() == [10, 20]
+    assert top_k_ids(torch.tensor([0.1, 0.9, 0.5, 0.7]), ids, 9).tolist() == [10, 20, 30, 40]
+
+
+def test_cosine_distance_is_zero_for_parallel_and_one_for_orthogonal_rows():
+    d = cosine_distance_matrix(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]))
+    assert d[0, 1] == pytest.approx(0.0, abs=1e-6) and d[0, 2] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("total,ret,expected", [(512, 0.5, 256), (512, 0.25, 128), (512, 0.125, 64),
+                                                (256, 1.0, 256), (3, 0.01, 1), (7, 0.5, 4)])
+def test_keep_count_rounds_half_up_and_keeps_at_least_one(total, ret, expected):
+    assert keep_count(total, ret) == expected
+
+
+def test_keep_count_rejects_retention_outside_unit_interval():
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        keep_count(10, 0.0)

@@ -1,0 +1,53 @@
+"""Vectorised token-selection primitives shared by the pruning methods.
+
+Each method composes these with its own scores and rules (cited in its own docstring); the
+primitives hold no method-specific choices. Only the greedy loop of `greedy_maxmin` iterates
+in Python, once per selected token (k iterations of O(n) tensor work, never over pairs).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def top_k_ids(scores: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
+    """The ids of the k highest scores (ties broken by position), sorted ascending."""
+    if scores.shape != ids.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and ids {tuple(ids.shape)} differ")
+    k = max(0, min(int(k), ids.numel()))
+    order = torch.topk(scores.float(), k, sorted=False).indices
+    return torch.sort(ids[order]).values
+
+
+def cosine_distance_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(n, n) matrix of 1 - cosine similarity between the rows of `features`."""
+    x = torch.nn.functional.normalize(features.float(), dim=-1)
+    return (1.0 - x @ x.T).clamp_min(0.0)
+
+
+def greedy_maxmin(distances: torch.Tensor, k: int, first: int) -> torch.Tensor:
+    """Greedy max-min diversity: start at row `first`, then repeatedly add the candidate whose
+    distance to its nearest selected row is largest. Returns k row indices in pick order."""
+    n = distances.shape[0]
+    k = max(0, min(int(k), n))
+    if k == 0:
+        return torch.empty(0, dtype=torch.long, device=distances.device)
+    picked = torch.empty(k, dtype=torch.long, device=distances.device)
+    picked[0] = first
+    nearest = distances[first].clone()
+    taken = torch.zeros(n, dtype=torch.bool, device=distances.device)
+    taken[first] = True
+    for i in range(1, k):
+        cand = nearest.masked_fill(taken, float("-inf"))
+        j = torch.argmax(cand)
+        picked[i] = j
+        taken[j] = True
+        nearest = torch.minimum(nearest, distances[j])
+    return picked
+
+
+def keep_count(total: int, retention: float) -> int:
+    """Tokens kept at `retention` in (0, 1] of `total`: round half up, at least one."""
+    if not 0.0 < retention <= 1.0:
+        raise ValueError(f"retention must lie in (0, 1], got {retention}")
+    return max(1, min(total, int(total * retention + 0.5)))
