@@ -197,7 +197,9 @@ class Runner:
                             progress.episode_done(False, f"task {task.id}")
                             continue
                     row, calls = self.run_episode(env, task, ep)
+                    tc = time.perf_counter()
                     self.files.append_episode(row, calls)
+                    self.overhead_s += time.perf_counter() - tc  # the commit is harness time too
                     task_succ += int(row["success"])
                     progress.episode_done(row["success"], f"task {task.id}")
                     if row["error_type"]:
