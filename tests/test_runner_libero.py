@@ -41,7 +41,7 @@ def test_real_episode_with_both_cameras_writes_consistent_records(tmp_path):
     assert list(calls["step"]) == ["0", "8", "0", "8"]
     assert eps["task_name"][0].startswith("pick_up_the_black_bowl_between_the_plate")
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["max_steps"] == 12
+    assert manifest["status"] == "complete" and manifest["max_steps"] == {"0": 12, "3": 12}
     assert manifest["rendered_cameras"] == ["agentview", "wrist"]
     assert any("caps the protocol's 220" in d for d in manifest["deviations"])
     assert manifest["packages"]["mujoco"] == "3.3.7" and manifest["mujoco_gl"]

@@ -118,15 +118,23 @@ class Runner:
         self.pruner = pruner
         self.files = files
         self.needs = frozenset(getattr(policy, "needs", frozenset(IMAGE_KEYS + STATE_KEYS)))
-        limit = cfg.run.max_steps
-        self.max_steps = min(suite.max_steps, limit) if limit is not None else suite.max_steps
-        self.episodes_per_task = cfg.run.episodes_per_task or suite.episodes_per_task
+        self.step_cap = cfg.run.max_steps
+        self.final_step_success = getattr(suite, "success_mode", "first_done") == "final_step"
         self.overhead_s = 0.0
         self.steps_total = 0
 
+    def max_steps(self, task: TaskInfo) -> int:
+        """The suite's limit for `task`, capped by run.max_steps."""
+        limit = self.suite.max_steps(task)
+        return min(limit, self.step_cap) if self.step_cap is not None else limit
+
     def run_episode(self, env: Any, task: TaskInfo, ep: EpisodeSpec) -> tuple[dict, list[dict]]:
-        """One episode; never raises for simulator or model errors (they become the record)."""
+        """One episode; never raises for simulator or model errors (they become the record).
+
+        Success is the first `done` (LIBERO) or, for suites whose `success_mode` is
+        "final_step" (SIMPLER), the flag of the last step executed."""
         t0 = time.perf_counter()
+        max_steps = self.max_steps(task)
         sim_s = policy_s = 0.0
         calls: list[dict] = []
         steps, success, err_type, err = 0, False, "", ""
@@ -138,7 +146,7 @@ class Runner:
             self.pruner.reset()
             self.policy.reset(task)
             queue: deque = deque()
-            while steps < self.max_steps:
+            while steps < max_steps:
                 if not queue:
                     tp = time.perf_counter()
                     out = self.policy.act(obs)
@@ -150,7 +158,9 @@ class Runner:
                 obs, done = env.step(action, steps + 1)
                 sim_s += time.perf_counter() - ts
                 steps += 1
-                if done:
+                if self.final_step_success:
+                    success = done
+                elif done:
                     success = True
                     break
         except Exception as e:  # recorded, never fatal: the run goes on
@@ -232,7 +242,7 @@ def run_from_config(cfg: Any) -> Any:
                               device=str(cfg.run.device))
         tasks = suite.tasks()
         runner = Runner(cfg, suite, policy, pruner, files)
-        plan = {t.id: suite.episodes(t, runner.episodes_per_task, int(cfg.run.seed)) for t in tasks}
+        plan = {t.id: suite.episodes(t, cfg.run.episodes_per_task, int(cfg.run.seed)) for t in tasks}
     except BaseException:
         if created_now:
             shutil.rmtree(files.dir, ignore_errors=True)
@@ -240,8 +250,8 @@ def run_from_config(cfg: Any) -> Any:
     done = files.open()
     info = manifest(cfg, policy, protocol_deviations(cfg, len(suite.all_tasks())), now())
     info["rendered_cameras"] = sorted(runner.needs & set(IMAGE_KEYS))
-    info["max_steps"] = runner.max_steps
-    info["episodes_per_task"] = runner.episodes_per_task
+    info["max_steps"] = {t.id: runner.max_steps(t) for t in tasks}
+    info["episodes_per_task"] = {t: len(eps) for t, eps in plan.items()}
     if resumed and files.manifest_json.exists():
         import json
 

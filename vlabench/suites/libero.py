@@ -102,13 +102,11 @@ class LiberoSuite:
         self.benchmark = table[cfg.benchmark]()
         self._init_cache: dict[int, Any] = {}
 
-    @property
-    def max_steps(self) -> int:
-        return int(self.cfg.max_steps)
+    success_mode = "first_done"  # the first step whose done flag is set ends the episode
 
-    @property
-    def episodes_per_task(self) -> int:
-        return int(self.cfg.episodes_per_task)
+    def max_steps(self, task: TaskInfo) -> int:
+        """The protocol's policy-step limit (the same for every task of a LIBERO suite)."""
+        return int(self.cfg.max_steps)
 
     def all_tasks(self) -> list[TaskInfo]:
         return [TaskInfo(i, t.name, t.language)
@@ -134,8 +132,9 @@ class LiberoSuite:
     def bddl_file(self, task_id: int) -> str:
         return self.benchmark.get_task_bddl_file_path(task_id)
 
-    def episodes(self, task: TaskInfo, count: int, seed: int) -> list[EpisodeSpec]:
-        """Episode i uses init state i; more episodes than stored states is an error."""
+    def episodes(self, task: TaskInfo, count: int | None, seed: int) -> list[EpisodeSpec]:
+        """Episode i uses init state i (count None: the protocol's); more than stored is an error."""
+        count = int(self.cfg.episodes_per_task) if count is None else count
         available = len(self.init_states(task.id))
         if count > available:
             raise ConfigError(
