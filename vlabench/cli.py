@@ -11,6 +11,7 @@ import sys
 import typer
 
 from vlabench import registry
+from vlabench.records import RecordsError
 from vlabench.registry import ConfigError
 
 app = typer.Typer(
@@ -65,11 +66,48 @@ def list_plugins() -> None:
     Console(width=160).print(table)
 
 
+@app.command()
+def report(
+    runs: list[str] = typer.Argument(None, help="Run directories or globs (default: every run under results/)",
+                                     show_default=False),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | latex | csv | html"),
+    out: str = typer.Option(None, "--out", "-o", help="Write report, runs.csv and plots (PNG+SVG) here"),
+    with_reference: bool = typer.Option(False, "--with-reference", help="Show the papers' numbers and the difference"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw plots when writing to --out or html"),
+) -> None:
+    """Tables in the papers' layouts, with confidence intervals, paired tests and plots."""
+    from pathlib import Path
+
+    from vlabench.report.build import report as build_report
+
+    text = build_report(runs or None, fmt, Path(out) if out else None, with_reference, plots=plots)
+    sys.stdout.write(text)
+
+
+@app.command()
+def compare(
+    base_dir: str = typer.Argument(..., help="Baseline results (a run directory or a folder of runs)"),
+    new_dir: str = typer.Argument(..., help="New results to check against BASE_DIR"),
+    max_sr_drop: float = typer.Option(2.0, help="Success-rate drop (points) tolerated before a significant drop fails"),
+    max_latency_increase: float = typer.Option(10.0, help="Mean latency increase (%) tolerated"),
+    alpha: float = typer.Option(0.05, help="Significance level of the paired success test"),
+) -> None:
+    """Regression gate: per-suite diff of NEW against BASE; exit 1 when NEW is worse."""
+    from vlabench.report.compare import compare as run_compare
+    from vlabench.report.render import markdown
+
+    table, failed = run_compare(base_dir, new_dir, max_sr_drop, max_latency_increase, alpha)
+    sys.stdout.write(markdown(table))
+    print("FAIL: NEW is worse than BASE beyond the thresholds" if failed else "OK: no regression")
+    raise typer.Exit(1 if failed else 0)
+
+
 def main() -> None:
     """Console entry point: user errors become one line and exit code 2."""
     try:
-        app(standalone_mode=False)
-    except ConfigError as e:
+        # with standalone_mode=False, click returns typer.Exit's code instead of raising it
+        rc = app(standalone_mode=False)
+    except (ConfigError, RecordsError) as e:
         print(f"vlabench: error: {e}", file=sys.stderr)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
@@ -84,6 +122,7 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code if e.exit_code else 2)
         raise
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Statistics for success rates: intervals that stay honest at 0%, 100% and small n."""
+"""Statistics for success rates and speedups: intervals that stay honest at 0%, 100% and small n,
+McNemar's exact test on paired episodes, and a percentile bootstrap."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
+import numpy as np
 from scipy import stats as _st
 
 
@@ -22,3 +25,71 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pair counts.
+
+    `b`: pairs where only the first condition succeeded, `c`: only the second. Under H0 the b
+    discordant outcomes follow Binomial(b + c, 1/2); p = min(1, 2 * P[X <= min(b, c)]). Same as
+    statsmodels' `mcnemar(table, exact=True)`. No discordant pairs gives p = 1.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got b={b}, c={c}")
+    if b + c == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * _st.binom.cdf(min(b, c), b + c, 0.5)))
+
+
+def paired_counts(first: Sequence[int], second: Sequence[int]) -> tuple[int, int]:
+    """Discordant counts (b: first only, c: second only) of paired 0/1 outcomes."""
+    a = np.asarray(first, dtype=int)
+    s = np.asarray(second, dtype=int)
+    if a.shape != s.shape:
+        raise ValueError(f"paired outcomes differ in length: {a.shape} vs {s.shape}")
+    return int(((a == 1) & (s == 0)).sum()), int(((a == 0) & (s == 1)).sum())
+
+
+def bootstrap_interval(
+    samples: Sequence[np.ndarray],
+    statistic: Callable[[list[np.ndarray]], np.ndarray],
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a statistic of the samples' means.
+
+    Each array in `samples` is resampled with replacement independently (e.g. the latencies of
+    a baseline run and of a pruned run); `statistic` maps the list of per-sample bootstrap
+    means (arrays of length n_boot) to n_boot values, e.g. `ratio_of_means`. Deterministic for
+    a given `seed`. Returns (nan, nan) when a sample is empty.
+    """
+    arrays = [np.asarray(s, dtype=float) for s in samples]
+    if not arrays or any(a.size == 0 for a in arrays):
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = [_boot_means(a, n_boot, rng) for a in arrays]
+    values = np.asarray(statistic(means), dtype=float)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(values, [alpha, 1 - alpha])
+    return (float(lo), float(hi))
+
+
+def _boot_means(a: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of n_boot resamples of `a`, in chunks of about 4M drawn indices."""
+    out = np.empty(n_boot)
+    step = max(1, 4_000_000 // a.size)
+    for i in range(0, n_boot, step):
+        k = min(step, n_boot - i)
+        out[i:i + k] = a[rng.integers(0, a.size, (k, a.size))].mean(axis=1)
+    return out
+
+
+def ratio_of_means(means: list[np.ndarray]) -> np.ndarray:
+    """means[0] / means[1]: the speedup of a run (1) over its baseline (0)."""
+    return np.asarray(means[0]) / np.asarray(means[1])
+
+
+def mean_of_ratios(means: list[np.ndarray]) -> np.ndarray:
+    """Average of means[2i] / means[2i+1] over pairs (baseline_i, run_i): mean speedup."""
+    return np.mean([ratio_of_means(means[i:i + 2]) for i in range(0, len(means), 2)], axis=0)

@@ -1,0 +1,88 @@
+"""Report outputs: plots (PNG + SVG), a self-contained HTML page, LaTeX and CSV."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+from report_helpers import make_run, suite_tasks
+
+from vlabench.report.build import report
+from vlabench.report.plots import pareto_front
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for suite in ("libero_spatial", "libero_goal"):
+        make_run(root, f"none-{suite}", model="openvla-oft", pruner="none", suite=suite,
+                 tasks=suite_tasks(45, 50, 5, latency_ms=100.0, jitter=3.0, calls_per_episode=2))
+        for ret, k, lat in ((0.5, 44, 70.0), (0.25, 40, 55.0), (0.125, 30, 48.0)):
+            for pruner, dk in (("fastv", 0), ("vla-pruner", 3)):
+                make_run(root, f"{pruner}-{ret}-{suite}", model="openvla-oft", pruner=pruner,
+                         suite=suite, retention=ret,
+                         tasks=suite_tasks(min(50, k + dk), 50, 5, latency_ms=lat + dk, jitter=2.0,
+                                           calls_per_episode=2, tokens_kept=int(512 * ret)))
+    return root
+
+
+def test_html_is_one_self_contained_page_with_tables_and_plots(runs, tmp_path):
+    msg = report([str(runs)], "html", tmp_path)
+    assert "report.html" in msg
+    page = (tmp_path / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "</html>" in page
+    assert "SpecPrune-VLA Table 1" in page and "VLA-Pruner Table 1" in page
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) >= 3
+    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
+    assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
+
+
+def test_plots_are_written_as_png_and_svg(runs, tmp_path):
+    report([str(runs)], "md", tmp_path)
+    plots = tmp_path / "plots"
+    for stem in ("sr_vs_retention-openvla-oft", "pareto-openvla-oft", "tasks-openvla-oft-libero_spatial"):
+        png, svg = plots / f"{stem}.png", plots / f"{stem}.svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert "<svg" in svg.read_text()[:500]
+    assert (tmp_path / "report.md").read_text().startswith("vlabench report of 14 run(s)")
+    assert "vla-pruner-0.25-libero_goal" in (tmp_path / "runs.csv").read_text()
+
+
+def test_latex_escapes_and_wraps_each_table(runs):
+    tex = report([str(runs)], "latex", plots=False)
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") >= 3
+    assert r"$\times$" in tex and "×" not in tex
+    assert r"\%" in tex
+
+
+def test_csv_writes_one_file_per_table(runs, tmp_path):
+    text = report([str(runs)], "csv", tmp_path, plots=False)
+    assert text.startswith("# All runs")
+    assert (tmp_path / "vla-pruner-table1-openvla-oft.csv").read_text().startswith("kind,Method,Spatial")
+
+
+def test_statistics_table_has_intervals_paired_tests_and_latency_spread(runs):
+    text = report([str(runs)], "md", plots=False)
+    row = next(line for line in text.splitlines()
+               if line.startswith("| openvla-oft | FastV (12.5%) | libero_spatial"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "60.0 [46.2, 72.4]"            # Wilson 95% of 30/50
+    assert cells[5] == "-30.0 ▼"                       # 15 discordant pairs, all one way
+    assert cells[6].startswith("6.1e-05 (50)")         # McNemar exact 2 * 0.5**15
+    assert cells[7] == "48.0 / 48.0 / 50.0"
+    assert re.fullmatch(r"2\.08× \[2\.0\d, 2\.1\d\]", cells[8])
+    assert "≈ within noise" in text
+
+
+def test_cli_report_with_reference_prints_paper_rows(cli, runs):
+    res = cli("report", str(runs), "--with-reference")
+    assert res.returncode == 0, res.stderr
+    assert "| paper: FastV |" in res.stdout and "| Δ ours − paper |" in res.stdout
+    assert "(paper only)" in res.stdout                # SparseVLM, DivPrune ... of the paper
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [(1.0, 90.0), (1.5, 85.0), (1.4, 80.0), (2.0, 60.0), (1.2, 92.0)]
+    assert pareto_front(pts) == [4, 1, 3]

@@ -1,0 +1,169 @@
+"""Metrics of one run on one table column (a suite, or some tasks of it), against vanilla.
+
+Definitions (the same for every table):
+- success_rate: % of finished episodes that succeeded, with its 95% Wilson interval.
+- latency_ms / p50 / p95: lat_total_ms of real model calls (source "model"), warm-up excluded.
+- step latency: per policy call, warm-up excluded; steps served without a model call (e.g. by
+  SP-VLA's extrapolator) count with their own latency (0 when not recorded). speedup =
+  vanilla's mean step latency / this run's, with a bootstrap interval; for methods that call
+  the model at every step it is the ratio of mean model-call latencies.
+- flops: mean FLOPs per policy call, warm-up included (0 for steps without a model call);
+  flops_pct vs vanilla. pruned_tokens: mean tokens_in - tokens_kept of model calls.
+- rel_acc: 100 * success_rate / vanilla's success_rate.
+- McNemar's exact test on the (task, episode) pairs both runs finished.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vlabench.metrics.stats import (
+    bootstrap_interval, mcnemar_exact, mean_of_ratios, paired_counts, ratio_of_means,
+    wilson_interval,
+)
+from vlabench.report.runs import Run
+
+NOISE_ALPHA = 0.05
+N_BOOT = 1000
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", s.lower())
+
+
+@dataclass(frozen=True)
+class Col:
+    """A table column: a suite, or the tasks of a suite whose name matches `include`."""
+
+    header: str
+    suite: str
+    task: str = ""                      # the reference CSV's task key
+    include: tuple[str, ...] = ()       # any of these (normalised) substrings ...
+    exclude: tuple[str, ...] = ()       # ... and none of these
+
+    def tasks(self, eps: pd.DataFrame) -> pd.Series:
+        """Mask of the episodes that belong to this column."""
+        if not self.include:
+            return pd.Series(True, index=eps.index)
+        names = eps["task_name"].map(_norm)
+        keep = names.map(lambda n: any(i in n for i in self.include)
+                         and not any(x in n for x in self.exclude))
+        return keep.astype(bool)
+
+
+@dataclass
+class Own:
+    """A run's own figures on a column."""
+
+    n: int
+    k: int
+    pairs: pd.Series          # success indexed by (task_id, episode)
+    lat: np.ndarray           # model-call latencies (warm-up excluded)
+    step_lat: np.ndarray      # per policy call latencies (warm-up excluded)
+    flops: float
+    pruned_tokens: float
+
+    @property
+    def sr(self) -> float:
+        return 100.0 * self.k / self.n if self.n else math.nan
+
+
+def _own(run: Run, col: Col) -> Own:
+    if col.include:
+        eps = run.episodes[col.tasks(run.episodes)]
+        calls = run.calls.merge(eps[["task_id", "episode"]], on=["task_id", "episode"])
+    else:
+        eps, calls = run.episodes, run.calls
+    live = calls[calls["warmup"] != 1]  # warm-up calls count for FLOPs, not for latency
+    model = live["source"] == "model"
+    lat = live.loc[model, "lat_total_ms"].dropna().to_numpy(float)
+    step = live["lat_total_ms"].where(model, live["lat_total_ms"].fillna(0.0)).dropna()
+    every = calls["source"] == "model"
+    flops = calls["flops"].where(every, calls["flops"].fillna(0.0)).dropna()
+    real = calls[every]
+    pruned = (real["tokens_in"] - real["tokens_kept"]).dropna()
+    return Own(
+        n=len(eps), k=int(eps["success"].sum()),
+        pairs=eps.set_index(["task_id", "episode"])["success"],
+        lat=lat, step_lat=step.to_numpy(float),
+        flops=float(flops.mean()) if len(flops) else math.nan,
+        pruned_tokens=float(pruned.mean()) if len(pruned) else math.nan,
+    )
+
+
+def own(run: Run, col: Col) -> Own:
+    """A run's figures on a column (cached on the run)."""
+    if col not in run.cache:
+        run.cache[col] = _own(run, col)
+    return run.cache[col]
+
+
+def _mean(a: np.ndarray) -> float:
+    return float(a.mean()) if a.size else math.nan
+
+
+def _q(a: np.ndarray, q: float) -> float:
+    return float(np.quantile(a, q)) if a.size else math.nan
+
+
+def mcnemar(base: Own, new: Own) -> tuple[float, int]:
+    """(p-value, number of pairs) on the (task, episode) pairs both runs finished."""
+    joined = pd.concat([base.pairs.rename("a"), new.pairs.rename("b")], axis=1, join="inner")
+    if joined.empty:
+        return math.nan, 0
+    return mcnemar_exact(*paired_counts(joined["a"], joined["b"])), len(joined)
+
+
+def noise_mark(p: float, delta: float) -> str:
+    """'≈' within noise (p >= 0.05), '▲'/'▼' significantly better/worse, '' when untested."""
+    if p is None or math.isnan(p):
+        return ""
+    if p >= NOISE_ALPHA:
+        return "≈"
+    return "▲" if delta > 0 else "▼"
+
+
+def metrics(run: Run, base: Run | None, col: Col, boot: bool = False) -> dict[str, float]:
+    """Every metric the tables use, in the reference CSV's units and names."""
+    o = own(run, col)
+    lo, hi = wilson_interval(o.k, o.n)
+    m: dict[str, float] = {
+        "episodes": o.n, "successes": o.k, "success_rate": o.sr,
+        "sr_ci_low": 100 * lo, "sr_ci_high": 100 * hi,
+        "latency_ms": _mean(o.lat), "latency_p50_ms": _q(o.lat, 0.5),
+        "latency_p95_ms": _q(o.lat, 0.95), "step_latency_ms": _mean(o.step_lat),
+        "flops_t": o.flops / 1e12, "pruned_tokens": o.pruned_tokens,
+    }
+    if base is None:
+        return m
+    b = own(base, col)
+    speed = _mean(b.step_lat) / _mean(o.step_lat) if o.step_lat.size and b.step_lat.size else math.nan
+    p, npairs = mcnemar(b, o)
+    m.update(
+        speedup=speed, flops_pct=100 * o.flops / b.flops if b.flops else math.nan,
+        rel_acc=100 * o.sr / b.sr if b.sr else math.nan, d_sr=o.sr - b.sr,
+        mcnemar_p=p, pairs=npairs,
+    )
+    if boot:
+        m["speedup_ci_low"], m["speedup_ci_high"] = bootstrap_interval(
+            [b.step_lat, o.step_lat], ratio_of_means, n_boot=N_BOOT)
+    return m
+
+
+def mean_speedup_ci(pairs: list[tuple[Run, Run]], cols: list[Col]) -> tuple[float, float]:
+    """Bootstrap interval of the average speedup over columns ((base, run) per column)."""
+    samples: list[np.ndarray] = []
+    for (base, run), col in zip(pairs, cols, strict=True):
+        samples += [own(base, col).step_lat, own(run, col).step_lat]
+    return bootstrap_interval(samples, mean_of_ratios, n_boot=N_BOOT)
+
+
+def average(values: list[float]) -> tuple[float, bool]:
+    """Mean of the finite values, and whether some were missing."""
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    return (float(np.mean(finite)) if finite else math.nan), len(finite) < len(values)

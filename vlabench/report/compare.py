@@ -1,0 +1,85 @@
+"""`vlabench compare BASE NEW`: the regression gate (per-suite diff, exit 1 when NEW is worse).
+
+Runs are matched by (model, pruner, retention, variant, suite); when each side holds exactly
+one run, those two are compared. Success rate fails the gate only when it drops by more than
+`max_sr_drop` points AND the drop is significant (McNemar's exact test on the shared (task,
+episode) pairs, Fisher's exact test when no pair is shared); latency fails when the mean
+model-call latency rises by more than `max_latency_increase` percent. A run of BASE missing
+from NEW fails too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats as _st
+
+from vlabench.registry import ConfigError
+from vlabench.report import cells
+from vlabench.report.cells import Col, Own
+from vlabench.report.grid import method_label
+from vlabench.report.render import Table, fill
+from vlabench.report.runs import Run, RunSet
+
+HEADER = ["Model", "Method", "Suite", "SR base → new (%)", "ΔSR (pts)", "p", "Latency base → new (ms)",
+          "ΔLatency (%)", "Verdict"]
+
+
+def _key(r: Run) -> tuple:
+    return (r.model, r.method, r.suite)
+
+
+def _p_value(b: Own, n: Own) -> tuple[float, str]:
+    p, pairs = cells.mcnemar(b, n)
+    if pairs:
+        return p, f"McNemar, {pairs} pairs"
+    table = [[b.k, b.n - b.k], [n.k, n.n - n.k]]
+    return float(_st.fisher_exact(table)[1]), "Fisher, unpaired"
+
+
+def compare(base_dir: str, new_dir: str, max_sr_drop: float = 2.0,
+            max_latency_increase: float = 10.0, alpha: float = 0.05) -> tuple[Table, bool]:
+    """The diff table and whether NEW regressed beyond the thresholds."""
+    base, new = RunSet.load([base_dir]), RunSet.load([new_dir])
+    if len(base.runs) == 1 and len(new.runs) == 1:
+        pairs = [(base.runs[0], new.runs[0])]
+    else:
+        new_by_key = {_key(r): r for r in new.runs}
+        pairs = [(b, new_by_key.get(_key(b))) for b in base.runs]
+        if not any(n for _, n in pairs):
+            raise ConfigError(f"nothing to compare: no run of {new_dir} matches a run of {base_dir} "
+                              "(same model, pruner, retention and suite)")
+    t = Table("compare", f"vlabench compare: {base_dir} → {new_dir} (fails on a significant "
+              f"success drop > {max_sr_drop:g} pts at p < {alpha:g}, or latency +{max_latency_increase:g}%)",
+              HEADER)
+    failed = False
+    for b, n in sorted(pairs, key=lambda p: _key(p[0])):
+        label = [b.model, method_label(b.method), b.suite]
+        if n is None:
+            t.add(label + ["", "", "", "", "", "REGRESSION: missing in NEW"])
+            failed = True
+            continue
+        if b.protocol_version != n.protocol_version:
+            raise ConfigError(f"{b.name} and {n.name} use protocol versions {b.protocol_version} "
+                              f"and {n.protocol_version}; they cannot be compared")
+        if b.device != n.device:
+            t.note(f"{b.name} ran on {b.device}, {n.name} on {n.device}: latencies differ by machine")
+        ob, on = cells.own(b, Col("", b.suite)), cells.own(n, Col("", n.suite))
+        d_sr = on.sr - ob.sr
+        p, how = _p_value(ob, on)
+        lat_b, lat_n = cells.metrics(b, None, Col("", b.suite))["latency_ms"], cells.metrics(n, None, Col("", n.suite))["latency_ms"]
+        d_lat = 100 * (lat_n / lat_b - 1) if lat_b and not math.isnan(lat_b) else math.nan
+        verdicts = []
+        if -d_sr > max_sr_drop:
+            verdicts.append("REGRESSION: success" if p < alpha else "success drop within noise")
+        if not math.isnan(d_lat) and d_lat > max_latency_increase:
+            verdicts.append("REGRESSION: latency")
+        failed |= any(v.startswith("REGRESSION") for v in verdicts)
+        v = {"sr_b": ob.sr, "sr_n": on.sr, "d": d_sr, "p": p, "lb": lat_b, "ln": lat_n, "dl": d_lat}
+        t.add(label + [fill("{sr_b:.1f} → {sr_n:.1f}", v), fill("{d:+.1f}", v),
+                       fill("{p:.3g}", v) + f" ({how})", fill("{lb:.1f} → {ln:.1f}", v),
+                       fill("{dl:+.1f}", v), "; ".join(verdicts) or "ok"])
+    for r in new.runs:
+        if all(n is not r for _, n in pairs):
+            t.note(f"{r.name}: only in NEW, not compared")
+    return t, failed

@@ -1,0 +1,301 @@
+"""The papers' table layouts, filled from a RunSet (and the published numbers on request).
+
+SpecPrune-VLA Tables 1-3, VLA-Pruner Tables 1-2 and SP-VLA Tables 1 and 3: same columns,
+row order and number formats as printed, one table per model. A table appears when the inputs
+hold runs of its model family on its suites (the ablation and ratio tables need SpecPrune runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vlabench.report.cells import Col
+from vlabench.report.grid import (
+    GRow, Grid, averages, labelled, method_label, model_name, paper_only_rows, paper_values, run_notes,
+    suite_cells,
+)
+from vlabench.report.reference import Reference, RefRow
+from vlabench.report.runs import Method, RunSet, model_family
+
+SPATIAL, OBJECT = Col("Spatial", "libero_spatial"), Col("Object", "libero_object")
+GOAL, LONG = Col("Goal", "libero_goal"), Col("Long", "libero_10")
+LIBERO = [SPATIAL, OBJECT, GOAL, LONG]
+
+SPEC_ORDER = ["none", "sparsevlm", "vla-cache", "efficientvla", "specprune"]
+VP_ORDER = ["none", "fastv", "sparsevlm", "divprune", "vla-cache", "vla-pruner"]
+SP_ORDER = ["none", "sparsevlm", "random", "fastv", "vla-cache", "efficientvla", "sp-vla"]
+
+
+def _ordered(methods: list[Method], order: list[str]) -> list[Method]:
+    def key(m: Method) -> tuple:
+        pos = order.index(m.pruner) if m.pruner in order else len(order)
+        return (pos, m.pruner, -(m.retention or 1.0), m.variant)
+    return sorted(methods, key=key)
+
+
+def _models(rs: RunSet, cols: list[Col], families: set[str] | None) -> list[str]:
+    return [m for m in rs.models([c.suite for c in cols])
+            if families is None or model_family(m) in families]
+
+
+def _locs(cols: list[Col], n_summary: int, summary_suite: str = "") -> list[tuple[str, str]]:
+    return [(c.suite, c.task) for c in cols] + [(summary_suite, "")] * n_summary
+
+
+def _grid_rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, cols: list[Col],
+               order: list[str], summary: Callable[[list[dict]], tuple[list[dict], str]],
+               paper: str, table: str, use_retention: bool, summary_suite: str = "") -> set[RefRow]:
+    """One row per method of `model` on `cols` (plus the paper's rows); the reference rows used."""
+    used: set[RefRow] = set()
+    locs = _locs(cols, len(g.headers) - len(cols), summary_suite)
+    for m in _ordered(rs.methods(model, list({c.suite for c in cols})), order):
+        per, runs, mark = suite_cells(rs, g, model, m, cols)
+        if not runs:
+            continue
+        extra, amark = summary(per)
+        base_label = model_name(model) if m.pruner == "none" else method_label(m)
+        key = RefRow(paper, table, m.pruner, model_family(model),
+                     m.retention if use_retention else None, m.variant)
+        pv = paper_values(ref, key, locs)
+        if pv is not None:
+            used.add(key)
+        g.rows.append(GRow(label=labelled(base_label, mark, amark, run_notes(g, runs)), ours=per + extra,
+                           paper=pv, paper_label=ref.labels[key] if pv is not None else ""))
+    return used
+
+
+# ---------------------------------------------------------------- SpecPrune-VLA
+
+def specprune_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """SpecPrune-VLA Table 1: SR / latency (speedup) per LIBERO suite, average speedup, FLOPs."""
+    grids = []
+    for model in _models(rs, LIBERO, {"openvla-oft"}):
+        g = Grid(f"specprune-vla-table1-{model}",
+                 f"SpecPrune-VLA Table 1 ({model_name(model)}): success rate (%) / latency (ms) (speedup)",
+                 [c.header for c in LIBERO] + ["Average Speedup", "FLOPs"],
+                 ["{success_rate:.1f} / {latency_ms:~3} ({speedup:.2f}×)"] * 4
+                 + ["{avg_speedup:.2f}×", "{flops_pct:.0f}%"])
+        g.note("Average Speedup and FLOPs: means of the per-suite values (speedups unrounded)")
+
+        def summary(per: list[dict], g: Grid = g) -> tuple[list[dict], str]:
+            avg, mark = averages(g, per, {"avg_speedup": "speedup", "flops_pct": "flops_pct"})
+            return [avg, avg], mark
+
+        used = _grid_rows(rs, ref, g, model, LIBERO, SPEC_ORDER, summary, "specprune-vla", "1", False)
+        paper_only_rows(ref, g, "specprune-vla", "1", model, used, _locs(LIBERO, 2))
+        grids.append(g)
+    return grids
+
+
+def _specprune_runs(rs: RunSet, model: str, suite: str) -> list[Method]:
+    return [m for m in rs.methods(model, [suite]) if m.pruner == "specprune"]
+
+
+def specprune_t2(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """SpecPrune-VLA Table 2: ablation on LIBERO-Spatial (variants: +pruner.variant=tech1 ...)."""
+    grids = []
+    for model in _models(rs, [SPATIAL], {"openvla-oft"}):
+        methods = _specprune_runs(rs, model, SPATIAL.suite)
+        if not methods:
+            continue
+        g = Grid(f"specprune-vla-table2-{model}",
+                 f"SpecPrune-VLA Table 2 ({model_name(model)}): ablation on LIBERO-Spatial",
+                 ["SR (%)", "Latency (ms)", "Speedup"],
+                 ["{success_rate:.1f}", "{latency_ms:~3}", "{speedup:.2f}×"])
+        used: set[RefRow] = set()
+        rows = [Method("none", None, "")] + sorted(methods, key=lambda m: (m.variant, m.retention or 0))
+        for m in rows:
+            per, runs, mark = suite_cells(rs, g, model, m, [SPATIAL])
+            if not runs:
+                continue
+            variant = "tech1+2+3" if m.pruner == "specprune" and not m.variant else m.variant
+            key = RefRow("specprune-vla", "2", m.pruner, model_family(model), None, variant)
+            pv = paper_values(ref, key, [(SPATIAL.suite, "")] * 3)
+            used |= {key} if pv is not None else set()
+            label = "None" if m.pruner == "none" else method_label(m)
+            g.rows.append(GRow(labelled(label, mark, run_notes(g, runs)), per * 3, pv,
+                               ref.labels[key] if pv is not None else ""))
+        paper_only_rows(ref, g, "specprune-vla", "2", model, used, [(SPATIAL.suite, "")] * 3)
+        grids.append(g)
+    return grids
+
+
+def specprune_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """SpecPrune-VLA Table 3: pruning ratio alpha on LIBERO-Object (pruner.alpha)."""
+    grids = []
+    for model in _models(rs, [OBJECT], {"openvla-oft"}):
+        methods = _specprune_runs(rs, model, OBJECT.suite)
+        if not methods:
+            continue
+        g = Grid(f"specprune-vla-table3-{model}",
+                 f"SpecPrune-VLA Table 3 ({model_name(model)}): pruning ratio on LIBERO-Object",
+                 ["Pruned Tokens", "SR (%)", "Latency(ms) / Speedup"],
+                 ["{pruned_tokens:.0f}", "{success_rate:.1f}", "{latency_ms:~3} / {speedup:.2f}×"],
+                 first="Prune Ratio (α)")
+        used: set[RefRow] = set()
+        runs_ = [r for r in (rs.get(model, m, OBJECT.suite) for m in methods) if r and r.alpha is not None]
+        if not runs_:
+            continue
+        for run in sorted(runs_, key=lambda r: -(r.alpha or 0)):
+            per, runs, mark = suite_cells(rs, g, model, run.method, [OBJECT])
+            alpha = f"{run.alpha:.1f}"
+            key = RefRow("specprune-vla", "3", "specprune", model_family(model), None, f"alpha={alpha}")
+            pv = paper_values(ref, key, [(OBJECT.suite, "")] * 3)
+            used |= {key} if pv is not None else set()
+            tag = run.variant if run.variant and not run.variant.startswith("alpha=") else ""
+            label = alpha + (f" [{tag}]" if tag else "")
+            g.rows.append(GRow(labelled(label, mark, run_notes(g, runs)), per * 3, pv,
+                               ref.labels[key] if pv is not None else ""))
+        paper_only_rows(ref, g, "specprune-vla", "3", model, used, [(OBJECT.suite, "")] * 3)
+        grids.append(g)
+    return grids
+
+
+# ---------------------------------------------------------------- VLA-Pruner
+
+def _retention_group(r: float | None, pruner: str) -> tuple[float, str]:
+    if pruner == "none":
+        return (2.0, "Upper bound (100%)")
+    if r is None:
+        return (-1.0, "Other settings")
+    return (r, f"Retain {100 * r:g}% tokens")
+
+
+def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """VLA-Pruner Table 1: per suite SR (relative accuracy), Acc., FLOPs, latency (speedup)."""
+    grids = []
+    locs = _locs(LIBERO, 3)
+    for model in _models(rs, LIBERO, {"openvla", "openvla-oft"}):
+        g = Grid(f"vla-pruner-table1-{model}",
+                 f"VLA-Pruner Table 1 ({model_name(model)}): success rate (%) (relative accuracy), "
+                 "FLOPs (T), latency (ms) (speedup)",
+                 [c.header for c in LIBERO] + ["Acc.(%)", "FLOPs(T)", "Latency(ms)"],
+                 ["{success_rate:.1f} ({rel_acc:.1f}%)"] * 4
+                 + ["{avg_rel_acc:.2f}", "{flops_t:.3f} ({flops_pct:.2f}%)", "{latency_ms:.2f} ({speedup:.2f}×)"])
+        g.note("Acc.(%) is the mean of the four per-suite relative accuracies; FLOPs and latency "
+               "are means over the suites (the paper's Acc.(%) is not always the mean of its own "
+               "per-suite figures)")
+        groups: dict[tuple[float, str], list[Method]] = {}
+        for m in rs.methods(model, [c.suite for c in LIBERO]):
+            groups.setdefault(_retention_group(m.retention, m.pruner), []).append(m)
+        paper_keys = ref.rows("vla-pruner", "1", model_family(model)) if ref else []
+        for key in paper_keys:
+            groups.setdefault(_retention_group(key.retention, key.method), [])
+        matched: set[RefRow] = set()
+        for gkey in sorted(groups, reverse=True):
+            g.rows.append(GRow(gkey[1], group=True))
+            for m in _ordered(groups[gkey], VP_ORDER):
+                per, runs, mark = suite_cells(rs, g, model, m, LIBERO)
+                if not runs:
+                    continue
+                avg, amark = averages(g, per, {"avg_rel_acc": "rel_acc", "flops_t": "flops_t",
+                                               "flops_pct": "flops_pct", "latency_ms": "latency_ms",
+                                               "speedup": "speedup"})
+                key = RefRow("vla-pruner", "1", m.pruner, model_family(model), m.retention, m.variant)
+                pv = paper_values(ref, key, locs)
+                matched |= {key} if pv is not None else set()
+                label = "Vanilla" if m.pruner == "none" else method_label(m, with_retention=False)
+                g.rows.append(GRow(labelled(label, mark, amark, run_notes(g, runs)), per + [avg] * 3, pv,
+                                   ref.labels[key] if pv is not None else ""))
+            for key in paper_keys:
+                if key not in matched and _retention_group(key.retention, key.method) == gkey:
+                    g.rows.append(GRow("", paper=paper_values(ref, key, locs), paper_label=ref.labels[key]))
+        grids.append(g)
+    return grids
+
+
+GOOGLE_VA, GOOGLE_VM, BRIDGE = "simpler_google_va", "simpler_google_vm", "simpler_bridge"
+VP_T2 = [Col("Move Near (VA)", GOOGLE_VA, "movenear", ("movenear",)),
+         Col("Pick Coke Can (VA)", GOOGLE_VA, "pickcan", ("coke",)),
+         Col("Open/Close Drawer (VM)", GOOGLE_VM, "drawer", ("drawer",), ("apple",))]
+
+
+def vlapruner_t2(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """VLA-Pruner Table 2: SIMPLER task success (relative to vanilla) and overall."""
+    grids = []
+    for model in _models(rs, VP_T2, {"openvla"}):
+        g = Grid(f"vla-pruner-table2-{model}",
+                 f"VLA-Pruner Table 2 ({model_name(model)}): SIMPLER success rate (relative to vanilla)",
+                 [c.header for c in VP_T2] + ["Overall"],
+                 ["{success_rate:.1f}% ({rel_acc:.1f}%)"] * 3 + ["{avg_success_rate:.1f}% ({avg_rel_acc:.1f}%)"])
+
+        def summary(per: list[dict], g: Grid = g) -> tuple[list[dict], str]:
+            avg, mark = averages(g, per, {"avg_success_rate": "success_rate", "avg_rel_acc": "rel_acc"})
+            return [avg], mark
+
+        used = _grid_rows(rs, ref, g, model, VP_T2, VP_ORDER, summary, "vla-pruner", "2", True)
+        paper_only_rows(ref, g, "vla-pruner", "2", model, used, _locs(VP_T2, 1))
+        grids.append(g)
+    return grids
+
+
+# ---------------------------------------------------------------- SP-VLA
+
+SP_T1_COLS = [GOAL, OBJECT, SPATIAL, LONG]
+SP_CELL = "{success_rate:.2f} / {speedup:.2f}"
+SP_AVG = "{avg_success_rate:.2f} / {avg_speedup:.2f}"
+
+
+def _sp_summary(g: Grid) -> Callable[[list[dict]], tuple[list[dict], str]]:
+    """Average SR / speedup over the task or suite columns, and mean FLOPs %."""
+    def summary(per: list[dict]) -> tuple[list[dict], str]:
+        avg, mark = averages(g, per, {"avg_success_rate": "success_rate", "avg_speedup": "speedup",
+                                      "flops_pct": "flops_pct"})
+        return [avg, avg], mark
+    return summary
+
+
+def spvla_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """SP-VLA Table 1: SR / speedup per LIBERO suite, averages, FLOPs (%)."""
+    grids = []
+    for model in _models(rs, SP_T1_COLS, {"openvla"}):
+        g = Grid(f"sp-vla-table1-{model}",
+                 f"SP-VLA Table 1 ({model_name(model)}): success rate (%) / speedup on LIBERO",
+                 [c.header for c in SP_T1_COLS] + ["Average", "FLOPs (%)"],
+                 [SP_CELL] * 4 + [SP_AVG, "{flops_pct:.2f}"])
+        used = _grid_rows(rs, ref, g, model, SP_T1_COLS, SP_ORDER, _sp_summary(g),
+                          "sp-vla", "1", False)
+        paper_only_rows(ref, g, "sp-vla", "1", model, used, _locs(SP_T1_COLS, 2))
+        grids.append(g)
+    return grids
+
+
+SP_T3 = {
+    "google": ("Google robot", [
+        ("Visual Matching", GOOGLE_VM), ("Visual Aggregation", GOOGLE_VA)],
+        [("PickCan", "pickcan", ("coke",), ()), ("MoveNear", "movenear", ("movenear",), ()),
+         ("Drawer", "drawer", ("drawer",), ("apple",)), ("DrawerApple", "drawerapple", ("apple",), ())]),
+    "bridge": ("WidowX (Bridge)", [("WidowX", BRIDGE)],
+               [("PutSpoon", "putspoon", ("spoon",), ()), ("PutCarrot", "putcarrot", ("carrot",), ()),
+                ("StackBlock", "stackblock", ("stack", "cube"), ()),
+                ("PutEggplant", "puteggplant", ("eggplant",), ())]),
+}
+
+
+def spvla_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """SP-VLA Table 3: SIMPLER per-task SR / speedup, per setting average and FLOPs."""
+    grids = []
+    for part, (title, settings, tasks) in SP_T3.items():
+        all_cols = [Col(h, s, t, inc, exc) for _, s in settings for h, t, inc, exc in tasks]
+        for model in _models(rs, all_cols, None):
+            g = Grid(f"sp-vla-table3-{part}-{model}",
+                     f"SP-VLA Table 3 ({model_name(model)}, {title}): success rate (%) / speedup on SIMPLER",
+                     [h for h, *_ in tasks] + ["Average", "FLOPs (%)"],
+                     [SP_CELL] * len(tasks) + [SP_AVG, "{flops_pct:.2f}"])
+            for setting, suite in settings:
+                cols = [Col(h, suite, t, inc, exc) for h, t, inc, exc in tasks]
+                if not any(r.suite == suite and r.model == model for r in rs.runs):
+                    continue
+                g.rows.append(GRow(setting, group=True))
+                used = _grid_rows(rs, ref, g, model, cols, SP_ORDER, _sp_summary(g), "sp-vla", "3",
+                                  False, summary_suite=suite)
+                paper_only_rows(ref, g, "sp-vla", "3", model, used, _locs(cols, 2, suite))
+            grids.append(g)
+    return grids
+
+
+LAYOUTS: dict[str, Callable[[RunSet, Reference | None], list[Grid]]] = {
+    "specprune-vla/1": specprune_t1, "specprune-vla/2": specprune_t2, "specprune-vla/3": specprune_t3,
+    "vla-pruner/1": vlapruner_t1, "vla-pruner/2": vlapruner_t2,
+    "sp-vla/1": spvla_t1, "sp-vla/3": spvla_t3,
+}

@@ -1,0 +1,283 @@
+"""Find, load and validate run directories; the RunSet that tables are built from.
+
+A run is identified in tables by (model, method, suite), where method = (pruner, retention,
+variant). `variant` is `pruner.variant` from the run's config (set it with `+pruner.variant=...`
+for ablations); when two runs would still share a cell, their run names become the variants
+so both are shown. Bad records raise RecordsError, bad arguments ConfigError (one line each).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+import yaml
+
+from vlabench.records import (
+    CALL_COLUMNS, EPISODE_COLUMNS, RECORDS_VERSION, SUMMARY_COLUMNS, RecordsError, read_rows,
+)
+from vlabench import registry
+from vlabench.registry import ConfigError
+
+_INT_EPISODE = ("task_id", "episode", "success")
+_NUM_CALLS = ("task_id", "episode", "warmup", "lat_total_ms", "flops", "tokens_in", "tokens_kept")
+
+
+class Method(NamedTuple):
+    pruner: str
+    retention: float | None
+    variant: str
+
+
+@dataclass
+class Run:
+    """One loaded run directory."""
+
+    path: Path
+    name: str
+    model: str
+    pruner: str
+    suite: str
+    protocol_version: Any
+    status: str
+    retention: float | None
+    variant: str
+    alpha: float | None
+    deviations: list[str]
+    device: str | None
+    episodes: pd.DataFrame
+    calls: pd.DataFrame
+    config: dict[str, Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def method(self) -> Method:
+        return Method(self.pruner, self.retention, self.variant)
+
+
+def canonical_pruner(name: str, plugin: str | None) -> str:
+    """One method name per plugin: `vla-pruner-25` (a config of VLA-Pruner at 25%) is
+    `vla-pruner`; the retention tells the settings apart."""
+    if not plugin:
+        return name
+    try:
+        same = [n for n, e in registry.entries("pruner").items() if e.plugin == plugin]
+    except Exception:  # an unreadable config tree must not stop a report
+        return name
+    return min(same, key=lambda n: (len(n), n)) if same else name
+
+
+def model_family(model: str) -> str:
+    """The published model a run's model stands for ("openvla-oft-tiny" -> "openvla-oft")."""
+    return model.removesuffix("-tiny")
+
+
+def _setting(cfg: dict[str, Any], key: str, suite: str) -> Any:
+    """pruner.<key>, which may be a scalar or a mapping suite -> value."""
+    v = (cfg.get("pruner") or {}).get(key)
+    if isinstance(v, dict):
+        v = v.get(suite, v.get(suite.removeprefix("libero_")))
+    return v
+
+
+def _float_or_none(v: Any, what: str, path: Path) -> float | None:
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise RecordsError(f"{path}: {what}={v!r} is not a number") from None
+    return None if math.isnan(f) else f
+
+
+def _numeric(df: pd.DataFrame, cols: tuple[str, ...], path: Path) -> pd.DataFrame:
+    """Convert columns to numbers; a non-numeric cell is a hand-edited or corrupt file."""
+    out = df.copy()
+    for c in cols:
+        conv = pd.to_numeric(out[c].mask(out[c] == ""), errors="coerce")
+        bad = conv.isna() & (out[c] != "")
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise RecordsError(f"{path}:{i + 2}: column {c} has non-numeric value {out[c].iloc[i]!r}")
+        out[c] = conv
+    return out
+
+
+def _load_episodes(path: Path) -> pd.DataFrame:
+    rows = read_rows(path, EPISODE_COLUMNS)
+    df = _numeric(pd.DataFrame(rows, columns=EPISODE_COLUMNS, dtype=object), _INT_EPISODE, path)
+    if df[list(_INT_EPISODE)].isna().any().any():
+        raise RecordsError(f"{path}: empty task_id/episode/success cells")
+    if not df["success"].isin([0, 1]).all():
+        raise RecordsError(f"{path}: success must be 0 or 1")
+    if df.duplicated(["task_id", "episode"]).any():
+        raise RecordsError(f"{path}: duplicate (task_id, episode) rows; was it edited by hand?")
+    for c in _INT_EPISODE:
+        df[c] = df[c].astype(int)
+    df["task_name"] = df["task_name"].astype(str)
+    return df
+
+
+def _load_calls(path: Path) -> pd.DataFrame:
+    rows = read_rows(path, CALL_COLUMNS)
+    df = _numeric(pd.DataFrame(rows, columns=CALL_COLUMNS, dtype=object), _NUM_CALLS, path)
+    if df[["task_id", "episode"]].isna().any().any():
+        raise RecordsError(f"{path}: empty task_id/episode cells")
+    df[["task_id", "episode"]] = df[["task_id", "episode"]].astype(int)
+    df["source"] = df["source"].astype(str)
+    df["warmup"] = df["warmup"].fillna(0)
+    return df
+
+
+def _check_summary(run_dir: Path, eps: pd.DataFrame) -> None:
+    """A complete run's summary.csv must agree with its episodes (summaries are never typed)."""
+    rows = read_rows(run_dir / "summary.csv", SUMMARY_COLUMNS)
+    for r in rows:
+        if r["level"] == "suite":
+            try:
+                n, k = int(r["episodes"]), int(r["successes"])
+            except ValueError:
+                raise RecordsError(f"{run_dir / 'summary.csv'}: non-integer episodes/successes") from None
+            if (n, k) != (len(eps), int(eps["success"].sum())):
+                raise RecordsError(
+                    f"{run_dir / 'summary.csv'} says {k}/{n} successes but episodes.csv has "
+                    f"{int(eps['success'].sum())}/{len(eps)}; was a file edited by hand?")
+
+
+def load_run(run_dir: Path) -> Run:
+    """Load and validate one run directory."""
+    run_dir = Path(run_dir)
+    mpath = run_dir / "manifest.json"
+    try:
+        man = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise RecordsError(f"{run_dir}: no manifest.json; not a complete run directory") from None
+    except json.JSONDecodeError as e:
+        raise RecordsError(f"{mpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if man.get("records_version") != RECORDS_VERSION:
+        raise RecordsError(f"{run_dir}: records version {man.get('records_version')!r}; "
+                           f"this vlabench reads version {RECORDS_VERSION}")
+    for key in ("model", "pruner", "suite"):
+        if not man.get(key):
+            raise RecordsError(f"{mpath}: missing {key!r}")
+    cfg: dict[str, Any] = {}
+    if (run_dir / "config.yaml").exists():
+        try:
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        except yaml.YAMLError as e:
+            raise RecordsError(f"{run_dir / 'config.yaml'}: not valid YAML ({str(e).splitlines()[0]})") from None
+    eps = _load_episodes(run_dir / "episodes.csv")
+    calls = _load_calls(run_dir / "calls.csv")
+    for key in ("model", "pruner", "suite"):
+        other = set(eps[key].astype(str)) - {man[key]}
+        if other:
+            raise RecordsError(f"{run_dir / 'episodes.csv'}: {key} {sorted(other)} differs from "
+                               f"the manifest's {man[key]!r}")
+    calls = calls.merge(eps[["task_id", "episode"]], on=["task_id", "episode"])  # committed only
+    if man.get("status") == "complete" and (run_dir / "summary.csv").exists():
+        _check_summary(run_dir, eps)
+    suite = str(man["suite"])
+    retention = _float_or_none(_setting(cfg, "retention", suite), "pruner.retention", run_dir)
+    if man["pruner"] == "none":
+        retention = None
+    variant = _setting(cfg, "variant", suite)
+    return Run(
+        path=run_dir, name=str(man.get("run_name") or run_dir.name), model=str(man["model"]),
+        pruner=canonical_pruner(str(man["pruner"]), (cfg.get("pruner") or {}).get("plugin")), suite=suite, protocol_version=man.get("protocol_version"),
+        status=str(man.get("status", "unknown")), retention=retention,
+        variant="" if variant is None else str(variant),
+        alpha=_float_or_none(_setting(cfg, "alpha", suite), "pruner.alpha", run_dir),
+        deviations=[str(d) for d in man.get("deviations") or []], device=man.get("device"),
+        episodes=eps, calls=calls.reset_index(drop=True), config=cfg,
+    )
+
+
+def find_run_dirs(patterns: list[str] | None, default: str = "results") -> list[Path]:
+    """Run directories named by paths or globs; a directory that is not a run is searched."""
+    found: list[Path] = []
+    for pat in patterns or [default]:
+        paths = sorted(Path(p) for p in glob.glob(pat)) if glob.has_magic(pat) else [Path(pat)]
+        if not paths or not all(p.exists() for p in paths):
+            raise ConfigError(f"no runs found: {pat} does not exist")
+        for p in paths:
+            if (p / "episodes.csv").exists():
+                found.append(p)
+            elif p.is_dir():
+                found += sorted(f.parent for f in p.rglob("episodes.csv") if "reference" not in f.parts)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ConfigError(f"no runs found in {', '.join(patterns or [default])} "
+                          "(a run directory holds episodes.csv and manifest.json)")
+    return unique
+
+
+class RunSet:
+    """The runs of one report, checked for protocol compatibility, indexed for tables."""
+
+    def __init__(self, runs: list[Run]):
+        self.notes: list[str] = []
+        self.runs = [r for r in runs if len(r.episodes)]
+        for r in runs:
+            if not len(r.episodes):
+                self.notes.append(f"{r.name}: no finished episodes yet; left out")
+        _check_protocols(self.runs)
+        _disambiguate(self.runs)
+
+    @classmethod
+    def load(cls, patterns: list[str] | None) -> RunSet:
+        return cls([load_run(p) for p in find_run_dirs(patterns)])
+
+    def models(self, suites: list[str] | None = None) -> list[str]:
+        return sorted({r.model for r in self.runs if suites is None or r.suite in suites})
+
+    def get(self, model: str, method: Method, suite: str) -> Run | None:
+        for r in self.runs:
+            if r.model == model and r.method == method and r.suite == suite:
+                return r
+        return None
+
+    def baseline(self, model: str, suite: str) -> tuple[Run | None, str]:
+        """The pruner=none run of model+suite, or None and the footnote saying why."""
+        cands = [r for r in self.runs if r.model == model and r.suite == suite and r.pruner == "none"]
+        if len(cands) == 1:
+            return cands[0], ""
+        if not cands:
+            return None, f"n/a: no pruner=none run of {model} on {suite} among the inputs"
+        names = ", ".join(sorted(r.name for r in cands))
+        return None, f"n/a: several pruner=none runs of {model} on {suite} ({names}); pass one"
+
+    def methods(self, model: str, suites: list[str]) -> list[Method]:
+        return sorted({r.method for r in self.runs if r.model == model and r.suite in suites},
+                      key=lambda m: (m.pruner, m.retention or 0.0, m.variant))
+
+
+def _check_protocols(runs: list[Run]) -> None:
+    by_suite: dict[str, dict[Any, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        by_suite[r.suite][r.protocol_version].append(r.name)
+    for suite, versions in sorted(by_suite.items()):
+        if len(versions) > 1:
+            parts = "; ".join(f"v{v}: {', '.join(sorted(n))}" for v, n in versions.items())
+            raise ConfigError(f"runs of {suite} mix protocol versions ({parts}); "
+                              "report them separately")
+
+
+def _disambiguate(runs: list[Run]) -> None:
+    cells: dict[tuple, list[Run]] = defaultdict(list)
+    for r in runs:
+        cells[(r.model, r.method, r.suite)].append(r)
+    for group in cells.values():
+        if len(group) > 1 and group[0].pruner != "none":
+            alphas = [r.alpha for r in group]
+            by_alpha = len(set(alphas)) == len(alphas)  # distinct pruner.alpha tells them apart
+            for r in group:
+                if by_alpha and r.alpha is None:
+                    continue
+                tag = f"alpha={r.alpha:g}" if by_alpha else r.name
+                r.variant = f"{r.variant}@{tag}" if r.variant else tag
