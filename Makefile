@@ -17,7 +17,7 @@ test: install
 	$(VENV)/bin/python -m pytest -q -ra
 
 test-fast: install
-	$(VENV)/bin/python -m pytest -q -m "not libero and not slow"
+	$(VENV)/bin/python -m pytest -q -m "not libero and not simpler and not slow"
 
 demo: install
 	$(VLABENCH) run model=openvla-oft-tiny pruner=none suite=libero_spatial \

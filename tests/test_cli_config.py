@@ -41,8 +41,10 @@ def test_run_help_lists_groups_and_choices():
     res = run_cli("run", "--help")
     assert res.returncode == 0
     text = " ".join(res.stdout.split())
-    assert "model:" in text and "pruner: none" in text
-    assert "suite: libero_10, libero_90, libero_goal, libero_object, libero_spatial" in text
+    for group in registry.GROUPS:
+        names = ", ".join(sorted(registry.entries(group)))
+        assert f"{group}: {names}" in text
+    assert "libero_10, libero_90, libero_goal, libero_object, libero_spatial" in text
 
 
 @pytest.mark.parametrize("suite,steps", sorted(PROTOCOL_MAX_STEPS.items()))
@@ -56,7 +58,7 @@ def test_suite_configs_carry_the_protocol_constants(suite, steps):
 
 @pytest.mark.parametrize("override,message", [
     ("suite=libero_99", "unknown suite 'libero_99'; valid: libero_10"),
-    ("pruner=magic", "unknown pruner 'magic'; valid: none"),
+    ("pruner=magic", "unknown pruner 'magic'; valid: "),
     ("model=gpt5", "unknown model 'gpt5'; valid:"),
     ("suite.tasks=[10]", "task ids are 0..9"),
     ("suite.tasks=[-1,2]", "task ids are 0..9"),

@@ -61,7 +61,7 @@ def list_plugins() -> None:
     for group in registry.GROUPS:
         for name, e in sorted(registry.entries(group).items()):
             missing = e.missing()
-            usable = "yes" if not missing else f"no: needs {', '.join(missing)} ({registry.install_hint(e)})"
+            usable = "yes" if not missing else f"no: needs {', '.join(missing)}; install: {registry.install_hint(e)}"
             table.add_row(group, name, usable, e.description)
     Console(width=160).print(table)
 

@@ -48,7 +48,16 @@ def protocol_deviations(cfg: Any, num_tasks: int) -> list[str]:
     """How this run departs from the suite's published protocol (empty for a full run)."""
     run, suite = cfg.run, cfg.suite
     out = []
-    if run.max_steps is not None and run.max_steps < suite.max_steps:
+    per_task = suite.get("task_list")  # suites with per-task limits (SIMPLER: 60, eggplant 120)
+    if run.max_steps is not None and per_task is not None:
+        sel = suite.get("tasks")
+        ids = range(len(per_task)) if sel is None else ([sel] if isinstance(sel, int) else list(sel))
+        capped = [f"{i} ({per_task[i].max_steps})" for i in ids
+                  if 0 <= i < len(per_task) and run.max_steps < per_task[i].max_steps]
+        if capped:
+            out.append(f"run.max_steps={run.max_steps} caps the protocol's policy steps of tasks "
+                       f"{', '.join(capped)}")
+    elif run.max_steps is not None and run.max_steps < suite.max_steps:
         out.append(f"run.max_steps={run.max_steps} caps the protocol's {suite.max_steps} policy steps")
     if run.episodes_per_task is not None and run.episodes_per_task != suite.episodes_per_task:
         out.append(f"run.episodes_per_task={run.episodes_per_task} instead of the protocol's "

@@ -43,6 +43,7 @@ class Entry:
     description: str
     requires: tuple[str, ...]
     path: Path
+    hint: str = ""  # how to install what `requires` names (YAML key `install_hint`)
 
     def missing(self) -> list[str]:
         """Required modules that are not importable here (checked without importing them)."""
@@ -76,6 +77,7 @@ def _entries(dirs: tuple[Path, ...]) -> dict[str, dict[str, Entry]]:
                     group=group, name=f.stem, plugin=str(data["plugin"]),
                     description=str(data.get("description", "")).strip(),
                     requires=tuple(data.get("requires") or ()), path=f,
+                    hint=str(data.get("install_hint") or "").strip(),
                 )
     return table
 
@@ -94,7 +96,8 @@ def entry(group: str, name: str) -> Entry:
 
 
 def install_hint(e: Entry) -> str:
-    return "`make install`" if e.group != "suite" else "`make install` (see README, Simulators)"
+    """The plugin's own install instructions, else the front door's."""
+    return e.hint or "`make install`"
 
 
 def build(group: str, name: str, *args: Any, **kwargs: Any) -> Any:

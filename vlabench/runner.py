@@ -37,11 +37,12 @@ ERROR_CHARS = 500
 def build_plugin(node: Any, *args: Any, **kwargs: Any) -> Any:
     """Instantiate the plugin a config node names (`plugin`, `requires` keys)."""
     e = registry.Entry(group="?", name=str(node.get("name")), plugin=str(node.plugin),
-                       description="", requires=tuple(node.get("requires") or ()), path=Path("."))
+                       description="", requires=tuple(node.get("requires") or ()), path=Path("."),
+                       hint=str(node.get("install_hint") or "").strip())
     missing = e.missing()
     if missing:
         raise ConfigError(f"{node.get('name')!r} needs {', '.join(missing)}, which is not "
-                          f"installed: run `make install`")
+                          f"installed: run {registry.install_hint(e)}")
     return e.load()(*args, **kwargs)
 
 

@@ -1,0 +1,137 @@
+"""Action conversion between the models' 7-d output and SIMPLER's robot controllers.
+
+The policies of vlabench emit actions in the LIBERO convention (contracts, models/preprocess):
+`[dx, dy, dz, r1, r2, r3, g]` with the gripper already post-processed to -1 = open, +1 = close.
+What `r1..r3` mean depends on the training data: the OpenVLA family trained on BridgeData v2
+(unnorm key `bridge_orig`) or on fractal (`fractal20220817_data`) predicts Euler angle deltas
+(roll, pitch, yaw) in dataset units.
+
+SIMPLER's policy interface (SimplerEnv `*_model.py`, protocols.md) sends the environment
+`world_vector (3) + rot_axangle (3) + gripper (1)`:
+- translation: passed through, times `scale` (SimplerEnv's `action_scale`, 1 for Bridge);
+- rotation: Euler (static/extrinsic x-y-z, transforms3d's default `sxyz` as used by SimplerEnv's
+  `euler2axangle(roll, pitch, yaw)`) -> axis * angle, times `scale`;
+- WidowX gripper (`widowx_bridge` setup): `2 * (open > 0.5) - 1`, i.e. +1 = open, -1 = close;
+  ManiSkill's WidowX gripper controller maps -1..1 linearly to the closed..open finger width.
+  From the LIBERO-convention g (= -sign(2 * open - 1)) that is exactly +1 when g < 0, else -1
+  (open == 0.5 gives g == 0 and -1, as `open > 0.5` is False).
+
+Everything here is pure numpy/scipy: no simulator import (unit-tested without ManiSkill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+ROTATIONS = ("euler_xyz", "axis_angle")
+GRIPPERS = ("close_positive", "open_positive")
+
+
+def euler_xyz_to_axis_angle(rpy: np.ndarray) -> np.ndarray:
+    """(roll, pitch, yaw) about the static x, y, z axes (R = Rz(yaw) Ry(pitch) Rx(roll)) ->
+    rotation vector axis * angle with angle in [0, pi] (transforms3d `euler2axangle` 'sxyz')."""
+    return Rotation.from_euler("xyz", np.asarray(rpy, dtype=np.float64).reshape(3)).as_rotvec()
+
+
+def widowx_gripper(g: float, convention: str = "close_positive") -> float:
+    """Model gripper value -> WidowX controller command (+1 open, -1 close), binarised.
+
+    close_positive: LIBERO convention (-1 open, +1 close; what vlabench's OpenVLA-family adapters
+    emit): +1 iff g < 0. open_positive: g already means open (>0) / close: +1 iff g > 0."""
+    g = float(g)
+    if convention == "close_positive":
+        return 1.0 if g < 0.0 else -1.0
+    if convention == "open_positive":
+        return 1.0 if g > 0.0 else -1.0
+    raise ValueError(f"unknown gripper convention {convention!r}; valid: {', '.join(GRIPPERS)}")
+
+
+@dataclass(frozen=True)
+class ActionConvention:
+    """How the policy's 7-d action is read (the suite YAML's `action_convention`)."""
+
+    rotation: str = "euler_xyz"        # what the model's dims 3..5 are: euler_xyz | axis_angle
+    gripper: str = "close_positive"    # close_positive (LIBERO: -1 open, +1 close) | open_positive
+    scale: float = 1.0                 # SimplerEnv's action_scale (translation and rotation)
+
+    def __post_init__(self) -> None:
+        if self.rotation not in ROTATIONS:
+            raise ValueError(f"action_convention.rotation={self.rotation!r}; valid: {', '.join(ROTATIONS)}")
+        if self.gripper not in GRIPPERS:
+            raise ValueError(f"action_convention.gripper={self.gripper!r}; valid: {', '.join(GRIPPERS)}")
+
+    @classmethod
+    def from_cfg(cls, node: Mapping[str, Any] | None) -> ActionConvention:
+        node = dict(node or {})
+        return cls(rotation=str(node.get("rotation", "euler_xyz")),
+                   gripper=str(node.get("gripper", "close_positive")),
+                   scale=float(node.get("scale", 1.0)))
+
+
+def to_widowx(action: np.ndarray, conv: ActionConvention = ActionConvention()) -> np.ndarray:
+    """One policy action (7,) -> the WidowX controller action (7,) float32:
+    [dx, dy, dz (m), axis-angle (3, rad), gripper (+1 open / -1 close)]."""
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    if a.shape[0] != 7:
+        raise ValueError(f"SIMPLER WidowX expects a 7-d action, got {a.shape[0]} values")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"non-finite action {a.tolist()}")
+    rot = a[3:6] if conv.rotation == "axis_angle" else euler_xyz_to_axis_angle(a[3:6])
+    out = np.empty(7, dtype=np.float32)
+    out[:3] = a[:3] * conv.scale
+    out[3:6] = rot * conv.scale
+    out[6] = widowx_gripper(a[6], conv.gripper)
+    return out
+
+
+class StickyGripper:
+    """Google-robot gripper of SimplerEnv's OpenVLA/RT policies (`google_robot` setup).
+
+    The Google robot's gripper controller takes a *relative* command: `prev_open - open`
+    (+1 = close, -1 = open). When that change exceeds 0.5 and no sticky action is running, the
+    command is repeated for `repeat` steps (15) regardless of the model; then it is released.
+    `open` is recovered from the LIBERO-convention value the adapters emit, open = (1 - g) / 2
+    (exact for the binarised -1/+1 values; the raw continuous `open` is not visible to a suite).
+    One instance per episode: call `reset()` at episode start."""
+
+    def __init__(self, repeat: int = 15):
+        self.repeat = int(repeat)
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev_open: float | None = None
+        self.sticky_on = False
+        self.count = 0
+        self.sticky_value = 0.0
+
+    def __call__(self, g: float, convention: str = "close_positive") -> float:
+        if convention == "close_positive":
+            open_ = (1.0 - float(g)) / 2.0
+        elif convention == "open_positive":
+            open_ = (1.0 + float(g)) / 2.0
+        else:
+            raise ValueError(f"unknown gripper convention {convention!r}; valid: {', '.join(GRIPPERS)}")
+        rel = 0.0 if self.prev_open is None else self.prev_open - open_
+        self.prev_open = open_
+        if abs(rel) > 0.5 and not self.sticky_on:
+            self.sticky_on, self.sticky_value = True, rel
+        if self.sticky_on:
+            self.count += 1
+            rel = self.sticky_value
+        if self.count == self.repeat:
+            self.sticky_on, self.count, self.sticky_value = False, 0, 0.0
+        return float(rel)
+
+
+def to_google_robot(action: np.ndarray, sticky: StickyGripper,
+                    conv: ActionConvention = ActionConvention()) -> np.ndarray:
+    """One policy action (7,) -> Google robot controller action (7,): translation, axis-angle,
+    sticky relative gripper (+1 close / -1 open)."""
+    out = to_widowx(action, conv)
+    out[6] = sticky(np.asarray(action, dtype=np.float64).reshape(-1)[6], conv.gripper)
+    return out

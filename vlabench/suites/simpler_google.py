@@ -1,0 +1,186 @@
+"""SIMPLER Google-robot suites through the original SimplerEnv (`suite=simpler_google_vm|_va`).
+
+ManiSkill 3 has no Google-robot tasks; they exist only in SimplerEnv's ManiSkill2_real2sim fork,
+which is not on PyPI. The suites' `requires` name `simpler_env` and `mani_skill2_real2sim`, so
+`vlabench list` shows them unavailable (with the install steps in the description) and `run`
+stops in one line until both are importable.
+
+Protocol followed (SimplerEnv `scripts/*_visual_matching.sh`, `*_variant_agg.sh`,
+`simpler_env/evaluation/maniskill2_evaluator.py`, `policies/openvla/openvla_model.py`):
+- tasks: pick coke can, move near, open drawer, close drawer; robot `google_robot_static`,
+  controller `arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_interpolate_by_planner`,
+  3 Hz control / 513 Hz physics, 80 steps (drawers 113), success = the last step's `done`;
+- episode grid = the product, per task, of its env ids x robot initial poses x variants x object
+  layouts (xy grid or episode ids), exactly as the scripts loop; the YAML lists each factor.
+  Visual matching (VM): real-image overlay of the overhead camera (`rgb_overlay_path`) and the
+  four robot `urdf_version` recolourings; variant aggregation (VA): no overlay, variants of
+  lighting / table texture / background / distractors / camera / cabinet station. Every variant of
+  a task has the same number of episodes, so the episode mean equals SimplerEnv's mean of variant means;
+- policy image: `overhead_camera`; actions: Euler -> axis-angle, and the Google robot's sticky
+  relative gripper (`StickyGripper`, repeat 15) applied in this adapter;
+- drawers: ray-traced rendering (`shader_dir=rt`) as the scripts, which needs an RTX-capable GPU.
+Not verified here: SimplerEnv cannot be installed on the project's machines (not on PyPI, no
+network), so this plugin is exercised only for listing, configuration and episode enumeration.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.registry import ConfigError
+from vlabench.suites.simpler import _image, _plain
+from vlabench.suites.simpler_actions import ActionConvention, StickyGripper, to_google_robot
+
+
+def _linspace(spec: Any) -> list[float]:
+    lo, hi, n = spec
+    return [float(x) for x in np.linspace(float(lo), float(hi), int(n))]
+
+
+def expand_task(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """All episodes of one Google task: dicts with env, build kwargs, robot init, object init."""
+    envs = list(task["envs"])
+    robots = []
+    for r in task["robot_inits"]:
+        for x, y in itertools.product(_linspace(r["x"]), _linspace(r["y"])):
+            robots.append({"x": x, "y": y, "rpy": [float(v) for v in r.get("rpy", [0, 0, 0])],
+                           "overlay": r.get("overlay")})
+    variants = [{**dict(o), **dict(v)} for v, o in
+                itertools.product(task.get("variants") or [{}], task.get("options") or [{}])]
+    lay = task["layout"]
+    if lay["type"] == "xy":
+        layouts = [{"init_xy": [x, y]} for x, y in itertools.product(_linspace(lay["x"]), _linspace(lay["y"]))]
+    elif lay["type"] == "episode":
+        layouts = [{"episode_id": i} for i in range(int(lay["range"][0]), int(lay["range"][1]))]
+    else:
+        raise ConfigError(f"layout type {lay['type']!r}; valid: xy, episode")
+    out = []
+    for env, robot, var, obj in itertools.product(envs, robots, variants, layouts):
+        var = dict(var)
+        out.append({"env": var.pop("env", env), "scene": var.pop("scene", task["scene"]),
+                    "kwargs": {**dict(task.get("kwargs") or {}), **var}, "robot": robot, "obj": obj})
+    return out
+
+
+class SimplerGoogleEnv:
+    """One Google task; rebuilt when an episode's env id / scene / build kwargs change."""
+
+    def __init__(self, suite: SimplerGoogleSuite, task: TaskInfo, needs: Iterable[str]):
+        cfg = suite.cfg
+        self.suite, self.task, self.needs = suite, task, frozenset(needs)
+        cams = dict(_plain(cfg.cameras))
+        absent = [k for k in IMAGE_KEYS if k in self.needs and k not in cams]
+        if absent:
+            raise ConfigError(f"the policy needs camera(s) {absent} but {cfg.name} offers only {sorted(cams)}")
+        self.cameras = {k: cams[k] for k in IMAGE_KEYS if k in self.needs}
+        self.conv = ActionConvention.from_cfg(_plain(cfg.get("action_convention")))
+        self.sticky = StickyGripper(int(cfg.sticky_gripper_repeat))
+        self.episodes = suite.expanded(task.id)
+        self.env, self.key = None, None
+
+    def _build(self, ep: dict[str, Any]) -> None:
+        from simpler_env.utils.env.env_builder import build_maniskill2_env
+
+        cfg = self.suite.cfg
+        key = (ep["env"], ep["scene"], tuple(sorted(ep["kwargs"].items())), ep["robot"]["overlay"])
+        if key == self.key:
+            return
+        self.close()
+        kwargs = dict(ep["kwargs"])
+        overlay = ep["robot"]["overlay"]
+        if overlay is not None:  # YAML paths are relative to ManiSkill2_real2sim's data/ folder
+            import mani_skill2_real2sim
+            from pathlib import Path
+
+            data = Path(mani_skill2_real2sim.__file__).resolve().parent.parent / "data"
+            overlay = overlay if Path(overlay).is_absolute() else data / overlay
+        self.env = build_maniskill2_env(
+            ep["env"], obs_mode="rgbd", robot=str(cfg.robot), sim_freq=int(cfg.sim_hz),
+            control_mode=str(cfg.controller), control_freq=int(cfg.control_hz),
+            max_episode_steps=int(self.suite.max_steps(self.task)), scene_name=ep["scene"],
+            camera_cfgs={"add_segmentation": True},
+            rgb_overlay_path=None if overlay is None else str(overlay), **kwargs)
+        self.key = key
+
+    def reset(self, episode: EpisodeSpec) -> Observation:
+        from transforms3d.euler import euler2quat
+
+        ep = self.episodes[episode.init_state]
+        self._build(ep)
+        self.sticky.reset()
+        r = ep["robot"]
+        options = {"robot_init_options": {"init_xy": np.array([r["x"], r["y"]]),
+                                          "init_rot_quat": np.asarray(euler2quat(*r["rpy"]))},
+                   "obj_init_options": dict(ep["obj"])}
+        raw, _ = self.env.reset(options=options)
+        return self._observation(raw, 0)
+
+    def step(self, action: np.ndarray, step: int) -> tuple[Observation, bool]:
+        a = to_google_robot(action, self.sticky, self.conv)
+        raw, _r, done, _trunc, _info = self.env.step(a.astype(np.float64))
+        return self._observation(raw, step), bool(done)
+
+    def _observation(self, raw: dict[str, Any], step: int) -> Observation:
+        images = {k: _image(raw["image"][cam]["rgb"]) for k, cam in self.cameras.items()}
+        privileged = {"raw_obs": raw, "env": self.env} if PRIVILEGED_KEY in self.needs else None
+        instruction = str(self.env.get_language_instruction())
+        return Observation(instruction=instruction, step=step, images=images, proprio={},
+                           privileged=privileged)
+
+    def close(self) -> None:
+        if self.env is not None:
+            try:
+                self.env.close()
+            except Exception:
+                pass
+        self.env, self.key = None, None
+
+
+class SimplerGoogleSuite:
+    """Google-robot SIMPLER suite (visual matching or variant aggregation, per the YAML)."""
+
+    family = "simpler"
+    success_mode = "final_step"
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        self._specs = [dict(t) for t in _plain(cfg.task_list)]
+        self._expanded: dict[int, list[dict[str, Any]]] = {}
+
+    def expanded(self, task_id: int) -> list[dict[str, Any]]:
+        if task_id not in self._expanded:
+            self._expanded[task_id] = expand_task(self._specs[task_id])
+        return self._expanded[task_id]
+
+    def max_steps(self, task: TaskInfo) -> int:
+        return int(self._specs[task.id]["max_steps"])
+
+    def all_tasks(self) -> list[TaskInfo]:
+        return [TaskInfo(i, str(s["name"]), str(s["instruction"])) for i, s in enumerate(self._specs)]
+
+    def tasks(self) -> list[TaskInfo]:
+        every = self.all_tasks()
+        sel = self.cfg.get("tasks")
+        if sel is None:
+            return every
+        ids = [sel] if isinstance(sel, int) else list(sel)
+        bad = [i for i in ids if not 0 <= i < len(every)]
+        if bad:
+            raise ConfigError(f"suite.tasks has ids {bad}; {self.cfg.name} task ids are 0..{len(every) - 1}")
+        return [every[i] for i in ids]
+
+    def episodes(self, task: TaskInfo, count: int | None, seed: int) -> list[EpisodeSpec]:
+        n = len(self.expanded(task.id))
+        count = n if count is None else int(count)
+        if count > n:
+            raise ConfigError(f"{count} episodes requested but task {task.id} of {self.cfg.name} has "
+                              f"{n}; valid: run.episodes_per_task <= {n}")
+        return [EpisodeSpec(task.id, i, i, seed) for i in range(count)]
+
+    def make_env(self, task: TaskInfo, needs: Iterable[str]) -> SimplerGoogleEnv:
+        return SimplerGoogleEnv(self, task, needs)
