@@ -102,6 +102,18 @@ def compare(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command(context_settings=EXTRA_ARGS)
+def bench(
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP + " bench.calls=20 bench.out=FILE.json",
+                                          show_default=False),
+) -> None:
+    """Latency per stage, FLOPs and tokens kept over N policy calls on synthetic observations."""
+    from vlabench.config import compose
+    from vlabench.models.bench import bench_from_config
+
+    bench_from_config(compose(overrides or []))
+
+
 def main() -> None:
     """Console entry point: user errors become one line and exit code 2."""
     try:

@@ -1,0 +1,99 @@
+"""The tiny OpenVLA / OpenVLA-OFT policies honour the runner's policy contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vlabench import registry  # noqa: E402
+from vlabench.contracts import Policy, TaskInfo  # noqa: E402
+from vlabench.models.synthetic import synthetic_observation  # noqa: E402
+from vlabench.records import LATENCY_STAGES  # noqa: E402
+
+TASK = TaskInfo(0, "task", "pick up the black bowl")
+SUITE = {"name": "libero_spatial", "unnorm_key": "libero_spatial_no_noops"}
+
+
+def _build(name: str, **over):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({**__import__("yaml").safe_load(registry.entry("model", name).path.read_text()), **over})
+    pruner = registry.build("pruner", "none", None)
+    return registry.build("model", name, cfg, pruner=pruner, suite_cfg=SUITE, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def oft():
+    return _build("openvla-oft-tiny")
+
+
+@pytest.fixture(scope="module")
+def ovla():
+    return _build("openvla-tiny")
+
+
+def test_tiny_oft_returns_an_8x7_chunk_in_libero_convention(oft):
+    assert isinstance(oft, Policy)
+    assert oft.needs == frozenset({"agentview", "wrist", "proprio"})
+    oft.reset(TASK)
+    out = oft.act(synthetic_observation(1))
+    assert out.actions.shape == (8, 7)
+    assert np.isfinite(out.actions).all()
+    assert set(np.unique(out.actions[:, -1])) <= {-1.0, 1.0}
+    s = out.stats
+    assert s.tokens_in == 512 and s.tokens_kept == 512 and s.tokens_by_layer == [512] * 4
+    assert s.flops and s.flops > 0
+    assert set(s.latency_ms) <= set(LATENCY_STAGES) and s.latency_ms["total"] > 0
+
+
+def test_tiny_openvla_returns_one_action_from_seven_tokens(ovla):
+    assert ovla.needs == frozenset({"agentview"})
+    ovla.reset(TASK)
+    out = ovla.act(synthetic_observation(2))
+    assert out.actions.shape == (1, 7)
+    assert np.abs(out.actions[0, :6]).max() <= 1.0
+    assert out.stats.tokens_in == 256
+    assert len(ovla.decoder.trace.decode) == 6      # prefill + 6 cached decode steps
+
+
+def test_policy_is_deterministic_across_calls(oft):
+    obs = synthetic_observation(3)
+    a = oft.act(obs).actions
+    b = oft.act(obs).actions
+    assert np.array_equal(a, b)
+
+
+def test_first_call_of_a_process_is_marked_warmup():
+    from vlabench.models import policy as P
+
+    saved = P._PROCESS_CALLS["n"]
+    try:
+        P._PROCESS_CALLS["n"] = 0
+        p = _build("openvla-tiny", warmup_calls=2)
+        flags = [p.act(synthetic_observation(i)).stats.warmup for i in range(3)]
+        assert flags == [True, True, False]
+    finally:
+        P._PROCESS_CALLS["n"] = max(saved, 3)
+
+
+def test_tiny_call_is_well_under_300ms_on_cpu(oft):
+    import os
+
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        pytest.skip("machine busy (load average above the core count): wall-clock latency is not meaningful")
+    obs = synthetic_observation(4)
+    oft.act(obs)
+    oft.act(obs)
+    # the best of a few calls: other processes on a 2-core machine inflate single calls
+    best = min(oft.act(obs).stats.latency_ms["total"] for _ in range(5))
+    assert best < 300.0
+
+
+def test_full_size_without_weights_fails_with_one_line_pointing_to_tiny(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(registry.ConfigError) as e:
+        _build("openvla-oft")
+    msg = str(e.value)
+    assert "\n" not in msg and "openvla-oft-tiny" in msg

@@ -1,0 +1,170 @@
+"""`vlabench bench`: latency per stage, FLOPs and tokens kept of N policy calls, no simulator.
+
+The model is built once; the pruner under test and (with `bench.baseline`) `pruner=none` run
+on the same weights in the same process, on the same synthetic observation sequence, so the
+speedup compares like with like. Warm-up calls (the model config's `warmup_calls`) run first
+and are excluded. On the meta device (full size without a GPU) there are no values: one call
+is made under FlopCounterMode and only FLOPs and token counts are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlabench import registry
+from vlabench.registry import ConfigError
+
+
+def _plugin(node: Any, *args: Any, **kwargs: Any) -> Any:
+    e = registry.Entry(group="?", name=str(node.get("name")), plugin=str(node.plugin),
+                       description="", requires=tuple(node.get("requires") or ()), path=Path("."))
+    missing = e.missing()
+    if missing:
+        raise ConfigError(f"{node.get('name')!r} needs {', '.join(missing)}: run `make install`")
+    return e.load()(*args, **kwargs)
+
+
+def _pct(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "mean": float(a.mean()), "n": int(a.size)}
+
+
+def measure(policy: Any, observations: list, warmup: int, count_once: bool = True) -> dict[str, Any]:
+    """Run warm-up calls, then one call per observation; summarise stats (model calls only)."""
+    from vlabench.contracts import TaskInfo
+
+    policy.reset(TaskInfo(0, "bench", observations[0].instruction))
+    policy.pruner.reset()
+    meta = policy.device == "meta"
+    policy.allow_shape_only_calls = True
+    for obs in observations[:1] * (0 if meta else warmup):
+        policy.act(obs)
+    policy.reset(TaskInfo(0, "bench", observations[0].instruction))
+    policy.pruner.reset()
+    stats, flops_stage = [], []
+    if meta:   # one call, counted: no values, so latency and repeated calls mean nothing
+        policy.count_flops, count_once = True, False
+    for obs in observations[:1] if meta else observations:
+        out = policy.act(obs)
+        if out.stats.source == "model":
+            stats.append(out.stats)
+            flops_stage.append(dict(policy.last_flops_by_stage))
+    if not stats:
+        raise ConfigError("the pruner served every call without the model; nothing to measure")
+    counted = stats[0].flops if meta else None
+    if count_once:
+        policy.count_flops = True
+        try:
+            counted = policy.act(observations[-1]).stats.flops
+        finally:
+            policy.count_flops = False
+    res: dict[str, Any] = {
+        "model_calls": len(stats), "served_without_model": len(observations) - len(stats) if not meta else 0,
+        "flops_per_call": float(np.mean([s.flops for s in stats])),
+        "flops_counted_one_call": counted,
+        "flops_by_stage": {k: float(np.mean([f.get(k, 0.0) for f in flops_stage])) for k in flops_stage[0]},
+        "tokens_in": stats[0].tokens_in,
+        "tokens_kept_mean": float(np.mean([s.tokens_kept for s in stats])),
+        "tokens_by_layer_mean": [float(x) for x in np.mean([s.tokens_by_layer for s in stats], 0)],
+        "sequence_length": policy.decoder.trace.prefill[0].n_q if policy.decoder.trace.prefill[0] else None,
+        "text_tokens": getattr(policy, "last_text_tokens", None),
+    }
+    # the papers' convention (VLA-Pruner Table 1, FastV): LLM backbone only, multiply-adds
+    res["llm_tmacs_papers_convention"] = res["flops_by_stage"]["llm"] / 2 / 1e12
+    if not meta:
+        stages = sorted({k for s in stats for k in s.latency_ms})
+        res["latency_ms"] = {k: _pct([s.latency_ms.get(k, 0.0) for s in stats]) for k in stages}
+    return res
+
+
+def bench_from_config(cfg: Any) -> dict[str, Any]:
+    import torch
+
+    from vlabench.models.synthetic import synthetic_episode
+    from vlabench.pruners.base import Pruner
+
+    b = cfg.get("bench") or {}
+    n = int(b.get("calls", 20))
+    if n <= 0:
+        raise ConfigError(f"bench.calls must be a positive integer, got {n}")
+    pruner = _plugin(cfg.pruner, cfg.pruner)
+    policy = _plugin(cfg.model, cfg.model, pruner=pruner, suite_cfg=cfg.suite, device=cfg.run.device)
+    obs = synthetic_episode(n, seed=int(b.get("seed", 0)))
+    warm = int(cfg.model.get("warmup_calls", 1) or 0)
+    result: dict[str, Any] = {
+        "model": cfg.model.name, "pruner": cfg.pruner.name, "device": _device_name(policy.device),
+        "model_size": cfg.model.get("size"), "dtype": str(policy.dtype).removeprefix("torch."),
+        "parameters": int(sum(p.numel() for p in policy.model.parameters())),
+        "attn_implementation": policy.attn_implementation, "calls": n, "warmup_calls_excluded": warm,
+        "text_tokens_exact": bool(getattr(policy.tokenizer, "exact", False)),
+        "deviations": list(policy.deviations), "torch": torch.__version__, "host": platform.node(),
+    }
+    result.update(measure(policy, obs, warm))
+    if b.get("baseline", True) and cfg.pruner.name != "none":
+        base = type(policy)(policy.model, policy.dims, Pruner(), policy.tokenizer, policy.norm_stats,
+                            policy.device, policy.dtype, cfg=cfg.model)
+        result["baseline"] = measure(base, obs, warm)
+        result["speedup"] = _speedup(result["baseline"], result)
+    out = b.get("out")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    print_result(result)
+    return result
+
+
+def _speedup(base: dict[str, Any], new: dict[str, Any]) -> dict[str, float]:
+    out = {"flops_ratio": new["flops_per_call"] / base["flops_per_call"]}
+    if "latency_ms" in base and "latency_ms" in new:
+        out["latency_p50"] = base["latency_ms"]["total"]["p50"] / new["latency_ms"]["total"]["p50"]
+    return out
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return device
+
+
+def print_result(r: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=120)
+    con.print(f"[bold]{r['model']}[/] + [bold]{r['pruner']}[/] on {r['device']} "
+              f"({r['parameters'] / 1e9:.3f}B parameters, {r['dtype']})")
+    t = Table("", "ours", *(["none", "ours/none"] if "baseline" in r else []))
+    base = r.get("baseline")
+
+    def row(label: str, v: float, bv: float | None, fmt: str) -> None:
+        cells = [label, format(v, fmt)]
+        if base is not None:
+            cells += [format(bv, fmt) if bv is not None else "", f"{v / bv:.3f}" if bv else ""]
+        t.add_row(*cells)
+
+    row("TFLOPs / call", r["flops_per_call"] / 1e12, base and base["flops_per_call"] / 1e12, ".4f")
+    for stage, v in r["flops_by_stage"].items():
+        row(f"  {stage} TFLOPs", v / 1e12, base and base["flops_by_stage"].get(stage, 0) / 1e12, ".4f")
+    row("  LLM T-MACs (papers' unit)", r["llm_tmacs_papers_convention"],
+        base and base["llm_tmacs_papers_convention"], ".4f")
+    row("sequence length (prefill)", r["sequence_length"] or 0, base and base["sequence_length"], ".0f")
+    row("text tokens", r["text_tokens"] or 0, base and base["text_tokens"], ".0f")
+    row("visual tokens in", r["tokens_in"], base and base["tokens_in"], ".0f")
+    row("visual tokens kept (last layer)", r["tokens_kept_mean"], base and base["tokens_kept_mean"], ".1f")
+    for stage, q in (r.get("latency_ms") or {}).items():
+        bq = base["latency_ms"].get(stage) if base and "latency_ms" in base else None
+        row(f"latency {stage} p50 ms", q["p50"], bq and bq["p50"], ".2f")
+        row(f"latency {stage} p95 ms", q["p95"], bq and bq["p95"], ".2f")
+    con.print(t)
+    if "latency_ms" not in r:
+        con.print("meta device: FLOPs and token counts only (latency needs real tensors: a GPU)")
+    if "speedup" in r:
+        con.print(f"speedup vs none: {r['speedup']}")

@@ -1,0 +1,105 @@
+"""Model config -> policy: one code path, three builds.
+
+- `size: tiny`, `checkpoint: null`: the architecture with small widths, random weights.
+- `size: full`, `checkpoint: null`: full-size random weights, on the GPU when there is one,
+  otherwise on the meta device (exact shapes, no memory: FLOPs only, no latency or actions).
+- `checkpoint: <HF id | local dir | {suite: HF id}>`: the published weights, names remapped
+  by `vlabench.models.checkpoint`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vlabench.models.dims import dims_for
+from vlabench.models.policy import PrismaticPolicy, identity_stats
+from vlabench.models.prismatic import build_random
+from vlabench.models.tokenizer import WordTokenizer
+from vlabench.pruners.base import Pruner
+from vlabench.registry import ConfigError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    try:
+        v = cfg.get(key, default)
+    except AttributeError:
+        v = getattr(cfg, key, default)
+    return default if v is None and default is not None else v
+
+
+def resolve_device(device: str | None) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={device} but no CUDA device is available; use run.device=cpu")
+    return str(device)
+
+
+def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
+                 suite_cfg: Any, device: str | None) -> PrismaticPolicy:
+    dev = resolve_device(device)
+    threads = _get(cfg, "threads")
+    if threads and dev == "cpu":
+        torch.set_num_threads(int(threads))
+    size = str(_get(cfg, "size", "tiny"))
+    if size not in ("tiny", "full"):
+        raise ConfigError(f"model.size must be tiny or full, got {size!r}")
+    overrides = dict(_get(cfg, "dims", {}) or {})
+    d = dims_for(size, overrides)
+    oft = cls.model_name == "openvla-oft"
+    name = str(_get(cfg, "name", cls.model_name))
+    ckpt = _get(cfg, "checkpoint")
+    suite_name = str(_get(suite_cfg, "name", "") or "")
+    unnorm_key = _get(suite_cfg, "unnorm_key")
+    deviations: list[str] = []
+    if ckpt is None:
+        if dev == "cpu" and size == "full":
+            dev = "meta"
+            deviations.append("full-size random weights on the meta device: FLOPs and shapes only")
+        dtype = DTYPES[str(_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
+        model = build_random(d, oft, dev, dtype, seed=int(_get(cfg, "seed", 0)))
+        tokenizer = WordTokenizer()
+        stats = {"action": identity_stats(d.action_dim), "proprio": identity_stats(d.proprio_dim, False)}
+        deviations.append(f"random weights ({size}); no checkpoint")
+        deviations.append("stand-in word tokenizer (Llama-2 tokenizer files need the checkpoint)")
+    else:
+        from vlabench.models.checkpoint import load_checkpoint, resolve_checkpoint
+
+        path = resolve_checkpoint(ckpt, suite_name, name)
+        dtype = DTYPES[str(_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
+        model, tokenizer, all_stats = load_checkpoint(path, d, oft, dev, dtype)
+        stats = pick_stats(all_stats, unnorm_key, suite_name)
+    deviations.append("images JPEG-round-tripped and resized with PIL (reference: TensorFlow)")
+    return cls(model, d, pruner, tokenizer, stats, dev, dtype, cfg=cfg or {}, deviations=deviations)
+
+
+def pick_stats(all_stats: dict[str, Any], key: str | None, suite: str) -> dict[str, Any]:
+    """The normalisation statistics of the unnorm key (also tried: with/without `_no_noops`)."""
+    tries = [k for k in (key, suite, f"{suite}_no_noops") if k]
+    tries += [k.removesuffix("_no_noops") for k in tries]
+    for k in tries:
+        if k in all_stats:
+            return all_stats[k]
+    if len(all_stats) == 1:
+        return next(iter(all_stats.values()))
+    raise ConfigError(f"unnorm key {key!r} not in the checkpoint's statistics: {sorted(all_stats)}")
+
+
+def build_openvla_oft(cfg: Any = None, pruner: Pruner | None = None, suite_cfg: Any = None,
+                      device: str | None = "auto") -> PrismaticPolicy:
+    from vlabench.models.openvla_oft import OpenVLAOFTPolicy
+
+    return build_policy(OpenVLAOFTPolicy, cfg, pruner, suite_cfg, device)
+
+
+def build_openvla(cfg: Any = None, pruner: Pruner | None = None, suite_cfg: Any = None,
+                  device: str | None = "auto") -> PrismaticPolicy:
+    from vlabench.models.openvla import OpenVLAPolicy
+
+    return build_policy(OpenVLAPolicy, cfg, pruner, suite_cfg, device)

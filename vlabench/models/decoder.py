@@ -1,0 +1,259 @@
+"""The prunable decoder loop shared by every Llama-backbone VLA.
+
+It runs the decoder layers of a transformers `LlamaForCausalLM` itself, so that it owns:
+- the attention mask, rebuilt from the original positions and token kinds of the tokens that
+  are alive (transformers' `create_causal_mask` reads gapped `position_ids` as packed
+  sequences, so it is not used); OpenVLA-OFT's action placeholders attend to each other
+  bidirectionally while everything else stays causal;
+- the original rotary positions of kept tokens;
+- the KV cache, with its own length per layer after pruning (and none for skipped layers);
+- the hook points of `vlabench.pruners.base.Pruner`, and a trace of what was computed at each
+  layer (queries, keys, probed) from which `vlabench.metrics.flops` derives the FLOPs.
+
+Attention runs through `scaled_dot_product_attention` at every layer. At layers a pruner reads
+(`Pruner.attention_layers`) the probabilities softmax(QK^T/sqrt(d) + mask) are computed beside
+it ("sdpa" probe mode: the layer's output is unchanged, so a pruner that keeps every token gives
+bit-identical actions) or the layer runs eager attention, probs @ V ("eager" probe mode, as the
+methods' reference code does).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn import functional as F
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+
+from vlabench.pruners.base import GENERATED, LayerView, Pruner
+
+
+@dataclass
+class LayerTrace:
+    """What one decoder layer computed in one forward: n_q query rows against n_k keys."""
+
+    n_q: int
+    n_k: int
+    probed: bool = False
+    eager: bool = False
+    visual: int = 0                # visual tokens among the keys
+
+
+@dataclass
+class DecoderTrace:
+    prefill: list[LayerTrace | None] = field(default_factory=list)   # None: layer skipped
+    decode: list[list[LayerTrace | None]] = field(default_factory=list)
+    lm_head_rows: int = 0
+
+
+@dataclass
+class _KV:
+    k: torch.Tensor                # (1, kv_heads, n, head_dim), rotary applied
+    v: torch.Tensor
+    pos: torch.Tensor              # (n,)
+    kind: torch.Tensor
+    vid: torch.Tensor
+
+    def cat(self, o: _KV) -> _KV:
+        return _KV(torch.cat([self.k, o.k], 2), torch.cat([self.v, o.v], 2),
+                   torch.cat([self.pos, o.pos]), torch.cat([self.kind, o.kind]),
+                   torch.cat([self.vid, o.vid]))
+
+    def rows(self, idx: torch.Tensor) -> _KV:
+        """The entries at `idx` (an index on the metadata device)."""
+        if self.k.ndim < 4:  # metadata only (no keys/values attached)
+            return _KV(self.k, self.v, self.pos[idx], self.kind[idx], self.vid[idx])
+        kv_idx = idx.to(self.k.device)
+        return _KV(self.k[:, :, kv_idx], self.v[:, :, kv_idx], self.pos[idx], self.kind[idx],
+                   self.vid[idx])
+
+
+def build_mask(q_pos: torch.Tensor, q_kind: torch.Tensor, k_pos: torch.Tensor,
+               k_kind: torch.Tensor, bidir_kind: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """Additive mask (1, 1, n_q, n_k): key visible iff its original position is <= the query's,
+    or both are of `bidir_kind` (OFT's action block)."""
+    allowed = k_pos[None, :] <= q_pos[:, None]
+    if bidir_kind is not None:
+        allowed = allowed | ((q_kind[:, None] == bidir_kind) & (k_kind[None, :] == bidir_kind))
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+
+
+def _keep_rows(vid: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Row indices to keep: non-visual rows and visual rows whose id is in `keep`.
+
+    A `keep` on the meta device (full-size shape-only builds) has no values: the first
+    len(keep) alive visual rows stand in for the selection, which gives the same shapes and so
+    the same FLOPs as the real selection."""
+    is_vis = vid >= 0
+    if keep.device.type == "meta":
+        rank = torch.cumsum(is_vis.long(), 0) - 1
+        keep_vis = is_vis & (rank < keep.numel())
+    else:
+        keep_vis = is_vis & torch.isin(vid, keep.to(vid.device))
+    return torch.nonzero(~is_vis | keep_vis).flatten()
+
+
+def _index_device(x: torch.Tensor) -> torch.device:
+    """Where token metadata (positions, kinds, ids) lives: the model's device, or the CPU when
+    the model is on the meta device (metadata needs values)."""
+    return torch.device("cpu") if x.device.type == "meta" else x.device
+
+
+def _view(i: int, phase: str, h: torch.Tensor, probs: torch.Tensor | None, q: _KV,
+          keys: _KV) -> LayerView:
+    """The after_layer view. Token metadata always has values (on the CPU when the model is
+    on the meta device); a pruner whose scores are meta returns a meta keep tensor, which
+    `_keep_rows` reads by its length."""
+    col = torch.nonzero(keys.vid >= 0).flatten()
+    return LayerView(i, phase, h[0], probs[0] if probs is not None else None,
+                     q.kind, q.pos, q.vid, keys.kind, keys.pos, keys.vid,
+                     visual_key_index=col.to(h.device), visual_key_ids=keys.vid[col])
+
+
+class PrunableDecoder:
+    """Runs `lm` (a LlamaForCausalLM) layer by layer with a pruner's hooks."""
+
+    def __init__(self, lm: torch.nn.Module, pruner: Pruner, probe_mode: str = "sdpa",
+                 bidir_kind: int | None = None, clock=None):
+        if probe_mode not in ("sdpa", "eager"):
+            raise ValueError(f"probe_mode must be 'sdpa' or 'eager', got {probe_mode!r}")
+        self.lm = lm
+        self.layers = lm.model.layers
+        self.pruner = pruner
+        self.probe_mode = probe_mode
+        self.bidir_kind = bidir_kind
+        self.clock = clock
+        self.caches: list[_KV | None] = []
+        self.skipped: set[int] = set()
+        self.prev_visual: list[_KV | None] | None = None   # previous call's visual KV (reuse)
+        self.trace = DecoderTrace()
+
+    # ----------------------------------------------------------------- helpers
+    def _pruner_stage(self):
+        return self.clock.stage("pruner") if self.clock is not None else nullcontext()
+
+    def reset(self) -> None:
+        """Episode start: forget the previous call's KV."""
+        self.prev_visual = None
+
+    def _attend(self, i: int, h: torch.Tensor, q_meta: _KV, past: _KV | None, phase: str,
+                mask_needed: bool) -> tuple[torch.Tensor, _KV, LayerTrace, torch.Tensor | None]:
+        layer = self.layers[i]
+        attn = layer.self_attn
+        x = layer.input_layernorm(h)
+        b, n, _ = x.shape
+        q = attn.q_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+        cos, sin = self.lm.model.rotary_emb(x, q_meta.pos[None].to(x.device))
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        new = _KV(k, v, q_meta.pos, q_meta.kind, q_meta.vid)
+        keys = new if past is None else past.cat(new)
+        kk = repeat_kv(keys.k, attn.num_key_value_groups)
+        vv = repeat_kv(keys.v, attn.num_key_value_groups)
+        mask = None
+        if mask_needed:
+            mask = build_mask(q_meta.pos, q_meta.kind, keys.pos, keys.kind, self.bidir_kind,
+                              q.dtype).to(q.device)
+        probed = i in self.pruner.attention_layers
+        eager = probed and self.probe_mode == "eager"
+        probs = None
+        if probed:
+            scores = torch.matmul(q, kk.transpose(2, 3)) * attn.scaling
+            if mask is not None:
+                scores = scores + mask
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+        if eager:
+            out = torch.matmul(probs.to(vv.dtype), vv)
+        else:
+            out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=attn.scaling)
+        out = out.transpose(1, 2).reshape(b, n, -1)
+        h = h + attn.o_proj(out)
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+        n_vis = int((keys.vid >= 0).sum())
+        tr = LayerTrace(n_q=n, n_k=keys.k.shape[2], probed=probed, eager=eager, visual=n_vis)
+        return h, new, tr, probs
+
+    # ----------------------------------------------------------------- prefill
+    def prefill(self, embeds: torch.Tensor, kinds: torch.Tensor, visual_ids: torch.Tensor,
+                keep: torch.Tensor | None = None,
+                reuse: torch.Tensor | None = None) -> tuple[torch.Tensor, _KV]:
+        """Run all layers over `embeds` (1, n, d), positions 0..n-1. `keep`: visual ids kept
+        before the first layer; `reuse`: visual ids whose KV comes from the previous call.
+        Returns the final-norm hidden states of the rows still alive and their metadata."""
+        dev = _index_device(embeds)
+        n = embeds.shape[1]
+        meta = _KV(embeds.new_zeros(0), embeds.new_zeros(0),
+                   torch.arange(n, device=dev), kinds.to(dev), visual_ids.to(dev))
+        h = embeds
+        self.trace = DecoderTrace()
+        self.caches, self.skipped = [], set()
+        reused: list[_KV] | None = None
+        if keep is not None:
+            rows = _keep_rows(meta.vid, keep)
+            h, meta = h[:, rows.to(h.device)], meta.rows(rows)
+        if reuse is not None and self.prev_visual is not None and all(
+                c is not None for c in self.prev_visual)  and embeds.device.type != "meta":
+            reuse = reuse.to(dev)
+            for c in self.prev_visual:
+                reuse = reuse[torch.isin(reuse, c.vid)]
+            if reuse.numel():
+                reused = []
+                for c in self.prev_visual:
+                    reused.append(c.rows(torch.nonzero(torch.isin(c.vid, reuse)).flatten()))
+                rows = torch.nonzero(~torch.isin(meta.vid, reuse)).flatten()
+                h, meta = h[:, rows.to(h.device)], meta.rows(rows)
+        for i in range(len(self.layers)):
+            with self._pruner_stage():
+                skip = self.pruner.skip_layer(i)
+            if skip:
+                self.skipped.add(i)
+                self.caches.append(None)
+                self.trace.prefill.append(None)
+                continue
+            past = reused[i] if reused is not None else None
+            h, kv, tr, probs = self._attend(i, h, meta, past, "prefill", mask_needed=True)
+            self.caches.append(kv if past is None else past.cat(kv))
+            self.trace.prefill.append(tr)
+            if i in self.pruner.attention_layers:
+                view = _view(i, "prefill", h, probs, meta, self.caches[-1])
+                with self._pruner_stage():
+                    keep = self.pruner.after_layer(view)
+                if keep is not None:
+                    rows = _keep_rows(meta.vid, keep)
+                    keep = keep if keep.device.type != "meta" else meta.vid[rows][meta.vid[rows] >= 0]
+                    h, meta = h[:, rows.to(h.device)], meta.rows(rows)
+                    if reused is not None:
+                        reused = [r.rows(torch.nonzero(torch.isin(r.vid, keep.to(dev))).flatten())
+                                  if j > i else r for j, r in enumerate(reused)]
+        if self.pruner.reuses_kv:
+            self.prev_visual = [None if c is None else c.rows(torch.nonzero(c.vid >= 0).flatten())
+                                for c in self.caches]
+        return self.lm.model.norm(h), meta
+
+    # ----------------------------------------------------------------- decode
+    def decode(self, embed: torch.Tensor, position: int) -> torch.Tensor:
+        """One autoregressive step for token `embed` (1, 1, d) at original `position`;
+        returns its final-norm hidden state (1, 1, d). Skips the layers skipped at prefill."""
+        dev = _index_device(embed)
+        meta = _KV(embed.new_zeros(0), embed.new_zeros(0), torch.tensor([position], device=dev),
+                   torch.tensor([GENERATED], device=dev), torch.tensor([-1], device=dev))
+        h = embed
+        traces: list[LayerTrace | None] = []
+        for i in range(len(self.layers)):
+            if i in self.skipped:
+                traces.append(None)
+                continue
+            past = self.caches[i]
+            h, kv, tr, probs = self._attend(i, h, meta, past, "decode", mask_needed=False)
+            self.caches[i] = kv if past is None else past.cat(kv)
+            traces.append(tr)
+            if i in self.pruner.attention_layers:
+                view = _view(i, "decode", h, probs, meta, self.caches[i])
+                with self._pruner_stage():
+                    if self.pruner.after_layer(view) is not None:
+                        raise RuntimeError("after_layer may not prune during decoding")
+        self.trace.decode.append(traces)
+        return self.lm.model.norm(h)

@@ -1,0 +1,205 @@
+"""What OpenVLA and OpenVLA-OFT policies share: building, preprocessing, metering, hooks.
+
+A subclass defines the cameras, the token layout after the visual tokens, and how the decoder's
+output becomes an action chunk (`_llm_and_head`). `act()` runs: pruner.skip_call -> vision
+(preprocessing, both towers, projector) -> pruner.before_llm / reuse_kv -> decoder (with the
+layer hooks) -> action head -> pruner.end_of_step, timing each stage and recording the FLOPs
+(analytic from the decoder trace; counted with FlopCounterMode when `count_flops` is set).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlabench.contracts import CallStats, Observation, PolicyOutput, TaskInfo
+from vlabench.metrics import flops as F
+from vlabench.metrics.latency import StageClock
+from vlabench.models.decoder import PrunableDecoder
+from vlabench.models.dims import PrismaticDims
+from vlabench.models.preprocess import pixel_tensor, policy_image
+from vlabench.models.prismatic import PrismaticVLA
+from vlabench.pruners.base import BOS, TEXT, VISUAL, ModelInfo, Pruner, VisualTokens
+
+_PROCESS_CALLS = {"n": 0}   # model calls made in this process (warm-up accounting)
+
+
+def identity_stats(dim: int, gripper_mask: bool = True) -> dict[str, Any]:
+    """q01 = -1, q99 = 1: unnormalisation is the identity (random-weight builds)."""
+    mask = [True] * dim
+    if gripper_mask:
+        mask[-1] = False
+    return {"q01": [-1.0] * dim, "q99": [1.0] * dim, "mask": mask}
+
+
+class PrismaticPolicy:
+    """Base of the OpenVLA-family adapters (see module docstring)."""
+
+    cameras: tuple[str, ...] = ("agentview",)
+    model_name = "prismatic"
+    autoregressive = False
+    bidir_kind: int | None = None
+
+    def __init__(self, model: PrismaticVLA, dims: PrismaticDims, pruner: Pruner | None,
+                 tokenizer: Any, norm_stats: dict[str, Any], device: str, dtype: torch.dtype,
+                 cfg: Any = None, deviations: list[str] | None = None):
+        cfg = cfg or {}
+        self.model = model
+        self.dims = dims
+        self.pruner = pruner if pruner is not None else Pruner()
+        self.tokenizer = tokenizer
+        self.norm_stats = norm_stats
+        self.device = device
+        self.dtype = dtype
+        self.meta = device == "meta"
+        # meta-device builds have no values: only `vlabench bench` (FLOPs) may call them
+        self.shape_only = self.meta
+        self.allow_shape_only_calls = False
+        self.center_crop = bool(cfg.get("center_crop", True))
+        self.warmup_calls = int(cfg.get("warmup_calls", 1))
+        self.count_flops = bool(cfg.get("count_flops", False))
+        probe = str(cfg.get("probe_mode", "sdpa"))
+        self.needs = frozenset(self._needs())
+        self.attn_implementation = "sdpa" + (
+            f" ({probe} attention probabilities at layers {sorted(self.pruner.attention_layers)})"
+            if self.pruner.attention_layers else "")
+        self.deviations = list(deviations or [])
+        self.decoder = PrunableDecoder(model.language_model, self.pruner, probe_mode=probe,
+                                       bidir_kind=self.bidir_kind)
+        self.calls_in_episode = 0
+        self.pruner.bind(self.info())
+        self.last_trace = None
+        self.last_flops_by_stage: dict[str, float] = {}
+
+    # -------------------------------------------------------------- contract
+    def _needs(self) -> set[str]:
+        return set(self.cameras)
+
+    def info(self) -> ModelInfo:
+        d = self.dims
+        return ModelInfo(
+            name=self.model_name, num_layers=d.llm_layers, hidden_size=d.llm_hidden,
+            num_heads=d.llm_heads, cameras=self.cameras, grid=d.grid,
+            num_visual=len(self.cameras) * d.patches, action_dim=d.action_dim,
+            chunk=self.chunk, autoregressive=self.autoregressive)
+
+    @property
+    def chunk(self) -> int:
+        return 1
+
+    def reset(self, task: TaskInfo | None = None) -> None:
+        self.calls_in_episode = 0
+        self.decoder.reset()
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        if self.shape_only and not self.allow_shape_only_calls:
+            from vlabench.registry import ConfigError
+
+            raise ConfigError(f"{self.model_name} with model.checkpoint=null on a machine without a GPU "
+                              f"is built on the meta device (shapes and FLOPs only): use `vlabench "
+                              f"bench`, or model={self.model_name}-tiny to run episodes")
+        warm = _PROCESS_CALLS["n"] < self.warmup_calls
+        served = self.pruner.skip_call(obs)
+        if served is not None:
+            stats = CallStats(source=self.pruner.served_source, warmup=False, mode=self.pruner.mode())
+            out = PolicyOutput(served, stats)
+            self.pruner.end_of_step(out.actions, stats)
+            return out
+        _PROCESS_CALLS["n"] += 1
+        clock = StageClock(self.device)
+        self.decoder.clock = clock
+        with torch.inference_mode():
+            if self.count_flops:
+                with F.counter() as fc:
+                    clock.start()
+                    actions, n_vis = self._forward(obs, clock)
+                    lat = clock.finish()
+                counted = float(fc.get_total_flops())
+            else:
+                clock.start()
+                actions, n_vis = self._forward(obs, clock)
+                lat = clock.finish()
+                counted = None
+        analytic = self.analytic_flops()
+        trace = self.decoder.trace
+        by_layer = [0 if t is None else t.visual for t in trace.prefill]
+        executed = [t for t in trace.prefill if t is not None]
+        stats = CallStats(
+            latency_ms={} if self.meta else lat,
+            tokens_in=n_vis, tokens_kept=executed[-1].visual if executed else 0,
+            tokens_by_layer=by_layer, flops=counted if counted is not None else analytic,
+            mode=self.pruner.mode(), source="model", warmup=warm,
+        )
+        t0 = time.perf_counter()
+        self.pruner.end_of_step(actions, stats)
+        dt = (time.perf_counter() - t0) * 1000.0
+        if stats.latency_ms:
+            stats.latency_ms["pruner"] = stats.latency_ms.get("pruner", 0.0) + dt
+            stats.latency_ms["total"] += dt
+        self.calls_in_episode += 1
+        self.last_trace = trace
+        return PolicyOutput(actions, stats)
+
+    # -------------------------------------------------------------- pieces
+    def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
+        imgs = {c: policy_image(obs.images[c], self.dims.image_size, self.center_crop)
+                for c in self.cameras}
+        dev = self.device
+        px = torch.cat([pixel_tensor(imgs[c], dev, self.dtype) for c in self.cameras], 0)
+        feats, probs = self.model.vision_backbone(px, want_attention=self.pruner.vision_attention)
+        emb = self.model.projector(feats)
+        m = emb.shape[0] * emb.shape[1]
+        tokens = VisualTokens(
+            embeddings=emb.reshape(m, -1), features=feats.reshape(m, -1), images=imgs,
+            vision_attention=None if probs is None else {c: probs[i] for i, c in enumerate(self.cameras)},
+            instruction=obs.instruction, call=self.calls_in_episode)
+        return emb.reshape(1, m, -1), tokens
+
+    def _text_embeds(self, ids: list[int]) -> torch.Tensor:
+        t = torch.tensor([ids], device="cpu" if self.meta else self.device)
+        return self.model.language_model.model.embed_tokens(t.to(self.device))
+
+    def _prefix(self, vis: torch.Tensor, prompt: list[int]) -> tuple[list[torch.Tensor], list[int], list[int]]:
+        """[BOS] + visual tokens: embeddings, kinds, visual ids."""
+        m = vis.shape[1]
+        return ([self._text_embeds(prompt[:1]), vis], [BOS] + [VISUAL] * m, [-1] + list(range(m)))
+
+    def _forward(self, obs: Observation, clock: StageClock) -> tuple[np.ndarray, int]:
+        with clock.stage("vision"):
+            vis, tokens = self._vision(obs)
+            extra = self._extra_tokens(obs)
+        with clock.stage("pruner"):
+            keep = self.pruner.before_llm(tokens)
+            reuse = self.pruner.reuse_kv(tokens) if self.pruner.reuses_kv else None
+        actions = self._llm_and_head(obs, vis, extra, keep, reuse, clock)
+        return actions, vis.shape[1]
+
+    def _extra_tokens(self, obs: Observation) -> torch.Tensor | None:
+        return None
+
+    def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
+        raise NotImplementedError
+
+    def _stats_for(self, key: str) -> dict[str, Any]:
+        return self.norm_stats[key]
+
+    def analytic_flops(self) -> float:
+        by = self.flops_by_stage()
+        self.last_flops_by_stage = by
+        return sum(by.values())
+
+    def flops_by_stage(self) -> dict[str, float]:
+        d = self.dims
+        n_img = len(self.cameras)
+        return {
+            "vision": F.vision_flops(d, n_img, probe=self.pruner.vision_attention)
+            + F.projector_flops(d, n_img * d.patches),
+            "llm": F.llm_flops(d, self.decoder.trace),
+        }
+
+
+def text_kinds(n: int) -> list[int]:
+    return [TEXT] * n

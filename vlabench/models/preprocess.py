@@ -1,0 +1,86 @@
+"""Observation -> model inputs, as the OpenVLA / OpenVLA-OFT LIBERO evaluation prepares them.
+
+Images (protocols.md): the suite already flipped both axes; JPEG round trip (quality 95, as
+TF's encode_jpeg default), resize to 224 with Lanczos (antialiased), optional centre crop of
+90% area (side sqrt(0.9)) resized back to 224 (bilinear, as tf crop_and_resize), then per-tower
+normalisation (DINOv2: ImageNet mean/std; SigLIP: 0.5/0.5) stacked into 6 channels.
+Proprio (OFT): eef position (3), axis-angle of the eef quaternion (3, angle kept in [0, pi] by
+flipping antipodal quaternions), gripper qpos (2); normalised to [-1, 1] with q01/q99.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vlabench.models.vision import DINO_MEAN, DINO_STD, SIGLIP_MEAN, SIGLIP_STD
+
+
+def policy_image(img: np.ndarray, size: int = 224, center_crop: bool = True,
+                 crop_scale: float = 0.9) -> np.ndarray:
+    """HxWx3 uint8 -> size x size x 3 uint8 as the reference evaluation feeds the model."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="JPEG", quality=95)
+    pil = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    pil = pil.resize((size, size), Image.Resampling.LANCZOS)
+    if center_crop:
+        side = math.sqrt(crop_scale) * size
+        off = (size - side) / 2.0
+        pil = pil.resize((size, size), Image.Resampling.BILINEAR, box=(off, off, off + side, off + side))
+    return np.asarray(pil, dtype=np.uint8)
+
+
+def pixel_tensor(img: np.ndarray, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
+    """224x224x3 uint8 -> (1, 6, 224, 224): DINOv2- then SigLIP-normalised channels."""
+    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+    dino = (x - torch.tensor(DINO_MEAN)[:, None, None]) / torch.tensor(DINO_STD)[:, None, None]
+    sig = (x - torch.tensor(SIGLIP_MEAN)[:, None, None]) / torch.tensor(SIGLIP_STD)[:, None, None]
+    return torch.cat([dino, sig], 0)[None].to(device=device, dtype=dtype)
+
+
+def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
+    """robosuite-order quaternion (x, y, z, w) -> axis * angle, angle in [0, pi]."""
+    q = np.asarray(quat_xyzw, dtype=np.float64).copy()
+    if q[3] < 0:  # antipodal fix: q and -q are the same rotation; keep w >= 0
+        q = -q
+    w = min(max(q[3], -1.0), 1.0)
+    den = math.sqrt(max(1.0 - w * w, 0.0))
+    if den < 1e-10:
+        return np.zeros(3)
+    return q[:3] * 2.0 * math.acos(w) / den
+
+
+def oft_proprio(proprio: dict[str, np.ndarray]) -> np.ndarray:
+    """The 8-d LIBERO state OFT was trained on."""
+    return np.concatenate([
+        np.asarray(proprio["eef_pos"], dtype=np.float64).reshape(3),
+        quat_to_axis_angle(proprio["eef_quat"]),
+        np.asarray(proprio["gripper_qpos"], dtype=np.float64).reshape(2),
+    ])
+
+
+def normalize_q99(x: np.ndarray, stats: dict) -> np.ndarray:
+    """OFT `normalize_proprio` (BOUNDS_Q99): 2 (x - q01) / (q99 - q01) - 1, clipped to [-1, 1]."""
+    lo, hi = np.asarray(stats["q01"]), np.asarray(stats["q99"])
+    mask = np.asarray(stats.get("mask", np.ones_like(lo, dtype=bool)), dtype=bool)
+    y = np.where(mask, 2.0 * (x - lo) / (hi - lo + 1e-8) - 1.0, x)
+    return np.clip(y, -1.0, 1.0)
+
+
+def unnormalize_q99(a: np.ndarray, stats: dict) -> np.ndarray:
+    """Actions in [-1, 1] -> dataset units: 0.5 (a + 1) (q99 - q01) + q01 where mask is set."""
+    lo, hi = np.asarray(stats["q01"]), np.asarray(stats["q99"])
+    mask = np.asarray(stats.get("mask", np.ones_like(lo, dtype=bool)), dtype=bool)
+    return np.where(mask, 0.5 * (a + 1.0) * (hi - lo) + lo, a)
+
+
+def postprocess_gripper(actions: np.ndarray) -> np.ndarray:
+    """Gripper in [0, 1] -> [-1, 1] -> sign -> times -1 (LIBERO: -1 open, +1 close)."""
+    out = np.array(actions, dtype=np.float64, copy=True)
+    g = 2.0 * out[..., -1] - 1.0
+    out[..., -1] = -np.sign(g)
+    return out
