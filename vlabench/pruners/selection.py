@@ -51,3 +51,17 @@ def keep_count(total: int, retention: float) -> int:
     if not 0.0 < retention <= 1.0:
         raise ValueError(f"retention must lie in (0, 1], got {retention}")
     return max(1, min(total, int(total * retention + 0.5)))
+
+
+def patch_cosine_similarity(a: torch.Tensor, b: torch.Tensor, patch: int) -> torch.Tensor:
+    """Cosine similarity between co-located `patch` x `patch` pixel blocks of two images
+    (H, W[, C]) whose sides are multiples of `patch`, flattened row-major: (H*W / patch**2,)."""
+    def blocks(x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        x = x if x.dim() == 3 else x[..., None]
+        h, w, c = x.shape
+        x = x.reshape(h // patch, patch, w // patch, patch * c).transpose(1, 2)
+        return x.reshape((h // patch) * (w // patch), patch * patch * c)
+
+    x, y = blocks(a), blocks(b)
+    return (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(1e-8)

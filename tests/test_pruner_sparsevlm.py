@@ -1,0 +1,98 @@
+"""SparseVLM: budget schedule, text raters, DPC-kNN recycling, in-place merge."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from baseline_views import info, view  # noqa: E402
+from vlabench.pruners.base import BOS, TEXT, VISUAL, Pruner  # noqa: E402
+from vlabench.pruners.sparsevlm import (  # noqa: E402
+    SparseVLM,
+    density_peak_clusters,
+    merge_clusters,
+    rater_mask,
+    stage_counts,
+)
+
+SHAPE_192 = [300 / 576, 200 / 576, 110 / 576]
+
+
+def test_stage_counts_make_the_mean_over_layers_the_budget():
+    # 4 layers, pruning after 0, 1, 2: 512 + c1 + c2 + c3 = 4 * 256; shape scaled by
+    # s = 512 / (512 * 1.059) -> 251.8, 167.9, 92.3
+    assert stage_counts(512, 4, [0, 1, 2], SHAPE_192, 0.5) == [252, 168, 92]
+    c = stage_counts(512, 32, [2, 6, 15], SHAPE_192, 0.5)
+    assert c == sorted(c, reverse=True)
+    assert abs((3 * 512 + 4 * c[0] + 9 * c[1] + 16 * c[2]) / 32 - 256) < 1
+
+
+def test_bind_scales_the_official_layers_and_picks_the_nearest_official_shape():
+    p = SparseVLM({"retention": 0.25})
+    p.bind(info(num_visual=512, num_layers=32))
+    assert p.layers == [2, 6, 15] and p.attention_layers == frozenset({2, 6, 15})
+    p4 = SparseVLM({"retention": 0.5})
+    p4.bind(info(num_visual=512, num_layers=4))
+    assert p4.layers == [0, 1, 2] and p4.counts == [252, 168, 92]
+
+
+def test_raters_are_text_tokens_above_mean_relevance():
+    vis = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    text = torch.tensor([[5.0, 0.0], [0.0, 0.0], [-5.0, 0.0]])
+    # softmax over text of (5, 0, -5) ~ (.993, .007, .00005); mean 1/3 -> only the first
+    assert rater_mask(vis, text).tolist() == [True, False, False]
+    assert rater_mask(vis, torch.zeros(2, 2)).tolist() == [True, True]
+
+
+def test_density_peak_clustering_separates_two_blobs_and_merges_by_mean():
+    x = torch.tensor([[0, 0], [.1, 0], [0, .1], [10, 10], [10.1, 10], [10, 10.1]])
+    centres, assign = density_peak_clusters(x, 2)
+    assert assign[:3].unique().numel() == 1 and assign[3:].unique().numel() == 1
+    assert assign[0] != assign[3]
+    merged = merge_clusters(x, assign, 2)
+    assert torch.allclose(merged[assign[0]], torch.tensor([.1 / 3, .1 / 3]))
+    assert torch.allclose(merged[assign[3]], torch.tensor([10 + .1 / 3, 10 + .1 / 3]))
+
+
+def test_after_layer_keeps_top_rated_tokens_plus_one_recycled_merged_token():
+    p = SparseVLM({"retention": 0.5})
+    p.bind(info(num_visual=8, num_layers=4))
+    p.layers, p.counts, p.attention_layers = [0], [4], frozenset({0})
+    kinds = [BOS] + [VISUAL] * 8 + [TEXT, TEXT]
+    hidden = torch.zeros(11, 2)
+    hidden[1:9] = torch.stack([torch.ones(8), torch.arange(8.0)], 1)
+    hidden[9], hidden[10] = torch.tensor([5.0, 0.0]), torch.tensor([-5.0, 0.0])   # rater: row 9
+    a = torch.zeros(2, 11, 11)
+    a[:, 9, 1:9] = torch.tensor([.8, .1, .7, .2, .6, .3, .05, .02])
+    a[:, 10, 8] = 1.0                                   # the non-rater favours V7: ignored
+    v = view(0, kinds, a, hidden.clone())
+    out = p.after_layer(v).tolist()
+    # 8 -> 4: one cluster (int((int(4 * .3) + 1) / 10) + 1); top 3 by score V0, V2, V4; of the
+    # 5 deleted the top int(5 * .3) + 1 = 2 (V5, V3) form the cluster, kept at its centre
+    assert out[:3] == [0, 2, 4] and out[3] in (3, 5)
+    assert torch.allclose(v.hidden[1 + out[3]], torch.tensor([1.0, 4.0]))   # mean of V3, V5
+    assert p.after_layer(view(0, kinds, torch.empty(2, 11, 11, device="meta"))).numel() == 4
+
+
+class _Write(Pruner):
+    attention_layers = frozenset({0})
+
+    def after_layer(self, view):
+        view.hidden.add_(100.0)
+
+
+def test_view_hidden_aliases_the_decoders_hidden_states():
+    """The in-place merge relies on LayerView.hidden being a view of the decoder's state."""
+    from vlabench.models.build import build_openvla
+
+    pol = build_openvla({"size": "tiny", "threads": 2, "warmup_calls": 0}, Pruner(), device="cpu")
+    n, d = 12, pol.dims.llm_hidden
+    emb = torch.randn(1, n, d, generator=torch.Generator().manual_seed(0))
+    kinds = torch.tensor([BOS] + [VISUAL] * 8 + [TEXT] * 3)
+    vids = torch.tensor([-1] + list(range(8)) + [-1] * 3)
+    with torch.inference_mode():
+        base, _ = pol.decoder.prefill(emb, kinds, vids)
+        pol.decoder.pruner = _Write()
+        moved, _ = pol.decoder.prefill(emb, kinds, vids)
+    assert not torch.allclose(base, moved)

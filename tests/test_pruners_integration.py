@@ -1,0 +1,122 @@
+"""Every pruner config in configs/pruner/ on the tiny OFT model in a short real LIBERO episode.
+
+All methods run in this one module through the CLI entry point (`vlabench run ...`, in-process
+so that one LIBERO simulator serves every run: the suite's `make_env` is memoised and its
+`close` deferred; building the simulator costs ~20 s, each episode reset ~13 s). Methods are
+discovered from the YAML files, so new plugins are covered automatically. max_steps=9 gives two
+model calls per episode (OFT chunk of 8: steps 0 and 8). Methods with a known budget are
+checked exactly against it; any other method must complete, keep at most its input tokens and
+record positive FLOPs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
+
+pytestmark = [pytest.mark.libero, pytest.mark.slow]
+PRUNERS = sorted(p.stem for p in (ROOT / "configs" / "pruner").glob("*.yaml"))
+MAX_STEPS = 9
+
+# tokens_by_layer of every call on the tiny OFT model (M = 512 visual tokens, 4 layers)
+TOKENS_BY_LAYER = {
+    "none": [512] * 4,
+    "fastv": [512, 512, 512, 256],        # K = 3, retention .5
+    "random": [512, 512, 512, 256],
+    "divprune": [256] * 4,                # before the LLM, retention .5
+    "sparsevlm": [512, 252, 168, 92],     # mean over layers = .5 * 512
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """pruner name -> (episodes, calls) DataFrames, all from one simulator build."""
+    from vlabench.cli import app
+    from vlabench.suites.libero import LiberoSuite
+
+    out = tmp_path_factory.mktemp("pruners")
+    envs: dict = {}
+    original = LiberoSuite.make_env
+
+    def shared_env(self, task, needs):
+        key = (self.cfg.name, task.id, frozenset(needs))
+        if key not in envs:
+            env = original(self, task, needs)
+            env._real_close, env.close = env.close, lambda: None
+            envs[key] = env
+        return envs[key]
+
+    LiberoSuite.make_env = shared_env
+    results = {}
+    try:
+        for name in PRUNERS:
+            args = ["run", "model=openvla-oft-tiny", f"pruner={name}", "suite=libero_spatial",
+                    "suite.tasks=[0]", "run.episodes_per_task=1", f"run.max_steps={MAX_STEPS}",
+                    f"run.output_dir={out}", "run.quiet=true", f"run.name={name}"]
+            rc = app(args, standalone_mode=False)
+            assert rc in (0, None), f"vlabench run with pruner={name} exited {rc}"
+            d = out / name
+            results[name] = (pd.DataFrame(read_rows(d / "episodes.csv", EPISODE_COLUMNS)),
+                             pd.DataFrame(read_rows(d / "calls.csv", CALL_COLUMNS)))
+    finally:
+        LiberoSuite.make_env = original
+        for env in envs.values():
+            env._real_close()
+    return results
+
+
+def _layers(calls: pd.DataFrame) -> list[list[int]]:
+    return [[int(x) for x in str(v).split(";")] for v in calls["tokens_by_layer"]]
+
+
+def _flops(calls: pd.DataFrame) -> list[float]:
+    return [float(x) for x in calls["flops"]]
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+def test_every_pruner_completes_a_real_episode(runs, name):
+    eps, calls = runs[name]
+    assert list(eps["error_type"]) == [""], eps["error"].tolist()
+    assert list(eps["steps"]) == [str(MAX_STEPS)]
+    model = calls[calls["source"] == "model"]
+    assert len(model) >= 1
+    assert all(int(k) <= int(i) for k, i in zip(model["tokens_kept"], model["tokens_in"]))
+    assert all(f > 0 for f in _flops(model))
+
+
+@pytest.mark.parametrize("name", sorted(TOKENS_BY_LAYER))
+def test_tokens_and_flops_follow_the_budget(runs, name):
+    if name not in runs:
+        pytest.skip(f"no config for {name}")
+    calls = runs[name][1]
+    assert _layers(calls) == [TOKENS_BY_LAYER[name]] * len(calls)
+    base = _flops(runs["none"][1])[0]
+    flops = _flops(calls)
+    if name == "none":
+        assert flops == [base] * len(calls)
+    else:
+        assert max(flops) < base
+    if name == "divprune":
+        assert max(flops) < min(_flops(runs["fastv"][1]))   # fewer tokens at every layer
+
+
+def test_fastv_and_random_cost_the_same(runs):
+    assert _flops(runs["fastv"][1]) == _flops(runs["random"][1])
+
+
+def test_efficientvla_calibrates_then_skips_a_layer_with_56_tokens(runs):
+    calls = runs["efficientvla"][1]
+    layers = _layers(calls)
+    assert list(calls["mode"])[0] == "calibrate" and layers[0] == [512, 512, 512, 56]
+    assert all(row.count(0) == 1 for row in layers[1:])     # 28 of 32 -> 1 of 4 layers skipped
+    assert max(_flops(calls)[1:]) < _flops(runs["none"][1])[0]
+
+
+def test_vla_cache_reuses_static_patches_on_the_second_call(runs):
+    calls = runs["vla-cache"][1]
+    flops = _flops(calls)
+    assert _layers(calls) == [[512] * 4] * len(calls)      # reused tokens stay keys
+    assert len(flops) >= 2 and flops[1] < flops[0]

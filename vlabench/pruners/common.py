@@ -1,0 +1,57 @@
+"""Small helpers the baseline plugins share (config access, depth scaling, meta tensors).
+
+Not selection primitives (those live in `selection.py`): these only adapt a method's published
+settings to the model it is bound to and keep budgets exact on shape-only (meta) builds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vlabench.registry import ConfigError
+
+REF_LAYERS = 32   # Llama-2-7B / Vicuna-7B depth the methods' layer indices were published for
+
+
+def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
+    """`cfg[key]` for a DictConfig, dict or None; `default` when absent or null."""
+    if cfg is None:
+        return default
+    try:
+        v = cfg.get(key, default)
+    except AttributeError:
+        v = getattr(cfg, key, default)
+    return default if v is None else v
+
+
+def retention_of(cfg: Any, default: float) -> float:
+    """`pruner.retention` checked to lie in (0, 1]."""
+    r = float(cfg_get(cfg, "retention", default))
+    if not 0.0 < r <= 1.0:
+        raise ConfigError(f"pruner.retention must lie in (0, 1], got {r}")
+    return r
+
+
+def scale_layer(layer: int, num_layers: int, ref: int = REF_LAYERS) -> int:
+    """The layer at the same relative depth in a `num_layers` model as `layer` in a `ref`-layer
+    one (round half up), clamped to [0, num_layers - 1]; identity when num_layers == ref."""
+    return max(0, min(num_layers - 1, int(layer * num_layers / ref + 0.5)))
+
+
+def check_layer(name: str, layer: int, num_layers: int, last_ok: bool = False) -> None:
+    """Refuse a pruning layer the model does not have (pruning after the last layer is void)."""
+    hi = num_layers - (0 if last_ok else 1)
+    if not 0 <= layer < hi:
+        raise ConfigError(f"{name}={layer} is out of range for a {num_layers}-layer model "
+                          f"(valid: 0..{hi - 1})")
+
+
+def is_meta(x: torch.Tensor | None) -> bool:
+    return x is not None and x.device.type == "meta"
+
+
+def meta_keep(k: int) -> torch.Tensor:
+    """A shape-only keep decision of k ids: the decoder keeps k tokens (same FLOPs)."""
+    return torch.empty(int(k), dtype=torch.long, device="meta")

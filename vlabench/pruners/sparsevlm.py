@@ -1,0 +1,165 @@
+"""SparseVLM (Zhang et al., ICML 2025), Sec. 3, as its official code runs it (Gumpest/SparseVLMs,
+`modelling_sparse_llama.py`, `score.py`, `utils.py`).
+
+- Text raters (Sec. 3.2): relevance of each text token to the image, softmax over text of the
+  visual-text dot products averaged over visual tokens (code: `(v_t @ t_t^T).softmax(2).mean(1)`,
+  no 1/sqrt(d)); raters are the text tokens above the mean relevance (all of them when all are equal: the code would have none).
+- Visual scores (Sec. 3.2, `attn_postprocess_topk`): attention of the raters to each visual
+  token at the pruning layer, averaged over heads and raters; the top tokens are kept.
+- Several pruning layers (`pruning_loc = [2, 6, 15]` of 32), pruning from the next layer on.
+- Recycling (Sec. 3.4): the top 30% (`int(0.3 n) + 1`) of the deleted tokens by score are
+  clustered by density-peak kNN clustering into `int(n / 10) + 1` groups (`cluster_and_merge`)
+  and each group is merged into one token (mean of its hidden states).
+- Budget: the official per-stage counts (`sparse_token_list_192/128/64` for 576 tokens) make
+  the mean number of visual tokens over all layers equal the budget. Here the stage shape of
+  the official list whose budget is nearest `pruner.retention` is scaled so that the mean over
+  layers is `retention * M` (merged tokens count as kept tokens).
+
+Choices (API): raters are computed from the hidden states of the first pruning layer (the code
+uses the LLM input embeddings, which the hooks do not expose for text); text = prompt tokens
+(kind TEXT), not proprio/action placeholders. `after_layer` can only keep ids, so a merged
+token is placed at its cluster centre (a pruned token, kept at its own rotary position) and the
+cluster mean is written into `view.hidden` in place (it aliases the decoder's hidden states;
+tests/test_pruner_sparsevlm.py checks that). Positions of kept tokens stay original (the code
+renumbers them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner
+from vlabench.pruners.common import cfg_get, is_meta, meta_keep, retention_of, scale_layer
+from vlabench.pruners.selection import top_k_ids
+
+OFFICIAL = {192: (300, 200, 110), 128: (303, 110, 36), 64: (66, 30, 17)}   # of 576 tokens
+
+
+def stage_counts(m: int, num_layers: int, layers: list[int], shape: list[float],
+                 retention: float) -> list[int]:
+    """Visual tokens alive after each pruning layer so that the mean over all layers is
+    retention * m: counts = clamp(s * shape * m, 1, m) with s found by bisection."""
+    nxt = layers[1:] + [num_layers - 1]     # stage i's count holds for layers l_i+1 .. l_{i+1}
+    spans = [n - l for l, n in zip(layers, nxt)]
+    full = layers[0] + 1                    # layers 0..first pruning layer see all tokens
+    target = retention * m * num_layers
+
+    def counts(s: float) -> list[int]:
+        out, prev = [], m
+        for f in shape:
+            prev = max(1, min(prev, int(s * f * m + 0.5)))
+            out.append(prev)
+        return out
+
+    def total(s: float) -> float:
+        return full * m + sum(c * n for c, n in zip(counts(s), spans))
+
+    lo, hi = 0.0, 1.0
+    while total(hi) < target and hi < 1e6:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if total(mid) < target else (lo, mid)
+    return counts(hi)
+
+
+def density_peak_clusters(x: torch.Tensor, n_clusters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """DPC-kNN as SparseVLM's `cluster_and_merge`: returns (centre row indices, cluster index of
+    every row). Density from the `n_clusters` nearest distances; centres maximise
+    density * distance to the nearest denser row. The code breaks density ties with 1e-6 random
+    noise; here a deterministic 1e-6 ramp favours the lower row."""
+    n, c = x.shape
+    d = torch.cdist(x.float(), x.float()) / c ** 0.5
+    k = max(1, min(n_clusters, n))
+    density = (-(torch.topk(d, k, dim=-1, largest=False).values ** 2).mean(-1)).exp()
+    density = density + 1e-6 * torch.arange(n, 0, -1, device=x.device) / n   # ties: lower row
+    denser = density[None, :] > density[:, None]
+    dist = torch.where(denser, d, d.max()).min(-1).values
+    centres = torch.topk(dist * density, min(n_clusters, n)).indices
+    assign = d[centres].argmin(0)
+    assign[centres] = torch.arange(centres.numel(), device=x.device)
+    return centres, assign
+
+
+def merge_clusters(x: torch.Tensor, assign: torch.Tensor, n_clusters: int) -> torch.Tensor:
+    """Mean of the rows of each cluster (n_clusters, C)."""
+    sums = torch.zeros(n_clusters, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, assign, x)
+    cnt = torch.bincount(assign, minlength=n_clusters).clamp_min(1).to(x.dtype)
+    return sums / cnt[:, None]
+
+
+def rater_mask(vis_h: torch.Tensor, text_h: torch.Tensor) -> torch.Tensor:
+    """Text tokens whose relevance to the image exceeds the mean relevance (official code)."""
+    rel = (vis_h.float() @ text_h.float().T).softmax(1).mean(0)
+    mask = rel > rel.mean()
+    return mask if bool(mask.any()) else torch.ones_like(mask)    # all equal: every text token
+
+
+class SparseVLM(Pruner):
+    name = "sparsevlm"
+
+    def __init__(self, cfg: Any = None) -> None:
+        super().__init__(cfg)
+        self.retention = retention_of(cfg, 0.5)
+        self.ref_layers = [int(x) for x in cfg_get(cfg, "layers", [2, 6, 15])]
+        self.recycle = float(cfg_get(cfg, "recycle_ratio", 0.3))
+        self.per_cluster = int(cfg_get(cfg, "tokens_per_cluster", 10))
+        self.merge = bool(cfg_get(cfg, "merge", True))
+        self.layers: list[int] = []
+        self.counts: list[int] = []
+        self.raters: torch.Tensor | None = None     # original positions of this call's raters
+
+    def bind(self, info: ModelInfo) -> None:
+        super().bind(info)
+        layers = sorted({scale_layer(x, info.num_layers) for x in self.ref_layers})
+        self.layers = [x for x in layers if x < info.num_layers - 1]
+        budget = min(OFFICIAL, key=lambda b: abs(b / 576 - self.retention))
+        shape = [c / 576 for c in OFFICIAL[budget]][: len(self.layers)]
+        self.counts = stage_counts(info.num_visual, info.num_layers, self.layers, shape, self.retention)
+        self.attention_layers = frozenset(self.layers)
+
+    def reset(self) -> None:
+        self.raters = None
+
+    def after_layer(self, view: LayerView) -> torch.Tensor | None:
+        if view.phase != "prefill" or view.layer not in self.layers:
+            return None
+        stage = self.layers.index(view.layer)
+        ids = view.visual_ids()
+        target = self.counts[stage]
+        meta = view.attn is None or is_meta(view.attn)
+        dev = view.hidden.device
+        if stage == 0 and not meta:                                  # raters: once per call
+            q_vis = (view.query_visual_ids >= 0).to(dev)
+            q_text = (view.query_kinds == TEXT).to(dev)
+            mask = rater_mask(view.hidden[q_vis], view.hidden[q_text])
+            self.raters = view.query_positions.to(dev)[q_text][mask]
+        if target >= ids.numel():
+            return None
+        if meta or self.raters is None:
+            return meta_keep(target)
+        rows = torch.isin(view.query_positions.to(dev), self.raters)
+        cols = (view.key_visual_ids >= 0).to(dev)
+        score = view.attn.mean(0)[rows][:, cols].mean(0)          # (n_visual_keys,)
+        key_ids = view.key_visual_ids.to(dev)[cols]
+        n_del0 = ids.numel() - target
+        n_clusters = int((int(n_del0 * self.recycle) + 1) / self.per_cluster) + 1 if self.merge else 0
+        n_clusters = min(n_clusters, target - 1)
+        kept = top_k_ids(score, key_ids, target - n_clusters)
+        if n_clusters <= 0:
+            return kept
+        deleted = ~torch.isin(key_ids, kept)
+        del_ids, del_score = key_ids[deleted], score[deleted]
+        n_cand = min(del_ids.numel(), int(del_ids.numel() * self.recycle) + 1)
+        cand = top_k_ids(del_score, del_ids, n_cand)
+        q_ids = view.query_visual_ids.to(dev)
+        row_of = torch.nonzero(torch.isin(q_ids, cand)).flatten()    # query rows, ascending id
+        order = torch.argsort(q_ids[row_of])
+        row_of = row_of[order]
+        x = view.hidden[row_of]
+        centres, assign = density_peak_clusters(x, n_clusters)
+        merged = merge_clusters(x.float(), assign, centres.numel()).to(view.hidden.dtype)
+        view.hidden[row_of[centres]] = merged                        # recycled, merged tokens
+        return torch.cat([kept, cand[centres]])
