@@ -16,6 +16,7 @@ import torch
 from vlabench.models.dims import dims_for
 from vlabench.models.policy import PrismaticPolicy, identity_stats
 from vlabench.models.prismatic import build_random
+from vlabench.models.suite_io import SuiteIO
 from vlabench.models.tokenizer import WordTokenizer
 from vlabench.pruners.base import Pruner
 from vlabench.registry import ConfigError
@@ -75,8 +76,14 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
         dtype = DTYPES[str(_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
         model, tokenizer, all_stats = load_checkpoint(path, d, oft, dev, dtype)
         stats = pick_stats(all_stats, unnorm_key, suite_name)
-    deviations.append("images JPEG-round-tripped and resized with PIL (reference: TensorFlow)")
-    return cls(model, d, pruner, tokenizer, stats, dev, dtype, cfg=cfg or {}, deviations=deviations)
+    try:
+        io = SuiteIO.from_suite(suite_cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if io.jpeg:
+        deviations.append("images JPEG-round-tripped and resized with PIL (reference: TensorFlow)")
+    return cls(model, d, pruner, tokenizer, stats, dev, dtype, cfg=cfg or {}, deviations=deviations,
+               io=io)
 
 
 def pick_stats(all_stats: dict[str, Any], key: str | None, suite: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class OpenVLAPolicy(PrismaticPolicy):
         d = self.dims
         lm = self.model.language_model
         with clock.stage("llm"):
-            ids = prompt_ids(self.tokenizer, obs.instruction)
+            ids = prompt_ids(self.tokenizer, obs.instruction, self.io.prompt_style)
             self.last_text_tokens = len(ids) - 1   # after BOS, including the empty token
             embeds, kinds, vids = self._prefix(vis, ids)
             embeds.append(self._text_embeds(ids[1:]))

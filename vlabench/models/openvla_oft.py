@@ -34,15 +34,16 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
     autoregressive = False
     bidir_kind = ACTION
 
-    def _needs(self) -> set[str]:
-        return {"agentview", "wrist", "proprio"}
+    uses_proprio = True
 
     @property
     def chunk(self) -> int:
         return self.dims.chunk
 
-    def _extra_tokens(self, obs: Observation) -> torch.Tensor:
-        """The proprio token (1, 1, d)."""
+    def _extra_tokens(self, obs: Observation) -> torch.Tensor | None:
+        """The proprio token (1, 1, d), or None without robot state."""
+        if not self.use_proprio:
+            return None
         state = normalize_q99(oft_proprio(obs.proprio), self.norm_stats["proprio"])
         x = torch.tensor(state, dtype=self.dtype, device=self.device)[None, None]
         return self.model.proprio_projector(x)
@@ -51,15 +52,16 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
         d = self.dims
         n_act = d.chunk * d.action_dim
         with clock.stage("llm"):
-            ids = prompt_ids(self.tokenizer, obs.instruction)
+            ids = prompt_ids(self.tokenizer, obs.instruction, self.io.prompt_style)
             self.last_text_tokens = len(ids) - 1   # after BOS, including the empty token
             embeds, kinds, vids = self._prefix(vis, ids)
             text = self._text_embeds(ids[1:])
             act = torch.zeros(1, n_act, d.llm_hidden, dtype=text.dtype, device=text.device)
             stop = self._text_embeds([STOP_ID])
-            embeds += [extra, text, act, stop]
-            kinds += [PROPRIO] + text_kinds(len(ids) - 1) + [ACTION] * n_act + [STOP]
-            vids += [-1] * (1 + len(ids) - 1 + n_act + 1)
+            state = [extra] if extra is not None else []
+            embeds += state + [text, act, stop]
+            kinds += [PROPRIO] * len(state) + text_kinds(len(ids) - 1) + [ACTION] * n_act + [STOP]
+            vids += [-1] * (len(state) + len(ids) - 1 + n_act + 1)
             h, meta = self.decoder.prefill(torch.cat(embeds, 1), torch.tensor(kinds),
                                            torch.tensor(vids), keep=keep, reuse=reuse)
             rows = torch.nonzero(meta.kind == ACTION).flatten().to(h.device)

@@ -22,6 +22,7 @@ from vlabench.models.decoder import PrunableDecoder
 from vlabench.models.dims import PrismaticDims
 from vlabench.models.preprocess import pixel_tensor, policy_image
 from vlabench.models.prismatic import PrismaticVLA
+from vlabench.models.suite_io import SuiteIO
 from vlabench.pruners.base import BOS, TEXT, VISUAL, ModelInfo, Pruner, VisualTokens
 
 _PROCESS_CALLS = {"n": 0}   # model calls made in this process (warm-up accounting)
@@ -42,11 +43,19 @@ class PrismaticPolicy:
     model_name = "prismatic"
     autoregressive = False
     bidir_kind: int | None = None
+    uses_proprio = False   # OFT: one proprio token after the visual tokens
 
     def __init__(self, model: PrismaticVLA, dims: PrismaticDims, pruner: Pruner | None,
                  tokenizer: Any, norm_stats: dict[str, Any], device: str, dtype: torch.dtype,
-                 cfg: Any = None, deviations: list[str] | None = None):
+                 cfg: Any = None, deviations: list[str] | None = None, io: SuiteIO | None = None):
         cfg = cfg or {}
+        self.io = io or SuiteIO()
+        self.deviations = list(deviations or [])
+        self.cameras = self._cameras_offered()
+        self.use_proprio = self.uses_proprio and self.io.proprio
+        if self.uses_proprio and not self.use_proprio:
+            self.deviations.append(f"{self.model_name} runs without its proprio token: the suite "
+                                   f"gives no robot state")
         self.model = model
         self.dims = dims
         self.pruner = pruner if pruner is not None else Pruner()
@@ -58,7 +67,8 @@ class PrismaticPolicy:
         # meta-device builds have no values: only `vlabench bench` (FLOPs) may call them
         self.shape_only = self.meta
         self.allow_shape_only_calls = False
-        self.center_crop = bool(cfg.get("center_crop", True))
+        crop = self.io.center_crop
+        self.center_crop = bool(cfg.get("center_crop", True) if crop is None else crop)
         self.warmup_calls = int(cfg.get("warmup_calls", 1))
         self.count_flops = bool(cfg.get("count_flops", False))
         probe = str(cfg.get("probe_mode", "sdpa"))
@@ -66,7 +76,6 @@ class PrismaticPolicy:
         self.attn_implementation = "sdpa" + (
             f" ({probe} attention probabilities at layers {sorted(self.pruner.attention_layers)})"
             if self.pruner.attention_layers else "")
-        self.deviations = list(deviations or [])
         self.decoder = PrunableDecoder(model.language_model, self.pruner, probe_mode=probe,
                                        bidir_kind=self.bidir_kind)
         self.calls_in_episode = 0
@@ -75,8 +84,25 @@ class PrismaticPolicy:
         self.last_flops_by_stage: dict[str, float] = {}
 
     # -------------------------------------------------------------- contract
+    def _cameras_offered(self) -> tuple[str, ...]:
+        """The model's cameras that the suite renders (OFT falls back to one image on SIMPLER)."""
+        want = type(self).cameras
+        if self.io.cameras is None:
+            return want
+        have = tuple(c for c in want if c in self.io.cameras)
+        if not have:
+            from vlabench.registry import ConfigError
+
+            raise ConfigError(f"{self.model_name} needs camera {want[0]!r}; the suite offers "
+                              f"{list(self.io.cameras)}")
+        if have != want:
+            missing = [c for c in want if c not in have]
+            self.deviations.append(f"{self.model_name} runs on {len(have)} image(s) {list(have)}: "
+                                   f"the suite has no {', '.join(missing)} camera")
+        return have
+
     def _needs(self) -> set[str]:
-        return set(self.cameras)
+        return set(self.cameras) | ({"proprio"} if self.use_proprio else set())
 
     def info(self) -> ModelInfo:
         d = self.dims
@@ -145,7 +171,9 @@ class PrismaticPolicy:
 
     # -------------------------------------------------------------- pieces
     def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
-        imgs = {c: policy_image(obs.images[c], self.dims.image_size, self.center_crop)
+        io = self.io
+        imgs = {c: policy_image(obs.images[c], self.dims.image_size, self.center_crop,
+                                resize=io.resize, jpeg=io.jpeg)
                 for c in self.cameras}
         dev = self.device
         px = torch.cat([pixel_tensor(imgs[c], dev, self.dtype) for c in self.cameras], 0)

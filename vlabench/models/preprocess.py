@@ -21,12 +21,24 @@ from vlabench.models.vision import DINO_MEAN, DINO_STD, SIGLIP_MEAN, SIGLIP_STD
 
 
 def policy_image(img: np.ndarray, size: int = 224, center_crop: bool = True,
-                 crop_scale: float = 0.9) -> np.ndarray:
-    """HxWx3 uint8 -> size x size x 3 uint8 as the reference evaluation feeds the model."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="JPEG", quality=95)
-    pil = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    pil = pil.resize((size, size), Image.Resampling.LANCZOS)
+                 crop_scale: float = 0.9, resize: str = "lanczos", jpeg: bool = True) -> np.ndarray:
+    """HxWx3 uint8 -> size x size x 3 uint8 as the reference evaluation feeds the model.
+
+    LIBERO (OpenVLA/OFT): JPEG round trip, Lanczos, optional centre crop. SIMPLER (SimplerEnv):
+    `resize="area"` (cv2.INTER_AREA), `jpeg=False`, no crop."""
+    arr = np.ascontiguousarray(img, dtype=np.uint8)
+    if resize == "area":
+        import cv2
+
+        arr = cv2.resize(arr, (size, size), interpolation=cv2.INTER_AREA)
+    if jpeg:
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=95)
+        pil = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    else:
+        pil = Image.fromarray(arr)
+    if resize != "area":
+        pil = pil.resize((size, size), Image.Resampling.LANCZOS)
     if center_crop:
         side = math.sqrt(crop_scale) * size
         off = (size - side) / 2.0

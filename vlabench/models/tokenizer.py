@@ -48,8 +48,9 @@ class HFTokenizer:
         return list(self.tok(text)["input_ids"])
 
 
-def prompt_ids(tokenizer, instruction: str) -> list[int]:
-    ids = tokenizer.encode(prompt_text(instruction))
+def prompt_ids(tokenizer, instruction: str, style: str = "template") -> list[int]:
+    """Token ids of the prompt: the LIBERO template, or the raw instruction (SIMPLER)."""
+    ids = tokenizer.encode(prompt_text(instruction) if style == "template" else instruction)
     if ids[-1] != EMPTY_ID:
         ids.append(EMPTY_ID)
     return ids

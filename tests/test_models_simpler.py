@@ -1,0 +1,32 @@
+"""The tiny OpenVLA-family models, with pruning, complete real SIMPLER Bridge episodes."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.simpler
+ASSETS = ROOT.parent / "shared" / "simpler_assets"
+
+
+@pytest.mark.parametrize("model,pruner", [("openvla-oft-tiny", "vla-pruner"), ("openvla-tiny", "fastv")])
+def test_tiny_model_with_a_pruner_completes_a_simpler_episode(tmp_path, model, pruner):
+    if not ASSETS.is_dir():
+        pytest.skip(f"SIMPLER test assets not found at {ASSETS}")
+    res = run_cli("run", f"model={model}", f"pruner={pruner}", "suite=simpler_bridge", "suite.tasks=[0]",
+                  "run.episodes_per_task=1", "run.max_steps=8", f"suite.asset_dir={ASSETS}",
+                  f"run.output_dir={tmp_path}", "run.quiet=true")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run_dir = tmp_path / f"{model}-{pruner}-simpler_bridge"
+    eps = pd.read_csv(run_dir / "episodes.csv", keep_default_na=False)
+    assert eps["error_type"].tolist() == [""] and eps["steps"].tolist() == [8]
+    calls = pd.read_csv(run_dir / "calls.csv")
+    assert (calls["tokens_in"] == 256).all()        # one 3rd-view image, no wrist camera
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    if model == "openvla-oft-tiny":
+        assert any("no wrist camera" in d for d in manifest["deviations"])
+        assert manifest["rendered_cameras"] == ["agentview"]

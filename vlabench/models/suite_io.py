@@ -1,0 +1,44 @@
+"""What a suite offers an OpenVLA-family adapter: cameras, robot state, prompt, image pipeline.
+
+Read from the suite's YAML so that one adapter serves every protocol:
+- LIBERO (OpenVLA / OFT evaluation code): agentview + wrist, proprio, the
+  `In: What action should the robot take to ...?\\nOut:` template, JPEG round trip, Lanczos
+  resize to 224, 90% centre crop (the model config's `center_crop`).
+- SIMPLER (SimplerEnv's openvla_model.py): one 3rd-view image, no robot state, the raw
+  instruction as prompt, cv2 INTER_AREA resize to 224, no JPEG, no centre crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SuiteIO:
+    cameras: tuple[str, ...] | None = None  # camera keys the suite renders; None: any
+    proprio: bool = True
+    prompt_style: str = "template"          # "template" | "raw"
+    resize: str = "lanczos"                 # "lanczos" | "area"
+    jpeg: bool = True
+    center_crop: bool | None = None         # None: the model config decides
+
+    @classmethod
+    def from_suite(cls, suite_cfg: Any) -> SuiteIO:
+        if suite_cfg is None:
+            return cls()
+        get = suite_cfg.get
+        cams = get("cameras")
+        img = get("policy_image") or {}
+        style = str(get("prompt_style") or "template")
+        resize = str(img.get("resize", "lanczos"))
+        if style not in ("template", "raw"):
+            raise ValueError(f"suite.prompt_style={style!r}; valid: template, raw")
+        if resize not in ("lanczos", "area"):
+            raise ValueError(f"suite.policy_image.resize={resize!r}; valid: lanczos, area")
+        return cls(
+            cameras=tuple(cams) if cams is not None else None,
+            proprio=bool(get("proprio", True)),
+            prompt_style=style, resize=resize, jpeg=bool(img.get("jpeg", True)),
+            center_crop=img.get("center_crop"),
+        )
