@@ -71,6 +71,15 @@ class ReuseAll(Pruner):
         return torch.arange(tokens.embeddings.shape[0])
 
 
+class ReuseFromLayer2(Pruner):
+    """Half the visual KV reused from layer 2 on, all of it from layer 3 on (a growing plan)."""
+    reuses_kv = True
+
+    def reuse_kv(self, tokens):
+        ids = torch.arange(tokens.embeddings.shape[0])
+        return {2: ids[: ids.numel() // 2], 3: ids}
+
+
 @pytest.mark.parametrize("model", ["openvla-oft", "openvla"])
 def test_keep_all_pruner_gives_bit_identical_actions(model):
     obs = [synthetic_observation(s) for s in (10, 11)]
@@ -223,3 +232,19 @@ def test_skip_call_serves_a_chunk_without_running_the_model():
     assert p.act(synthetic_observation(7, step=0)).stats.source == "model"
     out = p.act(synthetic_observation(7, step=1))
     assert out.stats.source == "extrapolator" and out.actions.shape == (1, 7) and out.stats.flops is None
+
+
+def test_a_layer_reuse_plan_recomputes_early_layers_and_reuses_later_ones():
+    base = build_openvla_oft(CFG, device="cpu")
+    full = build_openvla_oft(CFG, pruner=ReuseAll(), device="cpu")
+    plan = build_openvla_oft(CFG, pruner=ReuseFromLayer2(), device="cpu")
+    obs = synthetic_observation(5)
+    a0 = base.act(obs)
+    full.act(obs)
+    plan.act(obs)
+    f_full, f_plan = full.act(obs), plan.act(obs)
+    assert f_full.stats.flops < f_plan.stats.flops < a0.stats.flops
+    assert np.allclose(f_plan.actions, a0.actions, atol=1e-4)   # an identical frame's KV is the same
+    n = [t.n_q for t in base.decoder.trace.prefill][0]
+    assert [t.n_q for t in plan.decoder.trace.prefill] == [n, n, n - 256, n - 512]
+    assert [t.n_k for t in plan.decoder.trace.prefill] == [n] * 4      # reused rows stay keys

@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
 from vlabench.pruners.base import BOS, TEXT, VISUAL, VisualTokens  # noqa: E402
-from vlabench.pruners.vla_cache import VLACache, patch_cosine, static_patches  # noqa: E402
+from vlabench.pruners.vla_cache import (VLACache, layer_reuse_schedule,  # noqa: E402
+                                         mean_token_entropy, patch_cosine, static_patches)
 
 
 def frame(changed: tuple[int, int] | None = None) -> np.ndarray:
@@ -39,19 +40,55 @@ def tokens(images: dict) -> VisualTokens:
 def test_reuses_static_patches_except_the_most_text_attended_per_camera():
     p = VLACache({"attention_top_k": 1, "attention_layer": 15})
     p.bind(info(num_visual=8, num_layers=4, cameras=("agentview", "wrist"), grid=2))
-    assert p.attention_layers == frozenset({2})                   # 15 of 32 -> 2 of 4
-    assert p.reuse_kv(tokens({"agentview": frame(), "wrist": frame()})) is None   # first call
+    assert p.layer == 2                                           # 15 of 32 -> 2 of 4
+    assert p.attention_layers == frozenset(range(4))              # entropy of every layer
+    assert p.reusable(tokens({"agentview": frame(), "wrist": frame()})) is None   # first call
     kinds = [BOS] + [VISUAL] * 8 + [TEXT, TEXT]
     a = torch.zeros(2, 11, 11)
     a[:, 9, 1 + 3] = 1.0      # text -> agentview patch 3
     a[:, 10, 1 + 4 + 2] = 1.0  # text -> wrist patch 2
     a[:, 0, 1 + 0] = 5.0       # a non-text row: ignored
     assert p.after_layer(view(2, kinds, a)) is None
-    out = p.reuse_kv(tokens({"agentview": frame((0, 1)), "wrist": frame()}))
+    out = p.reusable(tokens({"agentview": frame((0, 1)), "wrist": frame()}))
     # agentview: static {0, 2, 3} minus relevant {3}; wrist: static {0..3} minus {2} (ids 4..7)
     assert out.tolist() == [0, 2, 4, 5, 7]
     p.reset()
-    assert p.reuse_kv(tokens({"agentview": frame(), "wrist": frame()})) is None
+    assert p.reusable(tokens({"agentview": frame(), "wrist": frame()})) is None
+
+
+def test_layer_schedule_is_one_minus_normalised_entropy_with_damped_growth():
+    # entropies [4, 2, 3, 1] -> normalised [1, 1/3, 2/3, 0] -> reuse [0, 2/3, 1/3, 1];
+    # upward steps damped by 0.55: 0 + 0.55*2/3; 1/3 stays (a step down); 1/3 + 0.55*2/3
+    got = layer_reuse_schedule(torch.tensor([4.0, 2.0, 3.0, 1.0]), 0.55)
+    assert torch.allclose(got, torch.tensor([0.0, 0.55 * 2 / 3, 1 / 3, 1 / 3 + 0.55 * 2 / 3]), atol=1e-6)
+
+
+def test_mean_token_entropy_of_uniform_rows_is_log_of_the_key_count():
+    attn = torch.full((2, 3, 4), 0.25)
+    assert float(mean_token_entropy(attn)) == pytest.approx(np.log(4), abs=1e-5)
+    one_hot = torch.zeros(1, 2, 4)
+    one_hot[0, :, 1] = 1.0
+    assert float(mean_token_entropy(one_hot)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_reuse_plan_switches_the_first_patches_by_position_at_the_schedule_layers():
+    p = VLACache({"attention_top_k": 1, "reuse_layers": [2, 6, 9, 11]})
+    p.bind(info(num_visual=8, num_layers=32, cameras=("agentview", "wrist"), grid=2))
+    assert p.reuse_layers == [2, 6, 9, 11]
+    p.reuse_kv(tokens({"agentview": frame(), "wrist": frame()}))
+    kinds = [BOS] + [VISUAL] * 8 + [TEXT, TEXT]
+    for layer in range(32):   # entropy falls with depth: reuse grows towards the last layers
+        a = torch.zeros(2, 11, 11)
+        width = 11 - layer // 3
+        a[:, :, :width] = 1.0 / width
+        a[:, 9, 1 + 3] += 1.0
+        p.after_layer(view(layer, kinds, a))
+    plan = p.reuse_kv(tokens({"agentview": frame(), "wrist": frame()}))
+    reusable = [0, 1, 2, 5, 6, 7]    # all static minus the most text-attended patch per camera (3; 4)
+    counts = {l: len(v) for l, v in plan.items()}
+    for layer, ids in plan.items():
+        assert ids.tolist() == reusable[:len(ids)]   # ascending position order, a prefix
+    assert counts[2] <= counts[6] <= counts[9] <= counts[11] and counts[2] >= 1
 
 
 def test_no_reuse_without_the_previous_calls_attention():

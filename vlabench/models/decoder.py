@@ -179,10 +179,12 @@ class PrunableDecoder:
     # ----------------------------------------------------------------- prefill
     def prefill(self, embeds: torch.Tensor, kinds: torch.Tensor, visual_ids: torch.Tensor,
                 keep: torch.Tensor | None = None,
-                reuse: torch.Tensor | None = None) -> tuple[torch.Tensor, _KV]:
+                reuse: torch.Tensor | dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, _KV]:
         """Run all layers over `embeds` (1, n, d), positions 0..n-1. `keep`: visual ids kept
-        before the first layer; `reuse`: visual ids whose KV comes from the previous call.
-        Returns the final-norm hidden states of the rows still alive and their metadata."""
+        before the first layer; `reuse`: visual ids whose KV comes from the previous call, at
+        every layer (a tensor) or from given layers on (a {layer: ids} plan whose reused set
+        only grows, as VLA-Cache's layer schedule). Returns the final-norm hidden states of the
+        rows still alive and their metadata."""
         dev = _index_device(embeds)
         n = embeds.shape[1]
         meta = _KV(embeds.new_zeros(0), embeds.new_zeros(0),
@@ -190,22 +192,16 @@ class PrunableDecoder:
         h = embeds
         self.trace = DecoderTrace()
         self.caches, self.skipped = [], set()
-        reused: list[_KV] | None = None
         if keep is not None:
             rows = _keep_rows(meta.vid, keep)
             h, meta = h[:, rows.to(h.device)], meta.rows(rows)
-        if reuse is not None and self.prev_visual is not None and all(
-                c is not None for c in self.prev_visual)  and embeds.device.type != "meta":
-            reuse = reuse.to(dev)
-            for c in self.prev_visual:
-                reuse = reuse[torch.isin(reuse, c.vid)]
-            if reuse.numel():
-                reused = []
-                for c in self.prev_visual:
-                    reused.append(c.rows(torch.nonzero(torch.isin(c.vid, reuse)).flatten()))
-                rows = torch.nonzero(~torch.isin(meta.vid, reuse)).flatten()
-                h, meta = h[:, rows.to(h.device)], meta.rows(rows)
+        plan = self._reuse_plan(reuse, dev) if embeds.device.type != "meta" else {}
+        reusing = torch.empty(0, dtype=torch.long, device=dev)   # ids served from the cache
         for i in range(len(self.layers)):
+            if i in plan and plan[i].numel() >= reusing.numel():
+                reusing = plan[i]
+                rows = torch.nonzero(~torch.isin(meta.vid, reusing)).flatten()
+                h, meta = h[:, rows.to(h.device)], meta.rows(rows)
             with self._pruner_stage():
                 skip = self.pruner.skip_layer(i)
             if skip:
@@ -213,7 +209,10 @@ class PrunableDecoder:
                 self.caches.append(None)
                 self.trace.prefill.append(None)
                 continue
-            past = reused[i] if reused is not None else None
+            past = None
+            if reusing.numel():
+                c = self.prev_visual[i]
+                past = c.rows(torch.nonzero(torch.isin(c.vid, reusing)).flatten())
             h, kv, tr, probs = self._attend(i, h, meta, past, "prefill", mask_needed=True)
             self.caches.append(kv if past is None else past.cat(kv))
             self.trace.prefill.append(tr)
@@ -225,13 +224,30 @@ class PrunableDecoder:
                     rows = _keep_rows(meta.vid, keep)
                     keep = keep if keep.device.type != "meta" else meta.vid[rows][meta.vid[rows] >= 0]
                     h, meta = h[:, rows.to(h.device)], meta.rows(rows)
-                    if reused is not None:
-                        reused = [r.rows(torch.nonzero(torch.isin(r.vid, keep.to(dev))).flatten())
-                                  if j > i else r for j, r in enumerate(reused)]
+                    if reusing.numel():   # a pruned token is neither computed nor reused
+                        reusing = reusing[torch.isin(reusing, keep.to(dev))]
+                        plan = {j: ids[torch.isin(ids, keep.to(dev))] for j, ids in plan.items()}
         if self.pruner.reuses_kv:
             self.prev_visual = [None if c is None else c.rows(torch.nonzero(c.vid >= 0).flatten())
                                 for c in self.caches]
         return self.lm.model.norm(h), meta
+
+    def _reuse_plan(self, reuse: torch.Tensor | dict[int, torch.Tensor] | None,
+                    dev: torch.device) -> dict[int, torch.Tensor]:
+        """{layer: ids} of reusable ids, restricted to what the previous call cached at every
+        layer the plan reaches; empty without a previous call."""
+        if reuse is None or self.prev_visual is None:
+            return {}
+        plan = reuse if isinstance(reuse, dict) else {0: reuse}
+        out = {}
+        for layer, ids in sorted(plan.items()):
+            ids = ids.to(dev)
+            for c in self.prev_visual[layer:]:
+                if c is None:   # a layer skipped in the previous call has no cache to reuse
+                    return {}
+                ids = ids[torch.isin(ids, c.vid)]
+            out[int(layer)] = ids
+        return out
 
     # ----------------------------------------------------------------- decode
     def decode(self, embed: torch.Tensor, position: int) -> torch.Tensor:

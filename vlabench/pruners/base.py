@@ -9,9 +9,10 @@ model's decoder loop (vlabench/models/decoder.py) calls, in this order:
   before_llm(tokens)        on the projected visual tokens: ids of visual tokens to keep
                             (DivPrune, SP-VLA); `tokens.vision_attention` holds the SigLIP
                             attention of the feature layer when `vision_attention` is True
-  reuse_kv(tokens)          ids of visual tokens whose keys/values (every layer) are taken
-                            from the previous call instead of recomputed (VLA-Cache); needs
-                            `reuses_kv = True`; FLOPs and latency then count only what runs
+  reuse_kv(tokens)          ids of visual tokens whose keys/values are taken from the
+                            previous call, at every layer (a tensor) or from given layers
+                            on (a {layer: ids} plan; the reused set only grows) (VLA-Cache);
+                            needs `reuses_kv = True`; FLOPs and latency then count only what runs
   skip_layer(layer)         before each decoder layer at prefill: True skips the whole layer
                             (EfficientVLA, SpecPrune); decoding skips the same layers
   after_layer(view)         after decoder layer k, for k in `attention_layers`, with that
@@ -137,8 +138,9 @@ class Pruner:
         """Visual ids to keep before the first decoder layer, or None for all."""
         return None
 
-    def reuse_kv(self, tokens: VisualTokens) -> torch.Tensor | None:
-        """Visual ids whose previous-call keys/values are reused at every layer, or None."""
+    def reuse_kv(self, tokens: VisualTokens) -> torch.Tensor | dict[int, torch.Tensor] | None:
+        """Visual ids whose previous-call keys/values are reused (every layer, or a
+        {layer: ids} plan from each layer on), or None."""
         return None
 
     def skip_layer(self, layer: int) -> bool:

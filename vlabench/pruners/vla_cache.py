@@ -10,12 +10,20 @@ static since the previous call are reused instead of recomputed:
 - task relevance (`task_relevant_selection`, `token_attention_merge(layer_id=15)`): the
   previous call's attention at layer 15, averaged over heads and over text queries, ranks each
   camera's patches; its top `attention_top_k` = 100 are always recomputed;
-- reused = static candidates minus task-relevant ones. The decoder takes their KV (every layer)
-  from the previous call, so FLOPs and latency count only the recomputed rows.
-Not expressible with the hooks: the layer-adaptive reuse proportion from attention entropy
-(`get_layer_mask_schedule`); reuse here applies at every layer. Choices: text queries are the
-prompt tokens (kind TEXT; the code's span 513..546 also covers OFT's proprio token); layer 15
-is scaled to the model's depth (layer 2 of 4 on the tiny models).
+- reused = static candidates minus task-relevant ones, ordered by sequence position (primary
+  camera first), as the official `task_relevant_selection` sorts them;
+- layer-adaptive reuse (Sec. 3.3, `get_layer_mask_schedule` and the fork's
+  `LlamaModel.forward`): from the previous call's attention at every layer, the mean token
+  entropy (rows renormalised, heads averaged) is min-max normalised over layers, reuse =
+  1 - entropy, and upward steps are damped by `growth_factor` = 0.55. At each layer of
+  `reuse_layers` = [2, 6, 9, 11] the first max(1, int(reuse[l] * n)) reusable patches switch
+  to the cached KV from that layer on (the set only grows); earlier layers recompute them.
+  FLOPs and latency count only the rows recomputed at each layer.
+Choices: text queries are the prompt tokens (kind TEXT; the code's span 513..546 also covers
+OFT's proprio token); layers 15 and [2, 6, 9, 11] are scaled to the model's depth (on the tiny
+4-layer models: 2 and [0, 1]). Every layer's attention is probed, as the official code runs
+with `output_attentions=True`. On the meta device (FLOPs only) there are no frames to compare,
+so nothing is reused and FLOPs equal the unpruned model's: VLA-Cache's saving is data-dependent.
 """
 
 from __future__ import annotations
@@ -42,6 +50,26 @@ def static_patches(sim: torch.Tensor, threshold: float, top_k: int) -> torch.Ten
     return top_k_ids(sim[idx], idx, top_k)
 
 
+def layer_reuse_schedule(entropies: torch.Tensor, growth_factor: float = 0.55) -> torch.Tensor:
+    """Per-layer reuse proportions from per-layer mean attention entropies (official
+    `get_layer_mask_schedule`): 1 - min-max normalised entropy, upward steps damped."""
+    e = entropies.float()
+    reuse = 1.0 - (e - e.min()) / (e.max() - e.min() + 1e-10)
+    out = reuse.clone()
+    for i in range(1, out.numel()):      # one step per layer (32), not per token
+        delta = out[i] - out[i - 1]
+        if delta > 0:
+            out[i] = out[i - 1] + delta * growth_factor
+    return out
+
+
+def mean_token_entropy(attn: torch.Tensor) -> torch.Tensor:
+    """Entropy of each query row of the head-averaged attention (rows renormalised), averaged."""
+    a = attn.float().mean(0)
+    a = torch.nan_to_num(a / (a.sum(-1, keepdim=True) + 1e-10))
+    return (-(a * torch.log(a + 1e-10)).sum(-1)).mean()
+
+
 class VLACache(Pruner):
     name = "vla-cache"
     reuses_kv = True
@@ -52,20 +80,26 @@ class VLACache(Pruner):
         self.static_top_k = int(cfg_get(cfg, "static_top_k", 150))
         self.attention_top_k = int(cfg_get(cfg, "attention_top_k", 100))
         self.ref_layer = int(cfg_get(cfg, "attention_layer", 15))
+        self.ref_reuse_layers = [int(x) for x in cfg_get(cfg, "reuse_layers", [2, 6, 9, 11])]
+        self.growth_factor = float(cfg_get(cfg, "growth_factor", 0.55))
         self.patch = int(cfg_get(cfg, "patch_size", 14))
         self.layer = 0
+        self.reuse_layers: list[int] = []
         self.prev_images: dict[str, np.ndarray] | None = None
         self.prev_scores: torch.Tensor | None = None     # (M,) text->vision attention, by id
+        self.entropies: dict[int, torch.Tensor] = {}      # layer -> mean token entropy (prev call)
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
         self.layer = scale_layer(self.ref_layer, info.num_layers)
-        self.attention_layers = frozenset({self.layer})
+        self.reuse_layers = sorted({scale_layer(x, info.num_layers) for x in self.ref_reuse_layers})
+        self.attention_layers = frozenset(range(info.num_layers))
 
     def reset(self) -> None:
-        self.prev_images, self.prev_scores = None, None
+        self.prev_images, self.prev_scores, self.entropies = None, None, {}
 
-    def reuse_kv(self, tokens: VisualTokens) -> torch.Tensor | None:
+    def reusable(self, tokens: VisualTokens) -> torch.Tensor | None:
+        """Static, not task-relevant visual ids (ascending), or None before a previous call."""
         prev, scores = self.prev_images, self.prev_scores
         self.prev_images, self.prev_scores = tokens.images, None
         if prev is None or scores is None or is_meta(tokens.embeddings):
@@ -78,10 +112,23 @@ class VLACache(Pruner):
             cam_scores = scores[i * per:(i + 1) * per]
             relevant = top_k_ids(cam_scores, torch.arange(per), self.attention_top_k)
             out.append(static[~torch.isin(static, relevant)] + i * per)
-        return torch.cat(out).to(tokens.embeddings.device)
+        return torch.sort(torch.cat(out)).values
+
+    def reuse_kv(self, tokens: VisualTokens) -> dict[int, torch.Tensor] | None:
+        ids = self.reusable(tokens)
+        entropies, self.entropies = self.entropies, {}
+        if ids is None or ids.numel() == 0 or len(entropies) != self.info.num_layers:
+            return None
+        reuse = layer_reuse_schedule(torch.stack([entropies[i] for i in range(self.info.num_layers)]),
+                                     self.growth_factor)
+        dev = tokens.embeddings.device
+        return {l: ids[:max(1, int(float(reuse[l]) * ids.numel()))].to(dev) for l in self.reuse_layers}
 
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
-        if view.phase != "prefill" or view.layer != self.layer or view.attn is None or is_meta(view.attn):
+        if view.phase != "prefill" or view.attn is None or is_meta(view.attn):
+            return None
+        self.entropies[view.layer] = mean_token_entropy(view.attn).cpu()
+        if view.layer != self.layer:
             return None
         dev = view.attn.device
         rows = (view.query_kinds == TEXT).to(dev)
