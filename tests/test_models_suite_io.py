@@ -72,3 +72,26 @@ def test_a_suite_without_the_models_main_camera_is_refused():
     suite.cameras = {"wrist": "hand_camera"}
     with pytest.raises(ConfigError, match="needs camera 'agentview'"):
         _build("openvla-tiny", suite)
+
+
+def test_open_loop_frames_reach_only_pruners_that_observe_them():
+    from vlabench.models.synthetic import synthetic_observation
+    from vlabench.pruners.base import Pruner
+
+    class Watcher(Pruner):
+        observes_frames = True
+
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def observe_frame(self, step, images):
+            self.seen.append((step, {c: im.shape for c, im in images.items()}))
+
+    cfg = OmegaConf.load(registry.entry("model", "openvla-oft-tiny").path)
+    w = Watcher()
+    pol = registry.build("model", "openvla-oft-tiny", cfg, pruner=w, suite_cfg=LIBERO, device="cpu")
+    pol.observe(synthetic_observation(1, step=3))
+    assert w.seen == [(3, {"agentview": (224, 224, 3), "wrist": (224, 224, 3)})]
+    quiet = registry.build("model", "openvla-oft-tiny", cfg, pruner=Pruner(), suite_cfg=LIBERO, device="cpu")
+    quiet.observe(synthetic_observation(1, step=3))     # no pruner wants frames: nothing to do

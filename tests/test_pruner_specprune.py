@@ -137,3 +137,23 @@ def test_alpha_comes_from_the_composed_suite_name():
     root = OmegaConf.create({"suite": {"name": "libero_goal"}, "pruner": node})
     assert SpecPrune(root.pruner).alpha == 0.8
     assert SpecPrune(OmegaConf.create(node)).alpha == 1.0     # no suite: alpha_default
+
+
+def test_the_reference_frame_is_the_one_t_steps_back_even_between_model_calls():
+    p = SpecPrune({"k_coarse": 24, "tau": 0.9})
+    p.bind(model_info())
+    p.reset()
+    base = np.full((28, 28, 3), 200, np.uint8)
+    p.skip_call(type("Obs", (), {"step": 0})())
+    p.before_llm(_tokens(0, base))
+    # a chunk of 8 summing to 6 in x: v = 6 -> T = floor(-16/3 + 22/3) + 4 = 6 (Sec. 4.2)
+    p.end_of_step(np.array([[0.75, 0, 0, 0, 0, 0, -1]] * 8), None)
+    assert frame_interval(p._translation) == 6
+    for step in range(1, 8):           # open-loop steps: only frame 2 differs (patch 1)
+        img = base.copy()
+        if step == 2:
+            img[0:14, 14:28, 0] = 0
+        p.observe_frame(step, {"agentview": img, "wrist": base})
+    p.skip_call(type("Obs", (), {"step": 8})())
+    p.before_llm(_tokens(1, base))
+    assert p._dynamic.tolist() == [1]   # compared with frame 8 - 6 = 2, not with the last call's

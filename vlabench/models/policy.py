@@ -120,6 +120,15 @@ class PrismaticPolicy:
         self.calls_in_episode = 0
         self.decoder.reset()
 
+    def observe(self, obs: Observation) -> None:
+        """A step executed open-loop from the last chunk: pruners that compare frames across
+        steps (`observes_frames`) get the images the towers would see."""
+        if self.pruner.observes_frames and not self.meta:
+            io = self.io
+            self.pruner.observe_frame(obs.step, {
+                c: policy_image(obs.images[c], self.dims.image_size, self.center_crop,
+                                resize=io.resize, jpeg=io.jpeg) for c in self.cameras})
+
     def act(self, obs: Observation) -> PolicyOutput:
         if self.shape_only and not self.allow_shape_only_calls:
             from vlabench.registry import ConfigError

@@ -22,6 +22,9 @@ model's decoder loop (vlabench/models/decoder.py) calls, in this order:
                             decode steps it observes only (action-to-vision attention)
   end_of_step(actions, stats)  the action chunk produced (LIBERO convention) and the call's
                             stats (SpecPrune's controller, VLA-Pruner's history, SP-VLA)
+  observe_frame(step, images)  every control step served open-loop from a chunk (no model
+                            call): the preprocessed images the towers would see; only for
+                            pruners with `observes_frames = True` (SpecPrune's frame T back)
   reset()                   at every episode start (the runner calls it)
 
 Visual token ids are the token's index in the model's visual sequence before any pruning
@@ -117,6 +120,7 @@ class Pruner:
     attention_layers: frozenset[int] = frozenset()
     vision_attention: bool = False
     reuses_kv: bool = False
+    observes_frames: bool = False
     served_source: str = "extrapolator"   # CallStats.source of chunks served by skip_call
 
     def __init__(self, cfg: Any = None) -> None:
@@ -129,6 +133,9 @@ class Pruner:
 
     def reset(self) -> None:
         """Forget per-episode state (history of attention, previous frames, actions)."""
+
+    def observe_frame(self, step: int, images: dict[str, np.ndarray]) -> None:
+        """The preprocessed images of a step served without a model call (`observes_frames`)."""
 
     def skip_call(self, obs: Observation) -> np.ndarray | None:
         """An action chunk (T, 7) to serve without calling the model, or None."""

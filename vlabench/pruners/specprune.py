@@ -32,9 +32,9 @@ Readings where the paper is ambiguous (public code: github.com/alexwhz-sjtu/Spec
   gives none); K_D = 26 coarse / 56 fine (the code's 256 - PRIMARY_TOPK{,_PRECISE}).
 - v for T is the norm of the translation summed over the actions since the previous call,
   as the code's `history_action` (hence the /6); Sec. 4.2's "+4" is used (Algorithm 1 drops
-  the /6; the code uses +3). Frames exist here only at model calls: the reference is the
-  newest stored frame at least T steps old, else the oldest stored one (API gap: no frames
-  between calls). The first call has no previous attention nor frame: V_global and
+  the /6; the code uses +3). Every control step's frame is kept (steps executed open-loop
+  from OFT's chunk arrive through `observe_frame`); the reference is the frame T steps back,
+  else the oldest one kept. The first call has no previous attention nor frame: V_global and
   V_dynamic are empty.
 - Thresholds v_t^th = 0.4, v_r^th = 0.2 (the code's VELOCITY_THRES, ROT_THRES; the paper
   gives none); before the first action the mode is coarse (the code starts not precise).
@@ -122,6 +122,7 @@ class SpecPrune(Pruner):
     """SpecPrune-VLA's two-level pruning with its action-aware controller (module docstring)."""
 
     name = "specprune"
+    observes_frames = True   # the frame T steps back may fall between model calls (Sec. 4.2)
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
@@ -179,6 +180,9 @@ class SpecPrune(Pruner):
         return self._mode
 
     # ------------------------------------------------------------ hooks
+    def observe_frame(self, step: int, images: dict[str, np.ndarray]) -> None:
+        self._frames.append((step, {c: images[c] for c in self.info.cameras}))
+
     def skip_call(self, obs: Any) -> None:
         self._step = int(getattr(obs, "step", 0))
         return None
