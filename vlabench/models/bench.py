@@ -3,8 +3,10 @@
 The model is built once; the pruner under test and (with `bench.baseline`) `pruner=none` run
 on the same weights in the same process, on the same synthetic observation sequence, so the
 speedup compares like with like. Warm-up calls (the model config's `warmup_calls`) run first
-and are excluded. On the meta device (full size without a GPU) there are no values: one call
-is made under FlopCounterMode and only FLOPs and token counts are reported.
+and are excluded. On the meta device (full size without a GPU) there are no values: the same
+calls run for their shapes, and only FLOPs and token counts are reported. Methods with history
+(VLA-Pruner's first w calls, SpecPrune's previous-call attention) reach their steady state
+after a few calls: `flops_last_call` is that state, `flops_per_call` the mean over the calls.
 """
 
 from __future__ import annotations
@@ -16,17 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vlabench import registry
 from vlabench.registry import ConfigError
-
-
-def _plugin(node: Any, *args: Any, **kwargs: Any) -> Any:
-    e = registry.Entry(group="?", name=str(node.get("name")), plugin=str(node.plugin),
-                       description="", requires=tuple(node.get("requires") or ()), path=Path("."))
-    missing = e.missing()
-    if missing:
-        raise ConfigError(f"{node.get('name')!r} needs {', '.join(missing)}: run `make install`")
-    return e.load()(*args, **kwargs)
 
 
 def _pct(values: list[float]) -> dict[str, float]:
@@ -48,16 +40,14 @@ def measure(policy: Any, observations: list, warmup: int, count_once: bool = Tru
     policy.reset(TaskInfo(0, "bench", observations[0].instruction))
     policy.pruner.reset()
     stats, flops_stage = [], []
-    if meta:   # one call, counted: no values, so latency and repeated calls mean nothing
-        policy.count_flops, count_once = True, False
-    for obs in observations[:1] if meta else observations:
+    for obs in observations:
         out = policy.act(obs)
         if out.stats.source == "model":
             stats.append(out.stats)
             flops_stage.append(dict(policy.last_flops_by_stage))
     if not stats:
         raise ConfigError("the pruner served every call without the model; nothing to measure")
-    counted = stats[0].flops if meta else None
+    counted = None
     if count_once:
         policy.count_flops = True
         try:
@@ -65,8 +55,9 @@ def measure(policy: Any, observations: list, warmup: int, count_once: bool = Tru
         finally:
             policy.count_flops = False
     res: dict[str, Any] = {
-        "model_calls": len(stats), "served_without_model": len(observations) - len(stats) if not meta else 0,
+        "model_calls": len(stats), "served_without_model": len(observations) - len(stats),
         "flops_per_call": float(np.mean([s.flops for s in stats])),
+        "flops_last_call": float(stats[-1].flops),
         "flops_counted_one_call": counted,
         "flops_by_stage": {k: float(np.mean([f.get(k, 0.0) for f in flops_stage])) for k in flops_stage[0]},
         "tokens_in": stats[0].tokens_in,
@@ -77,6 +68,7 @@ def measure(policy: Any, observations: list, warmup: int, count_once: bool = Tru
     }
     # the papers' convention (VLA-Pruner Table 1, FastV): LLM backbone only, multiply-adds
     res["llm_tmacs_papers_convention"] = res["flops_by_stage"]["llm"] / 2 / 1e12
+    res["llm_tmacs_last_call"] = flops_stage[-1]["llm"] / 2 / 1e12
     if not meta:
         stages = sorted({k for s in stats for k in s.latency_ms})
         res["latency_ms"] = {k: _pct([s.latency_ms.get(k, 0.0) for s in stats]) for k in stages}
@@ -93,8 +85,10 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
     n = int(b.get("calls", 20))
     if n <= 0:
         raise ConfigError(f"bench.calls must be a positive integer, got {n}")
-    pruner = _plugin(cfg.pruner, cfg.pruner)
-    policy = _plugin(cfg.model, cfg.model, pruner=pruner, suite_cfg=cfg.suite, device=cfg.run.device)
+    from vlabench.runner import build_plugin
+
+    pruner = build_plugin(cfg.pruner, cfg.pruner)
+    policy = build_plugin(cfg.model, cfg.model, pruner=pruner, suite_cfg=cfg.suite, device=cfg.run.device)
     obs = synthetic_episode(n, seed=int(b.get("seed", 0)))
     warm = int(cfg.model.get("warmup_calls", 1) or 0)
     result: dict[str, Any] = {
@@ -108,7 +102,7 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
     result.update(measure(policy, obs, warm))
     if b.get("baseline", True) and cfg.pruner.name != "none":
         base = type(policy)(policy.model, policy.dims, Pruner(), policy.tokenizer, policy.norm_stats,
-                            policy.device, policy.dtype, cfg=cfg.model)
+                            policy.device, policy.dtype, cfg=cfg.model, io=policy.io)
         result["baseline"] = measure(base, obs, warm)
         result["speedup"] = _speedup(result["baseline"], result)
     out = b.get("out")
@@ -120,7 +114,8 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
 
 
 def _speedup(base: dict[str, Any], new: dict[str, Any]) -> dict[str, float]:
-    out = {"flops_ratio": new["flops_per_call"] / base["flops_per_call"]}
+    out = {"flops_ratio": new["flops_per_call"] / base["flops_per_call"],
+           "flops_ratio_last_call": new["flops_last_call"] / base["flops_last_call"]}
     if "latency_ms" in base and "latency_ms" in new:
         out["latency_p50"] = base["latency_ms"]["total"]["p50"] / new["latency_ms"]["total"]["p50"]
     return out
@@ -150,11 +145,14 @@ def print_result(r: dict[str, Any]) -> None:
             cells += [format(bv, fmt) if bv is not None else "", f"{v / bv:.3f}" if bv else ""]
         t.add_row(*cells)
 
-    row("TFLOPs / call", r["flops_per_call"] / 1e12, base and base["flops_per_call"] / 1e12, ".4f")
+    row("TFLOPs / call (mean)", r["flops_per_call"] / 1e12, base and base["flops_per_call"] / 1e12, ".4f")
+    row("TFLOPs, last call (steady state)", r["flops_last_call"] / 1e12,
+        base and base["flops_last_call"] / 1e12, ".4f")
     for stage, v in r["flops_by_stage"].items():
         row(f"  {stage} TFLOPs", v / 1e12, base and base["flops_by_stage"].get(stage, 0) / 1e12, ".4f")
     row("  LLM T-MACs (papers' unit)", r["llm_tmacs_papers_convention"],
         base and base["llm_tmacs_papers_convention"], ".4f")
+    row("  LLM T-MACs, last call", r["llm_tmacs_last_call"], base and base["llm_tmacs_last_call"], ".4f")
     row("sequence length (prefill)", r["sequence_length"] or 0, base and base["sequence_length"], ".0f")
     row("text tokens", r["text_tokens"] or 0, base and base["text_tokens"], ".0f")
     row("visual tokens in", r["tokens_in"], base and base["tokens_in"], ".0f")
