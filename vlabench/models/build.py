@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from vlabench.config import cfg_get
 from vlabench.models.dims import dims_for
 from vlabench.models.policy import PrismaticPolicy, identity_stats
 from vlabench.models.prismatic import build_random
@@ -22,16 +23,6 @@ from vlabench.pruners.base import Pruner
 from vlabench.registry import ConfigError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    try:
-        v = cfg.get(key, default)
-    except AttributeError:
-        v = getattr(cfg, key, default)
-    return default if v is None and default is not None else v
 
 
 def resolve_device(device: str | None) -> str:
@@ -45,26 +36,26 @@ def resolve_device(device: str | None) -> str:
 def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
                  suite_cfg: Any, device: str | None) -> PrismaticPolicy:
     dev = resolve_device(device)
-    threads = _get(cfg, "threads")
+    threads = cfg_get(cfg, "threads")
     if threads and dev == "cpu":
         torch.set_num_threads(int(threads))
-    size = str(_get(cfg, "size", "tiny"))
+    size = str(cfg_get(cfg, "size", "tiny"))
     if size not in ("tiny", "full"):
         raise ConfigError(f"model.size must be tiny or full, got {size!r}")
-    overrides = dict(_get(cfg, "dims", {}) or {})
+    overrides = dict(cfg_get(cfg, "dims", {}) or {})
     d = dims_for(size, overrides)
     oft = cls.model_name == "openvla-oft"
-    name = str(_get(cfg, "name", cls.model_name))
-    ckpt = _get(cfg, "checkpoint")
-    suite_name = str(_get(suite_cfg, "name", "") or "")
-    unnorm_key = _get(suite_cfg, "unnorm_key")
+    name = str(cfg_get(cfg, "name", cls.model_name))
+    ckpt = cfg_get(cfg, "checkpoint")
+    suite_name = str(cfg_get(suite_cfg, "name", "") or "")
+    unnorm_key = cfg_get(suite_cfg, "unnorm_key")
     deviations: list[str] = []
     if ckpt is None:
         if dev == "cpu" and size == "full":
             dev = "meta"
             deviations.append("full-size random weights on the meta device: FLOPs and shapes only")
-        dtype = DTYPES[str(_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
-        model = build_random(d, oft, dev, dtype, seed=int(_get(cfg, "seed", 0)))
+        dtype = DTYPES[str(cfg_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
+        model = build_random(d, oft, dev, dtype, seed=int(cfg_get(cfg, "seed", 0)))
         tokenizer = WordTokenizer()
         stats = {"action": identity_stats(d.action_dim), "proprio": identity_stats(d.proprio_dim, False)}
         deviations.append(f"random weights ({size}); no checkpoint")
@@ -73,7 +64,7 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
         from vlabench.models.checkpoint import load_checkpoint, resolve_checkpoint
 
         path = resolve_checkpoint(ckpt, suite_name, name)
-        dtype = DTYPES[str(_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
+        dtype = DTYPES[str(cfg_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
         model, tokenizer, all_stats = load_checkpoint(path, d, oft, dev, dtype)
         stats = pick_stats(all_stats, unnorm_key, suite_name)
     try:

@@ -1,4 +1,4 @@
-"""Small helpers the baseline plugins share (config access, depth scaling, meta tensors).
+"""Small helpers the baseline plugins share (retention, depth scaling, meta tensors).
 
 Not selection primitives (those live in `selection.py`): these only adapt a method's published
 settings to the model it is bound to and keep budgets exact on shape-only (meta) builds.
@@ -10,20 +10,10 @@ from typing import Any
 
 import torch
 
+from vlabench.config import cfg_get
 from vlabench.registry import ConfigError
 
 REF_LAYERS = 32   # Llama-2-7B / Vicuna-7B depth the methods' layer indices were published for
-
-
-def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    """`cfg[key]` for a DictConfig, dict or None; `default` when absent or null."""
-    if cfg is None:
-        return default
-    try:
-        v = cfg.get(key, default)
-    except AttributeError:
-        v = getattr(cfg, key, default)
-    return default if v is None else v
 
 
 def retention_of(cfg: Any, default: float) -> float:

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner, VisualTokens
-from vlabench.pruners.common import REF_LAYERS, cfg_get, check_layer, is_meta, meta_keep
-from vlabench.pruners.selection import top_k_ids
+from vlabench.config import cfg_get
+from vlabench.pruners.common import REF_LAYERS, check_layer, is_meta, meta_keep
 from vlabench.registry import ConfigError
 
 

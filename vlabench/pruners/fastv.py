@@ -20,12 +20,14 @@ from typing import Any
 import torch
 
 from vlabench.pruners.base import LayerView, ModelInfo, Pruner
-from vlabench.pruners.common import cfg_get, check_layer, is_meta, meta_keep, retention_of
+from vlabench.config import cfg_get
+from vlabench.pruners.common import check_layer, is_meta, meta_keep, retention_of
 from vlabench.pruners.selection import keep_count, top_k_ids
 
 
 class FastV(Pruner):
     name = "fastv"
+    scores_attention = True   # `select` reads the attention probabilities
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
@@ -43,7 +45,12 @@ class FastV(Pruner):
         cols = view.key_visual_ids >= 0
         ids = view.key_visual_ids[cols]
         k = min(ids.numel(), keep_count(self.info.num_visual, self.retention))
-        if view.attn is None or is_meta(view.attn):
+        no_values = is_meta(view.hidden) or (self.scores_attention and (view.attn is None or is_meta(view.attn)))
+        if no_values:   # meta device: the budget's count stands in for the selection
             return meta_keep(k)
+        return self.select(view, cols, ids, k)
+
+    def select(self, view: LayerView, cols: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
+        """The k visual ids kept: the most attended by the last query, heads averaged."""
         score = view.attn[:, -1, :].mean(0)[cols.to(view.attn.device)]
         return top_k_ids(score, ids.to(score.device), k)

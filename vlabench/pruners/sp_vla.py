@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from vlabench.pruners.base import ModelInfo, Pruner, VisualTokens
-from vlabench.pruners.options import option
+from vlabench.config import cfg_get
 from vlabench.pruners.selection import keep_count
 from vlabench.registry import ConfigError
 
@@ -114,17 +114,17 @@ class SPVLA(Pruner):
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
-        self.n = int(option(cfg, "buffer", 6))
-        self.tau = float(option(cfg, "tau", 0.5))
-        self.v_min = float(option(cfg, "v_min", 0.2))
-        self.v_max = float(option(cfg, "v_max", 0.5))
-        self.lam = float(option(cfg, "ridge_lambda", 0.01))
-        self.v_pmin = float(option(cfg, "v_pmin", self.v_min))
-        self.v_pmax = float(option(cfg, "v_pmax", math.sqrt(3.0)))
-        self.t_ks = float(option(cfg, "semantic_threshold", 1.0 / 256.0))
-        self.canny = (float(option(cfg, "canny_low", 100)), float(option(cfg, "canny_high", 200)))
-        self.schedule = bool(option(cfg, "schedule", True))
-        self.prune = bool(option(cfg, "prune", True))
+        self.n = int(cfg_get(cfg, "buffer", 6))
+        self.tau = float(cfg_get(cfg, "tau", 0.5))
+        self.v_min = float(cfg_get(cfg, "v_min", 0.2))
+        self.v_max = float(cfg_get(cfg, "v_max", 0.5))
+        self.lam = float(cfg_get(cfg, "ridge_lambda", 0.01))
+        self.v_pmin = float(cfg_get(cfg, "v_pmin", self.v_min))
+        self.v_pmax = float(cfg_get(cfg, "v_pmax", math.sqrt(3.0)))
+        self.t_ks = float(cfg_get(cfg, "semantic_threshold", 1.0 / 256.0))
+        self.canny = (float(cfg_get(cfg, "canny_low", 100)), float(cfg_get(cfg, "canny_high", 200)))
+        self.schedule = bool(cfg_get(cfg, "schedule", True))
+        self.prune = bool(cfg_get(cfg, "prune", True))
         self.reset()
 
     def bind(self, info: ModelInfo) -> None:

@@ -31,7 +31,8 @@ from typing import Any
 import torch
 
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner
-from vlabench.pruners.common import cfg_get, is_meta, meta_keep, retention_of, scale_layer
+from vlabench.config import cfg_get
+from vlabench.pruners.common import is_meta, meta_keep, retention_of, scale_layer
 from vlabench.pruners.selection import top_k_ids
 
 OFFICIAL = {192: (300, 200, 110), 128: (303, 110, 36), 64: (66, 30, 17)}   # of 576 tokens

@@ -58,7 +58,7 @@ import torch
 
 from vlabench.pruners.attn_scores import query_to_visual, rows_of_kinds, scatter_scores, visual_block
 from vlabench.pruners.base import ACTION, PROPRIO, STOP, TEXT, LayerView, ModelInfo, Pruner, VisualTokens
-from vlabench.pruners.options import as_dict, option
+from vlabench.config import as_dict, cfg_get
 from vlabench.pruners.selection import keep_count, patch_cosine_similarity, top_k_ids
 from vlabench.registry import ConfigError
 
@@ -126,20 +126,20 @@ class SpecPrune(Pruner):
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
-        self.suite = str(option(cfg, "suite", ""))
-        self.alpha = float(as_dict(option(cfg, "alpha", {})).get(self.suite, option(cfg, "alpha_default", 1.0)))
-        self.k_base = {COARSE: int(option(cfg, "k_coarse", 24)), FINE: int(option(cfg, "k_fine", 40))}
-        kd = as_dict(option(cfg, "k_dynamic", {}))
+        self.suite = str(cfg_get(cfg, "suite", ""))
+        self.alpha = float(as_dict(cfg_get(cfg, "alpha", {})).get(self.suite, cfg_get(cfg, "alpha_default", 1.0)))
+        self.k_base = {COARSE: int(cfg_get(cfg, "k_coarse", 24)), FINE: int(cfg_get(cfg, "k_fine", 40))}
+        kd = as_dict(cfg_get(cfg, "k_dynamic", {}))
         self.k_dynamic = {COARSE: int(kd.get(COARSE, 26)), FINE: int(kd.get(FINE, 56))}
-        self.tau = float(option(cfg, "tau", 0.986))
-        self.vt_th = float(option(cfg, "vt_threshold", 0.4))
-        self.vr_th = float(option(cfg, "vr_threshold", 0.2))
-        self.local_layers = tuple(int(x) for x in option(cfg, "local_layers", [0, 1]))
-        self.dynamic_layers = tuple(int(x) for x in option(cfg, "dynamic_layers", [5, 10, 15, 20]))
-        self.prune_fraction = float(option(cfg, "layer_prune_fraction", 0.1))
-        self.beta = float(option(cfg, "beta", 0.2))
-        self.rank_k = float(option(cfg, "rank_k", 0.1))
-        self.eps = float(option(cfg, "eps", 1e-6))
+        self.tau = float(cfg_get(cfg, "tau", 0.986))
+        self.vt_th = float(cfg_get(cfg, "vt_threshold", 0.4))
+        self.vr_th = float(cfg_get(cfg, "vr_threshold", 0.2))
+        self.local_layers = tuple(int(x) for x in cfg_get(cfg, "local_layers", [0, 1]))
+        self.dynamic_layers = tuple(int(x) for x in cfg_get(cfg, "dynamic_layers", [5, 10, 15, 20]))
+        self.prune_fraction = float(cfg_get(cfg, "layer_prune_fraction", 0.1))
+        self.beta = float(cfg_get(cfg, "beta", 0.2))
+        self.rank_k = float(cfg_get(cfg, "rank_k", 0.1))
+        self.eps = float(cfg_get(cfg, "eps", 1e-6))
         self.attention_layers = frozenset(self.local_layers + self.dynamic_layers)
         self.last_layer = -1
         self.reset()

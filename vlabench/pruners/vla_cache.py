@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner, VisualTokens
-from vlabench.pruners.common import cfg_get, is_meta, scale_layer
+from vlabench.config import cfg_get
+from vlabench.pruners.common import is_meta, scale_layer
 from vlabench.pruners.selection import patch_cosine_similarity, top_k_ids
 
 

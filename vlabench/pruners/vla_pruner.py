@@ -37,7 +37,7 @@ import torch
 from vlabench.pruners.attn_scores import has_values, query_to_visual, rows_of_kinds, scatter_scores
 from vlabench.pruners.base import (ACTION, BOS, GENERATED, PROPRIO, TEXT, VISUAL, LayerView,
                                    ModelInfo, Pruner, VisualTokens)
-from vlabench.pruners.options import option
+from vlabench.config import cfg_get
 from vlabench.pruners.selection import cosine_distance_matrix, greedy_maxmin, keep_count, top_k_ids
 from vlabench.registry import ConfigError
 
@@ -86,11 +86,11 @@ class VLAPruner(Pruner):
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
-        self.retention = float(option(cfg, "retention", 0.5))
+        self.retention = float(cfg_get(cfg, "retention", 0.5))
         keep_count(1, self.retention)                  # validates (0, 1]
-        self.prune_layer = int(option(cfg, "prune_layer", 3))
-        self.window = int(option(cfg, "window", 3))
-        self.gamma = float(option(cfg, "gamma", 0.8))
+        self.prune_layer = int(cfg_get(cfg, "prune_layer", 3))
+        self.window = int(cfg_get(cfg, "window", 3))
+        self.gamma = float(cfg_get(cfg, "gamma", 0.8))
         self.attention_layers = frozenset({self.prune_layer - 1})
         self.budget = 0
         self.reset()

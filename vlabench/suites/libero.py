@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.suites.common import close_quietly, select_tasks
 from vlabench.registry import ConfigError
 from vlabench.suites.libero_setup import ensure_libero_ready
 
@@ -80,10 +81,7 @@ class LiberoEnv:
                            proprio=proprio, privileged=privileged)
 
     def close(self) -> None:
-        try:
-            self.env.close()
-        except Exception:  # a crashed simulator may fail to close; nothing to save
-            pass
+        close_quietly(self.env)
 
 
 class LiberoSuite:
@@ -113,16 +111,8 @@ class LiberoSuite:
                 for i, t in enumerate(self.benchmark.get_task(i) for i in range(self.benchmark.n_tasks))]
 
     def tasks(self) -> list[TaskInfo]:
-        """The selected tasks (`suite.tasks`, default all), in id order."""
-        every = self.all_tasks()
-        sel = self.cfg.get("tasks")
-        if sel is None:
-            return every
-        ids = [sel] if isinstance(sel, int) else list(sel)
-        bad = [i for i in ids if not 0 <= i < len(every)]
-        if bad:
-            raise ConfigError(f"suite.tasks has ids {bad}; {self.cfg.name} task ids are 0..{len(every) - 1}")
-        return [every[i] for i in ids]
+        """The selected tasks (`suite.tasks`, default all)."""
+        return select_tasks(self.all_tasks(), self.cfg)
 
     def init_states(self, task_id: int) -> Any:
         if task_id not in self._init_cache:

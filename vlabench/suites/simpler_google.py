@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.suites.common import close_quietly, select_tasks
 from vlabench.registry import ConfigError
 from vlabench.suites.simpler import _image, _plain
 from vlabench.suites.simpler_actions import ActionConvention, StickyGripper, to_google_robot
@@ -133,11 +134,7 @@ class SimplerGoogleEnv:
                            privileged=privileged)
 
     def close(self) -> None:
-        if self.env is not None:
-            try:
-                self.env.close()
-            except Exception:
-                pass
+        close_quietly(self.env)
         self.env, self.key = None, None
 
 
@@ -164,15 +161,8 @@ class SimplerGoogleSuite:
         return [TaskInfo(i, str(s["name"]), str(s["instruction"])) for i, s in enumerate(self._specs)]
 
     def tasks(self) -> list[TaskInfo]:
-        every = self.all_tasks()
-        sel = self.cfg.get("tasks")
-        if sel is None:
-            return every
-        ids = [sel] if isinstance(sel, int) else list(sel)
-        bad = [i for i in ids if not 0 <= i < len(every)]
-        if bad:
-            raise ConfigError(f"suite.tasks has ids {bad}; {self.cfg.name} task ids are 0..{len(every) - 1}")
-        return [every[i] for i in ids]
+        """The selected tasks (`suite.tasks`, default all)."""
+        return select_tasks(self.all_tasks(), self.cfg)
 
     def episodes(self, task: TaskInfo, count: int | None, seed: int) -> list[EpisodeSpec]:
         n = len(self.expanded(task.id))
