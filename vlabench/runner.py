@@ -288,7 +288,9 @@ def _print_result(table: Any, run_dir: Path, runner: Runner) -> None:
         return
     r = row.iloc[0]
     per_step = 1000.0 * runner.overhead_s / runner.steps_total if runner.steps_total else float("nan")
+    lat = r["latency_p50_ms"]
+    lat_text = f"latency p50 {lat:.1f} ms" if lat == lat else "latency n/a (warm-up calls only)"
     print(f"{r['suite']}: {int(r['successes'])}/{int(r['episodes'])} success "
           f"({100 * r['success_rate']:.1f}%, 95% CI {100 * r['sr_ci_low']:.1f}-{100 * r['sr_ci_high']:.1f}), "
-          f"{int(r['errors'])} errors; latency p50 {r['latency_p50_ms']:.1f} ms; "
+          f"{int(r['errors'])} errors; {lat_text}; "
           f"harness overhead {per_step:.3f} ms/step; records in {run_dir}")
