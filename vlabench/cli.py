@@ -49,6 +49,17 @@ def run(
     raise typer.Exit(0 if summary is not None else 1)
 
 
+@app.command(context_settings=EXTRA_ARGS)
+def selftest(
+    overrides: list[str] = typer.Argument(None, help="suite=libero_object (default), suite=a,b or "
+                                          "suite=all; run.max_steps=N etc.", show_default=False),
+) -> None:
+    """Check the simulator install and protocol: the privileged oracle on a fixed sample."""
+    from vlabench.selftest import selftest as run_selftest
+
+    raise typer.Exit(run_selftest(overrides or []))
+
+
 @app.command("list")
 def list_plugins() -> None:
     """Every registered model, pruner and suite, and whether it is usable on this machine."""

@@ -1,0 +1,184 @@
+"""From a LIBERO task's goal to pick-and-place targets, using privileged simulator geometry.
+
+The hand's orientation is held (pointing down, fingers closing along world y), so a grasp is
+an eef position. Facts the plan relies on (measured): LIBERO's `in`/`on` predicates test body
+origins (not centres), objects' collision geoms give their real extent, the hand's palm is
+much wider along the finger axis than the finger opening, and bowls are wider than the
+opening (pinch the rim instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vlabench.models.oracle.geometry import Box, body_origin, collision_box, region_box
+
+SUPPORTED = ("in", "on")
+
+
+class Unsupported(RuntimeError):
+    """The task's goal needs a skill the oracle does not have (e.g. opening a drawer)."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One pick-and-place: move `obj` so that `relation(obj, dest)` holds."""
+
+    obj: str
+    dest: str
+    relation: str
+
+
+@dataclass(frozen=True)
+class Hand:
+    """The gripper's outline relative to the eef point, fingers open: palm box and finger box."""
+
+    palm_lo: np.ndarray
+    palm_hi: np.ndarray
+    fingers_lo: np.ndarray
+    fingers_hi: np.ndarray
+    opening: float  # free gap between the finger pads
+
+    @classmethod
+    def measure(cls, env: Any, eef: np.ndarray) -> Hand:
+        sim = env.sim
+        palm = collision_box(sim, sim.model.body_name2id("gripper0_right_gripper"), subtree=False)
+        left = collision_box(sim, sim.model.body_name2id("gripper0_leftfinger"))
+        right = collision_box(sim, sim.model.body_name2id("gripper0_rightfinger"))
+        pad_l = collision_box(sim, sim.model.body_name2id("gripper0_finger_joint1_tip"))
+        pad_r = collision_box(sim, sim.model.body_name2id("gripper0_finger_joint2_tip"))
+        gap = max(pad_r.lo[1] - pad_l.hi[1], pad_l.lo[1] - pad_r.hi[1])
+        return cls(palm.lo - eef, palm.hi - eef, np.minimum(left.lo, right.lo) - eef,
+                   np.maximum(left.hi, right.hi) - eef, float(gap))
+
+
+@dataclass(frozen=True)
+class Grasp:
+    point: np.ndarray  # eef target at the grasp
+    rim: bool          # pinching a rim (bowls)
+
+
+def transfers(env: Any) -> list[Transfer]:
+    """The goal's predicates as pick-and-place steps; raises Unsupported for other skills."""
+    out = []
+    for pred in env.parsed_problem["goal_state"]:
+        rel = str(pred[0]).lower()
+        if rel not in SUPPORTED or len(pred) != 3:
+            raise Unsupported(f"the oracle has no plan for the goal predicate {pred!r} "
+                              f"(it only picks and places: {', '.join(SUPPORTED)})")
+        obj, dest = str(pred[1]), str(pred[2])
+        if obj not in env.objects_dict:
+            raise Unsupported(f"the oracle cannot pick {obj!r}: it is a fixture, not a movable object")
+        out.append(Transfer(obj, dest, rel))
+    return out
+
+
+def scene_boxes(env: Any) -> dict[str, Box]:
+    """Collision boxes of every object and fixture (fixtures are in obj_body_id only)."""
+    return {name: collision_box(env.sim, bid) for name, bid in env.obj_body_id.items()}
+
+
+def dest_parent(env: Any, dest: str) -> str:
+    """The body a goal region belongs to (the region itself when it is a body)."""
+    site = env.object_sites_dict.get(dest)
+    return str(site.parent_name) if site is not None else dest
+
+
+def goal_point(env: Any, t: Transfer) -> tuple[np.ndarray, float]:
+    """Where the object's origin must go (xy) and the surface z it will rest on."""
+    if t.dest in env.object_sites_dict:
+        box = region_box(env, t.dest)
+        parent = dest_parent(env, t.dest)
+        surface = box.bottom if t.relation == "in" else box.top
+        if parent in env.obj_body_id:
+            pbox = collision_box(env.sim, env.obj_body_id[parent])
+            if t.relation == "in":
+                surface = max(surface, pbox.bottom)
+            else:
+                surface = max(surface, min(pbox.top, box.top))
+        return box.centre[:2].copy(), float(surface)
+    bid = env.obj_body_id[t.dest]
+    return body_origin(env.sim, bid)[:2], collision_box(env.sim, bid).top
+
+
+def required_palm_z(point_xy: np.ndarray, hand: Hand, boxes: dict[str, Box], skip: set[str],
+                    margin: float) -> float:
+    """Lowest eef z at which the palm clears every box under its outline at `point_xy`."""
+    lo = np.r_[point_xy, 0.0] + hand.palm_lo - margin
+    hi = np.r_[point_xy, 0.0] + hand.palm_hi + margin
+    z = -np.inf
+    for name, b in boxes.items():
+        if name not in skip and b.overlaps_xy(lo, hi):
+            z = max(z, b.top - hand.palm_lo[2] + margin)
+    return z
+
+
+def fingers_blocked(point_xy: np.ndarray, z: float, hand: Hand, boxes: dict[str, Box],
+                    skip: set[str], margin: float) -> bool:
+    """Whether the open fingers at (point_xy, z) would land on a neighbour."""
+    lo = np.r_[point_xy, 0.0] + hand.fingers_lo - margin
+    hi = np.r_[point_xy, 0.0] + hand.fingers_hi + margin
+    return any(name not in skip and b.overlaps_xy(lo, hi) and b.top > z + hand.fingers_lo[2]
+               for name, b in boxes.items())
+
+
+def plan_grasp(env: Any, t: Transfer, hand: Hand, boxes: dict[str, Box], p: Any) -> Grasp:
+    """A grasp point on `t.obj` whose hand outline clears its neighbours.
+
+    Objects narrower than the finger gap along y are grasped at their centre, `grip_depth`
+    below the top (never lower than `min_tip_clearance` above their bottom); wider ones (bowls)
+    are pinched at the rim nearest to clear space. Among candidates shifted along x, the one
+    that lets the hand go lowest (deepest grip) wins.
+    """
+    box = boxes[t.obj]
+    skip = {t.obj}
+    margin = float(p.clearance)
+    wide = box.size[1] > hand.opening - 2 * float(p.width_margin)
+    base_z = max(box.top - float(p.grip_depth), box.bottom - hand.fingers_lo[2] + float(p.min_tip_clearance))
+    if wide:
+        base_z = box.top - float(p.rim_depth)
+        insets = [float(i) for i in p.rim_insets]
+        ys = [box.lo[1] + i for i in insets] + [box.hi[1] - i for i in insets]
+        # a pinch nearer the outer edge holds only the lip: prefer the deepest inset
+        penalty = [max(insets) - i for i in insets] * 2
+    else:
+        ys = [box.centre[1]]
+        penalty = [0.0]
+    half_x = max(0.0, box.size[0] / 2 - float(p.edge_keep))
+    xs = box.centre[0] + np.linspace(-half_x, half_x, 9)
+    limit = max(base_z, box.top - float(p.min_grip))  # fingers must still reach the object
+    best: tuple[float, Grasp] | None = None
+    for y, pen in zip(ys, penalty, strict=True):
+        for x in xs:
+            xy = np.array([x, y])
+            z = max(base_z, required_palm_z(xy, hand, boxes, skip, margin))
+            if z > limit + 1e-9:
+                continue  # the palm would keep the fingers above the object
+            blocked = fingers_blocked(xy, z, hand, boxes, skip, margin)
+            cost = (z - base_z) + 0.3 * abs(x - box.centre[0]) + pen + (1.0 if blocked else 0.0)
+            if best is None or cost < best[0]:
+                best = (cost, Grasp(np.array([x, y, z]), wide))
+    if best is None:  # nothing clears: grasp high at the centre and hope
+        return Grasp(np.array([box.centre[0], ys[0], limit]), wide)
+    return best[1]
+
+
+def corridor_top(a_xy: np.ndarray, b_xy: np.ndarray, half_width: float, boxes: dict[str, Box],
+                 skip: set[str]) -> float:
+    """Highest top among boxes within `half_width` of the straight segment a -> b (xy)."""
+    top = 0.0
+    d = b_xy - a_xy
+    n = float(np.dot(d, d))
+    for name, box in boxes.items():
+        if name in skip:
+            continue
+        c = box.centre[:2]
+        s = 0.0 if n == 0 else float(np.clip(np.dot(c - a_xy, d) / n, 0, 1))
+        near = a_xy + s * d
+        gap = np.maximum(np.abs(near - c) - box.size[:2] / 2, 0.0)
+        if float(np.linalg.norm(gap)) < half_width:
+            top = max(top, box.top)
+    return top

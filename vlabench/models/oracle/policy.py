@@ -1,0 +1,47 @@
+"""`model=oracle`: the privileged-state scripted policy as a vlabench plugin."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from vlabench.contracts import PRIVILEGED_KEY, CallStats, Observation, PolicyOutput, TaskInfo
+from vlabench.models.oracle.statemachine import PickPlaceMachine
+
+
+class OraclePolicy:
+    """Solves pick-and-place LIBERO tasks from simulator state; never sees an image.
+
+    It plans at its first call of an episode, i.e. after the protocol's wait steps, when the
+    objects have settled. Tasks whose goal needs another skill raise `Unsupported`, which the
+    runner records as the episode's error.
+    """
+
+    def __init__(self, cfg: Any, pruner: Any = None, suite_cfg: Any = None, device: str = "cpu"):
+        self.cfg = cfg
+        self.params = cfg.control
+        self.needs = frozenset(cfg.get("needs") or (PRIVILEGED_KEY, "proprio"))
+        if PRIVILEGED_KEY not in self.needs:
+            raise ValueError("the oracle reads simulator state: its config must list 'privileged' in needs")
+        self.device = "cpu"
+        self.machine: PickPlaceMachine | None = None
+        self.task: TaskInfo | None = None
+
+    def reset(self, task: TaskInfo) -> None:
+        self.task = task
+        self.machine = None
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        t0 = time.perf_counter()
+        if obs.privileged is None:
+            raise RuntimeError("the oracle got no privileged state: the suite must pass it when "
+                               "a policy's needs include 'privileged'")
+        env = obs.privileged["env"].env  # the robosuite/LIBERO environment under the wrapper
+        eef, quat = obs.proprio["eef_pos"], obs.proprio["eef_quat"]
+        if self.machine is None:
+            self.machine = PickPlaceMachine(env, eef, quat, self.params)
+        action = self.machine.action(np.asarray(eef), np.asarray(quat))
+        ms = 1000.0 * (time.perf_counter() - t0)
+        return PolicyOutput(action[None, :], CallStats(latency_ms={"total": ms}, mode="oracle"))
