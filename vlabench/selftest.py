@@ -50,15 +50,11 @@ class SuiteResult:
 
 
 def sim_versions() -> dict[str, str]:
-    import importlib.metadata as md
+    """Installed versions of the simulator packages (the manifest's reader)."""
+    from vlabench.provenance import package_versions
 
-    out = {}
-    for name in SIM_PACKAGES:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    versions = package_versions()
+    return {name: versions.get(name) or "not installed" for name in SIM_PACKAGES}
 
 
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str], dict[str, Any]]:
