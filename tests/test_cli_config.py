@@ -87,3 +87,13 @@ def test_cli_bad_input_exits_2_with_one_line_and_no_traceback(args):
 def test_out_of_tree_configs_extend_the_registry():
     assert "test-zero" in registry.entries("model")
     assert registry.entry("model", "test-zero").missing() == []
+
+
+def test_running_a_shapes_only_full_size_model_is_refused_before_any_episode(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU, model.checkpoint=null builds real full-size weights")
+    res = run_cli("run", "model=openvla-oft", "model.checkpoint=null", "suite=libero_spatial",
+                  "suite.tasks=[0]", "run.episodes_per_task=1", f"run.output_dir={tmp_path}")
+    assert res.returncode == 2 and "use `vlabench bench`" in res.stderr
+    assert not any(tmp_path.iterdir())          # no half-made run directory is left behind

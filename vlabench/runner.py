@@ -245,6 +245,10 @@ def run_from_config(cfg: Any) -> Any:
         pruner = build_plugin(cfg.pruner, cfg.pruner)
         policy = build_plugin(cfg.model, cfg.model, pruner=pruner, suite_cfg=cfg.suite,
                               device=str(cfg.run.device))
+        if getattr(policy, "shape_only", False):
+            raise ConfigError(f"{cfg.model.name} with model.checkpoint=null on a machine without a GPU is "
+                              f"built on the meta device (shapes and FLOPs only): use `vlabench bench`, "
+                              f"or model={cfg.model.name}-tiny to run episodes")
         tasks = suite.tasks()
         runner = Runner(cfg, suite, policy, pruner, files)
         plan = {t.id: suite.episodes(t, cfg.run.episodes_per_task, int(cfg.run.seed)) for t in tasks}
