@@ -92,3 +92,23 @@ def test_first_done_ends_the_episode_and_final_step_mode_reads_the_last_flag():
 def test_run_max_steps_caps_the_suite_limit():
     row, _ = runner(ChunkPolicy(2), limit=10, cap=5).run_episode(CountingEnv(None), TASK, EpisodeSpec(0, 0, 0, 7))
     assert row["steps"] == 5
+
+
+def test_an_environment_that_fails_to_build_is_recorded_per_episode(tmp_path):
+    from vlabench.progress import RunProgress
+    from vlabench.records import EPISODE_COLUMNS, RunFiles, read_rows
+
+    class BrokenSuite(Suite):
+        def make_env(self, task, needs):
+            raise OSError("no EGL display")
+
+    files = RunFiles(tmp_path)
+    files.open()
+    r = runner(ChunkPolicy(1))
+    r.suite, r.files = BrokenSuite(5), files
+    plan = {0: [EpisodeSpec(0, i, i, 7) for i in range(2)]}
+    with RunProgress(2, 0, quiet=True, title="t") as progress:
+        r.run(set(), progress, plan, [TASK])
+    rows = read_rows(files.episodes_csv, EPISODE_COLUMNS)
+    assert [(x["episode"], x["success"], x["steps"], x["error_type"], x["error"]) for x in rows] == [
+        ("0", "0", "0", "OSError", "no EGL display"), ("1", "0", "0", "OSError", "no EGL display")]

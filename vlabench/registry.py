@@ -57,6 +57,22 @@ class Entry:
                 out.append(mod)
         return out
 
+    @classmethod
+    def from_mapping(cls, group: str, name: str, data: Any, path: Path) -> Entry:
+        """The entry a plugin config (a YAML mapping or a composed config node) describes."""
+        return cls(group=group, name=name, plugin=str(data["plugin"]),
+                   description=str(data.get("description") or "").strip(),
+                   requires=tuple(data.get("requires") or ()), path=path,
+                   hint=str(data.get("install_hint") or "").strip())
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        """Import the plugin and call it; a missing requirement is one line naming the install."""
+        missing = self.missing()
+        if missing:
+            raise ConfigError(f"{self.group} {self.name!r} needs {', '.join(missing)}, which is not "
+                              f"installed: run {install_hint(self)}")
+        return self.load()(*args, **kwargs)
+
     def load(self) -> Any:
         module, _, attr = self.plugin.partition(":")
         if not attr:
@@ -73,12 +89,7 @@ def _entries(dirs: tuple[Path, ...]) -> dict[str, dict[str, Entry]]:
                 data = yaml.safe_load(f.read_text()) or {}
                 if "plugin" not in data:
                     continue
-                table[group][f.stem] = Entry(
-                    group=group, name=f.stem, plugin=str(data["plugin"]),
-                    description=str(data.get("description", "")).strip(),
-                    requires=tuple(data.get("requires") or ()), path=f,
-                    hint=str(data.get("install_hint") or "").strip(),
-                )
+                table[group][f.stem] = Entry.from_mapping(group, f.stem, data, f)
     return table
 
 
@@ -102,11 +113,4 @@ def install_hint(e: Entry) -> str:
 
 def build(group: str, name: str, *args: Any, **kwargs: Any) -> Any:
     """Import the plugin `name` of `group` and call it with the given arguments."""
-    e = entry(group, name)
-    missing = e.missing()
-    if missing:
-        raise ConfigError(
-            f"{group} {name!r} needs {', '.join(missing)}, which is not installed: "
-            f"run {install_hint(e)}"
-        )
-    return e.load()(*args, **kwargs)
+    return entry(group, name).build(*args, **kwargs)

@@ -35,16 +35,11 @@ RESUME_NEUTRAL_KEYS = {("run", "quiet"), ("run", "overwrite")}
 ERROR_CHARS = 500
 
 
-def build_plugin(node: Any, *args: Any, **kwargs: Any) -> Any:
-    """Instantiate the plugin a config node names (`plugin`, `requires` keys)."""
-    e = registry.Entry(group="?", name=str(node.get("name")), plugin=str(node.plugin),
-                       description="", requires=tuple(node.get("requires") or ()), path=Path("."),
-                       hint=str(node.get("install_hint") or "").strip())
-    missing = e.missing()
-    if missing:
-        raise ConfigError(f"{node.get('name')!r} needs {', '.join(missing)}, which is not "
-                          f"installed: run {registry.install_hint(e)}")
-    return e.load()(*args, **kwargs)
+def build_plugin(cfg: Any, group: str, **kwargs: Any) -> Any:
+    """Instantiate the plugin that the composed config's `group` node names, called with that
+    node (and `kwargs`)."""
+    node = cfg[group]
+    return registry.Entry.from_mapping(group, str(node.get("name")), node, Path(".")).build(node, **kwargs)
 
 
 def seed_everything(seed: int) -> None:
@@ -173,25 +168,23 @@ class Runner:
         wall = time.perf_counter() - t0
         self.overhead_s += max(0.0, wall - sim_s - policy_s)
         self.steps_total += steps
-        row = {
+        row = self.episode_row(task, ep, success=success, steps=steps, calls=calls, wall_s=wall,
+                               sim_s=sim_s, policy_s=policy_s, error_type=err_type, error=err)
+        return row, calls
+
+    def episode_row(self, task: TaskInfo, ep: EpisodeSpec, *, success: bool = False, steps: int = 0,
+                    calls: list[dict] = (), wall_s: float = 0.0, sim_s: float = 0.0,
+                    policy_s: float = 0.0, error_type: str = "", error: str = "") -> dict:
+        """One episodes.csv row (an environment that failed to build: the defaults)."""
+        return {
             "run_id": self.cfg.run.name, "model": self.cfg.model.name,
             "pruner": self.cfg.pruner.name, "suite": self.cfg.suite.name,
             "task_id": task.id, "task_name": task.name, "episode": ep.index,
             "init_state": ep.init_state, "seed": ep.seed, "success": success, "steps": steps,
             "policy_calls": len(calls),
             "model_calls": sum(1 for c in calls if c["source"] == "model"),
-            "wall_s": round(wall, 4), "sim_s": round(sim_s, 4), "policy_s": round(policy_s, 4),
-            "error_type": err_type, "error": err,
-        }
-        return row, calls
-
-    def _failed_build_row(self, task: TaskInfo, ep: EpisodeSpec, e: Exception) -> dict:
-        return {
-            "run_id": self.cfg.run.name, "model": self.cfg.model.name, "pruner": self.cfg.pruner.name,
-            "suite": self.cfg.suite.name, "task_id": task.id, "task_name": task.name,
-            "episode": ep.index, "init_state": ep.init_state, "seed": ep.seed, "success": False,
-            "steps": 0, "policy_calls": 0, "model_calls": 0, "wall_s": 0.0, "sim_s": 0.0,
-            "policy_s": 0.0, "error_type": type(e).__name__, "error": one_line(e),
+            "wall_s": round(wall_s, 4), "sim_s": round(sim_s, 4), "policy_s": round(policy_s, 4),
+            "error_type": error_type, "error": error,
         }
 
     def run(self, done: set[tuple[int, int]], progress: RunProgress, plan: dict[int, list[EpisodeSpec]],
@@ -208,7 +201,8 @@ class Runner:
                         try:
                             env = self.suite.make_env(task, self.needs)
                         except Exception as e:
-                            self.files.append_episode(self._failed_build_row(task, ep, e), [])
+                            self.files.append_episode(self.episode_row(
+                                task, ep, error_type=type(e).__name__, error=one_line(e)), [])
                             progress.episode_done(False, f"task {task.id}")
                             continue
                     row, calls = self.run_episode(env, task, ep)
@@ -241,9 +235,9 @@ def run_from_config(cfg: Any) -> Any:
     files, resumed = prepare_run_dir(cfg)
     created_now = not resumed
     try:
-        suite = build_plugin(cfg.suite, cfg.suite)
-        pruner = build_plugin(cfg.pruner, cfg.pruner)
-        policy = build_plugin(cfg.model, cfg.model, pruner=pruner, suite_cfg=cfg.suite,
+        suite = build_plugin(cfg, "suite")
+        pruner = build_plugin(cfg, "pruner")
+        policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite,
                               device=str(cfg.run.device))
         if getattr(policy, "shape_only", False):
             raise ConfigError(f"{cfg.model.name} with model.checkpoint=null on a machine without a GPU is "

@@ -87,8 +87,8 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         raise ConfigError(f"bench.calls must be a positive integer, got {n}")
     from vlabench.runner import build_plugin
 
-    pruner = build_plugin(cfg.pruner, cfg.pruner)
-    policy = build_plugin(cfg.model, cfg.model, pruner=pruner, suite_cfg=cfg.suite, device=cfg.run.device)
+    pruner = build_plugin(cfg, "pruner")
+    policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite, device=cfg.run.device)
     obs = synthetic_episode(n, seed=int(b.get("seed", 0)))
     warm = int(cfg.model.get("warmup_calls", 1) or 0)
     result: dict[str, Any] = {
