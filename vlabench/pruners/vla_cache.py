@@ -120,15 +120,15 @@ class VLACache(Pruner):
         entropies, self.entropies = self.entropies, {}
         if ids is None or ids.numel() == 0 or len(entropies) != self.info.num_layers:
             return None
-        reuse = layer_reuse_schedule(torch.stack([entropies[i] for i in range(self.info.num_layers)]),
-                                     self.growth_factor)
+        per_layer = torch.stack([entropies[i] for i in range(self.info.num_layers)]).cpu()  # one transfer
+        reuse = layer_reuse_schedule(per_layer, self.growth_factor)
         dev = tokens.embeddings.device
         return {l: ids[:max(1, int(float(reuse[l]) * ids.numel()))].to(dev) for l in self.reuse_layers}
 
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
         if view.phase != "prefill" or view.attn is None or is_meta(view.attn):
             return None
-        self.entropies[view.layer] = mean_token_entropy(view.attn).cpu()
+        self.entropies[view.layer] = mean_token_entropy(view.attn)   # stays on device: no sync per layer
         if view.layer != self.layer:
             return None
         dev = view.attn.device
