@@ -10,6 +10,7 @@ a failure. If the oracle fails, suspect the setup, not a model.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -132,10 +133,11 @@ def run_suite(suite: str, rest: list[str], out_dir: Path, sample: dict[str, Any]
                    "run.overwrite=true", f"run.name=selftest-{suite}", *rest])
     res = SuiteResult(suite, float(sec["min_success"]), excluded=excluded)
     run_from_config(cfg)
-    eps = read_rows(out_dir / f"selftest-{suite}" / "episodes.csv", EPISODE_COLUMNS)
-    limit = int(cfg.suite.max_steps)
-    if cfg.run.max_steps is not None:
-        limit = min(limit, int(cfg.run.max_steps))  # as the runner caps it
+    run_dir = out_dir / f"selftest-{suite}"
+    eps = read_rows(run_dir / "episodes.csv", EPISODE_COLUMNS)
+    # the step limit each task ran under, as the runner recorded it
+    limits = {int(t): int(n) for t, n in json.loads((run_dir / "manifest.json").read_text())["max_steps"].items()}
+    limit = max(limits.values())
     by_task: dict[int, list[dict]] = {}
     for e in eps:
         by_task.setdefault(int(e["task_id"]), []).append(e)
@@ -145,7 +147,7 @@ def run_suite(suite: str, rest: list[str], out_dir: Path, sample: dict[str, Any]
         k = sum(int(r["success"]) for r in rows)
         failed = [r for r in rows if not int(r["success"])]
         errs = sorted({f"{r['error_type']}: {r['error']}" for r in failed if r["error_type"]})
-        out_of_steps += sum(1 for r in failed if not r["error_type"] and int(r["steps"]) >= limit)
+        out_of_steps += sum(1 for r in failed if not r["error_type"] and int(r["steps"]) >= limits[tid])
         errors += sum(1 for r in failed if r["error_type"])
         res.rows.append({"task_id": tid, "task": rows[0]["task_name"] if rows else "?",
                          "successes": k, "episodes": len(rows), "errors": errs})
