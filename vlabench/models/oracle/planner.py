@@ -1,7 +1,8 @@
 """From a LIBERO task's goal to pick-and-place targets, using privileged simulator geometry.
 
-The hand's orientation is held (pointing down, fingers closing along world y), so a grasp is
-an eef position. Facts the plan relies on (measured): LIBERO's `in`/`on` predicates test body
+The hand points down; a grasp is an eef position and a yaw: the start yaw (fingers closing
+along world y) or that turned by 90 degrees (fingers along x), whichever clears the neighbours
+better. Facts the plan relies on (measured): LIBERO's `in`/`on` predicates test body
 origins (not centres), objects' collision geoms give their real extent, the hand's palm is
 much wider along the finger axis than the finger opening, and bowls are wider than the
 opening (pinch the rim instead).
@@ -54,11 +55,21 @@ class Hand:
         return cls(palm.lo - eef, palm.hi - eef, np.minimum(left.lo, right.lo) - eef,
                    np.maximum(left.hi, right.hi) - eef, float(gap))
 
+    def turned(self) -> Hand:
+        """This outline yawed +90 degrees about world z: (x, y) -> (-y, x)."""
+        def turn(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return np.r_[-hi[1], lo[0], lo[2]], np.r_[-lo[1], hi[0], hi[2]]
+
+        palm, fingers = turn(self.palm_lo, self.palm_hi), turn(self.fingers_lo, self.fingers_hi)
+        return Hand(*palm, *fingers, self.opening)
+
 
 @dataclass(frozen=True)
 class Grasp:
     point: np.ndarray  # eef target at the grasp
     rim: bool          # pinching a rim (bowls)
+    yaw: float = 0.0   # hand yaw from its start: 0 (fingers along y) or pi/2 (along x)
+    hand: Hand | None = None  # the hand's outline at that yaw
 
 
 def transfers(env: Any) -> list[Transfer]:
@@ -126,44 +137,59 @@ def fingers_blocked(point_xy: np.ndarray, z: float, hand: Hand, boxes: dict[str,
 
 
 def plan_grasp(env: Any, t: Transfer, hand: Hand, boxes: dict[str, Box], p: Any) -> Grasp:
-    """A grasp point on `t.obj` whose hand outline clears its neighbours.
+    """A grasp point and yaw on `t.obj` whose hand outline clears its neighbours.
 
-    Objects narrower than the finger gap along y are grasped at their centre, `grip_depth`
-    below the top (never lower than `min_tip_clearance` above their bottom); wider ones (bowls)
-    are pinched at the rim nearest to clear space. Among candidates shifted along x, the one
-    that lets the hand go lowest (deepest grip) wins.
+    Objects narrower than the finger gap along the finger axis are grasped at their centre,
+    `grip_depth` below the top (never lower than `min_tip_clearance` above their bottom);
+    wider ones (bowls) are pinched at a rim. Candidates shift along the other axis, at both
+    yaws; the one that lets the hand go lowest (deepest grip) wins, and turning the hand costs
+    `turn_cost` (it takes steps, and the start yaw is the better-tested one).
     """
     box = boxes[t.obj]
-    skip = {t.obj}
+    best: tuple[float, Grasp] | None = None
+    for yaw, outline in ((0.0, hand), (np.pi / 2, hand.turned())):
+        for cost, grasp in _grasp_candidates(box, t.obj, yaw, outline, boxes, p):
+            if best is None or cost < best[0]:
+                best = (cost, grasp)
+    if best is None:  # nothing clears: grasp high at the centre and hope
+        limit = max(box.top - float(p.rim_depth), box.top - float(p.min_grip))
+        return Grasp(np.array([box.centre[0], box.centre[1], limit]), True, 0.0, hand)
+    return best[1]
+
+
+def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[str, Box],
+                      p: Any) -> list[tuple[float, Grasp]]:
+    """(cost, grasp) for every candidate point at one hand yaw whose palm lets the fingers reach."""
+    skip = {name}
     margin = float(p.clearance)
-    wide = box.size[1] > hand.opening - 2 * float(p.width_margin)
+    axis = 1 if yaw == 0.0 else 0  # the axis the fingers close along
+    other = 1 - axis
+    wide = box.size[axis] > hand.opening - 2 * float(p.width_margin)
     base_z = max(box.top - float(p.grip_depth), box.bottom - hand.fingers_lo[2] + float(p.min_tip_clearance))
     if wide:
         base_z = box.top - float(p.rim_depth)
         insets = [float(i) for i in p.rim_insets]
-        ys = [box.lo[1] + i for i in insets] + [box.hi[1] - i for i in insets]
+        along = [box.lo[axis] + i for i in insets] + [box.hi[axis] - i for i in insets]
         # a pinch nearer the outer edge holds only the lip: prefer the deepest inset
         penalty = [max(insets) - i for i in insets] * 2
     else:
-        ys = [box.centre[1]]
-        penalty = [0.0]
-    half_x = max(0.0, box.size[0] / 2 - float(p.edge_keep))
-    xs = box.centre[0] + np.linspace(-half_x, half_x, 9)
+        along, penalty = [box.centre[axis]], [0.0]
+    half = max(0.0, box.size[other] / 2 - float(p.edge_keep))
+    across = box.centre[other] + np.linspace(-half, half, 9)
     limit = max(base_z, box.top - float(p.min_grip))  # fingers must still reach the object
-    best: tuple[float, Grasp] | None = None
-    for y, pen in zip(ys, penalty, strict=True):
-        for x in xs:
-            xy = np.array([x, y])
+    turn = float(p.turn_cost) if yaw != 0.0 else 0.0
+    out = []
+    for a, pen in zip(along, penalty, strict=True):
+        for c in across:
+            xy = np.zeros(2)
+            xy[axis], xy[other] = a, c
             z = max(base_z, required_palm_z(xy, hand, boxes, skip, margin))
             if z > limit + 1e-9:
                 continue  # the palm would keep the fingers above the object
             blocked = fingers_blocked(xy, z, hand, boxes, skip, margin)
-            cost = (z - base_z) + 0.3 * abs(x - box.centre[0]) + pen + (1.0 if blocked else 0.0)
-            if best is None or cost < best[0]:
-                best = (cost, Grasp(np.array([x, y, z]), wide))
-    if best is None:  # nothing clears: grasp high at the centre and hope
-        return Grasp(np.array([box.centre[0], ys[0], limit]), wide)
-    return best[1]
+            cost = (z - base_z) + 0.3 * abs(c - box.centre[other]) + pen + turn + (1.0 if blocked else 0.0)
+            out.append((cost, Grasp(np.array([xy[0], xy[1], z]), wide, yaw, hand)))
+    return out
 
 
 def corridor_top(a_xy: np.ndarray, b_xy: np.ndarray, half_width: float, boxes: dict[str, Box],

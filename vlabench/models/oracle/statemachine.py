@@ -1,7 +1,7 @@
 """The oracle's state machine: approach, descend, close, lift, carry, lower, release, retreat.
 
 Position control `clip(gain * (target - eef), -1, 1)` with the orientation held at its value
-when the plan was made (after the protocol's wait steps). Targets are recomputed every step
+when the plan was made (after the protocol's wait steps), yawed by the grasp's yaw. Targets are recomputed every step
 from the simulator, so carrying corrects for slip: the eef moves until the *object's origin*
 (what LIBERO's predicates test) is over the goal.
 """
@@ -29,6 +29,7 @@ class PickPlaceMachine:
         self.todo: list[Transfer] = transfers(env)
         self.hand = Hand.measure(env, eef)
         self.q_ref = Rotation.from_quat(quat_xyzw)
+        self.q_goal = self.q_ref  # the orientation the hand holds: q_ref yawed by the grasp's yaw
         self.ceiling = float(eef[2]) + float(params.max_rise)  # the arm's comfortable reach
         self.i = 0
         self.attempts = 0
@@ -63,13 +64,14 @@ class PickPlaceMachine:
         t, p = self.todo[self.i], self.p
         boxes = scene_boxes(self.env)
         self.grasp = plan_grasp(self.env, t, self.hand, boxes, p)
-        g = self.grasp.point
-        palm_half = float(np.max(np.abs(self.hand.palm_hi[:2]))) + float(p.clearance)
-        finger_half = float(np.max(np.abs(self.hand.fingers_hi[:2]))) + float(p.clearance)
+        g, hand = self.grasp.point, self.grasp.hand or self.hand
+        self.q_goal = Rotation.from_euler("z", self.grasp.yaw) * self.q_ref
+        palm_half = float(np.max(np.abs(np.r_[hand.palm_lo[:2], hand.palm_hi[:2]]))) + float(p.clearance)
+        finger_half = float(np.max(np.abs(np.r_[hand.fingers_lo[:2], hand.fingers_hi[:2]]))) + float(p.clearance)
         skip = {t.obj}
         palm_top = corridor_top(eef[:2], g[:2], palm_half, boxes, skip)
         finger_top = corridor_top(eef[:2], g[:2], finger_half, boxes, skip)
-        self.travel_z = max(palm_top - self.hand.palm_lo[2], finger_top - self.hand.fingers_lo[2],
+        self.travel_z = max(palm_top - hand.palm_lo[2], finger_top - hand.fingers_lo[2],
                             g[2] + float(p.approach_height)) + float(p.clearance)
         self.travel_z = min(self.travel_z, self.ceiling)
         box = boxes[t.obj]
@@ -80,10 +82,21 @@ class PickPlaceMachine:
         path_top = max(corridor_top(g[:2], goal_xy, obj_half, boxes, skip), surface)
         # a bowl pinched at its rim tilts about the pinch: its far edge hangs lower
         tilt = float(np.max(box.size[:2])) if self.grasp.rim else 0.0
+        self.boxes, self.obj_half, self.tilt = boxes, obj_half, tilt
         self.carry_z = min(max(path_top + self.hang + tilt + float(p.carry_clearance),
                                g[2] + float(p.lift_height)), self.ceiling)
         self.release_z = surface + self.hang + float(p.drop_height)
         self.obj_z0 = box.bottom
+
+    def _carry_height(self, obj_xy: np.ndarray) -> float:
+        """Eef height that carries the object over what still lies between it and the goal.
+
+        Recomputed every step, so once the object has cleared a tall support (a cabinet top)
+        the carry descends towards the goal while it travels instead of lowering at the end.
+        """
+        ahead = max(corridor_top(obj_xy, self.goal_xy, self.obj_half, self.boxes,
+                                 {self.todo[self.i].obj}), self.surface)
+        return min(self.carry_z, ahead + self.hang + self.tilt + float(self.p.carry_clearance))
 
     def _carry_speed(self) -> float:
         """A bowl pinched by its rim swings: carry it slower."""
@@ -92,11 +105,20 @@ class PickPlaceMachine:
     def _move(self, eef: np.ndarray, quat_xyzw: np.ndarray, target: np.ndarray, grip: float,
               speed: float = 1.0) -> np.ndarray:
         a = np.zeros(7)
-        a[:3] = np.clip(float(self.p.gain) * (target - eef), -speed, speed)
-        err = (self.q_ref * Rotation.from_quat(quat_xyzw).inv()).as_rotvec()
+        cmd = float(self.p.gain) * (target - eef)
+        norm = float(np.linalg.norm(cmd))
+        floor = float(self.p.min_speed)
+        if floor > 0 and norm > 1e-9 and float(np.linalg.norm(target - eef)) > 0.5 * float(self.p.tolerance):
+            cmd *= max(1.0, floor / norm)  # proportional control crawls near a waypoint
+        a[:2] = np.clip(cmd[:2], -speed, speed)  # a held bowl swings sideways, not up and down
+        a[2] = np.clip(cmd[2], -1.0, 1.0)
+        err = self._rot_error(quat_xyzw)
         a[3:6] = np.clip(float(self.p.rot_gain) * err, -1.0, 1.0)
         a[6] = grip
         return a
+
+    def _rot_error(self, quat_xyzw: np.ndarray) -> np.ndarray:
+        return (self.q_goal * Rotation.from_quat(quat_xyzw).inv()).as_rotvec()
 
     # -- the machine -----------------------------------------------------------------------
     def action(self, eef: np.ndarray, quat_xyzw: np.ndarray) -> np.ndarray:
@@ -124,7 +146,9 @@ class PickPlaceMachine:
                 target = np.r_[eef[:2], self.travel_z]
             else:
                 target = np.r_[g[:2], max(self.travel_z, g[2])]
-            if np.linalg.norm(eef[:2] - g[:2]) < 1.5 * tol or stalled or self.count > int(p.phase_limit):
+            over = np.linalg.norm(eef[:2] - g[:2]) < 1.5 * tol
+            turned = float(np.linalg.norm(self._rot_error(quat_xyzw))) < float(p.yaw_tolerance)
+            if (over and turned) or stalled or self.count > int(p.phase_limit):
                 self._go("descend")
             return self._move(eef, quat_xyzw, target, OPEN)
         if self.phase == "descend":
@@ -151,7 +175,7 @@ class PickPlaceMachine:
             self.off_sum = np.clip(self.off_sum + off, -0.5, 0.5)
             off_cmd = off + float(p.carry_integral) * self.off_sum
         if self.phase == "carry":
-            target = np.r_[eef[:2] + off_cmd, self.carry_z]
+            target = np.r_[eef[:2] + off_cmd, self._carry_height(self._obj()[:2])]
             if np.linalg.norm(off) < float(p.place_tolerance) or self.count > 2 * int(p.phase_limit):
                 self._go("lower")
             return self._move(eef, quat_xyzw, target, CLOSE, self._carry_speed())
