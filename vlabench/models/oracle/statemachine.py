@@ -126,6 +126,7 @@ class PickPlaceMachine:
         self.count += 1
         tol = float(p.tolerance)
         moved = np.inf if self.last_eef is None else float(np.linalg.norm(eef - self.last_eef))
+        moved_xy = np.inf if self.last_eef is None else float(np.linalg.norm(eef[:2] - self.last_eef[:2]))
         self.still = self.still + 1 if moved < float(p.stall_motion) else 0
         self.last_eef = eef.copy()
         stalled = self.still >= int(p.stall_steps) and self.count > int(p.stall_steps)
@@ -171,8 +172,10 @@ class PickPlaceMachine:
             return self._move(eef, quat_xyzw, target, CLOSE)
         if self.phase in ("carry", "lower"):
             off = self.goal_xy - self._obj()[:2]
-            # integral term: the controller sags under a held load (no integral of its own)
-            self.off_sum = np.clip(self.off_sum + off, -0.5, 0.5)
+            # integral term: the controller sags under a held load (no integral of its own);
+            # it integrates only near the goal, else it winds up on the way and overshoots
+            if np.linalg.norm(off) < float(p.integral_zone):
+                self.off_sum = np.clip(self.off_sum + off, -0.5, 0.5)
             off_cmd = off + float(p.carry_integral) * self.off_sum
         if self.phase == "carry":
             target = np.r_[eef[:2] + off_cmd, self._carry_height(self._obj()[:2])]
@@ -181,7 +184,8 @@ class PickPlaceMachine:
             return self._move(eef, quat_xyzw, target, CLOSE, self._carry_speed())
         if self.phase == "lower":
             target = np.r_[eef[:2] + off_cmd, self.release_z]
-            aligned = np.linalg.norm(off) < float(p.place_tolerance)
+            # release over the goal and nearly at rest: a hand still sliding throws the object
+            aligned = np.linalg.norm(off) < float(p.place_tolerance) and moved_xy < float(p.release_motion)
             # a rim-held bowl tilts, so its bottom can reach the goal before the eef does
             bottom = collision_box(self.env.sim, self.env.obj_body_id[self.todo[self.i].obj]).bottom
             down = eef[2] < self.release_z + tol or bottom < self.surface + float(p.drop_height) + tol
