@@ -143,18 +143,33 @@ def plan_grasp(env: Any, t: Transfer, hand: Hand, boxes: dict[str, Box], p: Any)
     `grip_depth` below the top (never lower than `min_tip_clearance` above their bottom);
     wider ones (bowls) are pinched at a rim. Candidates shift along the other axis, at both
     yaws; the one that lets the hand go lowest (deepest grip) wins, and turning the hand costs
-    `turn_cost` (it takes steps, and the start yaw is the better-tested one).
+    `turn_cost` (it takes steps, and the start yaw is the better-tested one). Near the arm's
+    reach the extended arm is slow and sags, so a hand farther than `reach_soft` from the
+    robot's base, at the grasp or over the goal, costs `reach_cost` per metre beyond it.
     """
     box = boxes[t.obj]
+    base = robot_base_xy(env)
+    goal_xy, _ = goal_point(env, t)
+    to_goal = goal_xy - body_origin(env.sim, env.obj_body_id[t.obj])[:2]  # the hand moves with it
     best: tuple[float, Grasp] | None = None
     for yaw, outline in ((0.0, hand), (np.pi / 2, hand.turned())):
         for cost, grasp in _grasp_candidates(box, t.obj, yaw, outline, boxes, p):
+            xy = grasp.point[:2]
+            reach = max(np.linalg.norm(xy - base), np.linalg.norm(xy + to_goal - base))
+            cost += float(p.reach_cost) * max(0.0, float(reach) - float(p.reach_soft))
             if best is None or cost < best[0]:
                 best = (cost, grasp)
     if best is None:  # nothing clears: grasp high at the centre and hope
         limit = max(box.top - float(p.rim_depth), box.top - float(p.min_grip))
         return Grasp(np.array([box.centre[0], box.centre[1], limit]), True, 0.0, hand)
     return best[1]
+
+
+def robot_base_xy(env: Any) -> np.ndarray:
+    """Where the arm stands (its base body), in the world's xy."""
+    sim = env.sim
+    base = sim.model.body_name2id(env.robots[0].robot_model.root_body)
+    return np.asarray(sim.data.body_xpos[base], dtype=np.float64)[:2].copy()
 
 
 def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[str, Box],

@@ -40,13 +40,15 @@ class PickPlaceMachine:
         self.hang = 0.0
         self.log: list[str] = []
         self.still = 0  # consecutive steps the eef has not moved
-        self.off_sum = np.zeros(2)
+        self.err_sum = np.zeros(3)  # integral of the position error, per axis
         self.last_eef: np.ndarray | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _go(self, phase: str) -> None:
         if self.log:
             self.log[-1] += f":{self.count}"
+        if not {self.phase, phase} <= {"carry", "lower"}:  # placing keeps its integral
+            self.err_sum = np.zeros(3)
         self.phase, self.count, self.still = phase, 0, 0
         self.log.append(phase)
 
@@ -105,15 +107,19 @@ class PickPlaceMachine:
     def _move(self, eef: np.ndarray, quat_xyzw: np.ndarray, target: np.ndarray, grip: float,
               speed: float = 1.0) -> np.ndarray:
         a = np.zeros(7)
-        cmd = float(self.p.gain) * (target - eef)
+        err = target - eef
+        # integral term, per axis and only near the target (no wind-up on the way): the
+        # controller has none of its own and sags under a load or at the arm's far reach
+        near = np.abs(err) < float(self.p.integral_zone)
+        self.err_sum = np.clip(self.err_sum + np.where(near, err, 0.0), -0.5, 0.5)
+        cmd = float(self.p.gain) * (err + float(self.p.integral) * self.err_sum)
         norm = float(np.linalg.norm(cmd))
         floor = float(self.p.min_speed)
         if floor > 0 and norm > 1e-9 and float(np.linalg.norm(target - eef)) > 0.5 * float(self.p.tolerance):
             cmd *= max(1.0, floor / norm)  # proportional control crawls near a waypoint
         a[:2] = np.clip(cmd[:2], -speed, speed)  # a held bowl swings sideways, not up and down
         a[2] = np.clip(cmd[2], -1.0, 1.0)
-        err = self._rot_error(quat_xyzw)
-        a[3:6] = np.clip(float(self.p.rot_gain) * err, -1.0, 1.0)
+        a[3:6] = np.clip(float(self.p.rot_gain) * self._rot_error(quat_xyzw), -1.0, 1.0)
         a[6] = grip
         return a
 
@@ -139,7 +145,6 @@ class PickPlaceMachine:
                 self._go("done")
                 return self._move(eef, quat_xyzw, eef, OPEN)
             self._plan(eef)
-            self.off_sum = np.zeros(2)
             self._go("approach")
         g = self.grasp.point
         if self.phase == "approach":
@@ -171,19 +176,14 @@ class PickPlaceMachine:
                     self._go("carry")
             return self._move(eef, quat_xyzw, target, CLOSE)
         if self.phase in ("carry", "lower"):
-            off = self.goal_xy - self._obj()[:2]
-            # integral term: the controller sags under a held load (no integral of its own);
-            # it integrates only near the goal, else it winds up on the way and overshoots
-            if np.linalg.norm(off) < float(p.integral_zone):
-                self.off_sum = np.clip(self.off_sum + off, -0.5, 0.5)
-            off_cmd = off + float(p.carry_integral) * self.off_sum
+            off = self.goal_xy - self._obj()[:2]  # steer the object's origin, not the hand
         if self.phase == "carry":
-            target = np.r_[eef[:2] + off_cmd, self._carry_height(self._obj()[:2])]
+            target = np.r_[eef[:2] + off, self._carry_height(self._obj()[:2])]
             if np.linalg.norm(off) < float(p.place_tolerance) or self.count > 2 * int(p.phase_limit):
                 self._go("lower")
             return self._move(eef, quat_xyzw, target, CLOSE, self._carry_speed())
         if self.phase == "lower":
-            target = np.r_[eef[:2] + off_cmd, self.release_z]
+            target = np.r_[eef[:2] + off, self.release_z]
             # release over the goal and nearly at rest: a hand still sliding throws the object
             aligned = np.linalg.norm(off) < float(p.place_tolerance) and moved_xy < float(p.release_motion)
             # a rim-held bowl tilts, so its bottom can reach the goal before the eef does
