@@ -43,23 +43,38 @@ def _subtree(model: Any, root: int) -> set[int]:
     return out
 
 
-def collision_box(sim: Any, body_id: int, subtree: bool = True) -> Box:
-    """Bounding box of the collision geoms of a body (and its descendants), not its origin."""
+def geom_boxes(sim: Any, body_id: int, subtree: bool = True) -> list[Box]:
+    """World boxes of each collision geom of a body (and its descendants)."""
     m, d = sim.model._model, sim.data._data
     bodies = _subtree(m, body_id) if subtree else {body_id}
-    los, his = [], []
+    out = []
     for g in range(m.ngeom):
         if int(m.geom_bodyid[g]) not in bodies or not (m.geom_contype[g] or m.geom_conaffinity[g]):
             continue
         rot = d.geom_xmat[g].reshape(3, 3)
         centre = d.geom_xpos[g] + rot @ m.geom_aabb[g, :3]
         half = np.abs(rot) @ m.geom_aabb[g, 3:]
-        los.append(centre - half)
-        his.append(centre + half)
-    if not los:
-        p = d.xpos[body_id].copy()
+        out.append(Box(centre - half, centre + half))
+    return out
+
+
+def collision_box(sim: Any, body_id: int, subtree: bool = True) -> Box:
+    """Bounding box of the collision geoms of a body (and its descendants), not its origin."""
+    boxes = geom_boxes(sim, body_id, subtree)
+    if not boxes:
+        p = sim.data._data.xpos[body_id].copy()
         return Box(p, p)
-    return Box(np.min(los, axis=0), np.max(his, axis=0))
+    return Box(np.min([b.lo for b in boxes], axis=0), np.max([b.hi for b in boxes], axis=0))
+
+
+def body_parts(sim: Any, body_id: int) -> dict[str, Box]:
+    """One box per body of a subtree that has collision geoms (a cabinet: frame, drawers)."""
+    m = sim.model._model
+    out = {}
+    for b in sorted(_subtree(m, body_id)):
+        if geom_boxes(sim, b, subtree=False):
+            out[sim.model.body_id2name(b)] = collision_box(sim, b, subtree=False)
+    return out
 
 
 def region_box(env: Any, site_name: str) -> Box:

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.models.oracle.geometry import Box, body_origin, collision_box, region_box
+from vlabench.models.oracle.geometry import (Box, body_origin, body_parts, collision_box, geom_boxes,
+                                            region_box)
 
 SUPPORTED = ("in", "on")
 
@@ -88,8 +89,18 @@ def transfers(env: Any) -> list[Transfer]:
 
 
 def scene_boxes(env: Any) -> dict[str, Box]:
-    """Collision boxes of every object and fixture (fixtures are in obj_body_id only)."""
-    return {name: collision_box(env.sim, bid) for name, bid in env.obj_body_id.items()}
+    """Collision boxes of every object, and of every body of each fixture.
+
+    Fixtures are in obj_body_id only. A cabinet is split into its bodies (frame, drawers):
+    one box around it all would also cover the open drawer's inside, where a bowl can sit.
+    """
+    out: dict[str, Box] = {}
+    for name, bid in env.obj_body_id.items():
+        if name in env.objects_dict:
+            out[name] = collision_box(env.sim, bid)
+        else:
+            out.update(body_parts(env.sim, bid))
+    return out
 
 
 def dest_parent(env: Any, dest: str) -> str:
@@ -205,6 +216,29 @@ def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[s
             cost = (z - base_z) + 0.3 * abs(c - box.centre[other]) + pen + turn + (1.0 if blocked else 0.0)
             out.append((cost, Grasp(np.array([xy[0], xy[1], z]), wide, yaw, hand)))
     return out
+
+
+def overhang_exit(env: Any, obj: str, p: Any) -> np.ndarray:
+    """The horizontal shift (x, y) that slides `obj` out from under a fixture (zeros if none).
+
+    A bowl in an open drawer sits partly under the cabinet's top: lifted straight up it would
+    hit it. The fixture's geoms whose underside lies just above the object's top and over its
+    footprint are the overhang; the object leaves along the axis direction that clears them
+    in the shortest slide (plus `clearance`).
+    """
+    box = collision_box(env.sim, env.obj_body_id[obj])
+    parts = [b for name, bid in env.obj_body_id.items() if name not in env.objects_dict
+             for b in geom_boxes(env.sim, bid)]
+    over = [b for b in parts if box.top - 0.003 <= b.bottom < box.top + float(p.lift_height)
+            and b.overlaps_xy(box.lo, box.hi)]
+    if not over:
+        return np.zeros(2)
+    lo = np.min([b.lo[:2] for b in over], axis=0)
+    hi = np.max([b.hi[:2] for b in over], axis=0)
+    moves = [(hi[0] - box.lo[0], np.array([1.0, 0.0])), (box.hi[0] - lo[0], np.array([-1.0, 0.0])),
+             (hi[1] - box.lo[1], np.array([0.0, 1.0])), (box.hi[1] - lo[1], np.array([0.0, -1.0]))]
+    dist, direction = min(moves, key=lambda m: m[0])
+    return direction * (dist + 2 * float(p.clearance))
 
 
 def corridor_top(a_xy: np.ndarray, b_xy: np.ndarray, half_width: float, boxes: dict[str, Box],

@@ -1,4 +1,4 @@
-"""The oracle's state machine: approach, descend, close, lift, carry, lower, release, retreat.
+"""The oracle's state machine: approach, descend, close, (slide), lift, carry, lower, release, retreat.
 
 Position control `clip(gain * (target - eef), -1, 1)` with the orientation held at its value
 when the plan was made (after the protocol's wait steps), yawed by the grasp's yaw. Targets are recomputed every step
@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from vlabench.models.oracle.geometry import body_origin, collision_box
 from vlabench.models.oracle.planner import (Grasp, Hand, Transfer, corridor_top, goal_point,
-                                            plan_grasp, scene_boxes, transfers)
+                                            overhang_exit, plan_grasp, scene_boxes, transfers)
 
 OPEN, CLOSE = -1.0, 1.0
 
@@ -89,6 +89,8 @@ class PickPlaceMachine:
                                g[2] + float(p.lift_height)), self.ceiling)
         self.release_z = surface + self.hang + float(p.drop_height)
         self.obj_z0 = box.bottom
+        self.exit = overhang_exit(self.env, t.obj, p)  # slide out from under a fixture first
+        self.lift_xy = g[:2].copy()
 
     def _carry_height(self, obj_xy: np.ndarray) -> float:
         """Eef height that carries the object over what still lies between it and the goal.
@@ -163,10 +165,16 @@ class PickPlaceMachine:
             return self._move(eef, quat_xyzw, g, OPEN)
         if self.phase == "close":
             if self.count >= int(p.close_steps):
-                self._go("lift")
+                self._go("slide" if np.any(self.exit) else "lift")
             return self._move(eef, quat_xyzw, g, CLOSE)
+        if self.phase == "slide":  # drag the held object out from under an overhang
+            target = np.r_[g[:2] + self.exit, g[2]]
+            if np.linalg.norm(eef[:2] - target[:2]) < tol or stalled or self.count > int(p.phase_limit):
+                self.lift_xy = eef[:2].copy()
+                self._go("lift")
+            return self._move(eef, quat_xyzw, target, CLOSE, self._carry_speed())
         if self.phase == "lift":
-            target = np.r_[g[:2], self.carry_z]
+            target = np.r_[self.lift_xy, self.carry_z]
             if eef[2] > self.carry_z - tol or stalled or self.count > int(p.phase_limit):
                 lifted = collision_box(self.env.sim, self.env.obj_body_id[self.todo[self.i].obj]).bottom
                 if lifted < self.obj_z0 + 0.5 * (eef[2] - g[2]):  # the object stayed behind
