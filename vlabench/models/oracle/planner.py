@@ -152,7 +152,7 @@ def plan_grasp(env: Any, t: Transfer, hand: Hand, boxes: dict[str, Box], p: Any)
 
     Objects narrower than the finger gap along the finger axis are grasped at their centre,
     `grip_depth` below the top (never lower than `min_tip_clearance` above their bottom);
-    wider ones (bowls) are pinched at a rim. Candidates shift along the other axis, at both
+    wider ones (bowls) are pinched at a rim, taken as round. Candidates shift along the other axis, at both
     yaws; the one that lets the hand go lowest (deepest grip) wins, and turning the hand costs
     `turn_cost` (it takes steps, and the start yaw is the better-tested one). Near the arm's
     reach the extended arm is slow and sags, so a hand farther than `reach_soft` from the
@@ -192,23 +192,26 @@ def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[s
     other = 1 - axis
     wide = box.size[axis] > hand.opening - 2 * float(p.width_margin)
     base_z = max(box.top - float(p.grip_depth), box.bottom - hand.fingers_lo[2] + float(p.min_tip_clearance))
-    if wide:
+    half = max(0.0, box.size[other] / 2 - float(p.edge_keep))
+    if wide:  # a round rim: pinch it where it is, off-centre too, but not where it turns away
         base_z = box.top - float(p.rim_depth)
+        radius = box.size[axis] / 2
+        half = min(half, float(p.rim_shift) * radius)
         insets = [float(i) for i in p.rim_insets]
-        along = [box.lo[axis] + i for i in insets] + [box.hi[axis] - i for i in insets]
+        sides = [(-1.0, i) for i in insets] + [(1.0, i) for i in insets]
         # a pinch nearer the outer edge holds only the lip: prefer the deepest inset
         penalty = [max(insets) - i for i in insets] * 2
     else:
-        along, penalty = [box.centre[axis]], [0.0]
-    half = max(0.0, box.size[other] / 2 - float(p.edge_keep))
+        sides, penalty = [(0.0, 0.0)], [0.0]
     across = box.centre[other] + np.linspace(-half, half, 9)
     limit = max(base_z, box.top - float(p.min_grip))  # fingers must still reach the object
     turn = float(p.turn_cost) if yaw != 0.0 else 0.0
     out = []
-    for a, pen in zip(along, penalty, strict=True):
+    for (side, inset), pen in zip(sides, penalty, strict=True):
         for c in across:
             xy = np.zeros(2)
-            xy[axis], xy[other] = a, c
+            edge = np.sqrt(max(radius**2 - (c - box.centre[other]) ** 2, 0.0)) if wide else 0.0
+            xy[axis], xy[other] = box.centre[axis] + side * (edge - inset), c
             z = max(base_z, required_palm_z(xy, hand, boxes, skip, margin))
             if z > limit + 1e-9:
                 continue  # the palm would keep the fingers above the object
