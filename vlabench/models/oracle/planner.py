@@ -190,7 +190,10 @@ def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[s
     margin = float(p.clearance)
     axis = 1 if yaw == 0.0 else 0  # the axis the fingers close along
     other = 1 - axis
-    wide = box.size[axis] > hand.opening - 2 * float(p.width_margin)
+    fits = hand.opening - 2 * float(p.width_margin)
+    wide = box.size[axis] > fits
+    if wide and box.size[other] <= fits:
+        return []  # long and narrow (a box, not a bowl): grasp it across, at the other yaw
     base_z = max(box.top - float(p.grip_depth), box.bottom - hand.fingers_lo[2] + float(p.min_tip_clearance))
     half = max(0.0, box.size[other] / 2 - float(p.edge_keep))
     if wide:  # a round rim: pinch it where it is, off-centre too, but not where it turns away

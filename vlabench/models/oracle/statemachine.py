@@ -1,9 +1,12 @@
 """The oracle's state machine: approach, descend, close, (slide), lift, carry, lower, release, retreat.
 
-Position control `clip(gain * (target - eef), -1, 1)` with the orientation held at its value
-when the plan was made (after the protocol's wait steps), yawed by the grasp's yaw. Targets are recomputed every step
+Position control `clip(gain * (error + integral * summed error), -1, 1)` (the sum only near the
+target, so the arm's sag under a load or at far reach is taken out without wind-up), at least
+`min_speed` until the waypoint, with the orientation held at its value when the plan was made
+(after the protocol's wait steps) turned by the grasp's yaw. Targets are recomputed every step
 from the simulator, so carrying corrects for slip: the eef moves until the *object's origin*
-(what LIBERO's predicates test) is over the goal.
+(what LIBERO's predicates test) is over the goal, and the carry height follows what still lies
+between the object and the goal.
 """
 
 from __future__ import annotations
