@@ -99,6 +99,7 @@ def test_grasp_keeps_the_palm_clear_of_taller_neighbours(crowded_scene):
     assert hand.palm_hi[1] - hand.palm_lo[1] > 2.5 * hand.opening  # palm much wider than the gap
     g = plan_grasp(env, t, hand, boxes, CONTROL)
     obj = boxes[t.obj]
+    assert not g.rim  # a flat box longer than the finger gap is grasped across, not pinched
     assert obj.bottom < g.point[2] + g.hand.fingers_lo[2] < obj.top  # fingertips reach down the sides
     assert_palm_clear(g, t, boxes)
     # the tall tomato-sauce can beside it forces the grasp off the object's centre
