@@ -152,11 +152,12 @@ def plan_grasp(env: Any, t: Transfer, hand: Hand, boxes: dict[str, Box], p: Any)
 
     Objects narrower than the finger gap along the finger axis are grasped at their centre,
     `grip_depth` below the top (never lower than `min_tip_clearance` above their bottom);
-    wider ones (bowls) are pinched at a rim, taken as round. Candidates shift along the other axis, at both
-    yaws; the one that lets the hand go lowest (deepest grip) wins, and turning the hand costs
-    `turn_cost` (it takes steps, and the start yaw is the better-tested one). Near the arm's
-    reach the extended arm is slow and sags, so a hand farther than `reach_soft` from the
-    robot's base, at the grasp or over the goal, costs `reach_cost` per metre beyond it.
+    ones wider along both axes (bowls) are pinched at a rim, taken as round. Candidates shift
+    along the other axis, at both yaws; the one that lets the hand go lowest (deepest grip)
+    wins, and turning the hand costs `turn_cost` (it takes steps, and the start yaw is the
+    better-tested one). Near the arm's reach the extended arm is slow and sags, so a hand
+    farther than `reach_soft` from the robot's base, at the grasp or over the goal, costs
+    `reach_cost` per metre beyond it.
     """
     box = boxes[t.obj]
     base = robot_base_xy(env)
@@ -172,7 +173,8 @@ def plan_grasp(env: Any, t: Transfer, hand: Hand, boxes: dict[str, Box], p: Any)
                 best = (cost, grasp)
     if best is None:  # nothing clears: grasp high at the centre and hope
         limit = max(box.top - float(p.rim_depth), box.top - float(p.min_grip))
-        return Grasp(np.array([box.centre[0], box.centre[1], limit]), True, 0.0, hand)
+        wide = bool(box.size[1] > hand.opening - 2 * float(p.width_margin))
+        return Grasp(np.array([box.centre[0], box.centre[1], limit]), wide, 0.0, hand)
     return best[1]
 
 
@@ -196,9 +198,9 @@ def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[s
         return []  # long and narrow (a box, not a bowl): grasp it across, at the other yaw
     base_z = max(box.top - float(p.grip_depth), box.bottom - hand.fingers_lo[2] + float(p.min_tip_clearance))
     half = max(0.0, box.size[other] / 2 - float(p.edge_keep))
+    radius = box.size[axis] / 2
     if wide:  # a round rim: pinch it where it is, off-centre too, but not where it turns away
         base_z = box.top - float(p.rim_depth)
-        radius = box.size[axis] / 2
         half = min(half, float(p.rim_shift) * radius)
         insets = [float(i) for i in p.rim_insets]
         sides = [(-1.0, i) for i in insets] + [(1.0, i) for i in insets]

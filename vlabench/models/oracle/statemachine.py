@@ -72,7 +72,8 @@ class PickPlaceMachine:
         g, hand = self.grasp.point, self.grasp.hand or self.hand
         self.q_goal = Rotation.from_euler("z", self.grasp.yaw) * self.q_ref
         palm_half = float(np.max(np.abs(np.r_[hand.palm_lo[:2], hand.palm_hi[:2]]))) + float(p.clearance)
-        finger_half = float(np.max(np.abs(np.r_[hand.fingers_lo[:2], hand.fingers_hi[:2]]))) + float(p.clearance)
+        finger_half = (float(np.max(np.abs(np.r_[hand.fingers_lo[:2], hand.fingers_hi[:2]])))
+                       + float(p.clearance))
         skip = {t.obj}
         palm_top = corridor_top(eef[:2], g[:2], palm_half, boxes, skip)
         finger_top = corridor_top(eef[:2], g[:2], finger_half, boxes, skip)
