@@ -58,22 +58,26 @@ def geom_boxes(sim: Any, body_id: int, subtree: bool = True) -> list[Box]:
     return out
 
 
+def _union(boxes: list[Box]) -> Box:
+    return Box(np.min([b.lo for b in boxes], axis=0), np.max([b.hi for b in boxes], axis=0))
+
+
 def collision_box(sim: Any, body_id: int, subtree: bool = True) -> Box:
     """Bounding box of the collision geoms of a body (and its descendants), not its origin."""
     boxes = geom_boxes(sim, body_id, subtree)
     if not boxes:
         p = sim.data._data.xpos[body_id].copy()
         return Box(p, p)
-    return Box(np.min([b.lo for b in boxes], axis=0), np.max([b.hi for b in boxes], axis=0))
+    return _union(boxes)
 
 
 def body_parts(sim: Any, body_id: int) -> dict[str, Box]:
     """One box per body of a subtree that has collision geoms (a cabinet: frame, drawers)."""
-    m = sim.model._model
     out = {}
-    for b in sorted(_subtree(m, body_id)):
-        if geom_boxes(sim, b, subtree=False):
-            out[sim.model.body_id2name(b)] = collision_box(sim, b, subtree=False)
+    for b in sorted(_subtree(sim.model._model, body_id)):
+        boxes = geom_boxes(sim, b, subtree=False)
+        if boxes:
+            out[sim.model.body_id2name(b)] = _union(boxes)
     return out
 
 

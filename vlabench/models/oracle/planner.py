@@ -69,8 +69,8 @@ class Hand:
 class Grasp:
     point: np.ndarray  # eef target at the grasp
     rim: bool          # pinching a rim (bowls)
-    yaw: float = 0.0   # hand yaw from its start: 0 (fingers along y) or pi/2 (along x)
-    hand: Hand | None = None  # the hand's outline at that yaw
+    yaw: float         # hand yaw from its start: 0 (fingers along y) or pi/2 (along x)
+    hand: Hand         # the hand's outline at that yaw
 
 
 def transfers(env: Any) -> list[Transfer]:
@@ -173,7 +173,7 @@ def plan_grasp(env: Any, t: Transfer, hand: Hand, boxes: dict[str, Box], p: Any)
                 best = (cost, grasp)
     if best is None:  # nothing clears: grasp high at the centre and hope
         limit = max(box.top - float(p.rim_depth), box.top - float(p.min_grip))
-        wide = bool(box.size[1] > hand.opening - 2 * float(p.width_margin))
+        wide = bool(box.size[1] > finger_room(hand, p))
         return Grasp(np.array([box.centre[0], box.centre[1], limit]), wide, 0.0, hand)
     return best[1]
 
@@ -185,6 +185,11 @@ def robot_base_xy(env: Any) -> np.ndarray:
     return np.asarray(sim.data.body_xpos[base], dtype=np.float64)[:2].copy()
 
 
+def finger_room(hand: Hand, p: Any) -> float:
+    """The widest object the open fingers take whole (else it is pinched, or taken across)."""
+    return hand.opening - 2 * float(p.width_margin)
+
+
 def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[str, Box],
                       p: Any) -> list[tuple[float, Grasp]]:
     """(cost, grasp) for every candidate point at one hand yaw whose palm lets the fingers reach."""
@@ -192,7 +197,7 @@ def _grasp_candidates(box: Box, name: str, yaw: float, hand: Hand, boxes: dict[s
     margin = float(p.clearance)
     axis = 1 if yaw == 0.0 else 0  # the axis the fingers close along
     other = 1 - axis
-    fits = hand.opening - 2 * float(p.width_margin)
+    fits = finger_room(hand, p)
     wide = box.size[axis] > fits
     if wide and box.size[other] <= fits:
         return []  # long and narrow (a box, not a bowl): grasp it across, at the other yaw

@@ -69,7 +69,7 @@ class PickPlaceMachine:
         t, p = self.todo[self.i], self.p
         boxes = scene_boxes(self.env)
         self.grasp = plan_grasp(self.env, t, self.hand, boxes, p)
-        g, hand = self.grasp.point, self.grasp.hand or self.hand
+        g, hand = self.grasp.point, self.grasp.hand
         self.q_goal = Rotation.from_euler("z", self.grasp.yaw) * self.q_ref
         palm_half = float(np.max(np.abs(np.r_[hand.palm_lo[:2], hand.palm_hi[:2]]))) + float(p.clearance)
         finger_half = (float(np.max(np.abs(np.r_[hand.fingers_lo[:2], hand.fingers_hi[:2]])))
@@ -121,7 +121,7 @@ class PickPlaceMachine:
         cmd = float(self.p.gain) * (err + float(self.p.integral) * self.err_sum)
         norm = float(np.linalg.norm(cmd))
         floor = float(self.p.min_speed)
-        if floor > 0 and norm > 1e-9 and float(np.linalg.norm(target - eef)) > 0.5 * float(self.p.tolerance):
+        if floor > 0 and norm > 1e-9 and float(np.linalg.norm(err)) > 0.5 * float(self.p.tolerance):
             cmd *= max(1.0, floor / norm)  # proportional control crawls near a waypoint
         a[:2] = np.clip(cmd[:2], -speed, speed)  # a held bowl swings sideways, not up and down
         a[2] = np.clip(cmd[2], -1.0, 1.0)
@@ -188,9 +188,10 @@ class PickPlaceMachine:
                     self._go("carry")
             return self._move(eef, quat_xyzw, target, CLOSE)
         if self.phase in ("carry", "lower"):
-            off = self.goal_xy - self._obj()[:2]  # steer the object's origin, not the hand
+            obj_xy = self._obj()[:2]
+            off = self.goal_xy - obj_xy  # steer the object's origin, not the hand
         if self.phase == "carry":
-            target = np.r_[eef[:2] + off, self._carry_height(self._obj()[:2])]
+            target = np.r_[eef[:2] + off, self._carry_height(obj_xy)]
             if np.linalg.norm(off) < float(p.place_tolerance) or self.count > 2 * int(p.phase_limit):
                 self._go("lower")
             return self._move(eef, quat_xyzw, target, CLOSE, self._carry_speed())
