@@ -61,10 +61,28 @@ def selftest(
 
 
 @app.command("list")
-def list_plugins() -> None:
+def list_plugins(
+    readings: bool = typer.Option(False, "--readings", help="Every point where a method's paper "
+                                  "and public code disagree, and the side each run follows."),
+    markdown: bool = typer.Option(False, "--markdown", help="With --readings: the README table."),
+) -> None:
     """Every registered model, pruner and suite, and whether it is usable on this machine."""
     from rich.console import Console
     from rich.table import Table
+
+    if readings:
+        from vlabench.pruners.readings import readings_markdown, readings_rows
+
+        if markdown:
+            typer.echo(readings_markdown(), nl=False)
+            return
+        table = Table(show_lines=True)
+        for col in ("method", "point", "paper", "code", "default", "evidence"):
+            table.add_column(col, overflow="fold")
+        for name, r in readings_rows():
+            table.add_row(name, r.point, r.paper, r.code, r.default, r.evidence)
+        Console().print(table)
+        return
 
     table = Table(show_lines=False)
     for col in ("group", "name", "usable", "description"):

@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vlabench.pruners.readings import Reading, reading_of
+
 if TYPE_CHECKING:
     import torch
 
@@ -112,6 +114,8 @@ class LayerView:
 class Pruner:
     """No pruning. Subclasses override hooks; `reset()` runs at every episode start.
 
+    `readings` lists where the method's paper and public code disagree; `self.reading` is the
+    side this run follows (`pruner.reading=code|paper`).
     Class attributes declare what the decoder must provide: `attention_layers` (decoder layers
     whose attention probabilities `after_layer` receives), `vision_attention` (SigLIP feature-
     layer attention in `VisualTokens`), `reuses_kv` (keep the previous call's visual KV)."""
@@ -122,10 +126,12 @@ class Pruner:
     reuses_kv: bool = False
     observes_frames: bool = False
     served_source: str = "extrapolator"   # CallStats.source of chunks served by skip_call
+    readings: tuple[Reading, ...] = ()     # paper-vs-code points (`pruner.reading` picks a side)
 
     def __init__(self, cfg: Any = None) -> None:
         self.cfg = cfg
         self.info: ModelInfo | None = None
+        self.reading = reading_of(cfg)   # "code" or "paper" (vlabench/pruners/readings.py)
 
     def bind(self, info: ModelInfo) -> None:
         """Called once when a model is built with this pruner; raise ConfigError to refuse."""
