@@ -11,7 +11,7 @@ from vlabench.contracts import TaskInfo  # noqa: E402
 from vlabench.models.build import build_openvla, build_openvla_oft  # noqa: E402
 from vlabench.models.decoder import PrunableDecoder, build_mask  # noqa: E402
 from vlabench.models.synthetic import synthetic_observation  # noqa: E402
-from vlabench.pruners.base import ACTION, BOS, TEXT, VISUAL, Pruner  # noqa: E402
+from vlabench.pruners.base import ACTION, BOS, PROPRIO, STOP, TEXT, VISUAL, Pruner  # noqa: E402
 
 CFG = {"size": "tiny", "threads": 2, "warmup_calls": 0}
 BUILDERS = {"openvla-oft": build_openvla_oft, "openvla": build_openvla}
@@ -104,40 +104,89 @@ def test_hooks_fire_in_call_order_and_observe_decode_attention():
     assert ev[-1] == "end_of_step:(1, 7)"
 
 
-def test_attention_probabilities_are_causal_rows_summing_to_one():
+def _first_layer_view(build):
     seen = {}
 
     class Spy(Pruner):
         attention_layers = frozenset({0})
 
         def after_layer(self, view):
-            seen["view"] = view
+            if view.phase == "prefill":
+                seen["view"] = view
 
-    p = build_openvla_oft(CFG, pruner=Spy(), device="cpu")
+    p = build(CFG, pruner=Spy(), device="cpu")
     p.act(synthetic_observation(2))
-    v = seen["view"]
+    return seen["view"]
+
+
+def test_oft_attention_is_fully_bidirectional_rows_summing_to_one():
+    """openvla-oft's transformers fork (bc339d9): no causal mask, every token sees every token."""
+    v = _first_layer_view(build_openvla_oft)
     n = v.query_kinds.numel()
     assert v.attn.shape == (4, n, n)
     assert torch.allclose(v.attn.sum(-1), torch.ones(4, n), atol=1e-5)
+    assert v.attn.min() > 0          # the BOS row attends to the stop token too
+
+
+def test_openvla_attention_stays_causal():
+    v = _first_layer_view(build_openvla)
+    n = v.query_kinds.numel()
     upper = torch.triu(torch.ones(n, n, dtype=torch.bool), 1)
-    act = v.query_kinds == ACTION
-    allowed_future = act[:, None] & act[None, :]
-    assert v.attn[:, upper & ~allowed_future].abs().max() == 0
-    assert v.attn[:, upper & allowed_future].min() > 0
+    assert v.attn[:, upper].abs().max() == 0
+    assert v.attn[:, ~upper].min() > 0
 
 
-def test_mask_is_causal_except_bidirectional_action_block():
-    pos = torch.arange(6)
-    kind = torch.tensor([BOS, VISUAL, TEXT, ACTION, ACTION, ACTION])
-    m = build_mask(pos, kind, pos, kind, ACTION, torch.float32)[0, 0] == 0
-    expect = torch.tril(torch.ones(6, 6, dtype=torch.bool))
-    expect[3:, 3:] = True
-    assert torch.equal(m, expect)
+def test_causal_mask_follows_original_positions():
+    pos = torch.arange(4)
+    m = build_mask(pos, pos, torch.float32)[0, 0] == 0
+    assert torch.equal(m, torch.tril(torch.ones(4, 4, dtype=torch.bool)))
     # gapped positions (pruned tokens) stay causal by original position, not packed
     pos2 = torch.tensor([0, 5, 9])
-    kind2 = torch.tensor([BOS, VISUAL, TEXT])
-    m2 = build_mask(pos2, kind2, pos2, kind2, None, torch.float32)[0, 0] == 0
+    m2 = build_mask(pos2, pos2, torch.float32)[0, 0] == 0
     assert torch.equal(m2, torch.tril(torch.ones(3, 3, dtype=torch.bool)))
+    # a query sees a key at a smaller original position even if it has a gap before it
+    m3 = build_mask(torch.tensor([7]), torch.tensor([0, 6, 7, 8]), torch.float32)[0, 0] == 0
+    assert m3.tolist() == [[True, True, True, False]]
+
+
+def test_bidirectional_decoder_matches_transformers_llama_with_a_full_mask():
+    """causal=False equals transformers' Llama given an all-visible 4-D mask (what the fork
+    computes), also after pruning (original rotary positions kept)."""
+    p = build_openvla_oft(CFG, device="cpu")
+    lm = p.model.language_model
+    torch.manual_seed(3)
+    emb = torch.randn(1, 30, lm.config.hidden_size)
+    kinds = torch.tensor([BOS] + [VISUAL] * 12 + [TEXT] * 8 + [ACTION] * 8 + [TEXT])
+    vids = torch.tensor([-1] + list(range(12)) + [-1] * 17)
+    dec = PrunableDecoder(lm, Pruner(), causal=False)
+    full = torch.zeros(1, 1, 30, 30)
+    with torch.inference_mode():
+        ours, _ = dec.prefill(emb, kinds, vids)
+        ref = lm.model(inputs_embeds=emb, attention_mask=full).last_hidden_state
+        assert torch.allclose(ours, ref, atol=1e-5, rtol=1e-4)
+        keep = torch.tensor([0, 3, 4, 11])
+        ours_p, meta = dec.prefill(emb, kinds, vids, keep=keep)
+        rows = meta.pos
+        ref_p = lm.model(inputs_embeds=emb[:, rows], position_ids=rows[None],
+                         attention_mask=torch.zeros(1, 1, len(rows), len(rows))).last_hidden_state
+    assert torch.allclose(ours_p, ref_p, atol=1e-5, rtol=1e-4)
+    # a causal decoder differs on the same input (the test can fail)
+    with torch.inference_mode():
+        causal, _ = PrunableDecoder(lm, Pruner()).prefill(emb, kinds, vids)
+    assert not torch.allclose(causal[:, :-9], ours[:, :-9], atol=1e-3)
+
+
+def test_oft_action_head_reads_the_row_before_each_placeholder():
+    """modeling_prismatic.py L914-918: rows NUM_PATCHES+NUM_PROMPT_TOKENS .. +56, one before
+    each placeholder (the last prompt token and the first 55 placeholders)."""
+    from vlabench.models.openvla_oft import action_head_rows
+
+    # BOS, 3 visual (one pruned: position 2), proprio, 2 text, 3 actions, stop
+    pos = torch.tensor([0, 1, 3, 4, 5, 6, 7, 8, 9, 10])
+    kind = torch.tensor([BOS, VISUAL, VISUAL, PROPRIO, TEXT, TEXT, ACTION, ACTION, ACTION, STOP])
+    assert action_head_rows(pos, kind).tolist() == [5, 6, 7]
+    with pytest.raises(RuntimeError):   # the row before the first action is gone
+        action_head_rows(torch.tensor([0, 1, 7, 8, 9]), torch.tensor([BOS, TEXT, ACTION, ACTION, ACTION]))
 
 
 def test_decoder_matches_transformers_llama_forward():

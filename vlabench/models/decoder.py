@@ -1,10 +1,14 @@
 """The prunable decoder loop shared by every Llama-backbone VLA.
 
 It runs the decoder layers of a transformers `LlamaForCausalLM` itself, so that it owns:
-- the attention mask, rebuilt from the original positions and token kinds of the tokens that
-  are alive (transformers' `create_causal_mask` reads gapped `position_ids` as packed
-  sequences, so it is not used); OpenVLA-OFT's action placeholders attend to each other
-  bidirectionally while everything else stays causal;
+- the attention mask, rebuilt from the original positions of the tokens that are alive
+  (transformers' `create_causal_mask` reads gapped `position_ids` as packed sequences, so it is
+  not used): causal for OpenVLA; none at all for OpenVLA-OFT (`causal=False`), which attends
+  fully bidirectionally over every token (images, proprio, prompt, action placeholders, stop):
+  its transformers fork (moojink/transformers-openvla-oft @ bc339d9, "Full bidirectional
+  attention", `modeling_llama.py` L717-732) sets `is_causal=False` and leaves `causal_mask`
+  None, and the maintainer confirms it (openvla-oft issues #27, #89; a causal OFT scores 52-60%
+  instead of ~98% on LIBERO-Spatial, issue #135);
 - the original rotary positions of kept tokens;
 - the KV cache, with its own length per layer after pruning (and none for skipped layers);
 - the hook points of `vlabench.pruners.base.Pruner`, and a trace of what was computed at each
@@ -69,13 +73,10 @@ class _KV:
                    self.vid[idx])
 
 
-def build_mask(q_pos: torch.Tensor, q_kind: torch.Tensor, k_pos: torch.Tensor,
-               k_kind: torch.Tensor, bidir_kind: int | None, dtype: torch.dtype) -> torch.Tensor:
-    """Additive mask (1, 1, n_q, n_k): key visible iff its original position is <= the query's,
-    or both are of `bidir_kind` (OFT's action block)."""
+def build_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Causal additive mask (1, 1, n_q, n_k): a key is visible iff its original position is <=
+    the query's (gaps left by pruned tokens change nothing)."""
     allowed = k_pos[None, :] <= q_pos[:, None]
-    if bidir_kind is not None:
-        allowed = allowed | ((q_kind[:, None] == bidir_kind) & (k_kind[None, :] == bidir_kind))
     mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
@@ -116,14 +117,14 @@ class PrunableDecoder:
     """Runs `lm` (a LlamaForCausalLM) layer by layer with a pruner's hooks."""
 
     def __init__(self, lm: torch.nn.Module, pruner: Pruner, probe_mode: str = "sdpa",
-                 bidir_kind: int | None = None, clock=None):
+                 causal: bool = True, clock=None):
         if probe_mode not in ("sdpa", "eager"):
             raise ValueError(f"probe_mode must be 'sdpa' or 'eager', got {probe_mode!r}")
         self.lm = lm
         self.layers = lm.model.layers
         self.pruner = pruner
         self.probe_mode = probe_mode
-        self.bidir_kind = bidir_kind
+        self.causal = causal          # False: every token sees every token (OpenVLA-OFT)
         self.clock = clock
         self.caches: list[_KV | None] = []
         self.skipped: set[int] = set()
@@ -154,9 +155,8 @@ class PrunableDecoder:
         kk = repeat_kv(keys.k, attn.num_key_value_groups)
         vv = repeat_kv(keys.v, attn.num_key_value_groups)
         mask = None
-        if mask_needed:
-            mask = build_mask(q_meta.pos, q_meta.kind, keys.pos, keys.kind, self.bidir_kind,
-                              q.dtype).to(q.device)
+        if mask_needed and self.causal:
+            mask = build_mask(q_meta.pos, keys.pos, q.dtype).to(q.device)
         probed = i in self.pruner.attention_layers
         eager = probed and self.probe_mode == "eager"
         probs = None

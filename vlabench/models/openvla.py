@@ -23,7 +23,7 @@ class OpenVLAPolicy(PrismaticPolicy):
     cameras = ("agentview",)
     model_name = "openvla"
     autoregressive = True
-    bidir_kind = None
+    causal = True
 
     def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
         d = self.dims

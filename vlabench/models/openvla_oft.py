@@ -2,11 +2,22 @@
 
 Sequence (openvla-oft `modeling_prismatic.py`, `predict_action`): [BOS] + 256 agentview
 patches + 256 wrist patches + 1 proprio token + prompt tokens (after BOS, with the empty token
-29871) + 56 action placeholders (their embeddings zeroed) + the stop token (id 2). The action
-placeholders attend to each other bidirectionally; all other tokens are causal. The final-norm
-hidden states of the 56 placeholders, reshaped to (8, 7 x 4096), go through the L1-regression
-head; actions are unnormalised with the dataset's q01/q99 (gripper masked) and the gripper is
-post-processed as in the LIBERO evaluation. The chunk is executed open-loop (8 steps).
+29871) + 56 action placeholders (their embeddings zeroed) + the stop token (id 2).
+
+Attention is fully bidirectional over the whole sequence (`causal = False`): the official OFT
+runs on a transformers fork (moojink/transformers-openvla-oft @ bc339d9, `modeling_llama.py`
+L717-732: `is_causal=False`, `causal_mask` None), confirmed by the maintainer in openvla-oft
+issues #27 and #89; a stock causal Llama gives 52-60% on LIBERO-Spatial (issue #135).
+
+Action-head rows: the official model slices the last hidden states at
+`NUM_PATCHES + NUM_PROMPT_TOKENS : ... + ACTION_DIM * NUM_ACTIONS_CHUNK`
+(openvla-oft @ 213c5ff `prismatic/extern/hf/modeling_prismatic.py` L914-918, with
+NUM_PATCHES = 512 (+1 proprio) and NUM_PROMPT_TOKENS = prompt length after BOS, L985), i.e. the
+56 rows ONE POSITION BEFORE each placeholder (the last prompt token 29871 and the first 55
+placeholders; training reads the same rows through `labels[:, 1:]`). Those rows, reshaped to
+(8, 7 x 4096), go through the L1-regression head; actions are unnormalised with the dataset's
+q01/q99 (gripper masked) and the gripper is post-processed as in the LIBERO evaluation. The
+chunk is executed open-loop (8 steps).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
     cameras = ("agentview", "wrist")
     model_name = "openvla-oft"
     autoregressive = False
-    bidir_kind = ACTION
+    causal = False
 
     uses_proprio = True
 
@@ -64,8 +75,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
             vids += [-1] * (len(state) + len(ids) - 1 + n_act + 1)
             h, meta = self.decoder.prefill(torch.cat(embeds, 1), torch.tensor(kinds),
                                            torch.tensor(vids), keep=keep, reuse=reuse)
-            rows = torch.nonzero(meta.kind == ACTION).flatten().to(h.device)
-            act_h = h[:, rows]
+            act_h = h[:, action_head_rows(meta.pos, meta.kind).to(h.device)]
         with clock.stage("action_head"):
             normed = self.model.action_head(act_h, d.chunk)[0]
             if self.meta:
@@ -80,3 +90,14 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
         out = super().flops_by_stage()
         out["action_head"] = F.oft_head_flops(self.dims)
         return out
+
+
+def action_head_rows(pos: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+    """Rows of the alive tokens whose hidden states feed the action head: the token one original
+    position before each action placeholder (see the module docstring). Pruning removes visual
+    tokens only, so the prompt's last token and the placeholders are always alive."""
+    target = pos[kind == ACTION] - 1
+    rows = torch.nonzero(torch.isin(pos, target)).flatten()
+    if rows.numel() != target.numel():
+        raise RuntimeError("a token feeding the OFT action head was pruned")
+    return rows

@@ -42,7 +42,7 @@ class PrismaticPolicy:
     cameras: tuple[str, ...] = ("agentview",)
     model_name = "prismatic"
     autoregressive = False
-    bidir_kind: int | None = None
+    causal = True          # False: full bidirectional attention (OpenVLA-OFT)
     uses_proprio = False   # OFT: one proprio token after the visual tokens
 
     def __init__(self, model: PrismaticVLA, dims: PrismaticDims, pruner: Pruner | None,
@@ -77,7 +77,7 @@ class PrismaticPolicy:
             f" ({probe} attention probabilities at layers {sorted(self.pruner.attention_layers)})"
             if self.pruner.attention_layers else "")
         self.decoder = PrunableDecoder(model.language_model, self.pruner, probe_mode=probe,
-                                       bidir_kind=self.bidir_kind)
+                                       causal=self.causal)
         self.calls_in_episode = 0
         self.pruner.bind(self.info())
         self.last_trace = None
