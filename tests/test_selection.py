@@ -24,6 +24,32 @@ def test_top_k_ids_returns_sorted_ids_of_the_best_scores():
     assert top_k_ids(torch.tensor([0.1, 0.9, 0.5, 0.7]), ids, 9).tolist() == [10, 20, 30, 40]
 
 
+def test_top_k_ids_breaks_exact_ties_by_lowest_id_whatever_the_input_order():
+    scores = torch.tensor([1.0, 0.5, 1.0, 1.0, 1.0, 0.2])
+    ids = torch.arange(6)
+    # four ties at 1.0 (ids 0, 2, 3, 4): the two lowest ids win
+    assert top_k_ids(scores, ids, 2).tolist() == [0, 2]
+    assert top_k_ids(scores, ids, 5).tolist() == [0, 1, 2, 3, 4]
+    perm = torch.tensor([4, 5, 3, 0, 2, 1])                 # same (id, score) pairs, shuffled
+    assert top_k_ids(scores[perm], ids[perm], 2).tolist() == [0, 2]
+    assert top_k_ids(scores[perm], ids[perm], 3).tolist() == [0, 2, 3]
+
+
+def test_top_k_ids_is_the_same_on_a_large_all_tied_input_and_ranks_nan_last():
+    ids = torch.arange(300, 0, -1)                           # descending ids
+    assert top_k_ids(torch.ones(300), ids, 7).tolist() == list(range(1, 8))
+    scores = torch.tensor([float("nan"), 0.0, -1.0])
+    assert top_k_ids(scores, torch.tensor([0, 1, 2]), 2).tolist() == [1, 2]
+    assert top_k_ids(torch.zeros(4, dtype=torch.bfloat16), torch.arange(4), 2).tolist() == [0, 1]
+
+
+def test_greedy_maxmin_breaks_distance_ties_by_lowest_row():
+    d = torch.tensor([[0.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.5, 0.5],
+                      [1.0, 0.5, 0.0, 0.5], [1.0, 0.5, 0.5, 0.0]])
+    # from 0 rows 1, 2, 3 all lie at 1.0: row 1; then 2 and 3 tie at 0.5: row 2
+    assert greedy_maxmin(d, 3, first=0).tolist() == [0, 1, 2]
+
+
 def test_cosine_distance_is_zero_for_parallel_and_one_for_orthogonal_rows():
     d = cosine_distance_matrix(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]))
     assert d[0, 1] == pytest.approx(0.0, abs=1e-6) and d[0, 2] == pytest.approx(1.0)

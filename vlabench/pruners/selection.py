@@ -3,6 +3,8 @@
 Each method composes these with its own scores and rules (cited in its own docstring); the
 primitives hold no method-specific choices. Only the greedy loop of `greedy_maxmin` iterates
 in Python, once per selected token (k iterations of O(n) tensor work, never over pairs).
+Every choice among equal values is deterministic and device-independent: ties go to the lowest
+position (id or row), never to whatever order a GPU kernel happens to return.
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ import torch
 
 
 def top_k_ids(scores: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
-    """The ids of the k highest scores (ties broken by position), sorted ascending."""
+    """The ids of the k highest scores, sorted ascending.
+
+    Deterministic on every device: exactly equal scores are ranked by id, lowest first (the id
+    is the token's position in the visual sequence), and NaN ranks below every number. A plain
+    `torch.topk(sorted=False)` returns an arbitrary, device-dependent subset among ties (issue
+    11 item 14: on LIBERO 209 of VLA-Cache's 224 candidate patches tie within 1e-6 of
+    similarity 1.0, and the kept set differed from the reference run's by Jaccard 0.935)."""
     if scores.shape != ids.shape:
         raise ValueError(f"scores {tuple(scores.shape)} and ids {tuple(ids.shape)} differ")
     k = max(0, min(int(k), ids.numel()))
-    order = torch.topk(scores.float(), k, sorted=False).indices
-    return torch.sort(ids[order]).values
+    by_id = torch.argsort(ids, stable=True)
+    s = scores.float()[by_id].nan_to_num(nan=float("-inf"))
+    best = by_id[torch.sort(s, descending=True, stable=True).indices[:k]]
+    return torch.sort(ids[best]).values
 
 
 def cosine_distance_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -27,7 +37,8 @@ def cosine_distance_matrix(features: torch.Tensor) -> torch.Tensor:
 
 def greedy_maxmin(distances: torch.Tensor, k: int, first: int) -> torch.Tensor:
     """Greedy max-min diversity: start at row `first`, then repeatedly add the candidate whose
-    distance to its nearest selected row is largest. Returns k row indices in pick order."""
+    distance to its nearest selected row is largest; ties go to the lowest row (`torch.argmax`
+    returns the first maximum on every device). Returns k row indices in pick order."""
     n = distances.shape[0]
     k = max(0, min(int(k), n))
     if k == 0:
