@@ -9,7 +9,8 @@ It runs the decoder layers of a transformers `LlamaForCausalLM` itself, so that 
   attention", `modeling_llama.py` L717-732) sets `is_causal=False` and leaves `causal_mask`
   None, and the maintainer confirms it (openvla-oft issues #27, #89; a causal OFT scores 52-60%
   instead of ~98% on LIBERO-Spatial, issue #135);
-- the original rotary positions of kept tokens;
+- the original rotary positions of kept tokens (renumbered 0..n'-1 after a `before_llm` keep
+  when the pruner sets `contiguous_positions`, as DivPrune's code runs);
 - the KV cache, with its own length per layer after pruning (and none for skipped layers);
 - the hook points of `vlabench.pruners.base.Pruner`, and a trace of what was computed at each
   layer (queries, keys, probed) from which `vlabench.metrics.flops` derives the FLOPs.
@@ -129,6 +130,7 @@ class PrunableDecoder:
         self.caches: list[_KV | None] = []
         self.skipped: set[int] = set()
         self.prev_visual: list[_KV | None] | None = None   # previous call's visual KV (reuse)
+        self.pos_offset = 0    # tokens dropped before layer 0 when positions are renumbered
         self.trace = DecoderTrace()
 
     # ----------------------------------------------------------------- helpers
@@ -192,9 +194,13 @@ class PrunableDecoder:
         h = embeds
         self.trace = DecoderTrace()
         self.caches, self.skipped = [], set()
+        self.pos_offset = 0
         if keep is not None:
             rows = _keep_rows(meta.vid, keep)
             h, meta = h[:, rows.to(h.device)], meta.rows(rows)
+            if self.pruner.contiguous_positions:   # renumber the kept sequence 0..n'-1 (DivPrune)
+                self.pos_offset = n - meta.pos.numel()
+                meta.pos = torch.arange(meta.pos.numel(), device=dev)
         plan = self._reuse_plan(reuse, dev) if embeds.device.type != "meta" else {}
         reusing = torch.empty(0, dtype=torch.long, device=dev)   # ids served from the cache
         for i in range(len(self.layers)):
@@ -251,9 +257,11 @@ class PrunableDecoder:
 
     # ----------------------------------------------------------------- decode
     def decode(self, embed: torch.Tensor, position: int) -> torch.Tensor:
-        """One autoregressive step for token `embed` (1, 1, d) at original `position`;
+        """One autoregressive step for token `embed` (1, 1, d) at original `position` (shifted
+        down by the tokens dropped before layer 0 when the pruner renumbers positions);
         returns its final-norm hidden state (1, 1, d). Skips the layers skipped at prefill."""
         dev = _index_device(embed)
+        position -= self.pos_offset
         meta = _KV(embed.new_zeros(0), embed.new_zeros(0), torch.tensor([position], device=dev),
                    torch.tensor([GENERATED], device=dev), torch.tensor([-1], device=dev))
         h = embed

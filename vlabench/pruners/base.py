@@ -30,7 +30,10 @@ model's decoder loop (vlabench/models/decoder.py) calls, in this order:
 Visual token ids are the token's index in the model's visual sequence before any pruning
 (0..M-1, images in `ModelInfo.cameras` order, row-major 16x16 patches per image). A keep
 decision is a 1-D integer tensor of ids (any order, unknown ids ignored); tokens already
-dropped stay dropped. Kept tokens keep their original rotary positions. Hooks run inside the
+dropped stay dropped. Kept tokens keep their original rotary positions, except after a
+`before_llm` keep by a pruner whose `contiguous_positions` is True: the decoder then renumbers
+the kept sequence 0..n'-1 (order unchanged) and decoding continues from n', as a model run
+with `position_ids=None` on the shortened sequence does (DivPrune's code). Hooks run inside the
 policy's "pruner" latency stage. Tensors are on the model's device (the meta device for
 full-size FLOPs-only builds: shapes only, no values; token metadata such as ids and positions
 still has values there, and a keep decision on the meta device counts only by its length).
@@ -125,6 +128,7 @@ class Pruner:
     vision_attention: bool = False
     reuses_kv: bool = False
     observes_frames: bool = False
+    contiguous_positions: bool = False    # renumber positions after a before_llm keep (see above)
     served_source: str = "extrapolator"   # CallStats.source of chunks served by skip_call
     readings: tuple[Reading, ...] = ()     # paper-vs-code points (`pruner.reading` picks a side)
 
