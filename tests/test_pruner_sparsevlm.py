@@ -12,6 +12,7 @@ from vlabench.pruners.sparsevlm import (  # noqa: E402
     SparseVLM,
     density_peak_clusters,
     merge_clusters,
+    rater_candidates,
     rater_mask,
     stage_counts,
 )
@@ -29,10 +30,10 @@ def test_stage_counts_make_the_mean_over_layers_the_budget():
 
 
 def test_bind_scales_the_official_layers_and_picks_the_nearest_official_shape():
-    p = SparseVLM({"retention": 0.25})
+    p = SparseVLM({"retention": 0.25, "reading": "paper"})
     p.bind(info(num_visual=512, num_layers=32))
     assert p.layers == [2, 6, 15] and p.attention_layers == frozenset({2, 6, 15})
-    p4 = SparseVLM({"retention": 0.5})
+    p4 = SparseVLM({"retention": 0.5, "reading": "paper"})
     p4.bind(info(num_visual=512, num_layers=4))
     assert p4.layers == [0, 1, 2] and p4.counts == [252, 168, 92]
 
@@ -56,7 +57,7 @@ def test_density_peak_clustering_separates_two_blobs_and_merges_by_mean():
 
 
 def test_after_layer_keeps_top_rated_tokens_plus_one_recycled_merged_token():
-    p = SparseVLM({"retention": 0.5})
+    p = SparseVLM({"retention": 0.5, "reading": "paper"})
     p.bind(info(num_visual=8, num_layers=4))
     p.layers, p.counts, p.attention_layers = [0], [4], frozenset({0})
     kinds = [BOS] + [VISUAL] * 8 + [TEXT, TEXT]
@@ -96,3 +97,52 @@ def test_view_hidden_aliases_the_decoders_hidden_states():
         pol.decoder.pruner = _Write()
         moved, _ = pol.decoder.prefill(emb, kinds, vids)
     assert not torch.allclose(base, moved)
+
+
+def test_code_reading_is_one_step_at_layer_k_with_the_plain_budget():
+    """VLA-Pruner's run: layer K-1 = 2 scores, round(M r) kept from layer 3 on, no stages."""
+    p = SparseVLM({"retention": 0.25})
+    p.bind(info(num_visual=512, num_layers=32))
+    assert p.layers == [2] and p.counts == [128] and p.attention_layers == frozenset({2})
+    assert [r.default for r in SparseVLM.readings] == ["code"] * 3
+
+
+def test_inclusive_rater_threshold_keeps_tokens_at_the_mean():
+    # relevance: visual 1 -> softmax (.5, .5, 0, 0), visual 2 -> (0, 0, 0, 1); mean over
+    # visual (.25, .25, 0, .5) equals 1/4 = mean(r) exactly for the first two text tokens
+    vis = torch.tensor([[0.0, 0.0, -1e4, -1e4], [-1e4, -1e4, -1e4, 0.0]])
+    text = torch.eye(4)
+    assert rater_mask(vis, text).tolist() == [False, False, False, True]
+    assert rater_mask(vis, text, inclusive=True).tolist() == [True, True, False, True]
+
+
+def test_code_rater_candidates_skip_the_first_prompt_token_and_the_last_token():
+    kinds = torch.tensor([BOS, VISUAL, VISUAL, TEXT, TEXT, TEXT, TEXT])
+    pos = torch.arange(7)
+    assert rater_candidates(kinds, pos, trim=True).tolist() == [False] * 4 + [True, True, False]
+    assert rater_candidates(kinds, pos, trim=False).tolist() == [False] * 3 + [True] * 4
+
+
+def _rated_view():
+    kinds = [BOS] + [VISUAL] * 8 + [TEXT] * 4          # text at positions 9..12
+    hidden = torch.zeros(13, 2)
+    hidden[1:9, 0] = 1.0
+    hidden[9], hidden[10], hidden[11], hidden[12] = (torch.tensor([10.0, 0]), torch.tensor([5.0, 0]),
+                                                     torch.tensor([-5.0, 0]), torch.tensor([10.0, 0]))
+    a = torch.zeros(2, 13, 13)
+    a[:, 10, 1:9] = torch.tensor([.8, .1, .7, .2, .6, .3, .05, .02])   # the code's only rater
+    for row in (9, 11, 12):
+        a[:, row, 8] = 1.0                                  # first / non-rater / last: favour V7
+    return view(2, kinds, a, hidden)
+
+
+def test_code_after_layer_keeps_the_top_tokens_of_the_trimmed_raters_without_merging():
+    # candidates: positions 10, 11 (9 is the first prompt token, 12 the last token); relevance
+    # softmax(5, -5) -> position 10 rates; its top 4 of 8 are V0, V2, V4, V5
+    p = SparseVLM({"retention": 0.5})
+    p.bind(info(num_visual=8, num_layers=4))
+    assert p.after_layer(_rated_view()).tolist() == [0, 2, 4, 5]
+    q = SparseVLM({"retention": 0.5, "reading": "paper"})   # all prompt tokens rate: V7 kept
+    q.bind(info(num_visual=8, num_layers=4))
+    q.layers, q.counts, q.attention_layers = [2], [4], frozenset({2})
+    assert 7 in q.after_layer(_rated_view()).tolist()

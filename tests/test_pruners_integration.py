@@ -27,7 +27,7 @@ TOKENS_BY_LAYER = {
     "fastv": [512, 512, 512, 256],        # K = 3, retention .5
     "random": [512, 512, 512, 256],
     "divprune": [256] * 4,                # before the LLM, retention .5
-    "sparsevlm": [512, 252, 168, 92],     # mean over layers = .5 * 512
+    "sparsevlm": [512, 512, 512, 256],    # VLA-Pruner's run: one step at K = 3, retention .5
 }
 
 

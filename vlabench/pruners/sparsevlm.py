@@ -1,27 +1,43 @@
-"""SparseVLM (Zhang et al., ICML 2025), Sec. 3, as its official code runs it (Gumpest/SparseVLMs,
-`modelling_sparse_llama.py`, `score.py`, `utils.py`).
+"""SparseVLM (Zhang et al., ICML 2025) as VLA-Pruner's baseline ran it (the runs behind
+VLA-Pruner Table 1's SparseVLM rows), and, under `pruner.reading=paper`, as SparseVLM's paper and
+its official code (Gumpest/SparseVLMs, `modelling_sparse_llama.py`, `score.py`, `utils.py`)
+define it.
 
-- Text raters (Sec. 3.2): relevance of each text token to the image, softmax over text of the
-  visual-text dot products averaged over visual tokens (code: `(v_t @ t_t^T).softmax(2).mean(1)`,
-  no 1/sqrt(d)); raters are the text tokens above the mean relevance (all of them when all are equal: the code would have none).
-- Visual scores (Sec. 3.2, `attn_postprocess_topk`): attention of the raters to each visual
-  token at the pruning layer, averaged over heads and raters; the top tokens are kept.
-- Several pruning layers (`pruning_loc = [2, 6, 15]` of 32), pruning from the next layer on.
-- Recycling (Sec. 3.4): the top 30% (`int(0.3 n) + 1`) of the deleted tokens by score are
+Code (`reading=code`, default): MINT-SJTU/VLA-Pruner @ fa5bfed runs SparseVLM through its FastV
+path (scripts src/openvla/vla_pruner_srcipts/run_sparsevlm/*.sh: `--sparsevlm True --use_fastv
+True --fastv_r 0.5/0.75/0.875`; src/openvla/transformers/src/transformers/models/llama/
+modeling_llama.py `fastv_forward` L995-1142, `fastv_k` = 3 from GenerateConfig):
+- raters (L1046-1057): relevance r = softmax over text of (visual x text) dot products, averaged
+  over the visual tokens; raters are the text tokens with r >= mean(r). The text span is
+  [image_end + 1, seq_len - 1): the first token after the image and the sequence's last token
+  are not candidates;
+- one pruning step (L1074-1142): at `layer_idx == K` = 3 the head-averaged attention of layer
+  K-1 = 2 from the rater rows, averaged over raters, scores the visual tokens; the top
+  round(M (1 - fastv_r)) = round(M r) stay for layers K..31; no recycling; kept tokens keep
+  their original positions (`position_ids = keep_indexs`).
+Paper (`reading=paper`): SparseVLM Sec. 3 and its official code:
+- text raters (Sec. 3.2): the text tokens whose relevance exceeds the mean relevance (`>`; all
+  of them when all are equal: the code would have none), from every prompt token;
+- visual scores (Sec. 3.2, `attn_postprocess_topk`): attention of the raters to each visual
+  token at the pruning layer, averaged over heads and raters; the top tokens are kept;
+- several pruning layers (`pruning_loc = [2, 6, 15]` of 32), pruning from the next layer on;
+- recycling (Sec. 3.4): the top 30% (`int(0.3 n) + 1`) of the deleted tokens by score are
   clustered by density-peak kNN clustering into `int(n / 10) + 1` groups (`cluster_and_merge`)
-  and each group is merged into one token (mean of its hidden states).
-- Budget: the official per-stage counts (`sparse_token_list_192/128/64` for 576 tokens) make
+  and each group is merged into one token (mean of its hidden states);
+- budget: the official per-stage counts (`sparse_token_list_192/128/64` for 576 tokens) make
   the mean number of visual tokens over all layers equal the budget. Here the stage shape of
   the official list whose budget is nearest `pruner.retention` is scaled so that the mean over
   layers is `retention * M` (merged tokens count as kept tokens).
+Each point is a `Reading` in `SparseVLM.readings`.
 
-Choices (API): raters are computed from the hidden states of the first pruning layer (the code
-uses the LLM input embeddings, which the hooks do not expose for text); text = prompt tokens
-(kind TEXT), not proprio/action placeholders. `after_layer` can only keep ids, so a merged
-token is placed at its cluster centre (a pruned token, kept at its own rotary position) and the
-cluster mean is written into `view.hidden` in place (it aliases the decoder's hidden states;
-tests/test_pruner_sparsevlm.py checks that). Positions of kept tokens stay original (the code
-renumbers them).
+Choices (API): raters are computed from the hidden states of the first pruning layer (both
+codes use the LLM input embeddings, which the hooks do not expose for text); text = prompt
+tokens (kind TEXT), not proprio/action placeholders. VLA-Pruner's SparseVLM run on OpenVLA-OFT
+is not public: the OpenVLA code path runs there too, one pool over both cameras. `after_layer`
+can only keep ids, so a merged token is placed at its cluster centre (a pruned token, kept at its
+own rotary position) and the cluster mean is written into `view.hidden` in place (it aliases the
+decoder's hidden states; tests/test_pruner_sparsevlm.py checks that). Positions of kept tokens
+stay original (SparseVLM's own code renumbers them; VLA-Pruner's does not).
 """
 
 from __future__ import annotations
@@ -32,10 +48,33 @@ import torch
 
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner
 from vlabench.config import cfg_get
-from vlabench.pruners.common import is_meta, meta_keep, retention_of, scale_layer
-from vlabench.pruners.selection import top_k_ids
+from vlabench.pruners.common import check_layer, is_meta, meta_keep, retention_of, scale_layer
+from vlabench.pruners.readings import Reading
+from vlabench.pruners.selection import keep_count, top_k_ids
 
 OFFICIAL = {192: (300, 200, 110), 128: (303, 110, 36), 64: (66, 30, 17)}   # of 576 tokens
+
+_VP = "MINT-SJTU/VLA-Pruner @ fa5bfed src/openvla/transformers/src/transformers/models/llama/modeling_llama.py"
+_EVIDENCE = ("VLA-Pruner Table 1's SparseVLM rows were run with this code (scripts "
+             "src/openvla/vla_pruner_srcipts/run_sparsevlm/*.sh)")
+READINGS = (
+    Reading("pruning schedule and recycling",
+            "SparseVLM Sec. 3.3-3.4 (official pruning_loc [2, 6, 15]): progressive pruning at "
+            "three layers, mean visual tokens over layers = budget, deleted tokens recycled by "
+            "DPC-kNN merging",
+            f"{_VP} L1074-1142: one step at layer K = 3 from layer 2's attention, round(M r) "
+            "tokens kept for layers 3..31, no recycling",
+            "code", _EVIDENCE),
+    Reading("rater threshold",
+            "SparseVLM Sec. 3.2 (official code): relevance > mean",
+            f"{_VP} L1055-1057: relevance >= mean",
+            "code", _EVIDENCE),
+    Reading("rater candidates",
+            "SparseVLM Sec. 3.2: every text token",
+            f"{_VP} L1048-1051: text span [image_end + 1, seq_len - 1): the first token after "
+            "the image and the sequence's last token are left out",
+            "code", _EVIDENCE),
+)
 
 
 def stage_counts(m: int, num_layers: int, layers: list[int], shape: list[float],
@@ -91,19 +130,33 @@ def merge_clusters(x: torch.Tensor, assign: torch.Tensor, n_clusters: int) -> to
     return sums / cnt[:, None]
 
 
-def rater_mask(vis_h: torch.Tensor, text_h: torch.Tensor) -> torch.Tensor:
-    """Text tokens whose relevance to the image exceeds the mean relevance (official code)."""
+def rater_mask(vis_h: torch.Tensor, text_h: torch.Tensor, inclusive: bool = False) -> torch.Tensor:
+    """Text tokens whose relevance to the image exceeds the mean relevance (SparseVLM's code),
+    or reaches it (`inclusive`, VLA-Pruner's code)."""
     rel = (vis_h.float() @ text_h.float().T).softmax(1).mean(0)
-    mask = rel > rel.mean()
+    mask = rel >= rel.mean() if inclusive else rel > rel.mean()
     return mask if bool(mask.any()) else torch.ones_like(mask)    # all equal: every text token
+
+
+def rater_candidates(kinds: torch.Tensor, positions: torch.Tensor, trim: bool) -> torch.Tensor:
+    """Rows that may rate: prompt tokens; with `trim` (VLA-Pruner's span) not the first prompt
+    token nor the sequence's last token."""
+    text = kinds == TEXT
+    if not trim or not bool(text.any()):
+        return text
+    first = positions[text].min()
+    return text & (positions > first) & (positions < positions.max())
 
 
 class SparseVLM(Pruner):
     name = "sparsevlm"
+    readings = READINGS
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
         self.retention = retention_of(cfg, 0.5)
+        self.k = int(cfg_get(cfg, "k", 3))            # code: pruned from layer K, layer K-1 scores
+        self.vla_pruner = self.reading == "code"
         self.ref_layers = [int(x) for x in cfg_get(cfg, "layers", [2, 6, 15])]
         self.recycle = float(cfg_get(cfg, "recycle_ratio", 0.3))
         self.per_cluster = int(cfg_get(cfg, "tokens_per_cluster", 10))
@@ -114,6 +167,12 @@ class SparseVLM(Pruner):
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
+        if self.vla_pruner:
+            check_layer("pruner.k - 1", self.k - 1, info.num_layers)
+            self.layers = [self.k - 1]
+            self.counts = [keep_count(info.num_visual, self.retention)]
+            self.attention_layers = frozenset(self.layers)
+            return
         layers = sorted({scale_layer(x, info.num_layers) for x in self.ref_layers})
         self.layers = [x for x in layers if x < info.num_layers - 1]
         budget = min(OFFICIAL, key=lambda b: abs(b / 576 - self.retention))
@@ -134,8 +193,8 @@ class SparseVLM(Pruner):
         dev = view.hidden.device
         if stage == 0 and not meta:                                  # raters: once per call
             q_vis = (view.query_visual_ids >= 0).to(dev)
-            q_text = (view.query_kinds == TEXT).to(dev)
-            mask = rater_mask(view.hidden[q_vis], view.hidden[q_text])
+            q_text = rater_candidates(view.query_kinds, view.query_positions, self.vla_pruner).to(dev)
+            mask = rater_mask(view.hidden[q_vis], view.hidden[q_text], inclusive=self.vla_pruner)
             self.raters = view.query_positions.to(dev)[q_text][mask]
         if target >= ids.numel():
             return None
@@ -146,7 +205,8 @@ class SparseVLM(Pruner):
         score = view.attn.mean(0)[rows][:, cols].mean(0)          # (n_visual_keys,)
         key_ids = view.key_visual_ids.to(dev)[cols]
         n_del0 = ids.numel() - target
-        n_clusters = int((int(n_del0 * self.recycle) + 1) / self.per_cluster) + 1 if self.merge else 0
+        merge = self.merge and not self.vla_pruner
+        n_clusters = int((int(n_del0 * self.recycle) + 1) / self.per_cluster) + 1 if merge else 0
         n_clusters = min(n_clusters, target - 1)
         kept = top_k_ids(score, key_ids, target - n_clusters)
         if n_clusters <= 0:
