@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
-from vlabench.pruners.base import BOS, TEXT, VISUAL, VisualTokens  # noqa: E402
+from vlabench.pruners.base import ACTION, BOS, PROPRIO, STOP, TEXT, VISUAL, VisualTokens  # noqa: E402
 from vlabench.pruners.vla_cache import (VLACache, layer_reuse_schedule,  # noqa: E402
                                          mean_token_entropy, patch_cosine, static_patches)
 
@@ -96,3 +96,47 @@ def test_no_reuse_without_the_previous_calls_attention():
     p.bind(info(num_visual=8, num_layers=4, cameras=("agentview", "wrist"), grid=2))
     p.reuse_kv(tokens({"agentview": frame(), "wrist": frame()}))
     assert p.reuse_kv(tokens({"agentview": frame(), "wrist": frame()})) is None
+
+
+def test_official_constants_depend_on_the_model_family():
+    import dataclasses
+
+    oft, ovla = VLACache({}), VLACache({})
+    oft.bind(info(num_visual=8, cameras=("agentview", "wrist"), grid=2))
+    ovla.bind(dataclasses.replace(info(num_visual=4, grid=2), autoregressive=True))
+    assert (oft.static_top_k, oft.attention_top_k, oft.text_span) == (150, 100, 34)
+    assert (ovla.static_top_k, ovla.attention_top_k, ovla.text_span) == (130, 120, 35)
+    fixed = VLACache({"static_top_k": 7})
+    fixed.bind(info())
+    assert fixed.static_top_k == 7
+
+
+def _scores(reading: str, kinds: list[int]) -> list[float]:
+    """Text->vision scores (4 patches) when every row of `kinds` attends to one patch:
+    row r (position r) attends to patch r % 4."""
+    p = VLACache({"reading": reading, "text_span": 3, "attention_layer": 15})
+    p.bind(info(num_visual=4, num_layers=4, grid=2))
+    n = len(kinds)
+    a = torch.zeros(2, n, n)
+    for r in range(n):
+        a[:, r, 1 + r % 4] = 1.0
+    p.after_layer(view(p.layer, kinds, a))
+    return p.prev_scores.tolist()
+
+
+def test_code_text_rows_are_the_fixed_span_after_the_image_whatever_their_kind():
+    # OFT-like layout: BOS, 4 patches (1-4), proprio (5), prompt (6, 7), action (8), stop (9).
+    # Code: positions [5, 8) = proprio and both prompt tokens -> patches 1, 2, 3 get 1/3 each.
+    # Paper: the prompt tokens 6, 7 -> patches 2, 3 get 1/2 each.
+    kinds = [BOS, VISUAL, VISUAL, VISUAL, VISUAL, PROPRIO, TEXT, TEXT, ACTION, STOP]
+    assert _scores("code", kinds) == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3])
+    assert _scores("paper", kinds) == pytest.approx([0, 0, 0.5, 0.5])
+    # a long prompt: the code's span stops after 3 rows (positions 5-7), the paper reads all 5
+    long = [BOS] + [VISUAL] * 4 + [TEXT] * 5
+    assert _scores("code", long) == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3])
+    assert _scores("paper", long) == pytest.approx([0.2, 0.4, 0.2, 0.2])
+
+
+def test_the_self_comparison_bug_is_a_paper_default_reading():
+    point = {r.point: r for r in VLACache.readings}["previous frame on OpenVLA-OFT"]
+    assert point.default == "paper" and "not reproduced" in point.code

@@ -1,27 +1,45 @@
-"""VLA-Cache (Xu et al., NeurIPS 2025), Sec. 3, as its official code runs it (siyuhsu/vla-cache,
-`experiments/robot/vla_cache_utils.py`, OFT variant).
+"""VLA-Cache (Xu et al., NeurIPS 2025), Sec. 3, as its official code runs it (siyuhsu/vla-cache
+@ a490988: `src/openvla/...` for OpenVLA, `src/openvla-oft/...` for OpenVLA-OFT;
+`experiments/robot/vla_cache_utils.py`, `experiments/robot/openvla_utils.py` `get_vla_action`,
+and the transformers forks siyuhsu/transformers@vla-cache-openvla[-oft], whose
+`LlamaModel.forward` survives in MINT-SJTU/VLA-Pruner @ 3d156ee src/openvla-oft/transformers/
+src/transformers/models/llama/modeling_llama.py: `pruning_loc = [2, 6, 9, 11]`, the
+`proportion_attn_var` schedule, and `cache_position` appended to the returned attentions).
 
 At each model call after the first of an episode, the keys/values of visual patches that stayed
 static since the previous call are reused instead of recomputed:
 - static patches (`find_static_patches`): per camera, the 224x224 images the towers saw are
-  cut into 14x14 patches; the cosine similarity of each patch's raw pixels between the previous
-  and the current frame is thresholded (>= 0.996) and the `static_top_k` = 150 most similar
-  patches are candidates;
+  cut into 14x14 patches (a 16x16 grid); the cosine similarity of each patch's raw pixels between
+  the previous call's frame and the current one is thresholded (>= 0.996) and the
+  `static_top_k` most similar patches are candidates: 130 on OpenVLA (`openvla_utils.py` L395
+  `top_k=130`), 150 per camera on OFT (L771-772);
 - task relevance (`task_relevant_selection`, `token_attention_merge(layer_id=15)`): the
-  previous call's attention at layer 15, averaged over heads and over text queries, ranks each
-  camera's patches; its top `attention_top_k` = 100 are always recomputed;
+  previous call's attention at layer 15, averaged over heads and over the text rows, ranks each
+  camera's patches; its top `attention_top_k` are always recomputed: 120 on OpenVLA (the
+  default of `task_relevant_selection`, L151), 100 on OFT;
 - reused = static candidates minus task-relevant ones, ordered by sequence position (primary
-  camera first), as the official `task_relevant_selection` sorts them;
-- layer-adaptive reuse (Sec. 3.3, `get_layer_mask_schedule` and the fork's
-  `LlamaModel.forward`): from the previous call's attention at every layer, the mean token
-  entropy (rows renormalised, heads averaged) is min-max normalised over layers, reuse =
-  1 - entropy, and upward steps are damped by `growth_factor` = 0.55. At each layer of
-  `reuse_layers` = [2, 6, 9, 11] the first max(1, int(reuse[l] * n)) reusable patches switch
-  to the cached KV from that layer on (the set only grows); earlier layers recompute them.
-  FLOPs and latency count only the rows recomputed at each layer.
-Choices: text queries are the prompt tokens (kind TEXT; the code's span 513..546 also covers
-OFT's proprio token); layers 15 and [2, 6, 9, 11] are scaled to the model's depth (on the tiny
-4-layer models: 2 and [0, 1]). Every layer's attention is probed, as the official code runs
+  camera first), as `task_relevant_selection` sorts them;
+- layer-adaptive reuse (`get_layer_mask_schedule`, the fork's `LlamaModel.forward`): from the
+  previous call's attention at every layer (`attentions[:-1]`, the last entry being the query
+  positions), the mean token entropy (rows renormalised, heads averaged) is min-max normalised
+  over layers, reuse = 1 - entropy, and upward steps are damped by `growth_factor` = 0.55. At
+  each layer of `reuse_layers` = [2, 6, 9, 11] the first max(1, int(reuse[l] * n)) reusable
+  patches switch to the cached KV from that layer on (the set only grows); earlier layers
+  recompute them. FLOPs and latency count only the rows recomputed at each layer.
+
+Readings (`pruner.reading`, listed in `readings`):
+- text rows: the code averages the rows whose position lies in a fixed span right after the
+  image tokens, 35 on OpenVLA ([257, 292): the prompt, cut after 35 tokens) and 34 on OFT
+  ([513, 547): the proprio token, the prompt and, when the prompt is shorter than 33 tokens,
+  the first action placeholders); the paper's text-to-vision attention averages the prompt
+  tokens (kind TEXT). Default `code`.
+- previous frame on OFT: the OFT evaluation appends the current frame to `replay_images` before
+  it reads `replay_images[-1]` as the previous one (run_libero_eval.py L340-351), so every patch
+  is compared with itself; a bug, not reproduced: both readings compare with the previous
+  call's frame, as the OpenVLA evaluation does (L211-214, one call per step).
+Choices: layers 15 and [2, 6, 9, 11] are scaled to the model's depth (on the tiny 4-layer models:
+2 and [0, 1]); per-model constants are chosen by `ModelInfo.autoregressive` (OpenVLA) and may be
+overridden with a plain number. Every layer's attention is probed, as the official code runs
 with `output_attentions=True`. On the meta device (FLOPs only) there are no frames to compare,
 so nothing is reused and FLOPs equal the unpruned model's: VLA-Cache's saving is data-dependent.
 """
@@ -36,7 +54,39 @@ import torch
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.config import cfg_get
 from vlabench.pruners.common import is_meta, scale_layer
+from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import patch_cosine_similarity, top_k_ids
+
+_REPO = "siyuhsu/vla-cache @ a490988"
+READINGS = (
+    Reading("text rows of the task-relevance attention",
+            "Sec. 3.2: text-to-vision attention of the prompt tokens",
+            f"{_REPO} vla_cache_utils.py `token_attention_merge` L101-109: rows at positions "
+            "[257, 292) on OpenVLA (35 after the image), [513, 547) on OFT (proprio, prompt, and "
+            "on short prompts the first action placeholders)",
+            "code", "the official code produced VLA-Cache's tables and the baseline rows of "
+            "SpecPrune-VLA and VLA-Pruner"),
+    Reading("previous frame on OpenVLA-OFT",
+            "Sec. 3.1: patches of consecutive frames are compared",
+            f"{_REPO} src/openvla-oft/experiments/robot/libero/run_libero_eval.py L340-351: the "
+            "current frame is appended before replay_images[-1] is read as the previous one, so "
+            "each patch is compared with itself; a bug; not reproduced",
+            "paper", "comparing a frame with itself is a bug the authors would not defend; both "
+            "readings compare with the previous call's frame, as the OpenVLA evaluation does"),
+)
+
+
+def per_model(value: Any, info: ModelInfo) -> int:
+    """A per-model constant: a number, or a mapping {openvla: n, openvla-oft: n} read by the
+    model family (`ModelInfo.autoregressive` = OpenVLA)."""
+    if hasattr(value, "keys"):
+        return int(value["openvla" if info.autoregressive else "openvla-oft"])
+    return int(value)
+
+
+def span_rows(positions: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """Rows whose position lies in [start, start + length) (the official text span)."""
+    return (positions >= start) & (positions < start + length)
 
 
 def patch_cosine(prev: np.ndarray, cur: np.ndarray, patch: int) -> torch.Tensor:
@@ -74,12 +124,15 @@ def mean_token_entropy(attn: torch.Tensor) -> torch.Tensor:
 class VLACache(Pruner):
     name = "vla-cache"
     reuses_kv = True
+    readings = READINGS
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
         self.threshold = float(cfg_get(cfg, "sim_threshold", 0.996))
-        self.static_top_k = int(cfg_get(cfg, "static_top_k", 150))
-        self.attention_top_k = int(cfg_get(cfg, "attention_top_k", 100))
+        self._static_top_k = cfg_get(cfg, "static_top_k", {"openvla": 130, "openvla-oft": 150})
+        self._attention_top_k = cfg_get(cfg, "attention_top_k", {"openvla": 120, "openvla-oft": 100})
+        self._text_span = cfg_get(cfg, "text_span", {"openvla": 35, "openvla-oft": 34})
+        self.static_top_k = self.attention_top_k = self.text_span = 0
         self.ref_layer = int(cfg_get(cfg, "attention_layer", 15))
         self.ref_reuse_layers = [int(x) for x in cfg_get(cfg, "reuse_layers", [2, 6, 9, 11])]
         self.growth_factor = float(cfg_get(cfg, "growth_factor", 0.55))
@@ -92,6 +145,9 @@ class VLACache(Pruner):
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
+        self.static_top_k = per_model(self._static_top_k, info)
+        self.attention_top_k = per_model(self._attention_top_k, info)
+        self.text_span = per_model(self._text_span, info)
         self.layer = scale_layer(self.ref_layer, info.num_layers)
         self.reuse_layers = sorted({scale_layer(x, info.num_layers) for x in self.ref_reuse_layers})
         self.attention_layers = frozenset(range(info.num_layers))
@@ -132,7 +188,10 @@ class VLACache(Pruner):
         if view.layer != self.layer:
             return None
         dev = view.attn.device
-        rows = (view.query_kinds == TEXT).to(dev)
+        if self.reading == "code":   # the span after the image tokens (BOS + M visual)
+            rows = span_rows(view.query_positions, 1 + self.info.num_visual, self.text_span).to(dev)
+        else:
+            rows = (view.query_kinds == TEXT).to(dev)
         cols = (view.key_visual_ids >= 0).to(dev)
         score = view.attn.mean(0)[rows][:, cols].mean(0).float().cpu()
         full = torch.zeros(self.info.num_visual)
