@@ -1,22 +1,23 @@
 """Observation -> model inputs, as the OpenVLA / OpenVLA-OFT LIBERO evaluation prepares them.
 
-Images (protocols.md): the suite already flipped both axes; JPEG round trip (quality 95, as
-TF's encode_jpeg default), resize to 224 with Lanczos (antialiased), optional centre crop of
-90% area (side sqrt(0.9)) resized back to 224 (bilinear, as tf crop_and_resize), then per-tower
-normalisation (DINOv2: ImageNet mean/std; SigLIP: 0.5/0.5) stacked into 6 channels.
-Proprio (OFT): eef position (3), axis-angle of the eef quaternion (3, angle kept in [0, pi] by
-flipping antipodal quaternions), gripper qpos (2); normalised to [-1, 1] with q01/q99.
+Images (protocols.md): the suite already flipped both axes; TF's JPEG round trip (quality 95,
+fast-IDCT decode), TF lanczos3 + antialias resize to 224, optional centre crop of 90% area (side
+sqrt(0.9)) resized back to 224 with TF's bilinear crop_and_resize: all TF-exact (`tf_image`);
+then per-tower normalisation (DINOv2: ImageNet mean/std; SigLIP: 0.5/0.5) stacked into 6
+channels.
+Proprio (OFT): eef position (3), axis-angle of the eef quaternion (3, robosuite 1.4's
+`quat2axisangle` as is: no antipodal flip, angle in [0, 2 pi]), gripper qpos (2); normalised to
+[-1, 1] with q01/q99.
 """
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import torch
-from PIL import Image
 
+from vlabench.models import tf_image
 from vlabench.models.vision import DINO_MEAN, DINO_STD, SIGLIP_MEAN, SIGLIP_STD
 
 
@@ -24,26 +25,21 @@ def policy_image(img: np.ndarray, size: int = 224, center_crop: bool = True,
                  crop_scale: float = 0.9, resize: str = "lanczos", jpeg: bool = True) -> np.ndarray:
     """HxWx3 uint8 -> size x size x 3 uint8 as the reference evaluation feeds the model.
 
-    LIBERO (OpenVLA/OFT): JPEG round trip, Lanczos, optional centre crop. SIMPLER (SimplerEnv):
-    `resize="area"` (cv2.INTER_AREA), `jpeg=False`, no crop."""
+    LIBERO (OpenVLA/OFT): TF's JPEG round trip, lanczos3 + antialias resize, optional centre
+    crop, reproduced pixel for pixel by `tf_image` (fixture test: tests/test_models_preprocess.py).
+    SIMPLER (SimplerEnv): `resize="area"` (cv2.INTER_AREA), `jpeg=False`, no crop."""
     arr = np.ascontiguousarray(img, dtype=np.uint8)
     if resize == "area":
         import cv2
 
         arr = cv2.resize(arr, (size, size), interpolation=cv2.INTER_AREA)
     if jpeg:
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="JPEG", quality=95)
-        pil = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    else:
-        pil = Image.fromarray(arr)
+        arr = tf_image.jpeg_round_trip(arr)
     if resize != "area":
-        pil = pil.resize((size, size), Image.Resampling.LANCZOS)
+        arr = tf_image.resize_uint8(arr, size)
     if center_crop:
-        side = math.sqrt(crop_scale) * size
-        off = (size - side) / 2.0
-        pil = pil.resize((size, size), Image.Resampling.BILINEAR, box=(off, off, off + side, off + side))
-    return np.asarray(pil, dtype=np.uint8)
+        arr = tf_image.center_crop_uint8(arr, crop_scale)
+    return arr
 
 
 def pixel_tensor(img: np.ndarray, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
@@ -55,15 +51,22 @@ def pixel_tensor(img: np.ndarray, device: torch.device | str, dtype: torch.dtype
 
 
 def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
-    """robosuite-order quaternion (x, y, z, w) -> axis * angle, angle in [0, pi]."""
-    q = np.asarray(quat_xyzw, dtype=np.float64).copy()
-    if q[3] < 0:  # antipodal fix: q and -q are the same rotation; keep w >= 0
-        q = -q
-    w = min(max(q[3], -1.0), 1.0)
-    den = math.sqrt(max(1.0 - w * w, 0.0))
-    if den < 1e-10:
+    """robosuite-order quaternion (x, y, z, w) -> axis * angle, exactly as the reference does it.
+
+    Evidence: openvla-oft @ 213c5ff experiments/robot/libero/libero_utils.py:63-87
+    `quat2axisangle` (copied from robosuite 1.4 transform_utils.quat2axisangle), called on the raw
+    `obs["robot0_eef_quat"]` at run_libero_eval.py:257-258; the training-data generator does the
+    same. So: w clipped to [-1, 1]; zero vector only when sqrt(1 - w^2) is exactly 0
+    (`math.isclose(den, 0.0)` has abs_tol 0); NO antipodal flip, so for w < 0 the angle
+    2 acos(w) runs past pi (a rotation of 3.14 about +x may come out as +3.14 or, for -q, as
+    ~3.14 about -x): the model was trained on that representation. Unlike the reference, the
+    caller's array is not modified in place."""
+    q = np.array(quat_xyzw, dtype=np.float64, copy=True).reshape(4)
+    q[3] = min(max(q[3], -1.0), 1.0)
+    den = np.sqrt(1.0 - q[3] * q[3])
+    if math.isclose(den, 0.0):
         return np.zeros(3)
-    return q[:3] * 2.0 * math.acos(w) / den
+    return (q[:3] * 2.0 * math.acos(q[3])) / den
 
 
 def oft_proprio(proprio: dict[str, np.ndarray]) -> np.ndarray:
