@@ -16,8 +16,8 @@ from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, RecordsError, RunFi
 def episode(task: int, ep: int, success: bool, **kw) -> dict:
     row = {c: "" for c in EPISODE_COLUMNS}
     row.update(run_id="r", model="m", pruner="none", suite="s", task_id=task, task_name=f"t{task}",
-               episode=ep, init_state=ep, seed=7, success=success, steps=3, policy_calls=1,
-               model_calls=1, wall_s=0.1, sim_s=0.05, policy_s=0.01)
+               episode=ep, init_state=ep, seed=7, success=success, steps=3, policy_calls=2,
+               model_calls=2, wall_s=0.1, sim_s=0.05, policy_s=0.01)
     row.update(kw)
     return row
 

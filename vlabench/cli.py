@@ -6,7 +6,11 @@ Every user error is one line on stderr and exit code 2 (see `main`).
 
 from __future__ import annotations
 
+import functools
+import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -20,6 +24,38 @@ app = typer.Typer(
     help="vlabench: benchmark harness for accelerated Vision-Language-Action policies.",
     pretty_exceptions_enable=False,
 )
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, a cluster's preemption): stops a run exactly like Ctrl-C."""
+
+
+class Stopped(Exception):
+    """A command stopped by a signal: its exit code and one line (typer would swallow the
+    KeyboardInterrupt into a silent exit 130)."""
+
+    def __init__(self, code: int, line: str):
+        super().__init__(line)
+        self.code = code
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def interruptible(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C -> exit 130, SIGTERM -> exit 143, each with one line (see `main`)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Terminated:
+            raise Stopped(143, "terminated (SIGTERM); finished episodes are saved, re-run the "
+                               "same command to resume") from None
+        except KeyboardInterrupt:
+            raise Stopped(130, "interrupted; finished episodes are saved, re-run the same "
+                               "command to resume") from None
+    return wrapper
+
 
 OVERRIDES_HELP = "Hydra overrides, e.g. model=openvla-oft pruner=fastv suite=libero_10 run.max_steps=16"
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -37,6 +73,7 @@ def groups_epilog() -> str:
 
 
 @app.command(context_settings=EXTRA_ARGS, epilog=groups_epilog())
+@interruptible
 def run(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
 ) -> None:
@@ -50,6 +87,7 @@ def run(
 
 
 @app.command(context_settings=EXTRA_ARGS)
+@interruptible
 def selftest(
     overrides: list[str] = typer.Argument(None, help="suite=libero_object (default), suite=a,b or "
                                           "suite=all; run.max_steps=N etc.", show_default=False),
@@ -132,6 +170,7 @@ def compare(
 
 
 @app.command(context_settings=EXTRA_ARGS)
+@interruptible
 def bench(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP + " bench.calls=20 bench.out=FILE.json",
                                           show_default=False),
@@ -144,13 +183,23 @@ def bench(
 
 
 def main() -> None:
-    """Console entry point: user errors become one line and exit code 2."""
+    """Console entry point: user errors become one line and exit code 2.
+
+    Ctrl-C exits 130 and SIGTERM 143 (128 + the signal, as a shell reports them); both leave
+    the manifest `interrupted`, every finished episode saved and the run resumable."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         # with standalone_mode=False, click returns typer.Exit's code instead of raising it
         rc = app(standalone_mode=False)
     except (ConfigError, RecordsError) as e:
         print(f"vlabench: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Stopped as e:
+        print(f"vlabench: {e}", file=sys.stderr)
+        sys.exit(e.code)
+    except Terminated:
+        print("vlabench: terminated (SIGTERM)", file=sys.stderr)
+        sys.exit(143)
     except (typer.Abort, KeyboardInterrupt):
         print("vlabench: interrupted; finished episodes are saved, re-run to resume", file=sys.stderr)
         sys.exit(130)

@@ -89,3 +89,25 @@ def manifest(cfg: Any, policy: Any, deviations: list[str], started_at: str) -> d
         "command": " ".join(["vlabench"] + sys.argv[1:]),
         "started_at": started_at, "finished_at": None, "status": "running",
     }
+
+
+def _canonical(obj: dict[str, Any]) -> bytes:
+    import json
+
+    plain = json.loads(json.dumps({k: v for k, v in obj.items() if k != "seal"}, default=str))
+    return json.dumps(plain, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def seal(info: dict[str, Any]) -> dict[str, Any]:
+    """`info` with `seal`: the sha256 of its other fields, so a hand edit (a status changed to
+    "complete", a count changed) is detected by `check_seal`."""
+    import hashlib
+
+    return {**info, "seal": hashlib.sha256(_canonical(info)).hexdigest()}
+
+
+def seal_ok(info: dict[str, Any]) -> bool:
+    """True when `info` has no seal (older records) or its seal matches its content."""
+    import hashlib
+
+    return "seal" not in info or info["seal"] == hashlib.sha256(_canonical(info)).hexdigest()

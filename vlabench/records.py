@@ -8,14 +8,21 @@ Layout of `<run.output_dir>/<run.name>/`:
   summary.csv    derived per task and per suite (SUMMARY_COLUMNS); never typed by hand
 
 Crash safety: a row block is appended with a single `os.write` on an O_APPEND descriptor and
-fsynced, so a SIGKILL leaves either the whole block or none of it. calls.csv is written before
-episodes.csv; on resume `RunFiles.open()` drops call rows whose episode never committed. Whole-
-file writes (config, manifest, summary) go through a temporary file and `os.replace`.
+fsynced, so a SIGKILL leaves either the whole block or none of it (a write cut short by a full
+disk is truncated back). calls.csv is written before episodes.csv; on resume `RunFiles.open()`
+drops call rows whose episode never committed and a last line without its newline. Whole-file
+writes (config, manifest, summary) go through a temporary file and `os.replace`.
+
+Integrity: after every commit manifest.json records the length and sha256 of episodes.csv and
+calls.csv (`RunFiles.digest()`), the sha256 of config.yaml and a seal over itself; resume and
+the report refuse records that no longer match (edited, emptied, rows removed or duplicated).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import io
 import json
 import math
@@ -51,6 +58,10 @@ class RecordsError(RuntimeError):
     """A run directory is unreadable, inconsistent or not writable."""
 
 
+class DiskFullError(RecordsError):
+    """A records write ran out of disk space; finished episodes are kept (resumable)."""
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return ""
@@ -77,53 +88,156 @@ def format_rows(columns: list[str], rows: Iterable[Mapping[str, Any]], header: b
     return buf.getvalue()
 
 
+def _disk_full(path: Path, needed: int, e: OSError) -> RecordsError:
+    """The one-line error for a write that ran out of space (ENOSPC, EDQUOT)."""
+    import shutil
+
+    try:
+        free = f"{shutil.disk_usage(path.parent).free} bytes free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(
+        f"disk full: writing {path} needs {needed} more bytes ({free}; {e.strerror}); finished "
+        f"episodes are saved: free some space and re-run the same command to resume")
+
+
+def _is_disk_full(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a whole file so that readers see the old or the new content, never a mix."""
+    """Write a whole file so that readers see the old or the new content, never a mix.
+
+    The temporary `.<name>.<pid>.tmp` is removed when the write fails; disk full is a
+    DiskFullError (one line naming the file and the space needed)."""
+    data = text.encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and _is_disk_full(e):
+            raise _disk_full(path, len(data), e) from None
+        raise
 
 
 def append_block(path: Path, text: str) -> None:
-    """Append `text` with one write() on an O_APPEND descriptor, then fsync."""
+    """Append `text` with one write() on an O_APPEND descriptor, then fsync.
+
+    A failed or short write (disk full) is cut back to the old length, so no half row is
+    left to glue onto the next append."""
     data = text.encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise RecordsError(f"short write to {path} ({written}/{len(data)} bytes)")
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fd)
+        except OSError as e:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            if _is_disk_full(e):
+                raise _disk_full(path, len(data), e) from None
+            raise
     finally:
         os.close(fd)
+
+
+def _open_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordsError(f"{path}: not UTF-8 text (byte {e.start}); the file is damaged "
+                           f"(binary garbage?)") from None
+
+
+def parse_rows(path: Path, text: str, columns: list[str]) -> list[dict[str, str]]:
+    """Rows of records CSV `text` (read from `path`); checks the header and field counts."""
+    if "\0" in text:
+        raise RecordsError(f"{path}: holds NUL bytes; the file is damaged (binary garbage?)")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        head = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as e:
+        raise RecordsError(f"{path}:1: unreadable CSV ({e})") from None
+    if head != columns:
+        raise RecordsError(
+            f"{path} has columns {head}; expected {columns} (records version {RECORDS_VERSION})"
+        )
+    rows = []
+    try:
+        for r in reader:
+            if len(r) != len(columns):
+                raise RecordsError(f"{path}:{reader.line_num}: expected {len(columns)} fields, "
+                                   f"found {len(r)}")
+            rows.append(dict(zip(columns, r, strict=True)))
+    except csv.Error as e:
+        raise RecordsError(f"{path}:{reader.line_num}: unreadable CSV ({e})") from None
+    return rows
 
 
 def read_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
     """Rows of a records CSV as strings; checks the header names `columns` exactly."""
     if not path.exists():
         return []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        try:
-            head = next(reader)
-        except StopIteration:
-            return []
-        if head != columns:
-            raise RecordsError(
-                f"{path} has columns {head}; expected {columns} (records version {RECORDS_VERSION})"
-            )
-        rows = []
-        for i, r in enumerate(reader, start=2):
-            if len(r) != len(columns):
-                raise RecordsError(f"{path}:{i}: expected {len(columns)} fields, found {len(r)}")
-            rows.append(dict(zip(columns, r, strict=True)))
-    return rows
+    return parse_rows(path, _open_text(path), columns)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_prefix(path: Path, data: bytes, rec: Mapping[str, Any], exact: bool) -> None:
+    """Raise RecordsError unless `data` (the file at `path`) starts with (or, `exact`, is) the
+    committed bytes that manifest.json records as {"bytes": n, "sha256": h}."""
+    n, h = int(rec.get("bytes", 0)), str(rec.get("sha256", ""))
+    fix = ("restore the file, or start over with run.overwrite=true (or another run.name)")
+    if len(data) < n:
+        what = "was emptied" if not data else f"was cut from {n} to {len(data)} bytes"
+        raise RecordsError(f"{path} {what} after it was committed (manifest.json records "
+                           f"{n} bytes); {fix}")
+    if sha256(data[:n]) != h:
+        raise RecordsError(f"{path} was edited after it was committed (its first {n} bytes no "
+                           f"longer match the sha256 in manifest.json); {fix}")
+    if exact and len(data) != n:
+        raise RecordsError(f"{path} has {len(data) - n} bytes more than the finished run "
+                           f"committed (manifest.json records {n}); rows were added by hand?")
+
+
+class _Committed:
+    """The committed bytes of one append-only records file and their running sha256."""
+
+    def __init__(self, data: bytes):
+        self.size, self.hash = len(data), hashlib.sha256(data)
+
+    def add(self, data: bytes) -> None:
+        self.size += len(data)
+        self.hash.update(data)
+
+    def record(self) -> dict[str, Any]:
+        return {"bytes": self.size, "sha256": self.hash.hexdigest()}
 
 
 class RunFiles:
-    """The CSV files of one run directory, opened for appending finished episodes."""
+    """The CSV files of one run directory, opened for appending finished episodes.
+
+    `digest()` is what manifest.json records after every commit: the length and sha256 of
+    episodes.csv and calls.csv. `open()` checks a resumed directory against it, repairs what an
+    interrupted write may leave (a last line without its newline, calls of an uncommitted
+    episode) and refuses, in one line, records that were edited, emptied or duplicated."""
 
     def __init__(self, run_dir: Path):
         self.dir = run_dir
@@ -132,27 +246,110 @@ class RunFiles:
         self.summary_csv = run_dir / "summary.csv"
         self.manifest_json = run_dir / "manifest.json"
         self.config_yaml = run_dir / "config.yaml"
+        self.repairs: list[str] = []
+        self._committed: dict[str, _Committed] = {}
 
-    def open(self) -> set[tuple[int, int]]:
-        """Create missing files, drop uncommitted call rows; return finished (task, episode)."""
-        episodes = read_rows(self.episodes_csv, EPISODE_COLUMNS)
-        done = {(int(r["task_id"]), int(r["episode"])) for r in episodes}
-        calls = read_rows(self.calls_csv, CALL_COLUMNS)
-        committed = [r for r in calls if (int(r["task_id"]), int(r["episode"])) in done]
-        if len(committed) != len(calls) or not self.calls_csv.exists():
-            atomic_write_text(self.calls_csv, format_rows(CALL_COLUMNS, committed, header=True))
-        if not self.episodes_csv.exists():
-            atomic_write_text(self.episodes_csv, format_rows(EPISODE_COLUMNS, [], header=True))
-        return done
+    def _load(self, path: Path, columns: list[str], rec: Mapping[str, Any] | None) -> tuple[bytes, str]:
+        """(bytes on disk, committed text): verified against `rec`, torn last line dropped."""
+        data = path.read_bytes() if path.exists() else b""
+        n = 0
+        if rec:
+            n = int(rec.get("bytes", 0))
+            if len(data) == n - 1 and data and sha256(data + b"\n") == rec.get("sha256"):
+                self.repairs.append(f"{path.name}: added its missing final newline")
+                data += b"\n"
+            check_prefix(path, data, rec, exact=False)
+        cut = data.rfind(b"\n", n) + 1 if b"\n" in data[n:] else n
+        if cut < len(data):
+            self.repairs.append(f"{path.name}: dropped an incomplete last line ({len(data) - cut} "
+                                f"bytes without a newline: a write that never finished)")
+        kept = data[:cut]
+        try:
+            text = kept.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RecordsError(f"{path}: not UTF-8 text (byte {e.start}); the file is damaged; "
+                               f"start over with run.overwrite=true") from None
+        if not text:
+            text = format_rows(columns, [], header=True)
+        return data, text
+
+    def open(self, committed: Mapping[str, Any] | None = None) -> set[tuple[int, int]]:
+        """Check and repair the records of a resumed run; return finished (task, episode).
+
+        `committed`: the manifest's `records` digest of the last commit (None: not known)."""
+        committed = committed or {}
+        ep_raw, ep_text = self._load(self.episodes_csv, EPISODE_COLUMNS, committed.get("episodes.csv"))
+        episodes = parse_rows(self.episodes_csv, ep_text, EPISODE_COLUMNS)
+        done: dict[tuple[int, int], int] = {}
+        for i, r in enumerate(episodes, start=2):
+            try:
+                key = (int(r["task_id"]), int(r["episode"]))
+            except ValueError:
+                raise RecordsError(f"{self.episodes_csv}:{i}: task_id/episode are not integers; "
+                                   f"the file was edited or damaged") from None
+            if key in done:
+                raise RecordsError(f"{self.episodes_csv}:{i}: task {key[0]} episode {key[1]} is "
+                                   f"recorded twice (first on line {done[key]}); delete one of the "
+                                   f"two lines, or start over with run.overwrite=true")
+            done[key] = i
+        c_raw, c_text = self._load(self.calls_csv, CALL_COLUMNS, committed.get("calls.csv"))
+        calls = parse_rows(self.calls_csv, c_text, CALL_COLUMNS)
+        kept = [r for r in calls if (_int(r["task_id"]), _int(r["episode"])) in done]
+        check_call_counts(self.episodes_csv, episodes, self.calls_csv, kept)
+        if len(kept) != len(calls):
+            self.repairs.append(f"calls.csv: dropped {len(calls) - len(kept)} call rows of an "
+                                f"episode that never committed")
+            c_text = format_rows(CALL_COLUMNS, kept, header=True)
+        for path, raw, text in ((self.calls_csv, c_raw, c_text), (self.episodes_csv, ep_raw, ep_text)):
+            data = text.encode("utf-8")
+            if data != raw:
+                atomic_write_text(path, text)
+            self._committed[path.name] = _Committed(data)
+        return set(done)
+
+    def digest(self) -> dict[str, Any]:
+        """{"episodes.csv": {"bytes", "sha256"}, "calls.csv": ...} of the committed records."""
+        return {name: c.record() for name, c in sorted(self._committed.items())}
 
     def append_episode(self, episode: Mapping[str, Any], calls: list[Mapping[str, Any]]) -> None:
         """Commit one episode: its calls first, then the episode row that marks it done."""
-        if calls:
-            append_block(self.calls_csv, format_rows(CALL_COLUMNS, calls, header=False))
-        append_block(self.episodes_csv, format_rows(EPISODE_COLUMNS, [episode], header=False))
+        c_text = format_rows(CALL_COLUMNS, calls, header=False) if calls else ""
+        e_text = format_rows(EPISODE_COLUMNS, [episode], header=False)
+        if c_text:
+            append_block(self.calls_csv, c_text)
+        append_block(self.episodes_csv, e_text)
+        if self._committed:
+            self._committed["calls.csv"].add(c_text.encode("utf-8"))
+            self._committed["episodes.csv"].add(e_text.encode("utf-8"))
 
     def write_json(self, path: Path, obj: Any) -> None:
         atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _int(v: str) -> int | None:
+    try:
+        return int(v)
+    except ValueError:
+        return None
+
+
+def check_call_counts(ep_path: Path, episodes: list[Mapping[str, Any]], calls_path: Path,
+                      calls: list[Mapping[str, Any]]) -> None:
+    """Each episode's `policy_calls` must equal its rows in calls.csv (when recorded)."""
+    have: dict[tuple, int] = {}
+    for c in calls:
+        k = (str(c["task_id"]), str(c["episode"]))
+        have[k] = have.get(k, 0) + 1
+    for r in episodes:
+        want = str(r.get("policy_calls", "")).strip()
+        if not want:
+            continue
+        k = (str(r["task_id"]), str(r["episode"]))
+        if not want.isdigit() or int(want) != have.get(k, 0):
+            raise RecordsError(
+                f"{calls_path} has {have.get(k, 0)} rows for task {k[0]} episode {k[1]} but "
+                f"{ep_path.name} records policy_calls={want}; calls.csv lost or gained rows "
+                f"(edited or damaged); restore it, or start over with run.overwrite=true")
 
 
 def call_row(task_id: int, episode: int, call: int, step: int, stats: Any) -> dict[str, Any]:

@@ -14,7 +14,6 @@ command skips it (resume).
 from __future__ import annotations
 
 import random
-import shutil
 import sys
 import time
 from collections import deque
@@ -26,12 +25,13 @@ import numpy as np
 from vlabench import registry
 from vlabench.contracts import IMAGE_KEYS, STATE_KEYS, EpisodeSpec, TaskInfo
 from vlabench.progress import RunProgress
-from vlabench.provenance import manifest, now, protocol_deviations
-from vlabench.records import RunFiles, atomic_write_text, call_row
+from vlabench.provenance import manifest, now, protocol_deviations, seal, seal_ok
+from vlabench.records import RecordsError, RunFiles, atomic_write_text, call_row, sha256
 from vlabench.registry import ConfigError
 
-# Settings that may change between a run and its resumption (they do not affect results).
-RESUME_NEUTRAL_KEYS = {("run", "quiet"), ("run", "overwrite")}
+# Settings that may change between a run and its resumption (they do not affect results; the
+# output location is not part of what an episode means: a moved run directory resumes).
+RESUME_NEUTRAL_KEYS = {("run", "quiet"), ("run", "overwrite"), ("run", "output_dir")}
 ERROR_CHARS = 500
 
 
@@ -71,38 +71,79 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool]:
-    """Create or reopen the run directory; refuse a different config. Returns (files, resumed)."""
+def _old_manifest(files: RunFiles) -> dict[str, Any]:
+    """The resumed run's manifest.json ({} when absent); refuses one that is damaged or edited."""
+    import json
+
+    if not files.manifest_json.exists():
+        return {}
+    try:
+        old = json.loads(files.manifest_json.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RecordsError(f"{files.manifest_json} is damaged ({type(e).__name__}); restore it, or "
+                           f"start over with run.overwrite=true") from None
+    if not isinstance(old, dict) or not seal_ok(old):
+        raise RecordsError(f"{files.manifest_json} was edited by hand (its seal no longer matches); "
+                           f"restore it, or start over with run.overwrite=true")
+    return old
+
+
+def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool, Any]:
+    """Create (or reopen and lock) the run directory; refuse a different config, a directory that
+    is not a run, or one another process is writing. Returns (files, resumed, claim): the
+    caller releases `claim` (close) when done, or undoes a failed fresh start (abandon)."""
     from omegaconf import OmegaConf
 
-    run_dir = Path(cfg.run.output_dir) / str(cfg.run.name)
+    from vlabench.rundir import RunDirClaim, remove_temporaries, run_dir_path
+
+    run_dir = run_dir_path(cfg.run.output_dir, cfg.run.name)
     files = RunFiles(run_dir)
-    if cfg.run.overwrite and run_dir.exists():
-        if not files.config_yaml.exists():
-            raise ConfigError(f"run.overwrite refuses to delete {run_dir}: it is not a vlabench run directory")
-        shutil.rmtree(run_dir)
+    claim = RunDirClaim(run_dir)
+    claim.open()  # creates what is missing and takes the lock (RunDirLocked: one line, exit 2)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"cannot write results to {run_dir}: {e.strerror}; set run.output_dir "
-                          f"to a writable directory") from None
-    wanted = OmegaConf.to_container(cfg, resolve=True)
-    text = OmegaConf.to_yaml(cfg, resolve=True)
-    if files.config_yaml.exists():
-        saved = OmegaConf.to_container(OmegaConf.load(files.config_yaml), resolve=True)
-        diff = _diff_keys(_comparable(saved), _comparable(wanted))
-        if diff:
-            shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
-            raise ConfigError(
-                f"{run_dir} holds a run with a different config ({shown}); resume only with the "
-                f"same settings, or choose another run.name, or pass run.overwrite=true"
-            )
-        return files, True
-    atomic_write_text(files.config_yaml, text)
-    return files, False
+        remove_temporaries(run_dir)
+        has_config = files.config_yaml.exists()
+        if cfg.run.overwrite and has_config:
+            claim.remove_records()
+            has_config = False
+        if not has_config:
+            records, foreign = claim.records(), claim.foreign()
+            if records:
+                raise ConfigError(
+                    f"{run_dir} holds records ({', '.join(records)}) but no config.yaml, so the "
+                    f"config that produced them is unknown; restore config.yaml, or move the "
+                    f"directory away (vlabench never deletes it)")
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+                raise ConfigError(f"{run_dir} exists and is not a vlabench run directory (it holds "
+                                  f"{shown}); choose another run.name or run.output_dir")
+        wanted = OmegaConf.to_container(cfg, resolve=True)
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+        if has_config:
+            raw = files.config_yaml.read_bytes()
+            recorded = _old_manifest(files).get("config_sha256")
+            if recorded and sha256(raw) != recorded:
+                raise RecordsError(f"{files.config_yaml} was edited after the run started (its sha256 "
+                                   f"differs from manifest.json's); restore it, or start over with "
+                                   f"run.overwrite=true")
+            try:
+                saved = OmegaConf.to_container(OmegaConf.create(raw.decode("utf-8")), resolve=True)
+            except Exception as e:
+                raise RecordsError(f"{files.config_yaml} is damaged ({type(e).__name__}); restore it, "
+                                   f"or start over with run.overwrite=true") from None
+            diff = _diff_keys(_comparable(saved), _comparable(wanted))
+            if diff:
+                shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
+                raise ConfigError(
+                    f"{run_dir} holds a run with a different config ({shown}); resume only with the "
+                    f"same settings, or choose another run.name, or pass run.overwrite=true"
+                )
+            return files, True, claim
+        atomic_write_text(files.config_yaml, text)
+    except BaseException:
+        claim.abandon()
+        raise
+    return files, False, claim
 
 
 class Runner:
@@ -119,6 +160,7 @@ class Runner:
         self.final_step_success = getattr(suite, "success_mode", "first_done") == "final_step"
         self.overhead_s = 0.0
         self.steps_total = 0
+        self.on_commit: Any = None  # called after each committed episode (the manifest's digest)
 
     def max_steps(self, task: TaskInfo) -> int:
         """The suite's limit for `task`, capped by run.max_steps."""
@@ -187,6 +229,10 @@ class Runner:
             "error_type": error_type, "error": error,
         }
 
+    def _committed(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit()
+
     def run(self, done: set[tuple[int, int]], progress: RunProgress, plan: dict[int, list[EpisodeSpec]],
             tasks: list[TaskInfo]) -> None:
         for task in tasks:
@@ -203,11 +249,13 @@ class Runner:
                         except Exception as e:
                             self.files.append_episode(self.episode_row(
                                 task, ep, error_type=type(e).__name__, error=one_line(e)), [])
+                            self._committed()
                             progress.episode_done(False, f"task {task.id}")
                             continue
                     row, calls = self.run_episode(env, task, ep)
                     tc = time.perf_counter()
                     self.files.append_episode(row, calls)
+                    self._committed()
                     self.overhead_s += time.perf_counter() - tc  # the commit is harness time too
                     task_succ += int(row["success"])
                     progress.episode_done(row["success"], f"task {task.id}")
@@ -231,51 +279,76 @@ def write_summary(files: RunFiles) -> Any:
 
 
 def run_from_config(cfg: Any) -> Any:
-    """Run (or resume) the composed config; returns the summary table."""
-    files, resumed = prepare_run_dir(cfg)
-    created_now = not resumed
+    """Run (or resume) the composed config; returns the summary table.
+
+    The run directory is locked for the whole call. A start that fails or is interrupted
+    before the first episode undoes only what this invocation created."""
+    files, resumed, claim = prepare_run_dir(cfg)
     try:
-        suite = build_plugin(cfg, "suite")
-        pruner = build_plugin(cfg, "pruner")
-        policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite,
-                              device=str(cfg.run.device))
-        if getattr(policy, "shape_only", False):
-            raise ConfigError(f"{cfg.model.name} with model.checkpoint=null on a machine without a GPU is "
-                              f"built on the meta device (shapes and FLOPs only): use `vlabench bench`, "
-                              f"or model={cfg.model.name}-tiny to run episodes")
-        tasks = suite.tasks()
-        runner = Runner(cfg, suite, policy, pruner, files)
-        plan = {t.id: suite.episodes(t, cfg.run.episodes_per_task, int(cfg.run.seed)) for t in tasks}
-    except BaseException:
-        if created_now:
-            shutil.rmtree(files.dir, ignore_errors=True)
-        raise
-    done = files.open()
+        return _run_locked(cfg, files, resumed, claim)
+    finally:
+        claim.close()
+
+
+def _start(cfg: Any, files: RunFiles, resumed: bool) -> tuple[Any, ...]:
+    """Build the plugins, check and repair the records; (runner, plan, tasks, done, info)."""
+    old = _old_manifest(files) if resumed else {}
+    suite = build_plugin(cfg, "suite")
+    pruner = build_plugin(cfg, "pruner")
+    policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite,
+                          device=str(cfg.run.device))
+    if getattr(policy, "shape_only", False):
+        raise ConfigError(f"{cfg.model.name} with model.checkpoint=null on a machine without a GPU is "
+                          f"built on the meta device (shapes and FLOPs only): use `vlabench bench`, "
+                          f"or model={cfg.model.name}-tiny to run episodes")
+    tasks = suite.tasks()
+    runner = Runner(cfg, suite, policy, pruner, files)
+    plan = {t.id: suite.episodes(t, cfg.run.episodes_per_task, int(cfg.run.seed)) for t in tasks}
+    done = files.open(old.get("records"))
+    for line in files.repairs:
+        print(f"vlabench: repaired {files.dir}/{line}", file=sys.stderr)
     info = manifest(cfg, policy, protocol_deviations(cfg, len(suite.all_tasks())), now())
     info["rendered_cameras"] = sorted(runner.needs & set(IMAGE_KEYS))
     info["max_steps"] = {t.id: runner.max_steps(t) for t in tasks}
     info["episodes_per_task"] = {t: len(eps) for t, eps in plan.items()}
-    if resumed and files.manifest_json.exists():
-        import json
-
-        old = json.loads(files.manifest_json.read_text())
+    info["config_sha256"] = sha256(files.config_yaml.read_bytes())
+    if old:
         info["started_at"] = old.get("started_at", info["started_at"])
         info["resumed_at"] = (old.get("resumed_at") or []) + [now()]
-    files.write_json(files.manifest_json, info)
+    return runner, plan, tasks, done, info
 
+
+def _run_locked(cfg: Any, files: RunFiles, resumed: bool, claim: Any) -> Any:
+    try:
+        runner, plan, tasks, done, info = _start(cfg, files, resumed)
+        info["records"] = files.digest()
+        files.write_json(files.manifest_json, seal(info))
+    except BaseException:
+        if not resumed:
+            claim.abandon()
+        raise
+
+    def commit() -> None:
+        info["records"] = files.digest()
+        files.write_json(files.manifest_json, seal(info))
+
+    runner.on_commit = commit
     total = sum(len(v) for v in plan.values())
     already = sum(1 for t, eps in plan.items() for ep in eps if (t, ep.index) in done)
     title = f"{cfg.model.name}/{cfg.pruner.name}/{cfg.suite.name}"
     try:
         with RunProgress(total, already, bool(cfg.run.quiet), title) as progress:
             runner.run(done, progress, plan, tasks)
+        table = write_summary(files)
     except BaseException:
         info["status"] = "interrupted"
-        files.write_json(files.manifest_json, info)
+        try:
+            commit()
+        except (OSError, RecordsError):  # disk full: the last good manifest stays (resumable)
+            pass
         raise
-    table = write_summary(files)
     info["status"], info["finished_at"] = "complete", now()
-    files.write_json(files.manifest_json, info)
+    commit()
     _print_result(table, files.dir, runner)
     return table
 

@@ -1,0 +1,64 @@
+"""A simulator-free suite used only by the tests: fast episodes to drive the runner end to end.
+
+Options (tests/configs/suite/test-fast.yaml): `success_every` (episode i succeeds at step 2
+when i % success_every == 0), `step_sleep_s` (slows each step, for interrupt tests),
+`build_sleep_s` (slows the suite's construction: an interrupt during start-up) and
+`fail_on_build` (the start fails after the run directory was prepared). The environment
+variables VLABENCH_TEST_BUILD_SLEEP and VLABENCH_TEST_FAIL_BUILD do the same without changing
+the config (a resume of the same run).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from vlabench.contracts import EpisodeSpec, Observation, TaskInfo
+from vlabench.suites.common import select_tasks
+
+
+class FastEnv:
+    def __init__(self, cfg: Any, task: TaskInfo):
+        self.cfg, self.task, self.ep = cfg, task, None
+
+    def reset(self, episode: EpisodeSpec) -> Observation:
+        self.ep = episode
+        return Observation(self.task.instruction, 0)
+
+    def step(self, action: np.ndarray, step: int) -> tuple[Observation, bool]:
+        time.sleep(float(self.cfg.get("step_sleep_s") or 0.0))
+        every = int(self.cfg.get("success_every") or 2)
+        return Observation(self.task.instruction, step), step == 2 and self.ep.index % every == 0
+
+    def close(self) -> None:
+        pass
+
+
+class FastSuite:
+    success_mode = "first_done"
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        if cfg.get("fail_on_build") or os.environ.get("VLABENCH_TEST_FAIL_BUILD"):
+            raise RuntimeError("scripted start-up failure")
+        time.sleep(float(cfg.get("build_sleep_s") or os.environ.get("VLABENCH_TEST_BUILD_SLEEP") or 0.0))
+
+    def max_steps(self, task: TaskInfo) -> int:
+        return int(self.cfg.max_steps)
+
+    def all_tasks(self) -> list[TaskInfo]:
+        return [TaskInfo(i, f"task {i}", f"do task {i}") for i in range(int(self.cfg.num_tasks))]
+
+    def tasks(self) -> list[TaskInfo]:
+        return select_tasks(self.all_tasks(), self.cfg)
+
+    def episodes(self, task: TaskInfo, count: int | None, seed: int) -> list[EpisodeSpec]:
+        count = int(self.cfg.episodes_per_task) if count is None else count
+        return [EpisodeSpec(task.id, i, i, seed) for i in range(count)]
+
+    def make_env(self, task: TaskInfo, needs: Iterable[str]) -> FastEnv:
+        return FastEnv(self.cfg, task)

@@ -1,0 +1,136 @@
+"""Where a run's records live, and the rule that vlabench removes only what it created.
+
+`run_dir_path` refuses run names that are empty or escape `run.output_dir`. `RunDirClaim`
+creates the directory (and any missing parents), takes the single-writer lock, and remembers
+what existed before: a start that fails or is interrupted removes only the files and folders
+this invocation created, never a directory or file that was there before. A directory that
+holds anything but vlabench records is never used (nor deleted); `run.overwrite=true` deletes
+only the record files, under the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePath
+
+from vlabench.locking import LOCK_NAME, RunLock
+from vlabench.registry import ConfigError
+
+RECORD_FILES = ("config.yaml", "manifest.json", "episodes.csv", "calls.csv", "summary.csv")
+_TEMP = re.compile(r"^\.(?:%s)\.(\d+)\.tmp$" % "|".join(re.escape(f) for f in RECORD_FILES))
+_OLD_PROBE = ".write-probe"  # left by vlabench versions before the lock file
+
+
+def run_dir_path(output_dir: object, name: object) -> Path:
+    """`output_dir/name`, refusing names that are empty or leave `output_dir`."""
+    text = str(name)
+    where = f"a directory name inside run.output_dir={output_dir}"
+    if not text.strip():
+        raise ConfigError(f"run.name is empty; it must be {where}, e.g. run.name=my-run")
+    p = PurePath(text)
+    if "\0" in text or p.is_absolute() or ".." in p.parts or not [x for x in p.parts if x != "."]:
+        raise ConfigError(f"run.name={text!r} is not allowed: it must be {where} "
+                          f"(no absolute path, no '..', not '.')")
+    return Path(str(output_dir)) / text
+
+
+def is_temporary(name: str) -> bool:
+    """A whole-file write's temporary (`.calls.csv.1234.tmp`) or an old write probe."""
+    return bool(_TEMP.match(name)) or name == _OLD_PROBE
+
+
+def remove_temporaries(run_dir: Path) -> list[str]:
+    """Delete temporaries left by killed writers (the caller holds the lock); their names."""
+    gone = []
+    for entry in sorted(os.listdir(run_dir)):
+        if is_temporary(entry):
+            try:
+                (run_dir / entry).unlink()
+                gone.append(entry)
+            except FileNotFoundError:
+                pass
+    return gone
+
+
+class RunDirClaim:
+    """The run directory of this invocation: created if missing, locked, cleaned up on failure."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lock = RunLock(self.path)
+        self.created_dirs: list[Path] = []
+        self.before: set[str] | None = None  # None until the lock is held: touch no file
+
+    def open(self) -> None:
+        """Create missing folders, take the lock (RunDirLocked), remember what was there."""
+        missing = []
+        p = self.path
+        while not p.exists():
+            if p == p.parent:
+                break
+            missing.append(p)
+            p = p.parent
+        try:
+            if self.path.exists() and not self.path.is_dir():
+                raise ConfigError(f"{self.path} exists and is a file, not a run directory; "
+                                  f"choose another run.name or run.output_dir")
+            for d in reversed(missing):
+                try:
+                    d.mkdir()
+                    self.created_dirs.append(d)
+                except FileExistsError:
+                    pass
+            self.lock.acquire()
+        except OSError as e:
+            self.abandon()
+            raise ConfigError(f"cannot write results to {self.path}: {e.strerror}; set "
+                              f"run.output_dir to a writable directory") from None
+        except BaseException:
+            self.abandon()
+            raise
+        self.snapshot()
+
+    def snapshot(self) -> None:
+        """Remember the directory's entries as existing before this invocation."""
+        self.before = set(os.listdir(self.path)) - {LOCK_NAME}
+
+    def foreign(self) -> list[str]:
+        """Entries that are neither vlabench records nor its lock or temporaries."""
+        return sorted(e for e in os.listdir(self.path)
+                      if e not in RECORD_FILES and e != LOCK_NAME and not is_temporary(e))
+
+    def records(self) -> list[str]:
+        return [f for f in RECORD_FILES if (self.path / f).exists()]
+
+    def remove_records(self) -> None:
+        """run.overwrite: delete the record files (only those), then count the dir as fresh."""
+        for f in RECORD_FILES:
+            (self.path / f).unlink(missing_ok=True)
+        remove_temporaries(self.path)
+        self.snapshot()
+
+    def abandon(self) -> None:
+        """Undo this invocation: remove the records and folders it created, release the lock.
+
+        Only files absent when the claim was taken are removed, and folders only when this
+        invocation made them and they are empty again: nothing that existed before is touched."""
+        if self.before is not None and self.path.is_dir():
+            for f in RECORD_FILES:
+                if f not in self.before:
+                    (self.path / f).unlink(missing_ok=True)
+            for e in os.listdir(self.path):
+                m = _TEMP.match(e)
+                if m and int(m.group(1)) == os.getpid():
+                    (self.path / e).unlink(missing_ok=True)
+        self.lock.release(remove=True)
+        for d in reversed(self.created_dirs):
+            try:
+                d.rmdir()  # never recursive: a folder someone filled meanwhile stays
+            except OSError:
+                break
+        self.created_dirs = []
+
+    def close(self) -> None:
+        """The run is over (finished or stopped with records kept): release the lock."""
+        self.lock.release()
