@@ -1,4 +1,4 @@
-"""vlabench's OpenVLA-OFT equals the official model (tests/fixtures/make_oft_reference.py).
+"""vlabench's OpenVLA-OFT and OpenVLA equal the official models (tests/fixtures/make_official_reference.py).
 
 The fixture holds the official model's outputs on tiny deterministic weights; this test writes
 the same weights into a checkpoint directory in the published layout (sharded safetensors +
@@ -8,6 +8,7 @@ dims overrides: the depth comes from config.json) and compares every stage: the 
 features, the 56 hidden rows fed to the action head (full bidirectional attention, rows one
 before the placeholders, RMSNorm eps 1e-6 by default), and the final action chunk after
 unnormalisation and the gripper post-processing (proprio through the reference axis-angle).
+OpenVLA likewise: vision features, the first greedy step's logits, the 7 decoded actions.
 """
 
 from __future__ import annotations
@@ -26,21 +27,22 @@ from vlabench.contracts import Observation  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REF = np.load(FIXTURES / "oft_reference.npz")
+REF_OV = np.load(FIXTURES / "openvla_reference.npz")
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("make_oft_reference", FIXTURES / "make_oft_reference.py")
+    spec = importlib.util.spec_from_file_location("make_official_reference", FIXTURES / "make_official_reference.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def _write_checkpoint(path: Path) -> None:
+def _write_checkpoint(path: Path, ref=REF) -> None:
     """The reference's weights in the published layout."""
     from safetensors.torch import save_file
 
     recipe = _recipe()
-    names, shapes = list(REF["names"]), json.loads(str(REF["shapes"]))
+    names, shapes = list(ref["names"]), json.loads(str(ref["shapes"]))
     vla, heads = {}, {"action_head": {}, "proprio_projector": {}}
     for name, shape in zip(names, shapes):
         t = recipe.det_param(name, tuple(shape))
@@ -57,14 +59,15 @@ def _write_checkpoint(path: Path) -> None:
         save_file({k: vla[k].contiguous() for k in keys[i::2]}, str(path / fname), metadata={"format": "pt"})
         weight_map.update({k: fname for k in keys[i::2]})
     (path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    cfg = json.loads(str(REF["config_json"]))
+    cfg = json.loads(str(ref["config_json"]))
     # The reference built timm's towers at tiny widths under their full-size ids; config.json
     # cannot say so, so the tiny towers' own ids name them here.
     cfg["timm_model_ids"] = ["vlabench-tiny-dinov2-reg4", "vlabench-tiny-siglip"]
     (path / "config.json").write_text(json.dumps(cfg))
-    (path / "dataset_statistics.json").write_text(str(REF["norm_stats"]))
+    (path / "dataset_statistics.json").write_text(str(ref["norm_stats"]))
     for stem, sd in heads.items():
-        torch.save(sd, path / f"{stem}--150000_checkpoint.pt")
+        if sd:
+            torch.save(sd, path / f"{stem}--150000_checkpoint.pt")
     write_tokenizer(path)   # a word-level stand-in: the test feeds the fixture's prompt ids
 
 
@@ -91,14 +94,21 @@ def test_checkpoint_depth_comes_from_config_json(policy):
     assert policy.dims.rms_eps == 1e-6
 
 
+def _fixture_inputs(monkeypatch, module, ref) -> None:
+    """The fixture's prompt ids; the reference fed 224 px images straight to the processor, so
+    no JPEG / resize / crop here (the image pipeline has its own TF fixture)."""
+    import vlabench.models.policy as pol
+
+    ids = [int(i) for i in ref["prompt_ids"]] + [29871]
+    monkeypatch.setattr(module, "prompt_ids", lambda *a, **k: list(ids))
+    monkeypatch.setattr(pol, "policy_image", lambda img, *a, **k: np.asarray(img, dtype=np.uint8))
+
+
 def test_every_oft_stage_matches_the_official_model(policy, monkeypatch):
     import vlabench.models.openvla_oft as oft
     import vlabench.models.policy as pol
 
-    ids = [int(i) for i in REF["prompt_ids"]] + [29871]
-    monkeypatch.setattr(oft, "prompt_ids", lambda *a, **k: list(ids))
-    # the reference fed 224 px images straight to the processor: no JPEG / resize / crop here
-    monkeypatch.setattr(pol, "policy_image", lambda img, *a, **k: np.asarray(img, dtype=np.uint8))
+    _fixture_inputs(monkeypatch, oft, REF)
     seen = {}
     head = policy.model.action_head
     orig = head.forward
@@ -121,3 +131,29 @@ def test_every_oft_stage_matches_the_official_model(policy, monkeypatch):
     assert rows_err < 1e-5, rows_err
     assert act_err < 1e-5, act_err   # measured 8.5e-7; causal 0.44, placeholder rows 0.10, eps 1e-5 1.6e-4
     assert np.array_equal(out.actions[:, -1], REF["actions"][:, -1])   # gripper signs
+
+
+def test_every_openvla_stage_matches_the_official_model(tmp_path, monkeypatch):
+    import vlabench.models.openvla as ov
+    import vlabench.models.policy as pol
+    from vlabench.models.build import build_openvla
+
+    ckpt = tmp_path / "openvla-7b-tiny-reference"
+    _write_checkpoint(ckpt, REF_OV)
+    p = build_openvla({"checkpoint": str(ckpt), "warmup_calls": 0, "dtype": "float32"},
+                      suite_cfg={"name": "libero_spatial", "unnorm_key": "libero_spatial"}, device="cpu")
+    assert p.dims.llm_layers == 2
+    _fixture_inputs(monkeypatch, ov, REF_OV)
+    lm_head = p.model.language_model.lm_head
+    seen = []
+    orig = lm_head.forward
+    monkeypatch.setattr(lm_head, "forward", lambda h: seen.append(orig(h)) or seen[-1])
+    obs = Observation(instruction="unused", step=0, images={"agentview": REF_OV["agentview"]})
+    out = p.act(obs)
+    px = pol.pixel_tensor(REF_OV["agentview"], "cpu", torch.float32)
+    with torch.inference_mode():
+        feats, _ = p.model.vision_backbone(px)
+    assert np.abs(feats.numpy() - REF_OV["vision_features"]).max() < 1e-5
+    logits_err = np.abs(seen[0][0, -1].numpy() - REF_OV["first_logits"]).max()
+    assert logits_err < 1e-4, logits_err   # measured 1.9e-6; with RMSNorm eps 1e-5: 2.8e-3
+    assert np.abs(out.actions[0] - REF_OV["actions"]).max() < 1e-9
