@@ -136,3 +136,13 @@ def test_policy_image_matches_the_tf_reference_within_one_level(ref, name, crop)
     assert out.shape == (224, 224, 3) and out.dtype == np.uint8
     assert diff.max() <= 1
     assert (diff == 0).mean() >= 0.999
+
+
+def test_unnormalize_q99_uses_each_models_reference_epsilon():
+    """OpenVLA: 0.5 (a + 1) (q99 - q01) + q01; OFT adds 1e-8 to the range; masked dims pass."""
+    from vlabench.models.preprocess import unnormalize_q99
+
+    stats = {"q01": [-2.0, 0.0], "q99": [2.0, 1.0], "mask": [True, False]}
+    a = np.array([0.5, 0.7])
+    assert unnormalize_q99(a, stats).tolist() == [1.0, 0.7]
+    assert unnormalize_q99(a, stats, eps=1e-8)[0] == 0.5 * 1.5 * (4.0 + 1e-8) - 2.0

@@ -81,8 +81,8 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
             if self.meta:
                 return np.zeros((d.chunk, d.action_dim))
             a = normed.float().cpu().numpy().astype(np.float64)
-            a = unnormalize_q99(a, self.norm_stats["action"])
-            return postprocess_gripper(a)
+            a = unnormalize_q99(a, self.norm_stats["action"], eps=1e-8)
+            return a if self.io.raw_gripper else postprocess_gripper(a)
 
     def flops_by_stage(self) -> dict[str, float]:
         from vlabench.metrics import flops as F

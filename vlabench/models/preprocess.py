@@ -86,11 +86,14 @@ def normalize_q99(x: np.ndarray, stats: dict) -> np.ndarray:
     return np.clip(y, -1.0, 1.0)
 
 
-def unnormalize_q99(a: np.ndarray, stats: dict) -> np.ndarray:
-    """Actions in [-1, 1] -> dataset units: 0.5 (a + 1) (q99 - q01) + q01 where mask is set."""
+def unnormalize_q99(a: np.ndarray, stats: dict, eps: float = 0.0) -> np.ndarray:
+    """Actions in [-1, 1] -> dataset units: 0.5 (a + 1) (q99 - q01 + eps) + q01 where mask is set.
+
+    eps: 0 for OpenVLA (openvla `modeling_prismatic.py` predict_action L530-534), 1e-8 for OFT
+    (openvla-oft @ 213c5ff `modeling_prismatic.py` `_unnormalize_actions` L785-789)."""
     lo, hi = np.asarray(stats["q01"]), np.asarray(stats["q99"])
     mask = np.asarray(stats.get("mask", np.ones_like(lo, dtype=bool)), dtype=bool)
-    return np.where(mask, 0.5 * (a + 1.0) * (hi - lo) + lo, a)
+    return np.where(mask, 0.5 * (a + 1.0) * (hi - lo + eps) + lo, a)
 
 
 def postprocess_gripper(actions: np.ndarray) -> np.ndarray:
