@@ -7,9 +7,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
-from vlabench.pruners.base import BOS, TEXT, VISUAL, VisualTokens  # noqa: E402
+from vlabench.pruners.base import ACTION, BOS, STOP, TEXT, VISUAL, VisualTokens  # noqa: E402
 from vlabench.pruners.efficientvla import (  # noqa: E402
     EfficientVLA,
+    choose_skipped,
     layer_importance,
     task_relevant_diverse,
 )
@@ -43,12 +44,12 @@ def test_layers_removed_scale_with_depth_and_are_validated():
         EfficientVLA({"skip_layers": [0]}).bind(info(num_layers=4))
 
 
-def _tokens(device: str = "cpu") -> VisualTokens:
-    return VisualTokens(torch.zeros(4, 2, device=device), torch.zeros(4, 2), {}, None, "t", 0)
+def _tokens(device: str = "cpu", call: int = 0) -> VisualTokens:
+    return VisualTokens(torch.zeros(4, 2, device=device), torch.zeros(4, 2), {}, None, "t", call)
 
 
-def test_first_call_calibrates_then_the_least_important_layer_is_skipped():
-    p = EfficientVLA({"tokens_kept": 2, "attention_layer": 2})
+def test_paper_reading_calibrates_on_the_first_call_then_skips_the_least_important_layer():
+    p = EfficientVLA({"tokens_kept": 2, "attention_layer": 2, "reading": "paper"})
     p.bind(info(num_visual=4, num_layers=4))
     kinds = [BOS, VISUAL, VISUAL, VISUAL, VISUAL, TEXT]
     p.before_llm(_tokens())
@@ -67,11 +68,62 @@ def test_first_call_calibrates_then_the_least_important_layer_is_skipped():
     assert p.skip is None
 
 
-def test_meta_builds_skip_the_deepest_layers_but_the_last_and_keep_the_budget():
-    p = EfficientVLA({})
+@pytest.mark.parametrize("reading,kept", [("code", 112), ("paper", 56)])
+def test_meta_builds_skip_the_deepest_layers_but_the_last_and_keep_the_budget(reading, kept):
+    p = EfficientVLA({"reading": reading})
     p.bind(info(num_visual=512, num_layers=32))
     p.before_llm(_tokens("meta"))
     assert p.skip == frozenset({27, 28, 29, 30})
     kinds = [BOS] + [VISUAL] * 512 + [TEXT]
     out = p.after_layer(view(2, kinds, torch.empty(2, 514, 514, device="meta")))
-    assert out.device.type == "meta" and out.numel() == 56
+    assert out.device.type == "meta" and out.numel() == kept
+
+
+def test_skipped_layers_are_the_most_similar_above_the_threshold():
+    sims = {1: 0.95, 3: 0.85, 5: 0.99}
+    assert choose_skipped(sims, 2, 0.9) == frozenset({1, 5})
+    assert choose_skipped(sims, 3, 0.9) == frozenset({1, 5})       # 3 is not above 0.9
+    assert choose_skipped(sims, 3, None) == frozenset({1, 3, 5})
+    assert choose_skipped({1: 0.5, 2: 0.5}, 1, None) == frozenset({1})   # tie: the lower layer
+
+
+def _outputs():
+    """Layer outputs of 9 rows (BOS, 4 visual, text, 2 action, stop): layer 1 keeps the action
+    rows (cos 1) but turns every other row by 90 degrees (mean over all rows 2/9); layer 3
+    turns only the action rows slightly (cos .9986) and keeps the rest (cos 1)."""
+    o0 = torch.tensor([[1.0, 0.0]] * 9)
+    o1 = torch.tensor([[0.0, 1.0]] * 9)
+    o1[6:8] = torch.tensor([2.0, 0.0])
+    o2 = torch.ones(9, 2)
+    o3 = torch.ones(9, 2)
+    o3[6:8] = torch.tensor([1.0, 0.9])
+    return [o0, o1, o2, o3]
+
+
+KINDS = [BOS, VISUAL, VISUAL, VISUAL, VISUAL, TEXT, ACTION, ACTION, STOP]
+
+
+def _calibrate(p: EfficientVLA, call: int) -> None:
+    p.before_llm(_tokens(call=call))
+    a = torch.full((2, 9, 9), 1 / 9)
+    for layer, h in enumerate(_outputs()):
+        p.after_layer(view(layer, KINDS, a, h.clone()))
+    p.end_of_step(None, None)
+
+
+def test_code_reading_calibrates_on_the_second_call_over_the_action_rows():
+    p = EfficientVLA({})                                 # code: 112 tokens, 1 of 4 layers skipped
+    p.bind(info(num_visual=4, num_layers=4))
+    assert p.tokens_kept == 112 and p.n_skip == 1
+    _calibrate(p, call=0)                                # the first call neither probes nor skips
+    assert p.skip is None and p.attention_layers == frozenset({2})
+    p.before_llm(_tokens(call=1))
+    assert p.mode() == "calibrate" and p.attention_layers == frozenset(range(4))
+    p.reset()
+    _calibrate(p, call=1)
+    assert p.skip == frozenset({1})                      # action rows: layer 1 cos 1 > layer 3
+    assert [p.skip_layer(i) for i in range(4)] == [False, True, False, False]
+    q = EfficientVLA({"reading": "paper"})               # every row, first call: layer 3
+    q.bind(info(num_visual=4, num_layers=4))
+    _calibrate(q, call=0)
+    assert q.skip == frozenset({3})

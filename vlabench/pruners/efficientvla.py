@@ -1,24 +1,38 @@
-"""EfficientVLA (Yang et al., NeurIPS 2025, arXiv 2506.10100), Sec. 3.2-3.3: its language-
-module layer pruning and its task-relevance + diversity visual token pruning (the diffusion-
-head caching of Sec. 3.4 has no counterpart in OpenVLA / OpenVLA-OFT).
+"""EfficientVLA (Yang et al., NeurIPS 2025, arXiv 2506.10100), Sec. 3.2-3.3, as SpecPrune-VLA
+re-implements it on OpenVLA-OFT for its Table 1 (the diffusion-head caching of Sec. 3.4 has no
+counterpart in OpenVLA / OpenVLA-OFT). EfficientVLA's own code is not public (SpecPrune-VLA
+App. 10.2); the rows of SpecPrune's Table 1 are "EfficientVLA (L=28, T=112)" (Sec. 7.2): 28 of
+32 layers and 112 visual tokens, "skipping four fixed layers".
 
-Defaults follow SpecPrune-VLA's re-implementation on OpenVLA-OFT (SpecPrune-VLA App. 10.2:
-"we retain 28 transformer layers and 56 visual tokens throughout inference"); EfficientVLA's
-code is not public, so the rest follows the paper's description:
-- Layer pruning (Sec. 3.2): a layer's importance is 1 - mean cosine similarity between its
-  input and output hidden states; the least important layers are removed (32 - 28 = 4 here,
-  scaled to the model's depth). The paper calibrates offline; here the first call of each
-  episode runs unskipped and probes every layer to calibrate, and the episode's later calls
-  skip the chosen layers (`mode()` = "calibrate" on that call). Layer 0 (its input is not
-  exposed by the hooks) and the attention layer are never skipped. `skip_layers` pins a list.
+- Layer skipping. Paper (EfficientVLA Sec. 3.2): a layer's importance is 1 - the mean cosine
+  similarity between its input and output hidden states over all tokens of a calibration set;
+  the least important layers are removed (32 - 28 = 4, scaled to the model's depth). Code: the
+  only layer skipping in SpecPrune-VLA's code (alexwhz-sjtu/SpecPrune-VLA @ d3b06ed,
+  `cfg.layer_skip` in openvla-oft/prismatic/extern/hf/modeling_prismatic.py L960-997, `SKIP_LAYER`
+  in experiments/robot/spec_prune_constants.py, the skip in modeling_llama.py L1100-1103) is a
+  fixed-per-episode set: at the calls made while the episode's step counter lies in 2..9 (on OFT
+  the second call), the cosine similarity of each layer's input and output over the action
+  placeholder rows is computed, and of the layers above 0.9 the SKIP_LAYER most similar are
+  skipped from then on. SpecPrune's own method never skips layers, so this machinery is read as
+  the baseline's (SKIP_LAYER = 4 for L = 28; the published constants ship 0).
+  Here (`reading=code`) the episode's second call runs unskipped and probes every layer, and the
+  later calls skip its choice; under `reading=paper`, with no calibration set at hand, the first
+  call calibrates over all alive rows without a threshold. `mode()` is "calibrate" on that call;
+  `skip_layers` pins a fixed list instead.
 - Token pruning (Sec. 3.3): task relevance of each visual token = attention from the prompt
   (text) queries at one layer, averaged over heads and queries; the `key_tokens` most relevant
   are kept, then of the remaining budget a fraction `alpha` by relevance and the rest by
   diversity: the candidates least similar (max cosine similarity of hidden states) to the
-  tokens already kept. Pruning applies from the layer after `attention_layer`.
-Choices: `attention_layer` = 2 (prune from layer 3 as FastV's K=3), key_tokens = 4, alpha = 0.5
-(the paper's description leaves the layer and the split to the implementation). On meta
-builds the skipped layers stand in as the deepest ones before the last (same FLOPs).
+  tokens already kept. Pruning applies from the layer after `attention_layer`. Budget: 112
+  (Table 1's "T=112", `reading=code`: it reproduces Table 1's 35% FLOPs) or 56 (App. 10.2's
+  text, `reading=paper`: 27.9%).
+Choices (no code): `attention_layer` = 2 (prune from layer 3 as FastV's K=3), key_tokens = 4,
+alpha = 0.5; one pool over both OFT cameras. The similarity of layer 0 needs the LLM input,
+which the hooks do not expose, so layer 0 is never skipped; nor is the attention layer (its
+scores drive the token pruning). The last layer's output is compared before the final norm
+(the code compares the normed output). On OpenVLA (no placeholders) the code reading's rows are
+the last prompt row, whose output predicts the first action token. On meta builds the skipped
+layers stand in as the deepest ones before the last (same FLOPs).
 """
 
 from __future__ import annotations
@@ -27,10 +41,28 @@ from typing import Any
 
 import torch
 
-from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.config import cfg_get
+from vlabench.pruners.base import ACTION, TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import REF_LAYERS, check_layer, is_meta, meta_keep
+from vlabench.pruners.readings import Reading
 from vlabench.registry import ConfigError
+
+_SP = "alexwhz-sjtu/SpecPrune-VLA @ d3b06ed"
+READINGS = (
+    Reading("visual tokens kept",
+            "SpecPrune-VLA App. 10.2: 'we retain 28 transformer layers and 56 visual tokens'",
+            f"no EfficientVLA code in {_SP}; Table 1's row is 'EfficientVLA (L=28, T=112)' "
+            "(Sec. 7.2)",
+            "code", "112 tokens reproduce Table 1's 35% FLOPs (56 give 27.9%)"),
+    Reading("which layers are skipped",
+            "EfficientVLA Sec. 3.2: the lowest 1 - cos(input, output) over all tokens of a "
+            "calibration set, removed for good",
+            f"{_SP} modeling_prismatic.py L960-997: cos(input, output) over the action rows at "
+            "the calls of steps 2..9 (OFT: the 2nd call); of the layers above 0.9 the SKIP_LAYER "
+            "most similar, fixed for the episode",
+            "code", "SpecPrune's Table 1 EfficientVLA rows ('four fixed layers') came from its "
+            "re-implementation; this is the only layer skipping in its code"),
+)
 
 
 def task_relevant_diverse(score: torch.Tensor, feats: torch.Tensor, ids: torch.Tensor,
@@ -52,29 +84,54 @@ def task_relevant_diverse(score: torch.Tensor, feats: torch.Tensor, ids: torch.T
     return torch.sort(ids[first]).values
 
 
+def layer_similarity(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
+    """Mean cosine similarity of a layer's input and output rows."""
+    return float(torch.nn.functional.cosine_similarity(inputs.float(), outputs.float(), dim=-1).mean())
+
+
 def layer_importance(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
     """1 - mean cosine similarity of a layer's input and output rows (Sec. 3.2)."""
-    return float(1.0 - torch.nn.functional.cosine_similarity(inputs.float(), outputs.float(), dim=-1).mean())
+    return 1.0 - layer_similarity(inputs, outputs)
+
+
+def choose_skipped(similarity: dict[int, float], n: int, threshold: float | None) -> frozenset[int]:
+    """The n layers whose input and output are most similar (ties: the lower layer), among those
+    above `threshold` when one is given (SpecPrune's code: > 0.9)."""
+    cands = {l: s for l, s in similarity.items() if threshold is None or s > threshold}
+    return frozenset(sorted(cands, key=lambda l: (-cands[l], l))[:n])
+
+
+def by_reading(value: Any, reading: str) -> Any:
+    """A per-reading default ({code: x, paper: y}) or a plain value."""
+    return value[reading] if hasattr(value, "keys") else value
 
 
 class EfficientVLA(Pruner):
     name = "efficientvla"
+    readings = READINGS
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
-        self.tokens_kept = int(cfg_get(cfg, "tokens_kept", 56))
+        self.tokens_kept = int(by_reading(cfg_get(cfg, "tokens_kept", {"code": 112, "paper": 56}),
+                                          self.reading))
         self.layers_kept = int(cfg_get(cfg, "layers_kept", 28))
         self.ref_layers = int(cfg_get(cfg, "ref_layers", REF_LAYERS))
         self.attn_layer = int(cfg_get(cfg, "attention_layer", 2))
         self.key_tokens = int(cfg_get(cfg, "key_tokens", 4))
         self.alpha = float(cfg_get(cfg, "alpha", 0.5))
+        self.calibration_call = int(by_reading(cfg_get(cfg, "calibration_call",
+                                                       {"code": 1, "paper": 0}), self.reading))
+        thr = by_reading(cfg_get(cfg, "similarity_threshold", {"code": 0.9, "paper": None}),
+                         self.reading)
+        self.threshold = None if thr is None else float(thr)
+        self.action_rows = self.reading == "code"
         pinned = cfg_get(cfg, "skip_layers", None)
         self.pinned = None if pinned is None else frozenset(int(x) for x in pinned)
         self.n_skip = 0
         self.skip: frozenset[int] | None = None
         self.calibrating = False
         self._prev: tuple[torch.Tensor, torch.Tensor] | None = None   # (positions, hidden)
-        self._importance: dict[int, float] = {}
+        self._similarity: dict[int, float] = {}
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
@@ -90,7 +147,7 @@ class EfficientVLA(Pruner):
     def reset(self) -> None:
         self.skip = self.pinned
         self.calibrating = False
-        self._prev, self._importance = None, {}
+        self._prev, self._similarity = None, {}
         self.attention_layers = frozenset({self.attn_layer})
 
     def before_llm(self, tokens: VisualTokens) -> torch.Tensor | None:
@@ -98,7 +155,7 @@ class EfficientVLA(Pruner):
             if is_meta(tokens.embeddings):                          # no values: stand-in layers
                 last = self.info.num_layers - 1
                 self.skip = frozenset(range(last - self.n_skip, last))
-            else:                                                   # calibrate on this call
+            elif tokens.call == self.calibration_call:              # calibrate on this call
                 self.calibrating = True
                 self.attention_layers = frozenset(range(self.info.num_layers))
         return None
@@ -111,23 +168,38 @@ class EfficientVLA(Pruner):
 
     def end_of_step(self, actions, stats) -> None:
         if self.calibrating:
-            cands = {l: v for l, v in self._importance.items() if l != self.attn_layer}
-            self.skip = frozenset(sorted(cands, key=lambda l: (cands[l], l))[: self.n_skip])
+            cands = {l: s for l, s in self._similarity.items() if l != self.attn_layer}
+            self.skip = choose_skipped(cands, self.n_skip, self.threshold)
             self.calibrating = False
             self.attention_layers = frozenset({self.attn_layer})
             self._prev = None
+
+    def _calibration_rows(self, view: LayerView) -> torch.Tensor:
+        """Rows whose input/output similarity counts: every alive row (paper), or the action
+        placeholders (code; on OpenVLA the last row)."""
+        if not self.action_rows:
+            return torch.ones_like(view.query_kinds, dtype=torch.bool)
+        rows = view.query_kinds == ACTION
+        if not bool(rows.any()):
+            rows = view.query_positions == view.query_positions.max()
+        return rows
+
+    def _observe(self, view: LayerView) -> None:
+        rows = self._calibration_rows(view)
+        pos = view.query_positions[rows].to(view.hidden.device)
+        hidden = view.hidden[rows.to(view.hidden.device)]
+        if self._prev is not None and view.layer > 0:
+            ppos, ph = self._prev
+            common = torch.isin(pos, ppos)
+            prev_rows = torch.isin(ppos, pos)
+            self._similarity[view.layer] = layer_similarity(ph[prev_rows], hidden[common])
+        self._prev = (pos, hidden.clone())
 
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
         if view.phase != "prefill":
             return None
         if self.calibrating and not is_meta(view.hidden):
-            pos = view.query_positions.to(view.hidden.device)
-            if self._prev is not None and view.layer > 0:
-                ppos, ph = self._prev
-                common = torch.isin(pos, ppos)
-                prev_rows = torch.isin(ppos, pos)
-                self._importance[view.layer] = layer_importance(ph[prev_rows], view.hidden[common])
-            self._prev = (pos, view.hidden.clone())
+            self._observe(view)
         if view.layer != self.attn_layer:
             return None
         ids = view.visual_ids()
