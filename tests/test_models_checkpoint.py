@@ -1,20 +1,30 @@
-"""The full-size model matches the published checkpoints' parameter names and shapes after
-the remap (fixture transcribed from public code: tests/fixtures/transcribe_checkpoint_names.py)."""
+"""Published checkpoints load: names and shapes (fixture transcribed from public code:
+tests/fixtures/transcribe_checkpoint_names.py), the remap and its inverse, and checkpoint
+directories in the published layout (written by tests/published_checkpoint.py) loading through
+the same loader as the real ones, at whatever depth and width their config.json gives."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from vlabench.models.checkpoint import OURS_ONLY, remap, strip_module_prefix  # noqa: E402
-from vlabench.models.dims import FULL  # noqa: E402
+from published_checkpoint import STATS, source_model, write_published  # noqa: E402
+
+from vlabench.models.checkpoint import OURS_ONLY, remap, strip_module_prefix, unmap  # noqa: E402
+from vlabench.models.dims import FULL, TINY, dims_from_published, published_config  # noqa: E402
 from vlabench.models.prismatic import build_random  # noqa: E402
+from vlabench.registry import ConfigError  # noqa: E402
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "prismatic_checkpoint_names.json").read_text())
+SUITE = {"name": "libero_spatial", "unnorm_key": "libero_spatial_no_noops"}
+# 2 LLM layers, a width (128) and MLP (344) that no built-in size has, 2 kv heads of 4
+SMALL = replace(TINY, llm_layers=2, llm_hidden=128, llm_heads=4, llm_kv_heads=2, llm_mlp=344)
 
 
 def _meta(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
@@ -29,6 +39,7 @@ def _published(oft: bool) -> dict[str, torch.Tensor]:
     return sd
 
 
+# ---------------------------------------------------------------------------- names
 @pytest.mark.parametrize("oft", [True, False], ids=["openvla-oft", "openvla"])
 def test_full_size_meta_model_matches_published_names_and_shapes(oft):
     model = build_random(FULL, oft, "meta", torch.bfloat16)
@@ -43,6 +54,24 @@ def test_full_size_meta_model_matches_published_names_and_shapes(oft):
     assert n_published == pytest.approx(7.54e9, rel=0.01)   # OpenVLA-7B: 7.5B parameters
     if not oft:   # plus the class token's (zero) row of the DINOv2 position table
         assert n_params == n_published + FULL.dino_hidden
+
+
+def test_published_dinov2_layer_scale_is_named_scale_factor():
+    names = FIXTURE["openvla_safetensors"]
+    assert "vision_backbone.featurizer.blocks.0.ls1.scale_factor" in names
+    assert "vision_backbone.featurizer.blocks.23.ls2.scale_factor" in names
+    assert not any(k.endswith(".gamma") for k in names)
+
+
+def test_remap_puts_layer_scale_scale_factor_on_lambda1_and_rejects_timm_gamma():
+    s1, s2 = torch.arange(4.0), torch.arange(4.0) + 10
+    out = remap({"vision_backbone.featurizer.blocks.3.ls1.scale_factor": s1,
+                 "vision_backbone.featurizer.blocks.3.ls2.scale_factor": s2})
+    base = "vision_backbone.featurizer.encoder.layer.3."
+    assert torch.equal(out[base + "layer_scale1.lambda1"], s1)
+    assert torch.equal(out[base + "layer_scale2.lambda1"], s2)
+    with pytest.raises(KeyError, match="ls1.gamma"):
+        remap({"vision_backbone.featurizer.blocks.0.ls1.gamma": s1})
 
 
 def test_remap_splits_fused_qkv_in_query_key_value_order():
@@ -68,59 +97,181 @@ def test_remap_rejects_unknown_names():
         remap({"vision_backbone.mystery.weight": torch.zeros(1)})
 
 
-def _tiny_published(d, seed=0):
-    """A random checkpoint in the published layout at tiny sizes, from the fixture's generator."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "transcribe", Path(__file__).parent / "fixtures" / "transcribe_checkpoint_names.py")
-    tr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tr)
-    shapes = {}
-    shapes.update(tr.vit("vision_backbone.featurizer.", d.dino_hidden, d.dino_layers, d.dino_mlp,
-                         cls=True, regs=4, pos_tokens=256, pool=False))
-    shapes.update(tr.vit("vision_backbone.fused_featurizer.", d.siglip_hidden, d.siglip_layers,
-                         d.siglip_mlp, cls=False, regs=0, pos_tokens=256, pool=True))
-    v, L = d.vision_dim, d.llm_hidden
-    shapes.update({"projector.fc1.weight": [4 * v, v], "projector.fc1.bias": [4 * v],
-                   "projector.fc2.weight": [L, 4 * v], "projector.fc2.bias": [L],
-                   "projector.fc3.weight": [L, L], "projector.fc3.bias": [L]})
-    shapes.update(tr.llama("language_model.", L, d.llm_layers, d.llm_mlp, d.vocab_size))
-    g = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(s, generator=g) * 0.02 for k, s in shapes.items()}
+@pytest.mark.parametrize("oft", [True, False], ids=["openvla-oft", "openvla"])
+def test_unmap_is_the_inverse_of_remap_and_writes_the_published_names(oft):
+    model = source_model(TINY, oft, seed=1)
+    ours = model.state_dict()
+    pub = unmap(ours)
+    shapes = {k: list(v.shape) for k, v in pub.items()}
+    # the same names as the transcribed full-size fixture, at tiny shapes
+    want = set(FIXTURE["openvla_safetensors"]) - {k for k in FIXTURE["openvla_safetensors"]
+                                                   if ".blocks." in k or "language_model.model.layers." in k}
+    assert want <= set(shapes)
+    assert shapes["vision_backbone.featurizer.pos_embed"] == [1, 256, TINY.dino_hidden]
+    assert "vision_backbone.featurizer.blocks.1.ls2.scale_factor" in shapes
+    back = remap(pub)
+    assert set(back) == set(ours) - set(OURS_ONLY)
+    assert all(torch.equal(back[k], ours[k]) for k in back)
 
 
-def test_loading_a_published_layout_checkpoint_runs_and_places_weights(tmp_path, monkeypatch):
-    from safetensors.torch import save_file
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+def test_unmap_refuses_a_class_token_position_the_published_layout_cannot_hold():
+    model = build_random(TINY, False, "cpu", torch.float32)
+    model.vision_backbone.featurizer.embeddings.position_embeddings.data[0, 0, 0] = 1.0
+    with pytest.raises(ValueError, match="class-token position"):
+        unmap(model.state_dict())
 
+
+# ---------------------------------------------------------------------------- config.json
+def test_published_config_json_describes_the_full_size_architecture():
+    d = dims_from_published(FIXTURE["openvla_config_json"], base=TINY)
+    arch = {f: getattr(FULL, f) for f in FULL.__dataclass_fields__
+            if f not in ("action_dim", "chunk", "proprio_dim", "head_blocks")}
+    assert {f: getattr(d, f) for f in arch} == arch
+    assert d.rms_eps == 1e-6 and d.vocab_size == 32064 and d.llm_kv_heads == 32
+
+
+# ---------------------------------------------------------------------------- loading
+def _build(oft: bool, path: Path, **cfg):
     from vlabench.models import build as B
-    from vlabench.models.dims import TINY
+
+    fn = B.build_openvla_oft if oft else B.build_openvla
+    return fn({"checkpoint": str(path), "size": "full", "warmup_calls": 0, **cfg},
+              suite_cfg=SUITE, device="cpu")
+
+
+def _source_policy(oft: bool, model, d, path: Path):
+    from vlabench.models.build import pick_stats
+    from vlabench.models.openvla import OpenVLAPolicy
+    from vlabench.models.openvla_oft import OpenVLAOFTPolicy
+    from vlabench.models.suite_io import SuiteIO
+    from vlabench.models.tokenizer import HFTokenizer
+
+    cls = OpenVLAOFTPolicy if oft else OpenVLAPolicy
+    return cls(model, d, None, HFTokenizer(path), pick_stats(STATS, SUITE["unnorm_key"], SUITE["name"]),
+               "cpu", torch.float32, cfg={"warmup_calls": 0}, io=SuiteIO.from_suite(SUITE))
+
+
+@pytest.mark.parametrize("oft", [True, False], ids=["openvla-oft", "openvla"])
+def test_published_layout_checkpoint_loads_unaided_at_its_config_depth_and_acts_like_its_source(
+        tmp_path, oft):
     from vlabench.models.synthetic import synthetic_observation
 
-    pub = _tiny_published(TINY)
-    save_file(pub, str(tmp_path / "model.safetensors"))
-    words = "In : What action should the robot take to pick up the black bowl ? Out".split()
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{w: 100 + i for i, w in enumerate(words)}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    tok.save(str(tmp_path / "tokenizer.json"))
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
-         "unk_token": "<unk>"}))
-    stats = {"libero_spatial_no_noops": {"action": {"q01": [-0.5] * 7, "q99": [0.5] * 7,
-                                                    "mask": [True] * 6 + [False]}}}
-    (tmp_path / "dataset_statistics.json").write_text(json.dumps(stats))
-    monkeypatch.setattr(B, "dims_for", lambda size, over=None: TINY)
-    p = B.build_openvla({"checkpoint": str(tmp_path), "size": "full", "warmup_calls": 0},
-                        suite_cfg={"name": "libero_spatial", "unnorm_key": "libero_spatial_no_noops"},
-                        device="cpu")
-    sd = p.model.state_dict()
-    d = TINY.dino_hidden
-    qkv = pub["vision_backbone.featurizer.blocks.1.attn.qkv.weight"]
-    assert torch.equal(sd["vision_backbone.featurizer.encoder.layer.1.attention.k_proj.weight"], qkv[d:2 * d])
-    assert torch.equal(sd["language_model.lm_head.weight"], pub["language_model.lm_head.weight"])
-    assert p.tokenizer.exact and p.norm_stats["action"]["q99"][0] == 0.5
-    out = p.act(synthetic_observation(0))
-    assert out.actions.shape == (1, 7) and abs(out.actions[0, :6]).max() <= 0.5
+    model = source_model(SMALL, oft, seed=2)
+    pub = write_published(tmp_path, model, SMALL, oft)
+    assert "vision_backbone.featurizer.blocks.0.ls1.scale_factor" in pub
+    assert len(list(tmp_path.glob("model-0000?-of-00002.safetensors"))) == 2
+    loaded = _build(oft, tmp_path)                  # no model.dims override
+    d = loaded.dims
+    assert (d.llm_layers, d.llm_hidden, d.llm_heads, d.llm_kv_heads, d.llm_mlp) == (2, 128, 4, 2, 344)
+    assert len(loaded.model.language_model.model.layers) == 2
+    assert d == SMALL
+    src = _source_policy(oft, model, SMALL, tmp_path)
+    for seed in (0, 1):
+        obs = synthetic_observation(seed)
+        a, b = loaded.act(obs).actions, src.act(obs).actions
+        assert a.shape == ((SMALL.chunk, 7) if oft else (1, 7))
+        np.testing.assert_array_equal(a, b)
+    sd, want = loaded.model.state_dict(), model.state_dict()
+    assert set(sd) == set(want)
+    assert [k for k in sd if k not in OURS_ONLY and not torch.equal(sd[k], want[k])] == []
+    assert torch.equal(sd["vision_backbone.featurizer.encoder.layer.1.layer_scale1.lambda1"],
+                       pub["vision_backbone.featurizer.blocks.1.ls1.scale_factor"])
+
+
+def test_oft_head_widths_come_from_the_head_files(tmp_path):
+    d = replace(SMALL, proprio_dim=6, head_blocks=1)
+    write_published(tmp_path, source_model(d, True), d, True)
+    loaded = _build(True, tmp_path)
+    assert (loaded.dims.proprio_dim, loaded.dims.head_blocks, loaded.dims.action_dim) == (6, 1, 7)
+
+
+def test_model_dims_overrides_apply_over_the_checkpoint_config(tmp_path):
+    write_published(tmp_path, source_model(SMALL, False), SMALL, False)
+    with pytest.raises(ConfigError, match="differ in shape|missing"):
+        _build(False, tmp_path, dims={"llm_layers": 3})
+    with pytest.raises(ConfigError, match="unknown model.dims field"):
+        _build(False, tmp_path, dims={"llm_depth": 3})
+
+
+def _one_line(excinfo) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg and msg
+    return msg
+
+
+@pytest.fixture
+def written(tmp_path):
+    path = tmp_path / "ckpt"
+    write_published(path, source_model(SMALL, True), SMALL, True)
+    return path
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("rmdir", "does not exist"),
+    ("no_config", "has no config.json"),
+    ("bad_config", "is not valid JSON"),
+    ("missing_shard", "missing (incomplete download?)"),
+    ("corrupt_shard", "cannot read"),
+    ("no_action_head", "exactly one action_head--*_checkpoint.pt file (found none)"),
+    ("two_action_heads", "exactly one action_head--*_checkpoint.pt file (found 2"),
+    ("deeper_config", "does not match the architecture of its config.json"),
+    ("wider_config", "differ in shape"),
+    ("not_llama", "only Llama"),
+    ("unknown_tower", "not a known DINOv2-reg4 + SigLIP pair"),
+])
+def test_a_bad_checkpoint_directory_is_one_clear_line(written, damage, message):
+    import shutil
+
+    cfg = json.loads((written / "config.json").read_text())
+    if damage == "rmdir":
+        shutil.rmtree(written)
+    elif damage == "no_config":
+        (written / "config.json").unlink()
+    elif damage == "bad_config":
+        (written / "config.json").write_text("{not json")
+    elif damage == "missing_shard":
+        (written / "model-00002-of-00002.safetensors").unlink()
+    elif damage == "corrupt_shard":
+        (written / "model-00001-of-00002.safetensors").write_bytes(b"\x00" * 64)
+    elif damage == "no_action_head":
+        next(written.glob("action_head--*")).unlink()
+    elif damage == "two_action_heads":
+        shutil.copy(next(written.glob("action_head--*")), written / "action_head--5_checkpoint.pt")
+    elif damage in ("deeper_config", "wider_config", "not_llama", "unknown_tower"):
+        if damage == "deeper_config":
+            cfg["text_config"]["num_hidden_layers"] = 3
+        elif damage == "wider_config":
+            cfg["text_config"]["intermediate_size"] = 400
+        elif damage == "not_llama":
+            cfg["text_config"]["model_type"] = "mistral"
+        else:
+            cfg["timm_model_ids"][0] = "vit_giant_patch14_dinov2"
+        (written / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError) as e:
+        _build(True, written)
+    assert message in _one_line(e)
+
+
+def test_a_missing_checkpoint_path_is_one_line_before_any_download():
+    from vlabench.models.checkpoint import resolve_checkpoint
+
+    with pytest.raises(ConfigError) as e:
+        resolve_checkpoint("/nonexistent/openvla-7b-finetuned-libero-10", "libero_10", "openvla")
+    assert "does not exist" in _one_line(e) and "model=openvla-tiny" in str(e.value)
+
+
+def test_published_config_round_trips_through_dims_from_published():
+    for d in (FULL, TINY, SMALL, replace(SMALL, rms_eps=1e-5, max_positions=4096)):
+        cfg = published_config(d)
+        assert dims_from_published(json.loads(json.dumps(cfg))) == replace(FULL, **{
+            f: getattr(d, f) for f in FULL.__dataclass_fields__
+            if f not in ("action_dim", "chunk", "proprio_dim", "head_blocks")})
+    assert published_config(FULL)["text_config"] == FIXTURE["openvla_config_json"]["text_config"]
+
+
+def test_cli_run_with_a_missing_checkpoint_directory_exits_2_with_one_line(cli, tmp_path):
+    res = cli("run", "model=openvla", f"model.checkpoint={tmp_path / 'nowhere'}", "suite=libero_spatial",
+              "suite.tasks=[0]", "run.episodes_per_task=1", f"run.output_dir={tmp_path / 'out'}")
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vlabench: error:")]
+    assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr
+    assert "does not exist" in lines[0] and not (tmp_path / "out").exists()

@@ -4,7 +4,9 @@
 - `size: full`, `checkpoint: null`: full-size random weights, on the GPU when there is one,
   otherwise on the meta device (exact shapes, no memory: FLOPs only, no latency or actions).
 - `checkpoint: <HF id | local dir | {suite: HF id}>`: the published weights, names remapped
-  by `vlabench.models.checkpoint`.
+  by `vlabench.models.checkpoint`; the architecture (depth, widths, vocabulary, RMSNorm epsilon,
+  image size, towers) is the checkpoint's config.json, `size` is not used, and `dims` overrides
+  (`+model.dims.chunk=...`) apply on top.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 
 from vlabench.config import cfg_get
-from vlabench.models.dims import dims_for
+from vlabench.models.dims import FULL, dims_for
 from vlabench.models.policy import PrismaticPolicy, identity_stats
 from vlabench.models.prismatic import build_random
 from vlabench.models.suite_io import SuiteIO
@@ -43,7 +45,6 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
     if size not in ("tiny", "full"):
         raise ConfigError(f"model.size must be tiny or full, got {size!r}")
     overrides = dict(cfg_get(cfg, "dims", {}) or {})
-    d = dims_for(size, overrides)
     oft = cls.model_name == "openvla-oft"
     name = str(cfg_get(cfg, "name", cls.model_name))
     ckpt = cfg_get(cfg, "checkpoint")
@@ -51,6 +52,10 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
     unnorm_key = cfg_get(suite_cfg, "unnorm_key")
     deviations: list[str] = []
     if ckpt is None:
+        try:
+            d = dims_for(size, overrides)
+        except TypeError as e:
+            raise ConfigError(f"model.dims: {e}") from None
         if dev == "cpu" and size == "full":
             dev = "meta"
             deviations.append("full-size random weights on the meta device: FLOPs and shapes only")
@@ -65,7 +70,7 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
 
         path = resolve_checkpoint(ckpt, suite_name, name)
         dtype = DTYPES[str(cfg_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
-        model, tokenizer, all_stats = load_checkpoint(path, d, oft, dev, dtype)
+        model, d, tokenizer, all_stats = load_checkpoint(path, FULL, oft, dev, dtype, overrides)
         stats = pick_stats(all_stats, unnorm_key, suite_name)
     try:
         io = SuiteIO.from_suite(suite_cfg)

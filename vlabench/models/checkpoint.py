@@ -1,145 +1,49 @@
-"""Loading the published OpenVLA / OpenVLA-OFT checkpoints onto our module tree.
+"""Loading a published OpenVLA / OpenVLA-OFT checkpoint directory onto our module tree.
 
-Published layout (OpenVLA HF export `modeling_prismatic.py`, timm 0.9 vision towers; OFT adds
-`action_head--<step>_checkpoint.pt` and `proprio_projector--<step>_checkpoint.pt`, saved from
-DDP with a `module.` prefix, and `dataset_statistics.json`):
+The directory, as the HF export writes it (openvla @ c8f03f4
+`vla-scripts/extern/convert_openvla_weights_to_hf.py:243-253`: `save_pretrained(max_shard_size=
+"7GB")`, then dataset_statistics.json copied in; openvla-oft @ 213c5ff
+`experiments/robot/openvla_utils.py:201-250` for the head files):
+  config.json                         OpenVLAConfig: the architecture (`dims_from_published`)
+  model.safetensors.index.json        weight_map: parameter -> shard (absent for a single file)
+  model-0000K-of-0000N.safetensors    the shards (or one model.safetensors)
+  dataset_statistics.json             normalisation statistics (else config.json `norm_stats`)
+  tokenizer files                     the Llama-2 tokenizer
+  action_head--<step>_checkpoint.pt   OFT only: exactly one each, DDP `module.` prefix
+  proprio_projector--<step>_checkpoint.pt
 
-  vision_backbone.featurizer.*        timm ViT-L/14 DINOv2-reg4: cls_token, reg_token,
-                                      pos_embed (1, 256, 1024: no_embed_class), patch_embed.proj,
-                                      blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2,
-                                      mlp.fc1, mlp.fc2, ls2.gamma}, norm
-  vision_backbone.fused_featurizer.*  timm ViT-So400m/14 SigLIP: pos_embed (1, 256, 1152),
-                                      patch_embed.proj, blocks.N.*, norm, attn_pool.{latent, q,
-                                      kv, proj, norm, mlp.fc1, mlp.fc2}
-  projector.fc1/fc2/fc3               FusedMLPProjector
-  language_model.model.* / lm_head    transformers Llama (same names as ours)
-
-`remap()` maps those names onto ours (transformers Dinov2WithRegisters / Siglip modules): fused
-qkv projections split into query/key/value, the SigLIP pooling head's q and kv merged into
-`in_proj`, timm's patch-only DINOv2 position table padded with a zero row for the class token
-(timm adds no position to the class token; transformers adds row 0), layer scales renamed.
+Sizes come from config.json (any depth or width it gives), then the `model.dims` overrides;
+OFT's action / proprio widths and head depth from the head files' shapes. Names are remapped
+by `vlabench.models.checkpoint_names`. Every problem is one line (ConfigError).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vlabench.models.checkpoint_names import (  # noqa: F401  (re-exported)
+    OURS_ONLY,
+    remap,
+    strip_module_prefix,
+    unmap,
+)
+from vlabench.models.dims import PrismaticDims, PublishedConfigError, dims_from_published
 from vlabench.registry import ConfigError
 
-DINO = "vision_backbone.featurizer."
-SIGLIP = "vision_backbone.fused_featurizer."
-# our parameters with no published counterpart (unused at inference): filled with zeros
-OURS_ONLY = (DINO + "embeddings.mask_token",)
-
-_DINO_BLOCK = {
-    "norm1": "norm1", "attn.proj": "attention.o_proj", "ls1.gamma": "layer_scale1.lambda1",
-    "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2", "ls2.gamma": "layer_scale2.lambda1",
-}
-_SIGLIP_BLOCK = {
-    "norm1": "layer_norm1", "attn.proj": "self_attn.out_proj", "norm2": "layer_norm2",
-    "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
-}
-_SIGLIP_POOL = {
-    "attn_pool.proj": "head.attention.out_proj", "attn_pool.norm": "head.layernorm",
-    "attn_pool.mlp.fc1": "head.mlp.fc1", "attn_pool.mlp.fc2": "head.mlp.fc2",
-}
-
-
-def _split3(t: torch.Tensor) -> list[torch.Tensor]:
-    return list(torch.chunk(t, 3, dim=0))
-
-
-def remap(published: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Published parameter names/tensors -> ours. Unknown names raise (nothing is dropped)."""
-    out: dict[str, torch.Tensor] = {}
-    pending_pool: dict[str, torch.Tensor] = {}
-    for name, t in published.items():
-        if name.startswith(DINO):
-            _dino(name[len(DINO):], t, out)
-        elif name.startswith(SIGLIP):
-            key = name[len(SIGLIP):]
-            if key.startswith(("attn_pool.q.", "attn_pool.kv.")):
-                pending_pool[key] = t
-            else:
-                _siglip(key, t, out)
-        elif name.startswith(("projector.", "language_model.", "action_head.", "proprio_projector.")):
-            out[name] = t
-        else:
-            raise KeyError(f"unexpected checkpoint parameter {name!r}")
-    for kind in ("weight", "bias"):
-        q, kv = pending_pool.get(f"attn_pool.q.{kind}"), pending_pool.get(f"attn_pool.kv.{kind}")
-        if q is not None and kv is not None:
-            out[SIGLIP + f"head.attention.in_proj_{kind}"] = torch.cat([q, kv], 0)
-    return out
-
-
-def _dino(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
-    p = DINO
-    simple = {"cls_token": "embeddings.cls_token", "reg_token": "embeddings.register_tokens",
-              "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
-              "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
-              "norm.weight": "layernorm.weight", "norm.bias": "layernorm.bias"}
-    if key in simple:
-        out[p + simple[key]] = t
-        return
-    if key == "pos_embed":
-        out[p + "embeddings.position_embeddings"] = torch.cat([torch.zeros_like(t[:, :1]), t], 1)
-        return
-    m = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias|gamma)", key)
-    if not m:
-        raise KeyError(f"unexpected DINOv2 parameter {key!r}")
-    i, sub, kind = m.groups()
-    base = f"{p}encoder.layer.{i}."
-    if sub == "attn.qkv":
-        for part, x in zip(("q_proj", "k_proj", "v_proj"), _split3(t), strict=True):
-            out[f"{base}attention.{part}.{kind}"] = x
-        return
-    if kind == "gamma":
-        out[base + _DINO_BLOCK[f"{sub}.gamma"]] = t
-    else:
-        out[f"{base}{_DINO_BLOCK[sub]}.{kind}"] = t
-
-
-def _siglip(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
-    p = SIGLIP
-    simple = {"patch_embed.proj.weight": "embeddings.patch_embedding.weight",
-              "patch_embed.proj.bias": "embeddings.patch_embedding.bias",
-              "norm.weight": "post_layernorm.weight", "norm.bias": "post_layernorm.bias",
-              "attn_pool.latent": "head.probe"}
-    if key in simple:
-        out[p + simple[key]] = t
-        return
-    if key == "pos_embed":
-        out[p + "embeddings.position_embedding.weight"] = t[0]
-        return
-    m = re.fullmatch(r"(attn_pool\.(?:proj|norm|mlp\.fc1|mlp\.fc2))\.(weight|bias)", key)
-    if m:
-        out[p + f"{_SIGLIP_POOL[m.group(1)]}.{m.group(2)}"] = t
-        return
-    m = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", key)
-    if not m:
-        raise KeyError(f"unexpected SigLIP parameter {key!r}")
-    i, sub, kind = m.groups()
-    base = f"{p}encoder.layers.{i}."
-    if sub == "attn.qkv":
-        for part, x in zip(("q_proj", "k_proj", "v_proj"), _split3(t), strict=True):
-            out[f"{base}self_attn.{part}.{kind}"] = x
-        return
-    out[f"{base}{_SIGLIP_BLOCK[sub]}.{kind}"] = t
-
-
-def strip_module_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """OFT head files: drop DDP's `module.` and put the component's prefix in front."""
-    return {prefix + k.removeprefix("module."): v for k, v in sd.items()}
+INDEX = "model.safetensors.index.json"
 
 
 # ---------------------------------------------------------------------------- resolution
+def _looks_local(spec: str) -> bool:
+    return spec.startswith(("/", ".", "~")) or spec.count("/") != 1 or Path(spec).expanduser().exists()
+
+
 def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
     """A local directory for `spec` (a path, an HF id, or a {suite: HF id} map)."""
     tiny = model_name if model_name.endswith("-tiny") else f"{model_name}-tiny"
@@ -154,6 +58,9 @@ def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
     p = Path(spec).expanduser()
     if p.is_dir():
         return p
+    if _looks_local(spec):
+        what = "is not a directory" if p.exists() else "does not exist"
+        raise ConfigError(f"checkpoint directory {spec} of model {model_name!r} {what}; {hint}")
     try:
         from huggingface_hub import snapshot_download
 
@@ -162,70 +69,172 @@ def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
         except Exception:
             return Path(snapshot_download(spec, etag_timeout=10))
     except Exception:
-        raise ConfigError(f"checkpoint {spec!r} of model {model_name!r} is not available offline "
-                          f"and could not be downloaded; {hint}") from None
+        raise ConfigError(f"checkpoint {spec!r} of model {model_name!r} is neither a local directory "
+                          f"nor available from the Hugging Face Hub (offline?); {hint}") from None
 
 
-# ---------------------------------------------------------------------------- loading
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+# ---------------------------------------------------------------------------- reading
+def read_config(path: Path) -> dict[str, Any]:
+    f = path / "config.json"
+    if not f.is_file():
+        raise ConfigError(f"checkpoint directory {path} has no config.json (not an OpenVLA HF export)")
+    try:
+        cfg = json.loads(f.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{f} is not valid JSON: {str(e).splitlines()[0]}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{f} does not hold a JSON object")
+    return cfg
+
+
+def checkpoint_dims(path: Path, cfg: dict[str, Any], base: PrismaticDims,
+                    heads: dict[str, dict[str, torch.Tensor]] | None = None,
+                    overrides: dict[str, Any] | None = None) -> PrismaticDims:
+    """config.json's architecture, OFT head widths from the head files, then `overrides`."""
+    try:
+        d = dims_from_published(cfg, base)
+    except PublishedConfigError as e:
+        raise ConfigError(f"{path / 'config.json'}: {e}") from None
+    if heads:
+        head, proprio = heads["action_head"], heads["proprio_projector"]
+        blocks = {k.split(".")[2] for k in head if k.startswith("model.mlp_resnet_blocks.")}
+        if "model.fc2.weight" in head and "fc1.weight" in proprio:
+            d = replace(d, action_dim=int(head["model.fc2.weight"].shape[0]), head_blocks=len(blocks),
+                        proprio_dim=int(proprio["fc1.weight"].shape[1]))
+    over = dict(overrides or {})
+    unknown = sorted(set(over) - {f.name for f in fields(PrismaticDims)})
+    if unknown:
+        raise ConfigError(f"unknown model.dims field(s) {unknown}; known: "
+                          f"{', '.join(f.name for f in fields(PrismaticDims))}")
+    return replace(d, **over)
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _load_file(f: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    files = sorted(path.glob("*.safetensors"))
+    try:
+        return load_file(str(f))
+    except Exception as e:
+        raise ConfigError(f"cannot read {f}: {_first_line(e)}") from None
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """All parameters: the shards `model.safetensors.index.json` lists (each name where the index
+    says), else `model.safetensors`, else every `*.safetensors` file."""
+    index = path / INDEX
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ConfigError(f"{index} has no readable weight_map") from None
+        missing = sorted({s for s in weight_map.values() if not (path / s).is_file()})
+        if missing:
+            raise ConfigError(f"checkpoint {path}: shard(s) {', '.join(missing)} listed in {INDEX} "
+                              f"are missing (incomplete download?)")
+        sd: dict[str, torch.Tensor] = {}
+        for shard in sorted(set(weight_map.values())):
+            sd.update(_load_file(path / shard))
+        absent = sorted(set(weight_map) - set(sd))
+        if absent:
+            raise ConfigError(f"checkpoint {path}: {len(absent)} parameter(s) of {INDEX} are in no "
+                              f"shard, e.g. {absent[0]}")
+        return sd
+    single = path / "model.safetensors"
+    files = [single] if single.is_file() else sorted(path.glob("*.safetensors"))
     if not files:
-        raise ConfigError(f"no *.safetensors files in checkpoint directory {path}")
-    sd: dict[str, torch.Tensor] = {}
+        raise ConfigError(f"checkpoint directory {path} has no {INDEX} and no *.safetensors files")
+    sd = {}
     for f in files:
-        sd.update(load_file(str(f)))
+        sd.update(_load_file(f))
     return sd
 
 
-def _head_file(path: Path, stem: str) -> dict[str, torch.Tensor]:
-    files = sorted(path.glob(f"{stem}--*checkpoint.pt"))
-    if not files:
-        raise ConfigError(f"OFT checkpoint {path} has no {stem}--*_checkpoint.pt file")
-    return torch.load(files[-1], map_location="cpu", weights_only=True)
+def read_head(path: Path, stem: str) -> dict[str, torch.Tensor]:
+    """An OFT component file (`<stem>--<step>_checkpoint.pt`), DDP's `module.` dropped; exactly
+    one must exist (openvla-oft `find_checkpoint_file`, openvla_utils.py:201-227)."""
+    files = sorted(f for f in path.iterdir()
+                   if f.name.startswith(f"{stem}--") and f.name.endswith("checkpoint.pt"))
+    if len(files) != 1:
+        found = f"{len(files)}: {', '.join(f.name for f in files)}" if files else "none"
+        raise ConfigError(f"OFT checkpoint {path} needs exactly one {stem}--*_checkpoint.pt file "
+                          f"(found {found})")
+    try:
+        sd = torch.load(files[0], map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ConfigError(f"cannot read {files[0]}: {_first_line(e)}") from None
+    return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
 def read_norm_stats(path: Path) -> dict[str, Any]:
     """Dataset statistics: `dataset_statistics.json` (OFT), else config.json `norm_stats`."""
     f = path / "dataset_statistics.json"
     if f.exists():
-        return json.loads(f.read_text())
-    cfg = path / "config.json"
-    if cfg.exists():
-        stats = json.loads(cfg.read_text()).get("norm_stats")
-        if stats:
-            return stats
+        try:
+            return json.loads(f.read_text())
+        except ValueError as e:
+            raise ConfigError(f"{f} is not valid JSON: {str(e).splitlines()[0]}") from None
+    stats = read_config(path).get("norm_stats")
+    if stats:
+        return stats
     raise ConfigError(f"checkpoint {path} has no dataset_statistics.json nor config.json norm_stats")
 
 
-def load_checkpoint(path: Path, d, oft: bool, device: str, dtype: torch.dtype,
-                    reader: Callable[[Path], dict[str, torch.Tensor]] = _read_safetensors):
-    """(model, tokenizer, norm_stats) from a published checkpoint directory."""
+# ---------------------------------------------------------------------------- loading
+def load_checkpoint(path: Path, base: PrismaticDims, oft: bool, device: str, dtype: torch.dtype,
+                    overrides: dict[str, Any] | None = None,
+                    reader: Callable[[Path], dict[str, torch.Tensor]] = read_safetensors):
+    """(model, dims, tokenizer, norm_stats) from a published checkpoint directory."""
     from vlabench.models.prismatic import PrismaticVLA
     from vlabench.models.tokenizer import HFTokenizer
 
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"checkpoint directory {path} does not exist")
+    cfg = read_config(path)
+    heads = {s: read_head(path, s) for s in ("action_head", "proprio_projector")} if oft else None
+    d = checkpoint_dims(path, cfg, base, heads, overrides)
+    stats = read_norm_stats(path)
     published = reader(path)
-    if oft:
-        published.update(strip_module_prefix(_head_file(path, "action_head"), "action_head."))
-        published.update(strip_module_prefix(_head_file(path, "proprio_projector"), "proprio_projector."))
-    ours = remap(published)
+    for stem, sd in (heads or {}).items():
+        published.update({f"{stem}.{k}": v for k, v in sd.items()})
+    try:
+        ours = remap(published)
+    except KeyError as e:
+        raise ConfigError(f"checkpoint {path}: {e.args[0]}") from None
     with torch.device("meta"):
         model = PrismaticVLA(d, oft)
     expected = model.state_dict()
     for name in OURS_ONLY:
         ours.setdefault(name, torch.zeros(expected[name].shape))
-    missing = sorted(set(expected) - set(ours))
-    extra = sorted(set(ours) - set(expected))
-    if missing or extra:
-        raise ConfigError(f"checkpoint {path} does not match the architecture: "
-                          f"missing {missing[:3]}..., unexpected {extra[:3]}...")
+    _check_names_and_shapes(path, ours, expected)
     model.load_state_dict({k: v.to(dtype) for k, v in ours.items()}, strict=True, assign=True)
     _reset_rotary(model, device)
     model = model.to(device=device, dtype=dtype).eval()
-    tokenizer = HFTokenizer(path)
-    stats = read_norm_stats(path)
-    return model, tokenizer, stats
+    try:
+        tokenizer = HFTokenizer(path)
+    except Exception as e:
+        raise ConfigError(f"checkpoint {path}: cannot load its tokenizer ({type(e).__name__})") from None
+    return model, d, tokenizer, stats
+
+
+def _check_names_and_shapes(path: Path, ours: dict[str, torch.Tensor],
+                            expected: dict[str, torch.Tensor]) -> None:
+    missing = sorted(set(expected) - set(ours))
+    extra = sorted(set(ours) - set(expected))
+    if missing or extra:
+        raise ConfigError(f"checkpoint {path} does not match the architecture of its config.json: "
+                          f"{len(missing)} missing (e.g. {missing[:2]}), {len(extra)} unexpected "
+                          f"(e.g. {extra[:2]})")
+    bad = [(k, tuple(ours[k].shape), tuple(v.shape)) for k, v in expected.items()
+           if tuple(ours[k].shape) != tuple(v.shape)]
+    if bad:
+        k, got, want = bad[0]
+        raise ConfigError(f"checkpoint {path}: {len(bad)} tensor(s) differ in shape from its "
+                          f"config.json's architecture, e.g. {k}: {got} in the files, {want} expected")
 
 
 def _reset_rotary(model, device: str) -> None:

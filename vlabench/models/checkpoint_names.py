@@ -1,0 +1,206 @@
+"""Published OpenVLA / OpenVLA-OFT parameter names <-> ours: `remap` and its inverse `unmap`.
+
+Published names (the HF export `modeling_prismatic.py` wrapping timm 0.9 towers; OFT adds
+`action_head--<step>_checkpoint.pt` and `proprio_projector--<step>_checkpoint.pt`, saved from
+DDP with a `module.` prefix):
+
+  vision_backbone.featurizer.*        timm ViT-L/14 DINOv2-reg4: cls_token, reg_token,
+                                      pos_embed (1, 256, 1024: no_embed_class), patch_embed.proj,
+                                      blocks.N.{norm1, attn.qkv, attn.proj, ls1.scale_factor,
+                                      norm2, mlp.fc1, mlp.fc2, ls2.scale_factor}, norm
+  vision_backbone.fused_featurizer.*  timm ViT-So400m/14 SigLIP: pos_embed (1, 256, 1152),
+                                      patch_embed.proj, blocks.N.*, norm, attn_pool.{latent, q,
+                                      kv, proj, norm, mlp.fc1, mlp.fc2}
+  projector.fc1/fc2/fc3               FusedMLPProjector
+  language_model.model.* / lm_head    transformers Llama (same names as ours)
+
+LayerScale is `scale_factor`, not timm's `gamma`: the HF export replaces the parameter because
+transformers renames any `gamma` on load (openvla @ c8f03f4 `prismatic/extern/hf/
+modeling_prismatic.py:49-59` `ls_apply_patch`, applied to both towers at :103-112; the converter
+`vla-scripts/extern/convert_openvla_weights_to_hf.py:107-110` renames the DINOv2 keys
+`.gamma` -> `.scale_factor`; openvla-oft @ 213c5ff `prismatic/extern/hf/modeling_prismatic.py:56-63`
+is the same). SigLIP has no layer scale.
+
+Ours are transformers' Dinov2WithRegisters / Siglip modules: fused qkv projections split into
+query/key/value, the SigLIP pooling head's q and kv merged into `in_proj`, timm's patch-only
+DINOv2 position table padded with a zero row for the class token (timm adds no position to the
+class token; transformers adds row 0), layer scales renamed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+DINO = "vision_backbone.featurizer."
+SIGLIP = "vision_backbone.fused_featurizer."
+PASS_THROUGH = ("projector.", "language_model.", "action_head.", "proprio_projector.")
+# our parameters with no published counterpart (unused at inference): filled with zeros
+OURS_ONLY = (DINO + "embeddings.mask_token",)
+
+_DINO_SIMPLE = {
+    "cls_token": "embeddings.cls_token", "reg_token": "embeddings.register_tokens",
+    "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+    "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+    "norm.weight": "layernorm.weight", "norm.bias": "layernorm.bias",
+}
+_DINO_BLOCK = {  # published sub-name of blocks.N -> ours under encoder.layer.N
+    "norm1": "norm1", "attn.proj": "attention.o_proj", "norm2": "norm2",
+    "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+}
+_DINO_SCALE = {"ls1": "layer_scale1.lambda1", "ls2": "layer_scale2.lambda1"}
+_SIGLIP_SIMPLE = {
+    "patch_embed.proj.weight": "embeddings.patch_embedding.weight",
+    "patch_embed.proj.bias": "embeddings.patch_embedding.bias",
+    "norm.weight": "post_layernorm.weight", "norm.bias": "post_layernorm.bias",
+    "attn_pool.latent": "head.probe",
+}
+_SIGLIP_BLOCK = {
+    "norm1": "layer_norm1", "attn.proj": "self_attn.out_proj", "norm2": "layer_norm2",
+    "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+}
+_SIGLIP_POOL = {
+    "attn_pool.proj": "head.attention.out_proj", "attn_pool.norm": "head.layernorm",
+    "attn_pool.mlp.fc1": "head.mlp.fc1", "attn_pool.mlp.fc2": "head.mlp.fc2",
+}
+_DINO_POS = "embeddings.position_embeddings"
+_SIGLIP_POS = "embeddings.position_embedding.weight"
+
+
+def remap(published: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Published parameter names/tensors -> ours. Unknown names raise KeyError (nothing is dropped)."""
+    out: dict[str, torch.Tensor] = {}
+    pool: dict[str, torch.Tensor] = {}
+    for name, t in published.items():
+        if name.startswith(DINO):
+            _dino(name[len(DINO):], t, out)
+        elif name.startswith(SIGLIP):
+            key = name[len(SIGLIP):]
+            if key.startswith(("attn_pool.q.", "attn_pool.kv.")):
+                pool[key] = t
+            else:
+                _siglip(key, t, out)
+        elif name.startswith(PASS_THROUGH):
+            out[name] = t
+        else:
+            raise KeyError(f"unexpected checkpoint parameter {name!r}")
+    for kind in ("weight", "bias"):
+        q, kv = pool.get(f"attn_pool.q.{kind}"), pool.get(f"attn_pool.kv.{kind}")
+        if q is not None and kv is not None:
+            out[SIGLIP + f"head.attention.in_proj_{kind}"] = torch.cat([q, kv], 0)
+    return out
+
+
+def _qkv(t: torch.Tensor, base: str, out: dict[str, torch.Tensor], kind: str) -> None:
+    for part, x in zip(("q_proj", "k_proj", "v_proj"), torch.chunk(t, 3, dim=0), strict=True):
+        out[f"{base}{part}.{kind}"] = x
+
+
+def _dino(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
+    if key in _DINO_SIMPLE:
+        out[DINO + _DINO_SIMPLE[key]] = t
+        return
+    if key == "pos_embed":
+        out[DINO + _DINO_POS] = torch.cat([torch.zeros_like(t[:, :1]), t], 1)
+        return
+    m = re.fullmatch(r"blocks\.(\d+)\.(ls[12])\.scale_factor", key)
+    if m:
+        out[f"{DINO}encoder.layer.{m.group(1)}.{_DINO_SCALE[m.group(2)]}"] = t
+        return
+    m = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", key)
+    if not m or m.group(2) not in (*_DINO_BLOCK, "attn.qkv"):
+        raise KeyError(f"unexpected DINOv2 parameter {key!r}")
+    i, sub, kind = m.groups()
+    base = f"{DINO}encoder.layer.{i}."
+    if sub == "attn.qkv":
+        _qkv(t, base + "attention.", out, kind)
+    else:
+        out[f"{base}{_DINO_BLOCK[sub]}.{kind}"] = t
+
+
+def _siglip(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
+    if key in _SIGLIP_SIMPLE:
+        out[SIGLIP + _SIGLIP_SIMPLE[key]] = t
+        return
+    if key == "pos_embed":
+        out[SIGLIP + _SIGLIP_POS] = t[0]
+        return
+    m = re.fullmatch(r"(attn_pool\.(?:proj|norm|mlp\.fc1|mlp\.fc2))\.(weight|bias)", key)
+    if m:
+        out[SIGLIP + f"{_SIGLIP_POOL[m.group(1)]}.{m.group(2)}"] = t
+        return
+    m = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", key)
+    if not m or m.group(2) not in (*_SIGLIP_BLOCK, "attn.qkv"):
+        raise KeyError(f"unexpected SigLIP parameter {key!r}")
+    i, sub, kind = m.groups()
+    base = f"{SIGLIP}encoder.layers.{i}."
+    if sub == "attn.qkv":
+        _qkv(t, base + "self_attn.", out, kind)
+    else:
+        out[f"{base}{_SIGLIP_BLOCK[sub]}.{kind}"] = t
+
+
+# ---------------------------------------------------------------------------- inverse
+def unmap(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our names/tensors -> the published layout (what the HF export's safetensors and the OFT
+    head files hold, heads still with their `action_head.` / `proprio_projector.` prefix).
+
+    `remap(unmap(sd))` gives `sd` back without OURS_ONLY. The DINOv2 class token's position row
+    has no published counterpart: it must be zero (ValueError otherwise)."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[str, dict[str, torch.Tensor]] = {}
+    inv = {DINO: ({v: k for k, v in _DINO_SIMPLE.items()}, "encoder.layer.", "attention.",
+                  {**{v: k for k, v in _DINO_BLOCK.items()}}),
+           SIGLIP: ({v: k for k, v in {**_SIGLIP_SIMPLE, **_SIGLIP_POOL}.items()}, "encoder.layers.",
+                    "self_attn.", {v: k for k, v in _SIGLIP_BLOCK.items()})}
+    scale = {v: k for k, v in _DINO_SCALE.items()}
+    for name, t in ours.items():
+        if name in OURS_ONLY:
+            continue
+        if name.startswith(PASS_THROUGH):
+            out[name] = t
+            continue
+        tower = DINO if name.startswith(DINO) else SIGLIP if name.startswith(SIGLIP) else None
+        if tower is None:
+            raise KeyError(f"unexpected parameter {name!r}")
+        key = name[len(tower):]
+        simple, layers, attn, block = inv[tower]
+        stem, _, kind = key.rpartition(".")
+        if key == _DINO_POS and tower == DINO:
+            if torch.count_nonzero(t[:, 0]).item():
+                raise ValueError("DINOv2 class-token position row is not zero: the published "
+                                 "layout (timm no_embed_class) cannot hold it")
+            out[tower + "pos_embed"] = t[:, 1:]
+        elif key == _SIGLIP_POS and tower == SIGLIP:
+            out[tower + "pos_embed"] = t[None]
+        elif key in simple:
+            out[tower + simple[key]] = t
+        elif stem in simple:  # the pooling head's Linear / LayerNorm
+            out[f"{tower}{simple[stem]}.{kind}"] = t
+        elif key.startswith("head.attention.in_proj_"):
+            d = t.shape[0] // 3
+            kind = key.removeprefix("head.attention.in_proj_")
+            out[f"{tower}attn_pool.q.{kind}"], out[f"{tower}attn_pool.kv.{kind}"] = t[:d], t[d:]
+        elif m := re.fullmatch(rf"{re.escape(layers)}(\d+)\.(.+)", key):
+            i, sub = m.groups()
+            if tower == DINO and sub in scale:
+                out[f"{tower}blocks.{i}.{scale[sub]}.scale_factor"] = t
+            elif sub.startswith(attn) and sub.removeprefix(attn)[:6] in ("q_proj", "k_proj", "v_proj"):
+                part, _, kind = sub.removeprefix(attn).partition(".")
+                qkv.setdefault(f"{tower}blocks.{i}.attn.qkv.{kind}", {})[part] = t
+            elif sub.rpartition(".")[0] in block:
+                stem, _, kind = sub.rpartition(".")
+                out[f"{tower}blocks.{i}.{block[stem]}.{kind}"] = t
+            else:
+                raise KeyError(f"unexpected parameter {name!r}")
+        else:
+            raise KeyError(f"unexpected parameter {name!r}")
+    for name, parts in qkv.items():
+        out[name] = torch.cat([parts["q_proj"], parts["k_proj"], parts["v_proj"]], 0)
+    return out
+
+
+def strip_module_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """OFT head files: drop DDP's `module.` and put the component's prefix in front."""
+    return {prefix + k.removeprefix("module."): v for k, v in sd.items()}
