@@ -145,8 +145,10 @@ def report(
     """Tables in the papers' layouts, with confidence intervals, paired tests and plots."""
     from pathlib import Path
 
+    from vlabench.config import check_report_out
     from vlabench.report.build import report as build_report
 
+    check_report_out(out)
     text = build_report(runs or None, fmt, Path(out) if out else None, with_reference, plots=plots)
     sys.stdout.write(text)
 
@@ -160,9 +162,11 @@ def compare(
     alpha: float = typer.Option(0.05, help="Significance level of the paired success test"),
 ) -> None:
     """Regression gate: per-suite diff of NEW against BASE; exit 1 when NEW is worse."""
+    from vlabench.config import check_compare_options
     from vlabench.report.compare import compare as run_compare
     from vlabench.report.render import markdown
 
+    check_compare_options(max_sr_drop, max_latency_increase, alpha)
     table, failed = run_compare(base_dir, new_dir, max_sr_drop, max_latency_increase, alpha)
     sys.stdout.write(markdown(table))
     print("FAIL: NEW is worse than BASE beyond the thresholds" if failed else "OK: no regression")
@@ -206,11 +210,16 @@ def main() -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # click usage errors (typer vendors click: match by interface)
-        if hasattr(e, "show") and hasattr(e, "exit_code") and type(e).__name__.endswith(
-            ("UsageError", "BadParameter", "NoSuchOption", "ClickException", "NoArgsIsHelpError")
-        ):
+        names = {c.__name__ for c in type(e).__mro__}
+        if "NoArgsIsHelpError" in names:
             e.show()
             sys.exit(e.exit_code if e.exit_code else 2)
+        if "ClickException" in names and hasattr(e, "format_message"):
+            ctx = getattr(e, "ctx", None)
+            cmd = ctx.command_path if ctx is not None else "vlabench"
+            msg = " ".join(e.format_message().split())
+            print(f"vlabench: error: {msg} (see `{cmd} --help`)", file=sys.stderr)
+            sys.exit(2)
         raise
     sys.exit(rc if isinstance(rc, int) else 0)
 

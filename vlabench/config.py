@@ -1,4 +1,10 @@
-"""Compose a run's configuration with Hydra's compose API and validate it."""
+"""Compose a run's configuration with Hydra's compose API and validate it.
+
+`validate` is the one place where every option's type and range are checked, before anything
+is created: an option whose shipped default is a boolean, an integer or a number must stay
+one (booleans parse strictly: true/false, yes/no, on/off, 1/0), and `RANGES` holds the ranges.
+The command-line options of `report` and `compare` are checked here too.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,16 @@ def _searchpath_override() -> list[str]:
     return ["hydra.searchpath=[" + ",".join(f"file://{p}" for p in extra) + "]"]
 
 
+QUOTING_HINT = ("quote values with spaces, quotes or non-ASCII letters for Hydra, e.g. "
+                "\"run.name='my run'\" (the double quotes are for the shell)")
+
+
+def _group_choices(overrides: list[str]) -> list[str]:
+    """The overrides that choose a plugin (`model=x`), which decide the shipped defaults."""
+    return [o for o in overrides if o.partition("=")[0].lstrip("+~") in registry.GROUPS
+            and "=" in o]
+
+
 def _check_group_choices(overrides: list[str]) -> None:
     """Unknown plugin names get our one-line error before Hydra's longer one."""
     for o in overrides:
@@ -68,23 +84,137 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     try:
         with initialize_config_dir(str(registry.BUILTIN_CONFIGS), version_base="1.3"):
             cfg = hydra_compose(config_name, overrides=overrides + _searchpath_override())
+            shipped = hydra_compose(config_name, overrides=_group_choices(overrides) + _searchpath_override())
     except (HydraException, OmegaConfBaseException) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"bad override: {first}") from None
+        hint = f"; {QUOTING_HINT}" if "LexerNoViableAlt" in first or "mismatched input" in first else ""
+        raise ConfigError(f"bad override: {first}{hint}") from None
     finally:
         GlobalHydra.instance().clear()
-    OmegaConf.resolve(cfg)
-    validate(cfg)
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad override: {str(e).strip().splitlines()[0]}") from None
+    validate(cfg, shipped)
     return cfg
 
 
-def validate(cfg: Any) -> None:
-    """Range checks that Hydra cannot express; raises ConfigError with the valid values."""
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+              "false": False, "no": False, "off": False, "0": False}
+BOOL_VALID = "true/false, yes/no, on/off, 1/0"
+
+
+def strict_bool(key: str, v: Any) -> bool:
+    """`v` as a boolean: true/false, yes/no, on/off, 1/0 (any case); anything else refused."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | str) and str(v).strip().lower() in BOOL_WORDS:
+        return BOOL_WORDS[str(v).strip().lower()]
+    raise ConfigError(f"{key}={v!r} is not a boolean; valid: {BOOL_VALID}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _leaves(node: Any, prefix: str = ""):
+    """(dotted key, parent node, key) of every scalar leaf of a DictConfig."""
+    from omegaconf import DictConfig
+
+    for k in node.keys():
+        v = node._get_node(k)
+        path = f"{prefix}{k}"
+        if isinstance(v, DictConfig):
+            yield from _leaves(v, path + ".")
+        else:
+            yield path, node, k
+
+
+def check_types(cfg: Any, shipped: Any) -> None:
+    """Each option keeps the kind of its shipped default (bool, int, number); booleans given as
+    words are converted in place. Options without a scalar default are checked by RANGES."""
+    from omegaconf import DictConfig, OmegaConf
+
+    for path, parent, k in list(_leaves(shipped)):
+        default = OmegaConf.select(shipped, path)
+        if default is None or not isinstance(default, bool | int | float):
+            continue
+        node = OmegaConf.select(cfg, path.rsplit(".", 1)[0]) if "." in path else cfg
+        if not isinstance(node, DictConfig) or k not in node:
+            continue
+        v = node[k]
+        if v is None or isinstance(v, DictConfig):
+            continue  # null, or a mapping that replaced a scalar (per-suite settings)
+        if OmegaConf.is_list(node._get_node(k)):
+            v = list(OmegaConf.to_container(node[k]))
+        if isinstance(default, bool):
+            b = strict_bool(path, v)
+            if b is not v:
+                node[k] = b
+        elif _is_int(default) and not _is_int(v):
+            raise ConfigError(f"{path}={v!r} is not an integer (the default is {default})")
+        elif isinstance(default, float) and not _is_number(v):
+            raise ConfigError(f"{path}={v!r} is not a number (the default is {default})")
+
+
+def _ranged(cond, text: str):
+    return cond, text
+
+
+# dotted key -> (test of a non-null value, the valid values): the ranges Hydra cannot express.
+RANGES: dict[str, tuple[Any, str]] = {
+    "run.seed": _ranged(lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
+    "run.episodes_per_task": _ranged(lambda v: _is_int(v) and v > 0, "a positive integer or null"),
+    "run.max_steps": _ranged(lambda v: _is_int(v) and v > 0, "a positive integer or null"),
+    "run.output_dir": _ranged(lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
+                              "a directory path"),
+    "bench.calls": _ranged(lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "bench.seed": _ranged(lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
+    "pruner.retention": _ranged(lambda v: _retentions_ok(v), "a fraction in (0, 1], or one per suite"),
+}
+
+
+def _retentions_ok(v: Any) -> bool:
+    vals = list(as_dict(v).values()) if hasattr(v, "keys") else [v]
+    return all(_is_number(x) and 0 < x <= 1 for x in vals)
+
+
+def check_ranges(cfg: Any) -> None:
+    from omegaconf import OmegaConf
+
+    for key, (ok, valid) in RANGES.items():
+        v = OmegaConf.select(cfg, key, default=None)
+        if v is not None and not ok(v):
+            shown = as_dict(v) if hasattr(v, "keys") else v
+            raise ConfigError(f"{key}={shown!r} is invalid; valid: {valid}")
+
+
+def validate(cfg: Any, shipped: Any = None) -> None:
+    """Types (against the `shipped` defaults, when given) and ranges of every option; raises
+    ConfigError (one line, naming the valid values) before anything is created."""
+    if shipped is not None:
+        check_types(cfg, shipped)
+        for group in ("run", "bench"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
+            extra = sorted(set(cfg.get(group) or {}) - set(shipped.get(group) or {}))
+            if extra:
+                raise ConfigError(f"unknown setting {group}.{extra[0]}; valid: "
+                                  + ", ".join(f"{group}.{k}" for k in shipped[group]))
     run, suite = cfg.run, cfg.suite
     for key in ("episodes_per_task", "max_steps"):
         v = run.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
             raise ConfigError(f"run.{key} must be a positive integer or null, got {v!r}")
+    check_ranges(cfg)
+    for key in ("quiet", "overwrite"):
+        if key in run:
+            run[key] = strict_bool(f"run.{key}", run[key])
+    from vlabench.rundir import run_dir_path
+
+    run_dir_path(run.get("output_dir"), run.get("name"))
     n = suite.get("num_tasks")
     tasks = suite.get("tasks")
     if tasks is not None and n is not None:
@@ -99,3 +229,44 @@ def validate(cfg: Any) -> None:
     dev = str(run.get("device", "auto"))
     if dev not in ("auto", "cpu", "cuda", "meta") and not dev.startswith("cuda:"):
         raise ConfigError(f"run.device={dev!r} is invalid; valid: auto, cpu, cuda, cuda:N")
+
+
+def check_report_out(out: str | None) -> None:
+    """`report --out DIR`: a directory that exists or can be made, and is writable."""
+    import os
+    from pathlib import Path
+
+    if out is None:
+        return
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"report --out {out}: is a file; give a directory for the report, "
+                          f"runs.csv and plots")
+    made: list[Path] = []
+    try:   # make (and then remove) what is missing: the only sure test of writability
+        for d in reversed([q for q in [p, *p.parents] if not q.exists()]):
+            d.mkdir()
+            made.append(d)
+        fd, probe = __import__("tempfile").mkstemp(dir=p, prefix=".vlabench-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"report --out {out}: cannot write there ({e.strerror}); give a "
+                          f"writable directory") from None
+    finally:
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
+def check_compare_options(max_sr_drop: float, max_latency_increase: float, alpha: float) -> None:
+    """`compare` thresholds: alpha in (0, 1), non-negative tolerances."""
+    import math
+
+    if not (0 < alpha < 1):
+        raise ConfigError(f"compare --alpha {alpha:g} is invalid; valid: a significance level in (0, 1)")
+    for name, v in (("--max-sr-drop", max_sr_drop), ("--max-latency-increase", max_latency_increase)):
+        if math.isnan(v) or v < 0:
+            raise ConfigError(f"compare {name} {v:g} is invalid; valid: a number >= 0")

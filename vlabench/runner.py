@@ -104,9 +104,8 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool, Any]:
         remove_temporaries(run_dir)
         has_config = files.config_yaml.exists()
         if cfg.run.overwrite and has_config:
-            claim.remove_records()
-            has_config = False
-        if not has_config:
+            claim.remove_records()   # the records only: a file the user put there stays
+        elif not has_config:
             records, foreign = claim.records(), claim.foreign()
             if records:
                 raise ConfigError(
@@ -119,7 +118,7 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool, Any]:
                                   f"{shown}); choose another run.name or run.output_dir")
         wanted = OmegaConf.to_container(cfg, resolve=True)
         text = OmegaConf.to_yaml(cfg, resolve=True)
-        if has_config:
+        if has_config and not cfg.run.overwrite:
             raw = files.config_yaml.read_bytes()
             recorded = _old_manifest(files).get("config_sha256")
             if recorded and sha256(raw) != recorded:
