@@ -45,3 +45,13 @@ def is_meta(x: torch.Tensor | None) -> bool:
 def meta_keep(k: int) -> torch.Tensor:
     """A shape-only keep decision of k ids: the decoder keeps k tokens (same FLOPs)."""
     return torch.empty(int(k), dtype=torch.long, device="meta")
+
+
+def camera_pools(ids: torch.Tensor, per_camera: int, pools: int) -> list[torch.Tensor]:
+    """Boolean masks over visual `ids`, one per pool: with `pools` > 1 pool c holds camera c's
+    tokens (ids c*per_camera .. (c+1)*per_camera - 1, `ModelInfo.cameras` order); with one pool,
+    every id. Methods that budget each camera separately (VLA-Pruner's OpenVLA-OFT code) use it."""
+    if pools <= 1:
+        return [torch.ones_like(ids, dtype=torch.bool)]
+    cam = torch.div(ids, per_camera, rounding_mode="floor")
+    return [cam == c for c in range(pools)]

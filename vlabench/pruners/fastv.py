@@ -1,16 +1,35 @@
-"""FastV (Chen et al., ECCV 2024, "An Image is Worth 1/2 Tokens After Layer 2"), Sec. 4.
+"""FastV (Chen et al., ECCV 2024, "An Image is Worth 1/2 Tokens After Layer 2"), Sec. 4, as
+VLA-Pruner's baselines ran it (the runs behind VLA-Pruner Table 1).
 
-After layer K the visual tokens least attended by the last token are dropped for the remaining
-layers. The score is the attention of the sequence's last query, averaged over heads, at layer
-K-1 (FastV's `modeling_llama.py`: at `idx == K` it reads `layer_outputs[1]` of layer K-1,
-`mean(dim=1)[0][-1]` over the image span, and keeps `round(image_len * (1 - R))` by top-k).
+FastV itself: after layer K the visual tokens least attended by the last token are dropped for
+the remaining layers. The score is the attention of the sequence's last query, averaged over
+heads, at layer K-1 (FastV's `modeling_llama.py`: at `idx == K` it reads `layer_outputs[1]` of
+layer K-1, `mean(dim=1)[0][-1]` over the image span, and keeps `round(image_len * (1 - R))` by
+top-k). Hook mapping: layers are 0-based; a keep decision returned from `after_layer(L)`
+applies from layer L+1 on. K=3 (VLA-Pruner's scripts: `fastv_k 3`).
 
-Hook mapping: layers are 0-based; layers 0..K-1 see every token, so the hook reads layer K-1's
-attention in `after_layer(K-1)` and its keep decision applies from layer K on. K=3 (VLA-Pruner's
-baseline scripts, `--fastv_k 3`). Budget: `pruner.retention` of the visual tokens, rounded half
-up (FastV: Python `round`, half to even; they differ only on exact halves).
-Choice: on OpenVLA-OFT the last prefill token is the stop token after the action placeholders
-(the last token, as FastV defines it); on OpenVLA it is the last prompt token.
+OpenVLA: VLA-Pruner's FastV baseline is FastV itself (MINT-SJTU/VLA-Pruner @ fa5bfed,
+src/openvla/transformers/src/transformers/models/llama/modeling_llama.py:1074-1123: at
+`layer_idx == FASTV_k` it scores with layer K-1's `last_layer_attention_avg[-1]`, the last
+prompt token, and keeps `round(256 (1 - r))`; scripts vla_pruner_srcipts/run_fastv/*.sh run it
+with `--use_temporal False`), so both readings below coincide there.
+
+OpenVLA-OFT: VLA-Pruner's OFT baseline (MINT-SJTU/VLA-Pruner @ 3d156ee, src/openvla-oft/
+transformers/src/transformers/models/llama/modeling_llama.py, scripts
+vla_pruner_srcipts/run_fastv/run_*_fastv.sh: `--use_fastv True --fastv_attention_source prefill
+--fastv_k 3`) differs from FastV in three points, each a `Reading` (default `code`, the runs
+behind Table 1's OFT columns; `pruner.reading=paper` runs FastV's own definition):
+1. score rows: `_fastv_scores` with source "prefill" averages the rows [0, action_token_start)
+   (BOS, both images, proprio, prompt; `_build_action_token_metadata` in modeling_prismatic.py),
+   not the last token (which on OFT is the stop token after the action placeholders);
+2. layer: `fastv_forward` prunes when `layer_idx == fastv_k` *after* running that layer, with
+   its own attention (`_estimate_pruned_forward_flops`: full_layers = pruning_layer + 1), so
+   layers 0..K run in full (4 full layers) and layer K's attention scores;
+3. budget: `_fastv_pruning_indices` splits the visual span per image (`_visual_token_spans`)
+   and keeps `int(round(256 (1 - r)))` of each camera's tokens by its own top-k.
+The attention read on OFT is the bidirectional attention the model computes (decoder.py).
+Budgets here round half up (`keep_count`); Python's `round` halves to even: they differ only
+on exact halves, never at Table 1's ratios. Exact score ties go to the lowest id (`top_k_ids`).
 """
 
 from __future__ import annotations
@@ -19,38 +38,97 @@ from typing import Any
 
 import torch
 
-from vlabench.pruners.base import LayerView, ModelInfo, Pruner
 from vlabench.config import cfg_get
-from vlabench.pruners.common import check_layer, is_meta, meta_keep, retention_of
+from vlabench.pruners.base import BOS, PROPRIO, TEXT, VISUAL, LayerView, ModelInfo, Pruner
+from vlabench.pruners.common import camera_pools, check_layer, is_meta, meta_keep, retention_of
+from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, top_k_ids
+
+_OFT_CODE = ("MINT-SJTU/VLA-Pruner @ 3d156ee, src/openvla-oft/transformers/src/transformers/"
+             "models/llama/modeling_llama.py")
+_EVIDENCE = ("VLA-Pruner Table 1's OFT FastV rows come from these runs (scripts "
+             "src/openvla-oft/vla_pruner_srcipts/run_fastv/run_*_fastv.sh); on OpenVLA both "
+             "sides coincide")
+PREFILL_KINDS = (BOS, VISUAL, PROPRIO, TEXT)   # the rows before OFT's action placeholders
+
+
+def oft_score_layer(k: int, num_layers: int) -> int:
+    """Layer K, as VLA-Pruner's OFT fork scores and prunes after it; on a decoder too shallow to
+    leave a layer after K (tiny test models) the last layer that still does, never below K-1.
+    (The fork clamps K to the last layer, where pruning removes nothing.)"""
+    return max(k - 1, min(k, num_layers - 2))
 
 
 class FastV(Pruner):
     name = "fastv"
     scores_attention = True   # `select` reads the attention probabilities
+    readings = (
+        Reading("score rows (OpenVLA-OFT)",
+                "FastV Sec. 4: attention of the last token (on OFT the stop token)",
+                f"{_OFT_CODE} `_fastv_scores`, source 'prefill': mean over the rows before the "
+                "action placeholders (BOS, images, proprio, prompt)",
+                "code", _EVIDENCE),
+        Reading("scoring layer (OpenVLA-OFT)",
+                "FastV Sec. 4: layer K-1's attention, pruned from layer K on (K full layers)",
+                f"{_OFT_CODE} `fastv_forward`: layer K's attention, pruned after it "
+                "(full_layers = K + 1 = 4)",
+                "code", _EVIDENCE),
+        Reading("budget pools (OpenVLA-OFT)",
+                "FastV: one top-k over the image span, round(M r) of all M = 512 tokens",
+                f"{_OFT_CODE} `_fastv_pruning_indices`: per camera, round(256 r) of each "
+                "camera's tokens by its own top-k",
+                "code", _EVIDENCE),
+    )
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
         self.k = int(cfg_get(cfg, "k", 3))
         self.retention = retention_of(cfg, 0.5)
-        self.attention_layers = frozenset({self.k - 1})
+        self.score_layer = self.k - 1
+        self.pools = 1
+        self.prefill_rows = False
+        self.attention_layers = frozenset({self.score_layer})
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
-        check_layer("pruner.k - 1", self.k - 1, info.num_layers)
+        oft = self.reading == "code" and not info.autoregressive   # VLA-Pruner's OFT fork
+        self.score_layer = oft_score_layer(self.k, info.num_layers) if oft else self.k - 1
+        self.pools = len(info.cameras) if oft else 1
+        self.prefill_rows = oft
+        check_layer("pruner.k" if oft else "pruner.k - 1", self.score_layer, info.num_layers)
+        self.attention_layers = frozenset({self.score_layer})
+
+    def budget(self) -> int:
+        """Visual tokens kept in each pool."""
+        return keep_count(self.info.num_visual // self.pools, self.retention)
 
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
-        if view.phase != "prefill" or view.layer != self.k - 1:
+        if view.phase != "prefill" or view.layer != self.score_layer:
             return None
         cols = view.key_visual_ids >= 0
-        ids = view.key_visual_ids[cols]
-        k = min(ids.numel(), keep_count(self.info.num_visual, self.retention))
+        vids = view.key_visual_ids
+        masks = camera_pools(vids, self.info.num_visual // self.pools, self.pools)
+        pools = [cols & m for m in masks]
+        ks = [min(int(p.sum()), self.budget()) for p in pools]
         no_values = is_meta(view.hidden) or (self.scores_attention and (view.attn is None or is_meta(view.attn)))
         if no_values:   # meta device: the budget's count stands in for the selection
-            return meta_keep(k)
-        return self.select(view, cols, ids, k)
+            return meta_keep(sum(ks))
+        picks = [self.select(view, p, vids[p], k) for p, k in zip(pools, ks)]
+        return torch.sort(torch.cat(picks)).values
+
+    def score_rows(self, view: LayerView) -> torch.Tensor:
+        """Boolean mask of the query rows whose attention is averaged."""
+        if self.prefill_rows:
+            return torch.isin(view.query_kinds, torch.tensor(PREFILL_KINDS, device=view.query_kinds.device))
+        rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
+        rows[-1] = True
+        return rows
 
     def select(self, view: LayerView, cols: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
-        """The k visual ids kept: the most attended by the last query, heads averaged."""
-        score = view.attn[:, -1, :].mean(0)[cols.to(view.attn.device)]
+        """The k ids among `ids` (key columns `cols`) most attended by the score rows, averaged
+        over heads and rows."""
+        a = view.attn
+        rows = torch.nonzero(self.score_rows(view).to(a.device)).flatten()
+        c = torch.nonzero(cols.to(a.device)).flatten()
+        score = a.index_select(1, rows).index_select(2, c).float().mean(dim=(0, 1))
         return top_k_ids(score, ids.to(score.device), k)

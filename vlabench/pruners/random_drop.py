@@ -3,7 +3,8 @@ it as "Random Dropping"; VLA-Pruner and SpecPrune-VLA argue against attention-fr
 
 Uniformly random visual tokens are dropped at layer K with the same budget as FastV
 (`pruner.retention` of the visual tokens, rounded half up; K=3 as FastV here): it is FastV with
-the scoring replaced, so the only difference is how tokens are chosen. Randomness comes from
+the scoring replaced, so the only difference is how tokens are chosen (on OpenVLA-OFT under
+`pruner.reading=code` also FastV's OFT drop point and per-camera budgets; see fastv.py). Randomness comes from
 torch's global CPU generator, which the runner re-seeds at every episode start: runs are
 reproducible. The decoder computes layer K-1's (unused) attention probabilities, the same probe
 FastV pays, so FLOPs match FastV's exactly.
@@ -20,6 +21,7 @@ from vlabench.pruners.fastv import FastV
 class RandomDrop(FastV):
     name = "random"
     scores_attention = False
+    readings = FastV.readings[1:]                   # FastV's score rows do not apply
 
     def select(self, view: LayerView, cols: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
         pick = torch.randperm(ids.numel())[:k]          # global CPU generator (seeded per episode)

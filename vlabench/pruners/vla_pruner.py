@@ -1,45 +1,69 @@
 """VLA-Pruner (2025): temporal-aware dual-level visual token pruning.
 
-Paper: ../shared/papers/vla-pruner.md. At prefill, after decoder layer K-1 (the first K = 3
-layers see every token, App. A.2 Eq. 12):
+Paper: ../shared/papers/vla-pruner.md. Public code: MINT-SJTU/VLA-Pruner, OpenVLA @ fa5bfed
+(src/openvla/..., cited as OV:) and OpenVLA-OFT @ 3d156ee (src/openvla-oft/..., cited as OFT:;
+functions named, that tree is not in our mirror). At prefill, after the scoring layer:
 
-1. Semantic scores S_vl (Sec. 3.1 Eq. 2): attention of every vision-language query (BOS,
-   visual, proprio, text: the M + N prefill tokens) to each visual token, averaged over heads
-   and queries, from "last-layer prefill attention" (Sec. 4.2c), read as layer K-1, the last
-   layer before pruning (as FastV, which the paper follows for K).
+1. Semantic scores S_vl (Sec. 3.1 Eq. 2): attention of every prefill query before the action
+   tokens (BOS, visual, proprio, text) to each visual token, averaged over heads and queries
+   (OV: modeling_llama.py:1082 `last_layer_attention_avg.mean(dim=0)`, the prefill scripts'
+   `--use_prefil_attention True`; OFT: `_vlapruner_image_indices`, rows [0, action_token_start)).
 2. Action scores (Sec. 4.2a Eq. 7): S^_act^t = sum_{i=1..w} gamma^i S_act^{t-i}, w = 3,
    gamma = 0.8, where S_act^t (Eq. 4) is the action-to-vision attention of call t averaged
-   over heads, action queries and the latter half of the layers (Sec. 4.2c): OpenVLA-OFT's
-   56 action placeholders at prefill (App. B.1.1: its bidirectional chunk already attends to
-   vision); OpenVLA's 7 action-generating queries (the last prompt row at prefill, then the
-   6 cached decode steps). Visual tokens pruned at call t score 0 in S_act^t.
+   over heads and action queries: OpenVLA-OFT's 56 action placeholders at prefill (App. B.1.1;
+   OFT: `_update_action_attention_history`); OpenVLA's 7 action-generating queries (the last
+   prompt row at prefill, then the 6 cached decode steps; OV: modeling_prismatic.py:640-700).
+   Visual tokens pruned at call t score 0 in S_act^t (both codes scatter into zeros).
 3. Combine-then-filter (Sec. 4.2b, Algorithm 2): C_dual = Top-M~(S_vl) U Top-M~(S^_act);
-   Algorithm 1 on the patch embeddings E_v (the projected visual tokens before the LLM):
-   cosine distances (Eq. 9), first token with the maximal second-nearest distance, then
-   greedy max-min until M~ tokens.
+   Algorithm 1 on the patch embeddings E_v (the projected visual tokens, the LLM's inputs):
+   cosine distances (Eq. 9), a first token, then greedy max-min until M~ tokens.
 
-The first w calls of an episode run unpruned to fill the history (Sec. 4.2c "warm-start").
-Budget M~ = round(retention x M) (Table 1: 50%, 25%, 12.5% of 256 / 512 tokens).
+The first w calls of an episode run unpruned to fill the history (Sec. 4.2c "warm-start"; both
+codes set the prune ratio to 0 until the history is full). Budget M~ = round(r x M) (Table 1:
+50%, 25%, 12.5%). Exact ties (top-k, argmax) go to the lowest id/row (`selection.py`); the
+codes' CUDA top-k on bf16 scores breaks ties arbitrarily and is not reproduced.
 
-Readings: the paper gives no rule for ties or for |C_dual| < 3 (second-nearest undefined);
-ties take the lowest index (torch.argmax), and with fewer than 3 candidates the first one
-starts. On the meta device (no attention values) the budget M~ gives the count.
+Readings (`pruner.reading`, default `code`: the released scripts behind Table 1):
+- first token of Algorithm 1: paper, the maximal second-nearest distance (App. A Alg. 1 lines
+  7-12); code, the maximal nearest-other distance (`_redundancy_minization`: `topk(2,
+  largest=False).values[1]` over a column holding its own zero self-distance; DivPrune's rule).
+- action-attention layers: paper, the latter half of the layers (Sec. 4.2c); code, layer 15
+  only (OV: modeling_prismatic.py:615 `layer_idx = 15`; OFT: `vla_pruner_layer=15`, scripts
+  `--vla_pruner_layer 15`), at the same relative depth on shallower decoders.
+- Eq. 7's window order: OV: modeling_prismatic.py:573-576 weights the newest call by
+  gamma^(w-1) and the oldest by 1, the reverse of Eq. 7; OFT's `_build_historical_action_
+  attention` weights them as Eq. 7. A bug; not reproduced (Eq. 7 under both readings).
+- on OpenVLA-OFT, the scoring layer: paper, the first K = 3 layers see every token and layer
+  K-1 scores ("last-layer prefill attention", App. A.2 Eq. 12; OV does so); code, OFT's
+  `fastv_forward` scores with layer K's attention and prunes after it (4 full layers).
+- on OpenVLA-OFT, the pools: paper, one Top-M~ over all M = 512 tokens (Alg. 2); code,
+  `_fastv_pruning_indices` runs Algorithm 2 per camera with round(256 r) each.
+On OpenVLA (one camera, OV fork) the last two coincide. On the meta device (no attention values)
+the budget gives the count.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from vlabench.config import cfg_get
 from vlabench.pruners.attn_scores import has_values, query_to_visual, rows_of_kinds, scatter_scores
 from vlabench.pruners.base import (ACTION, BOS, GENERATED, PROPRIO, TEXT, VISUAL, LayerView,
                                    ModelInfo, Pruner, VisualTokens)
-from vlabench.config import cfg_get
+from vlabench.pruners.common import camera_pools, scale_layer
+from vlabench.pruners.fastv import oft_score_layer
+from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import cosine_distance_matrix, greedy_maxmin, keep_count, top_k_ids
 from vlabench.registry import ConfigError
+
+CODE_ACTION_LAYER = 15      # OV: modeling_prismatic.py:615; OFT: vla_pruner_layer (of 32 layers)
+_OV = "MINT-SJTU/VLA-Pruner @ fa5bfed src/openvla/"
+_OFT = "MINT-SJTU/VLA-Pruner @ 3d156ee src/openvla-oft/"
+_SCRIPTS = "the released scripts (vla_pruner_srcipts/run_vla_pruner/*.sh) run this code"
 
 
 def decaying_window(history: list[torch.Tensor], gamma: float) -> torch.Tensor:
@@ -50,39 +74,83 @@ def decaying_window(history: list[torch.Tensor], gamma: float) -> torch.Tensor:
     return out
 
 
-def second_nearest_first(distances: torch.Tensor) -> int:
-    """Algorithm 1 lines 7-12: the row whose second-smallest distance to the others is largest."""
-    n = distances.shape[0]
-    if n < 3:
-        return 0
+def _off_diagonal(distances: torch.Tensor) -> torch.Tensor:
     d = distances.clone()
     d.fill_diagonal_(float("inf"))
-    return int(torch.argmax(d.kthvalue(2, dim=1).values))
+    return d
 
 
-def redundancy_filter(features: torch.Tensor, k: int) -> torch.Tensor:
+def second_nearest_first(distances: torch.Tensor) -> int:
+    """Algorithm 1 lines 7-12 (paper): the row whose second-smallest distance to the others is
+    largest (lowest row on ties); with fewer than 3 rows, row 0."""
+    if distances.shape[0] < 3:
+        return 0
+    return int(torch.argmax(_off_diagonal(distances).kthvalue(2, dim=1).values))
+
+
+def nearest_first(distances: torch.Tensor) -> int:
+    """The code's first token: the row whose nearest other row is farthest (lowest row on ties)."""
+    if distances.shape[0] < 2:
+        return 0
+    return int(torch.argmax(_off_diagonal(distances).min(dim=1).values))
+
+
+FirstRule = Callable[[torch.Tensor], int]
+
+
+def redundancy_filter(features: torch.Tensor, k: int,
+                      first: FirstRule = second_nearest_first) -> torch.Tensor:
     """Algorithm 1: row indices of `features` kept by greedy max-min cosine diversity."""
     n = features.shape[0]
     if n <= k:
         return torch.arange(n)
     d = cosine_distance_matrix(features)
-    return greedy_maxmin(d, k, second_nearest_first(d))
+    return greedy_maxmin(d, k, first(d))
 
 
 def dual_level_select(s_vl: torch.Tensor, s_act: torch.Tensor, ids: torch.Tensor,
-                      features: torch.Tensor, k: int) -> torch.Tensor:
-    """Algorithm 2 over the candidate `ids` (their scores and feature rows aligned): ids kept."""
+                      features: torch.Tensor, k: int,
+                      first: FirstRule = second_nearest_first) -> torch.Tensor:
+    """Algorithm 2 over the candidate `ids` (ascending; their scores and feature rows aligned)."""
     if k >= ids.numel():
         return ids
     dual = torch.unique(torch.cat([top_k_ids(s_vl, ids, k), top_k_ids(s_act, ids, k)]))
-    pos = torch.searchsorted(ids, dual)               # ids are sorted ascending
-    return torch.sort(dual[redundancy_filter(features[pos], k)]).values
+    pos = torch.searchsorted(ids, dual)
+    return torch.sort(dual[redundancy_filter(features[pos], k, first)]).values
 
 
 class VLAPruner(Pruner):
-    """VLA-Pruner's dual-level selection at layer K (module docstring)."""
+    """VLA-Pruner's dual-level selection (module docstring)."""
 
     name = "vla-pruner"
+    readings = (
+        Reading("Algorithm 1's first token",
+                "App. A Alg. 1 lines 7-12: the maximal second-nearest distance",
+                f"{_OV}transformers/.../llama/modeling_llama.py:950-971 `_redundancy_minization` "
+                "(and OFT's copy): topk(2, largest=False).values[1] of a column that holds its "
+                "own zero distance, i.e. the maximal nearest-other distance (DivPrune's rule)",
+                "code", _SCRIPTS),
+        Reading("action-attention layers",
+                "Sec. 4.2c: averaged over the latter half of the layers",
+                f"{_OV}prismatic/extern/hf/modeling_prismatic.py:615 `layer_idx = 15`; "
+                f"{_OFT} `vla_pruner_layer` = 15 (scripts `--vla_pruner_layer 15`): layer 15 only",
+                "code", _SCRIPTS),
+        Reading("Eq. 7 window order",
+                "Eq. 7: gamma^i weights S_act^{t-i}, the newest call the most",
+                f"{_OV}prismatic/extern/hf/modeling_prismatic.py:573-576 weights the newest call "
+                "by gamma^(w-1) and the oldest by 1: a bug; not reproduced",
+                "paper", f"{_OFT} `_build_historical_action_attention` weights as Eq. 7"),
+        Reading("scoring layer (OpenVLA-OFT)",
+                "Sec. 4.2c / App. A.2 Eq. 12: layers 0..K-1 see every token, layer K-1 scores",
+                f"{_OFT}transformers/.../llama/modeling_llama.py `fastv_forward`: layer K's "
+                "attention scores and pruning follows it (full_layers = K + 1 = 4)",
+                "code", f"{_SCRIPTS} (OFT: `--fastv_k 3`); on OpenVLA both sides are layer K-1"),
+        Reading("budget pools (OpenVLA-OFT)",
+                "Alg. 2: one Top-M~ and one filter over all M = 512 visual tokens",
+                f"{_OFT}transformers/.../llama/modeling_llama.py `_fastv_pruning_indices`: "
+                "Alg. 2 per camera, round(256 r) of each camera's tokens",
+                "code", f"{_SCRIPTS}; OpenVLA has one camera"),
+    )
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
@@ -91,18 +159,31 @@ class VLAPruner(Pruner):
         self.prune_layer = int(cfg_get(cfg, "prune_layer", 3))
         self.window = int(cfg_get(cfg, "window", 3))
         self.gamma = float(cfg_get(cfg, "gamma", 0.8))
-        self.attention_layers = frozenset({self.prune_layer - 1})
+        self.first: FirstRule = nearest_first if self.reading == "code" else second_nearest_first
+        self.score_layer = self.prune_layer - 1
+        self.action_layers: frozenset[int] = frozenset()
+        self.attention_layers = frozenset({self.score_layer})
+        self.pools = 1
+        self.pool_budget = 0
         self.budget = 0
         self.reset()
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
-        if not 1 <= self.prune_layer < info.num_layers:
+        oft = self.reading == "code" and not info.autoregressive   # the OFT fork's layout
+        self.score_layer = (oft_score_layer(self.prune_layer, info.num_layers) if oft
+                            else self.prune_layer - 1)
+        if not 0 <= self.score_layer < info.num_layers - 1:
             raise ConfigError(f"vla-pruner prunes after layer K={self.prune_layer}, which "
                               f"{info.name} ({info.num_layers} layers) does not have")
-        self.action_layers = frozenset(range(info.num_layers // 2, info.num_layers))
-        self.attention_layers = frozenset({self.prune_layer - 1}) | self.action_layers
-        self.budget = keep_count(info.num_visual, self.retention)
+        if self.reading == "code":
+            self.action_layers = frozenset({scale_layer(CODE_ACTION_LAYER, info.num_layers)})
+        else:
+            self.action_layers = frozenset(range(info.num_layers // 2, info.num_layers))
+        self.attention_layers = frozenset({self.score_layer}) | self.action_layers
+        self.pools = len(info.cameras) if oft else 1
+        self.pool_budget = keep_count(info.num_visual // self.pools, self.retention)
+        self.budget = self.pools * self.pool_budget
 
     def reset(self) -> None:
         self._history: deque[torch.Tensor] = deque(maxlen=self.window)
@@ -119,7 +200,7 @@ class VLAPruner(Pruner):
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
         if view.layer in self.action_layers:
             self._observe_action(view)
-        if view.phase == "prefill" and view.layer == self.prune_layer - 1 \
+        if view.phase == "prefill" and view.layer == self.score_layer \
                 and len(self._history) == self.window:
             return self._select(view)
         return None
@@ -155,4 +236,7 @@ class VLAPruner(Pruner):
         s_vl = s_vl.cpu()[order]
         s_act = decaying_window(list(self._history), self.gamma)[ids]
         feats = self._features.detach().float().cpu()[ids]
-        return dual_level_select(s_vl, s_act, ids, feats, self.budget)
+        per = self.info.num_visual // self.pools
+        picks = [dual_level_select(s_vl[m], s_act[m], ids[m], feats[m], self.pool_budget, self.first)
+                 for m in camera_pools(ids, per, self.pools)]
+        return torch.cat(picks)
