@@ -252,6 +252,7 @@ class RunFiles:
     def _load(self, path: Path, columns: list[str], rec: Mapping[str, Any] | None) -> tuple[bytes, str]:
         """(bytes on disk, committed text): verified against `rec`, torn last line dropped."""
         data = path.read_bytes() if path.exists() else b""
+        on_disk = data
         n = 0
         if rec:
             n = int(rec.get("bytes", 0))
@@ -271,7 +272,7 @@ class RunFiles:
                                f"start over with run.overwrite=true") from None
         if not text:
             text = format_rows(columns, [], header=True)
-        return data, text
+        return on_disk, text
 
     def open(self, committed: Mapping[str, Any] | None = None) -> set[tuple[int, int]]:
         """Check and repair the records of a resumed run; return finished (task, episode).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,10 @@ from typing import Any, NamedTuple
 import pandas as pd
 import yaml
 
+from vlabench.provenance import seal_ok
 from vlabench.records import (
-    CALL_COLUMNS, EPISODE_COLUMNS, RECORDS_VERSION, SUMMARY_COLUMNS, RecordsError, read_rows,
+    CALL_COLUMNS, EPISODE_COLUMNS, RECORDS_VERSION, SUMMARY_COLUMNS, RecordsError,
+    check_call_counts, check_prefix, read_rows, sha256,
 )
 from vlabench import registry
 from vlabench.registry import ConfigError
@@ -150,30 +153,94 @@ def _check_summary(run_dir: Path, eps: pd.DataFrame) -> None:
                     f"{int(eps['success'].sum())}/{len(eps)}; was a file edited by hand?")
 
 
+def _load_config(run_dir: Path, man: dict[str, Any]) -> dict[str, Any]:
+    """config.yaml, checked against the sha256 the manifest recorded (when it did)."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        if man.get("config_sha256"):
+            raise RecordsError(f"{path} is missing (the run recorded one); restore it")
+        return {}
+    raw = path.read_bytes()
+    if man.get("config_sha256") and sha256(raw) != man["config_sha256"]:
+        raise RecordsError(f"{path} was edited after the run started (its sha256 differs from "
+                           f"manifest.json's); restore it")
+    try:
+        cfg = yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise RecordsError(f"{path}: not UTF-8 text (byte {e.start}); the file is damaged") from None
+    except yaml.YAMLError as e:
+        raise RecordsError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(cfg, dict):
+        raise RecordsError(f"{path}: not a config (a YAML mapping was expected)")
+    return cfg
+
+
+def verify_records(run_dir: Path, man: dict[str, Any]) -> None:
+    """episodes.csv and calls.csv against the digest of their last commit in manifest.json: a
+    complete run must match exactly; an unfinished one may have grown since by whole lines."""
+    digest = man.get("records") or {}
+    for name in ("episodes.csv", "calls.csv"):
+        path = run_dir / name
+        if not path.exists():
+            if name == "calls.csv" and (digest or _has_rows(run_dir / "episodes.csv")):
+                raise RecordsError(f"{path} is missing; the per-call records (latency, tokens, "
+                                   f"FLOPs) of this run are lost: restore it")
+            continue
+        data = path.read_bytes()
+        if name in digest:
+            check_prefix(path, data, digest[name], exact=man.get("status") == "complete")
+
+
+def check_final_newlines(run_dir: Path) -> None:
+    """A records file whose last row lacks its newline was cut or edited (vlabench writes
+    whole lines); resume repairs it, the report refuses it."""
+    for name in ("episodes.csv", "calls.csv"):
+        path = run_dir / name
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    raise RecordsError(f"{path} ends in an incomplete line (no final newline); "
+                                       f"re-run the run's command to repair and resume it")
+
+
+def _has_rows(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return len(f.read(1 << 16).splitlines()) > 1
+    except FileNotFoundError:
+        return False
+
+
 def load_run(run_dir: Path) -> Run:
     """Load and validate one run directory."""
     run_dir = Path(run_dir)
     mpath = run_dir / "manifest.json"
     try:
-        man = json.loads(mpath.read_text())
+        man = json.loads(mpath.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise RecordsError(f"{run_dir}: no manifest.json; not a complete run directory") from None
+    except UnicodeDecodeError as e:
+        raise RecordsError(f"{mpath}: not UTF-8 text (byte {e.start}); the file is damaged") from None
     except json.JSONDecodeError as e:
         raise RecordsError(f"{mpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(man, dict):
+        raise RecordsError(f"{mpath}: not a manifest (a JSON object was expected)")
+    if not seal_ok(man):
+        raise RecordsError(f"{mpath} was edited by hand (its seal no longer matches its content)")
     if man.get("records_version") != RECORDS_VERSION:
         raise RecordsError(f"{run_dir}: records version {man.get('records_version')!r}; "
                            f"this vlabench reads version {RECORDS_VERSION}")
     for key in ("model", "pruner", "suite"):
         if not man.get(key):
             raise RecordsError(f"{mpath}: missing {key!r}")
-    cfg: dict[str, Any] = {}
-    if (run_dir / "config.yaml").exists():
-        try:
-            cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        except yaml.YAMLError as e:
-            raise RecordsError(f"{run_dir / 'config.yaml'}: not valid YAML ({str(e).splitlines()[0]})") from None
+    cfg = _load_config(run_dir, man)
+    verify_records(run_dir, man)
     eps = _load_episodes(run_dir / "episodes.csv")
     calls = _load_calls(run_dir / "calls.csv")
+    check_final_newlines(run_dir)
+    check_call_counts(run_dir / "episodes.csv", eps.to_dict("records"), run_dir / "calls.csv",
+                      calls.to_dict("records"))
     for key in ("model", "pruner", "suite"):
         other = set(eps[key].astype(str)) - {man[key]}
         if other:
