@@ -122,3 +122,8 @@ def test_random_drop_keeps_the_budget_and_follows_the_torch_seed():
         picks.append(tuple(out.tolist()))
     assert picks[0] == picks[1] and len(set(picks)) > 1
     assert p.attention_layers == frozenset({2})
+
+
+def test_fastv_readings_default_to_vla_pruners_baseline_code():
+    assert [r.default for r in FastV.readings] == ["code"] * 3
+    assert len(RandomDrop.readings) == 2        # the score rows do not apply to random drops

@@ -181,3 +181,8 @@ def test_decaying_window_weights_the_newest_call_most_under_both_readings(readin
     p.before_llm(_tokens())
     keep = p.after_layer(view(p.score_layer, ids, tail, {5: {3: 0.9}, 6: {3: 0.9}}))
     assert keep.tolist() == [1]
+
+
+def test_readings_default_to_the_released_code_except_the_window_order_bug():
+    assert [r.default for r in VLAPruner.readings] == ["code", "code", "paper", "code", "code"]
+    assert "not reproduced" in VLAPruner.readings[2].code

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from vlabench.config import cfg_get
+from vlabench.pruners.attn_scores import rows_of_kinds
 from vlabench.pruners.base import BOS, PROPRIO, TEXT, VISUAL, LayerView, ModelInfo, Pruner
 from vlabench.pruners.common import camera_pools, check_layer, is_meta, meta_keep, retention_of
 from vlabench.pruners.readings import Reading
@@ -110,8 +111,8 @@ class FastV(Pruner):
         masks = camera_pools(vids, self.info.num_visual // self.pools, self.pools)
         pools = [cols & m for m in masks]
         ks = [min(int(p.sum()), self.budget()) for p in pools]
-        no_values = is_meta(view.hidden) or (self.scores_attention and (view.attn is None or is_meta(view.attn)))
-        if no_values:   # meta device: the budget's count stands in for the selection
+        no_attn = view.attn is None or is_meta(view.attn)
+        if is_meta(view.hidden) or (self.scores_attention and no_attn):   # meta device: the budget's count stands in for the selection
             return meta_keep(sum(ks))
         picks = [self.select(view, p, vids[p], k) for p, k in zip(pools, ks)]
         return torch.sort(torch.cat(picks)).values
@@ -119,12 +120,13 @@ class FastV(Pruner):
     def score_rows(self, view: LayerView) -> torch.Tensor:
         """Boolean mask of the query rows whose attention is averaged."""
         if self.prefill_rows:
-            return torch.isin(view.query_kinds, torch.tensor(PREFILL_KINDS, device=view.query_kinds.device))
+            return rows_of_kinds(view, PREFILL_KINDS)
         rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
         rows[-1] = True
         return rows
 
-    def select(self, view: LayerView, cols: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
+    def select(self, view: LayerView, cols: torch.Tensor, ids: torch.Tensor,
+               k: int) -> torch.Tensor:
         """The k ids among `ids` (key columns `cols`) most attended by the score rows, averaged
         over heads and rows."""
         a = view.attn

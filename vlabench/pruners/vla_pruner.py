@@ -20,13 +20,15 @@ functions named, that tree is not in our mirror). At prefill, after the scoring 
 
 The first w calls of an episode run unpruned to fill the history (Sec. 4.2c "warm-start"; both
 codes set the prune ratio to 0 until the history is full). Budget M~ = round(r x M) (Table 1:
-50%, 25%, 12.5%). Exact ties (top-k, argmax) go to the lowest id/row (`selection.py`); the
-codes' CUDA top-k on bf16 scores breaks ties arbitrarily and is not reproduced.
+50%, 25%, 12.5%). Exact ties (top-k, argmax) go to the lowest id/row (`selection.py`). Not
+reproduced: the codes score and measure cosine distances in bf16 (vlabench: float32), and
+their CUDA top-k breaks the resulting ties arbitrarily.
 
 Readings (`pruner.reading`, default `code`: the released scripts behind Table 1):
 - first token of Algorithm 1: paper, the maximal second-nearest distance (App. A Alg. 1 lines
   7-12); code, the maximal nearest-other distance (`_redundancy_minization`: `topk(2,
-  largest=False).values[1]` over a column holding its own zero self-distance; DivPrune's rule).
+  largest=False).values[1]` over a column holding its own zero self-distance, i.e. the nearest
+  other row in exact arithmetic; DivPrune's rule).
 - action-attention layers: paper, the latter half of the layers (Sec. 4.2c); code, layer 15
   only (OV: modeling_prismatic.py:615 `layer_idx = 15`; OFT: `vla_pruner_layer=15`, scripts
   `--vla_pruner_layer 15`), at the same relative depth on shallower decoders.
@@ -237,6 +239,6 @@ class VLAPruner(Pruner):
         s_act = decaying_window(list(self._history), self.gamma)[ids]
         feats = self._features.detach().float().cpu()[ids]
         per = self.info.num_visual // self.pools
-        picks = [dual_level_select(s_vl[m], s_act[m], ids[m], feats[m], self.pool_budget, self.first)
-                 for m in camera_pools(ids, per, self.pools)]
+        picks = [dual_level_select(s_vl[m], s_act[m], ids[m], feats[m], self.pool_budget,
+                                   self.first) for m in camera_pools(ids, per, self.pools)]
         return torch.cat(picks)
