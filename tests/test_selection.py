@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vlabench.pruners.selection import (cosine_distance_matrix, greedy_maxmin, keep_count,
-                                        top_k_ids)
+                                        top_k_ids, top_k_indices)
 
 
 def test_greedy_maxmin_picks_the_farthest_point_from_the_selected_set():
@@ -41,6 +41,14 @@ def test_top_k_ids_is_the_same_on_a_large_all_tied_input_and_ranks_nan_last():
     scores = torch.tensor([float("nan"), 0.0, -1.0])
     assert top_k_ids(scores, torch.tensor([0, 1, 2]), 2).tolist() == [1, 2]
     assert top_k_ids(torch.zeros(4, dtype=torch.bfloat16), torch.arange(4), 2).tolist() == [0, 1]
+
+
+def test_top_k_indices_ranks_best_first_and_breaks_ties_by_lowest_position():
+    scores = torch.tensor([0.5, 2.0, 0.5, float("nan"), 2.0, 0.1])
+    assert top_k_indices(scores, 4).tolist() == [1, 4, 0, 2]
+    assert top_k_indices(scores, 3, largest=False).tolist() == [5, 0, 2]
+    assert top_k_indices(torch.ones(300), 3).tolist() == [0, 1, 2]
+    assert top_k_indices(scores, 99).numel() == 6
 
 
 def test_greedy_maxmin_breaks_distance_ties_by_lowest_row():

@@ -29,6 +29,15 @@ def top_k_ids(scores: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
     return torch.sort(ids[best]).values
 
 
+def top_k_indices(scores: torch.Tensor, k: int, largest: bool = True) -> torch.Tensor:
+    """Positions of the k largest (or smallest) entries of a 1-D `scores`, best first; exact
+    ties go to the lowest position and NaN ranks last, on every device (unlike `torch.topk`)."""
+    k = max(0, min(int(k), scores.numel()))
+    fill = float("-inf") if largest else float("inf")
+    s = scores.float().nan_to_num(nan=fill)
+    return torch.sort(s, descending=largest, stable=True).indices[:k]
+
+
 def cosine_distance_matrix(features: torch.Tensor) -> torch.Tensor:
     """(n, n) matrix of 1 - cosine similarity between the rows of `features`."""
     x = torch.nn.functional.normalize(features.float(), dim=-1)
