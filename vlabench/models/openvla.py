@@ -54,4 +54,4 @@ class OpenVLAPolicy(PrismaticPolicy):
             vocab = d.vocab_size - d.pad_to_multiple_of
             a = detokenize_actions(ids_out.cpu().numpy(), vocab, d.n_action_bins)
             a = unnormalize_q99(a, self.norm_stats["action"])
-            return postprocess_gripper(a[None, :])
+            return a[None, :] if self.io.raw_gripper else postprocess_gripper(a[None, :])

@@ -5,7 +5,10 @@ Read from the suite's YAML so that one adapter serves every protocol:
   `In: What action should the robot take to ...?\\nOut:` template, JPEG round trip, Lanczos
   resize to 224, 90% centre crop (the model config's `center_crop`).
 - SIMPLER (SimplerEnv's openvla_model.py): one 3rd-view image, no robot state, the raw
-  instruction as prompt, cv2 INTER_AREA resize to 224, no JPEG, no centre crop.
+  instruction as prompt, cv2 INTER_AREA resize to 224, no JPEG, no centre crop; on the Google
+  robot (`action_convention.gripper: open_fraction`) the raw continuous gripper value, which
+  SimplerEnv's sticky gripper reads (vlabench/suites/simpler_actions.py), instead of the
+  LIBERO post-processing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class SuiteIO:
     resize: str = "lanczos"                 # "lanczos" | "area"
     jpeg: bool = True
     center_crop: bool | None = None         # None: the model config decides
+    raw_gripper: bool = False               # emit the unnormalised gripper value, no LIBERO post-processing
 
     @classmethod
     def from_suite(cls, suite_cfg: Any) -> SuiteIO:
@@ -41,4 +45,5 @@ class SuiteIO:
             proprio=bool(get("proprio", True)),
             prompt_style=style, resize=resize, jpeg=bool(img.get("jpeg", True)),
             center_crop=img.get("center_crop"),
+            raw_gripper=(get("action_convention") or {}).get("gripper") == "open_fraction",
         )

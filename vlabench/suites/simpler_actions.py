@@ -15,6 +15,13 @@ SIMPLER's policy interface (SimplerEnv `*_model.py`, protocols.md) sends the env
   ManiSkill's WidowX gripper controller maps -1..1 linearly to the closed..open finger width.
   From the LIBERO-convention g (= -sign(2 * open - 1)) that is exactly +1 when g < 0, else -1
   (open == 0.5 gives g == 0 and -1, as `open > 0.5` is False).
+- Google robot gripper (`google_robot` setup): SimplerEnv's OpenVLA policy
+  (simpler_env/policies/openvla/openvla_model.py @ 2905379, L117-138) runs its sticky state machine
+  on the CONTINUOUS `open_gripper` the model predicts (range about [0, 1], 1 = open), not on a
+  binarised value: a gradual open/close gives relative commands like 0.3 that binarising turns
+  into 0 or +-1. The Google suites therefore take the gripper as `open_fraction`: the model's
+  unnormalised gripper value itself (the OpenVLA-family adapters skip their LIBERO
+  post-processing when a suite's `action_convention.gripper` is `open_fraction`).
 
 Everything here is pure numpy/scipy: no simulator import (unit-tested without ManiSkill).
 """
@@ -29,7 +36,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 ROTATIONS = ("euler_xyz", "axis_angle")
-GRIPPERS = ("close_positive", "open_positive")
+GRIPPERS = ("close_positive", "open_positive", "open_fraction")
+RAW_GRIPPER = "open_fraction"  # the convention under which a model emits its raw gripper value
 
 
 def euler_xyz_to_axis_angle(rpy: np.ndarray) -> np.ndarray:
@@ -42,12 +50,15 @@ def widowx_gripper(g: float, convention: str = "close_positive") -> float:
     """Model gripper value -> WidowX controller command (+1 open, -1 close), binarised.
 
     close_positive: LIBERO convention (-1 open, +1 close; what vlabench's OpenVLA-family adapters
-    emit): +1 iff g < 0. open_positive: g already means open (>0) / close: +1 iff g > 0."""
+    emit): +1 iff g < 0. open_positive: g already means open (>0) / close: +1 iff g > 0.
+    open_fraction: g is the model's raw `open` (1 = open): SimplerEnv's `2 * (open > 0.5) - 1`."""
     g = float(g)
     if convention == "close_positive":
         return 1.0 if g < 0.0 else -1.0
     if convention == "open_positive":
         return 1.0 if g > 0.0 else -1.0
+    if convention == "open_fraction":
+        return 1.0 if g > 0.5 else -1.0
     raise ValueError(f"unknown gripper convention {convention!r}; valid: {', '.join(GRIPPERS)}")
 
 
@@ -56,7 +67,7 @@ class ActionConvention:
     """How the policy's 7-d action is read (the suite YAML's `action_convention`)."""
 
     rotation: str = "euler_xyz"        # what the model's dims 3..5 are: euler_xyz | axis_angle
-    gripper: str = "close_positive"    # close_positive (LIBERO: -1 open, +1 close) | open_positive
+    gripper: str = "close_positive"    # close_positive (LIBERO: -1 open, +1 close) | open_positive | open_fraction
     scale: float = 1.0                 # SimplerEnv's action_scale (translation and rotation)
 
     def __post_init__(self) -> None:
@@ -73,18 +84,23 @@ class ActionConvention:
                    scale=float(node.get("scale", 1.0)))
 
 
-def to_widowx(action: np.ndarray, conv: ActionConvention = ActionConvention()) -> np.ndarray:
-    """One policy action (7,) -> the WidowX controller action (7,) float32:
-    [dx, dy, dz (m), axis-angle (3, rad), gripper (+1 open / -1 close)]."""
+def _arm(action: np.ndarray, conv: ActionConvention, robot: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the 7-d action as float64, translation + axis-angle (6,) scaled), after validation."""
     a = np.asarray(action, dtype=np.float64).reshape(-1)
     if a.shape[0] != 7:
-        raise ValueError(f"SIMPLER WidowX expects a 7-d action, got {a.shape[0]} values")
+        raise ValueError(f"SIMPLER {robot} expects a 7-d action, got {a.shape[0]} values")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"non-finite action {a.tolist()}")
     rot = a[3:6] if conv.rotation == "axis_angle" else euler_xyz_to_axis_angle(a[3:6])
+    return a, np.concatenate([a[:3] * conv.scale, rot * conv.scale])
+
+
+def to_widowx(action: np.ndarray, conv: ActionConvention = ActionConvention()) -> np.ndarray:
+    """One policy action (7,) -> the WidowX controller action (7,) float32:
+    [dx, dy, dz (m), axis-angle (3, rad), gripper (+1 open / -1 close)]."""
+    a, arm = _arm(action, conv, "WidowX")
     out = np.empty(7, dtype=np.float32)
-    out[:3] = a[:3] * conv.scale
-    out[3:6] = rot * conv.scale
+    out[:6] = arm
     out[6] = widowx_gripper(a[6], conv.gripper)
     return out
 
@@ -92,11 +108,13 @@ def to_widowx(action: np.ndarray, conv: ActionConvention = ActionConvention()) -
 class StickyGripper:
     """Google-robot gripper of SimplerEnv's OpenVLA/RT policies (`google_robot` setup).
 
-    The Google robot's gripper controller takes a *relative* command: `prev_open - open`
-    (+1 = close, -1 = open). When that change exceeds 0.5 and no sticky action is running, the
-    command is repeated for `repeat` steps (15) regardless of the model; then it is released.
-    `open` is recovered from the LIBERO-convention value the adapters emit, open = (1 - g) / 2
-    (exact for the binarised -1/+1 values; the raw continuous `open` is not visible to a suite).
+    Transcribed behaviour (openvla_model.py @ 2905379, L117-138): the Google robot's gripper
+    controller takes a *relative* command `rel = prev_open - open` (+ = close, - = open; 0 on the
+    episode's first step). When |rel| > 0.5 and no sticky action is running, `rel` is latched and
+    sent for `repeat` (15) steps, whatever the model says meanwhile; then it is released. Outside
+    a sticky action the continuous `rel` is sent as is (e.g. 0.3 on a gradual close).
+    `open` is the model's continuous value under the `open_fraction` convention (as SimplerEnv);
+    under the binarised conventions it is recovered as (1 -+ g) / 2, which is only 0 or 1.
     One instance per episode: call `reset()` at episode start."""
 
     def __init__(self, repeat: int = 15):
@@ -110,7 +128,9 @@ class StickyGripper:
         self.sticky_value = 0.0
 
     def __call__(self, g: float, convention: str = "close_positive") -> float:
-        if convention == "close_positive":
+        if convention == "open_fraction":
+            open_ = float(g)
+        elif convention == "close_positive":
             open_ = (1.0 - float(g)) / 2.0
         elif convention == "open_positive":
             open_ = (1.0 + float(g)) / 2.0
@@ -130,8 +150,8 @@ class StickyGripper:
 
 def to_google_robot(action: np.ndarray, sticky: StickyGripper,
                     conv: ActionConvention = ActionConvention()) -> np.ndarray:
-    """One policy action (7,) -> Google robot controller action (7,): translation, axis-angle,
-    sticky relative gripper (+1 close / -1 open)."""
-    out = to_widowx(action, conv)
-    out[6] = sticky(np.asarray(action, dtype=np.float64).reshape(-1)[6], conv.gripper)
-    return out
+    """One policy action (7,) -> Google robot controller action (7,) float64, as SimplerEnv's
+    evaluator concatenates it (maniskill2_evaluator.py: world_vector, rot_axangle, gripper):
+    translation, axis-angle, sticky relative gripper (+ close / - open)."""
+    a, arm = _arm(action, conv, "Google robot")
+    return np.concatenate([arm, [sticky(a[6], conv.gripper)]])

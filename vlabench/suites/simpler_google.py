@@ -16,8 +16,18 @@ Protocol followed (SimplerEnv `scripts/*_visual_matching.sh`, `*_variant_agg.sh`
   four robot `urdf_version` recolourings; variant aggregation (VA): no overlay, variants of
   lighting / table texture / background / distractors / camera / cabinet station. Every variant of
   a task has the same number of episodes, so the episode mean equals SimplerEnv's mean of variant means;
+- robot orientation: SimplerEnv composes the grid's `euler2quat(r, p, y)` with the scripts'
+  `--robot-init-rot-quat-center 0 0 0 1` (argparse.py L122-126: `(Pose(q=euler2quat(r, p, y)) *
+  Pose(q=center)).q`; sapien quaternions are w, x, y, z, so the centre is a 180-degree turn about
+  z); ManiSkill2_real2sim's own default for the Google robot is that same [0, 0, 0, 1]
+  (envs/custom_scenes/base_env.py L277). `robot_init_quat` composes them (the YAML's
+  `robot_init_rot_quat_center`); without the turn the robot faces away from the scene;
+- a NEW environment per episode, as `run_maniskill2_eval_single_episode` builds one per call
+  (maniskill2_evaluator.py L60-64); the previous one is closed first;
 - policy image: `overhead_camera`; actions: Euler -> axis-angle, and the Google robot's sticky
-  relative gripper (`StickyGripper`, repeat 15) applied in this adapter;
+  relative gripper (`StickyGripper`, repeat 15) applied in this adapter to the model's
+  continuous gripper value (`action_convention.gripper: open_fraction`), as SimplerEnv's OpenVLA
+  policy does (openvla_model.py @ 2905379, L117-138);
 - drawers: ray-traced rendering (`shader_dir=rt`) as the scripts, which needs an RTX-capable GPU.
 Not verified here: SimplerEnv cannot be installed on the project's machines (not on PyPI, no
 network), so this plugin is exercised only for listing, configuration and episode enumeration.
@@ -26,7 +36,8 @@ network), so this plugin is exercised only for listing, configuration and episod
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +47,38 @@ from vlabench.suites.common import close_quietly, select_tasks
 from vlabench.registry import ConfigError
 from vlabench.suites.simpler import _image, _plain
 from vlabench.suites.simpler_actions import ActionConvention, StickyGripper, to_google_robot
+
+
+def quat_mul(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """Hamilton product a * b of (w, x, y, z) quaternions (sapien's `Pose(q=a) * Pose(q=b)`)."""
+    aw, ax, ay, az = (float(v) for v in a)
+    bw, bx, by, bz = (float(v) for v in b)
+    return np.array([aw * bw - ax * bx - ay * by - az * bz,
+                     aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw])
+
+
+def euler2quat_sxyz(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """transforms3d's `euler2quat(r, p, y)` (static x-y-z axes, R = Rz Ry Rx) as (w, x, y, z)."""
+    def axis(i: int, angle: float) -> np.ndarray:
+        q = np.zeros(4)
+        q[0], q[1 + i] = math.cos(angle / 2.0), math.sin(angle / 2.0)
+        return q
+
+    return quat_mul(quat_mul(axis(2, yaw), axis(1, pitch)), axis(0, roll))
+
+
+def robot_init_quat(rpy: Sequence[float], center: Sequence[float]) -> np.ndarray:
+    """The robot's initial orientation as SimplerEnv sets it: euler2quat(rpy) * center (w, x, y, z)."""
+    return quat_mul(euler2quat_sxyz(*rpy), center)
+
+
+def env_builder() -> Callable[..., Any]:
+    """SimplerEnv's `build_maniskill2_env` (imported only when an episode starts; tests replace it)."""
+    from simpler_env.utils.env.env_builder import build_maniskill2_env
+
+    return build_maniskill2_env
 
 
 def _linspace(spec: Any) -> list[float]:
@@ -69,7 +112,7 @@ def expand_task(task: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class SimplerGoogleEnv:
-    """One Google task; rebuilt when an episode's env id / scene / build kwargs change."""
+    """One Google task; a new simulator environment for every episode, as SimplerEnv builds one."""
 
     def __init__(self, suite: SimplerGoogleSuite, task: TaskInfo, needs: Iterable[str]):
         cfg = suite.cfg
@@ -82,15 +125,11 @@ class SimplerGoogleEnv:
         self.conv = ActionConvention.from_cfg(_plain(cfg.get("action_convention")))
         self.sticky = StickyGripper(int(cfg.sticky_gripper_repeat))
         self.episodes = suite.expanded(task.id)
-        self.env, self.key = None, None
+        self.center = [float(v) for v in cfg.robot_init_rot_quat_center]
+        self.env = None
 
     def _build(self, ep: dict[str, Any]) -> None:
-        from simpler_env.utils.env.env_builder import build_maniskill2_env
-
         cfg = self.suite.cfg
-        key = (ep["env"], ep["scene"], tuple(sorted(ep["kwargs"].items())), ep["robot"]["overlay"])
-        if key == self.key:
-            return
         self.close()
         kwargs = dict(ep["kwargs"])
         overlay = ep["robot"]["overlay"]
@@ -100,30 +139,27 @@ class SimplerGoogleEnv:
 
             data = Path(mani_skill2_real2sim.__file__).resolve().parent.parent / "data"
             overlay = overlay if Path(overlay).is_absolute() else data / overlay
-        self.env = build_maniskill2_env(
+        self.env = env_builder()(
             ep["env"], obs_mode="rgbd", robot=str(cfg.robot), sim_freq=int(cfg.sim_hz),
             control_mode=str(cfg.controller), control_freq=int(cfg.control_hz),
             max_episode_steps=int(self.suite.max_steps(self.task)), scene_name=ep["scene"],
             camera_cfgs={"add_segmentation": True},
             rgb_overlay_path=None if overlay is None else str(overlay), **kwargs)
-        self.key = key
 
     def reset(self, episode: EpisodeSpec) -> Observation:
-        from transforms3d.euler import euler2quat
-
         ep = self.episodes[episode.init_state]
         self._build(ep)
         self.sticky.reset()
         r = ep["robot"]
         options = {"robot_init_options": {"init_xy": np.array([r["x"], r["y"]]),
-                                          "init_rot_quat": np.asarray(euler2quat(*r["rpy"]))},
-                   "obj_init_options": dict(ep["obj"])}
+                                          "init_rot_quat": robot_init_quat(r["rpy"], self.center)},
+                   "obj_init_options": {k: np.asarray(v) if k == "init_xy" else v for k, v in ep["obj"].items()}}
         raw, _ = self.env.reset(options=options)
         return self._observation(raw, 0)
 
     def step(self, action: np.ndarray, step: int) -> tuple[Observation, bool]:
         a = to_google_robot(action, self.sticky, self.conv)
-        raw, _r, done, _trunc, _info = self.env.step(a.astype(np.float64))
+        raw, _r, done, _trunc, _info = self.env.step(a)
         return self._observation(raw, step), bool(done)
 
     def _observation(self, raw: dict[str, Any], step: int) -> Observation:
@@ -135,7 +171,7 @@ class SimplerGoogleEnv:
 
     def close(self) -> None:
         close_quietly(self.env)
-        self.env, self.key = None, None
+        self.env = None
 
 
 class SimplerGoogleSuite:
