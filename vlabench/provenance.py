@@ -57,8 +57,11 @@ def protocol_deviations(cfg: Any, num_tasks: int) -> list[str]:
         if capped:
             out.append(f"run.max_steps={run.max_steps} caps the protocol's policy steps of tasks "
                        f"{', '.join(capped)}")
-    elif run.max_steps is not None and run.max_steps < suite.max_steps:
-        out.append(f"run.max_steps={run.max_steps} caps the protocol's {suite.max_steps} policy steps")
+    elif run.max_steps is not None:
+        chosen = (suite.get("protocols") or {}).get(suite.get("protocol")) or {}  # suite.protocol's limit
+        limit = chosen.get("max_steps", suite.max_steps)
+        if run.max_steps < limit:
+            out.append(f"run.max_steps={run.max_steps} caps the protocol's {limit} policy steps")
     if run.episodes_per_task is not None and run.episodes_per_task != suite.episodes_per_task:
         out.append(f"run.episodes_per_task={run.episodes_per_task} instead of the protocol's "
                    f"{suite.episodes_per_task}")
@@ -76,6 +79,7 @@ def manifest(cfg: Any, policy: Any, deviations: list[str], started_at: str) -> d
         "vlabench_version": __version__,
         "records_version": RECORDS_VERSION,
         "protocol_version": cfg.suite.get("protocol_version"),
+        "protocol": cfg.suite.get("protocol"),  # whose evaluation loop (LIBERO: openvla-oft | specprune)
         "run_name": cfg.run.name,
         "model": cfg.model.name, "pruner": cfg.pruner.name, "suite": cfg.suite.name,
         "suite_family": cfg.suite.get("family"),

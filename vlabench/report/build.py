@@ -35,7 +35,7 @@ def metrics_csv(rs: RunSet) -> str:
     """Every run's numbers, one row per run (machine-readable companion of the tables)."""
     rows = []
     for run in rs.runs:
-        base, _ = rs.baseline(run.model, run.suite)
+        base, _ = rs.baseline(run.model, run.suite, run.protocol)
         m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run)
         rows.append({"run": run.name, "model": run.model, "pruner": run.pruner,
                      "retention": run.retention, "variant": run.variant, "suite": run.suite,

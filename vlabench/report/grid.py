@@ -84,12 +84,22 @@ def to_table(g: Grid) -> Table:
     return t
 
 
+def protocol_note(r: Run) -> str | None:
+    """The footnote of a run under a protocol other than the default (unmarked) one."""
+    if r.default_protocol:
+        return None
+    return (f"protocol {r.protocol}: run with suite.protocol={r.protocol} (see the suite's YAML); "
+            f"rows without this mark ran the openvla-oft protocol")
+
+
 def run_notes(g: Grid, runs: list[Run]) -> str:
-    """Footnote markers for incomplete runs and protocol deviations of a row's runs."""
+    """Footnote markers for incomplete runs, non-default protocols and deviations of a row's runs."""
     marks = []
     for r in runs:
         if r.status != "complete":
             marks.append(g.note(f"{r.name}: run {r.status}, {len(r.episodes)} episodes so far"))
+        if protocol_note(r):
+            marks.append(g.note(protocol_note(r)))
         for d in r.deviations:
             marks.append(g.note(f"deviation: {d}"))
     return "".join(dict.fromkeys(marks))
@@ -110,7 +120,7 @@ def suite_cells(rs: RunSet, g: Grid, model: str, method: Method, cols: list[Col]
         if run is None:
             out.append({})
             continue
-        base, why = rs.baseline(model, col.suite)
+        base, why = rs.baseline(model, col.suite, run.protocol)
         if base is None:
             marks.append(g.note(why))
         out.append(cells.metrics(run, base, col, boot=boot))

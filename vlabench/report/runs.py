@@ -3,7 +3,10 @@
 A run is identified in tables by (model, method, suite), where method = (pruner, retention,
 variant). `variant` is `pruner.variant` from the run's config (set it with `+pruner.variant=...`
 for ablations); when two runs would still share a cell, their run names become the variants
-so both are shown. Bad records raise RecordsError, bad arguments ConfigError (one line each).
+so both are shown; runs of one cell that differ only by `suite.protocol` are tagged with it.
+A run's protocol (`suite.protocol`, e.g. LIBERO's `openvla-oft` or SpecPrune-VLA's own loop
+`specprune`) comes from its manifest; its baseline is the pruner=none run of the same protocol.
+Bad records raise RecordsError, bad arguments ConfigError (one line each).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from vlabench import registry
 from vlabench.registry import ConfigError
 
 _INT_EPISODE = ("task_id", "episode", "success")
+DEFAULT_PROTOCOLS = (None, "", "openvla-oft")  # unmarked in tables (SIMPLER suites have none)
 _NUM_CALLS = ("task_id", "episode", "warmup", "lat_total_ms", "flops", "tokens_in", "tokens_kept")
 
 
@@ -58,10 +62,15 @@ class Run:
     calls: pd.DataFrame
     config: dict[str, Any] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    protocol: str | None = None
 
     @property
     def method(self) -> Method:
         return Method(self.pruner, self.retention, self.variant)
+
+    @property
+    def default_protocol(self) -> bool:
+        return self.protocol in DEFAULT_PROTOCOLS
 
 
 def canonical_pruner(name: str, plugin: str | None) -> str:
@@ -262,6 +271,7 @@ def load_run(run_dir: Path) -> Run:
         alpha=_float_or_none(_setting(cfg, "alpha", suite), "pruner.alpha", run_dir),
         deviations=[str(d) for d in man.get("deviations") or []], device=man.get("device"),
         episodes=eps, calls=calls.reset_index(drop=True), config=cfg,
+        protocol=man.get("protocol", (cfg.get("suite") or {}).get("protocol")),
     )
 
 
@@ -309,9 +319,12 @@ class RunSet:
                 return r
         return None
 
-    def baseline(self, model: str, suite: str) -> tuple[Run | None, str]:
-        """The pruner=none run of model+suite, or None and the footnote saying why."""
+    def baseline(self, model: str, suite: str, protocol: Any = "*") -> tuple[Run | None, str]:
+        """The pruner=none run of model+suite (of `protocol` where one is; "*": any), or None
+        and the footnote saying why."""
         cands = [r for r in self.runs if r.model == model and r.suite == suite and r.pruner == "none"]
+        if protocol != "*" and any(r.protocol == protocol for r in cands):
+            cands = [r for r in cands if r.protocol == protocol]
         if len(cands) == 1:
             return cands[0], ""
         if not cands:
@@ -340,6 +353,11 @@ def _disambiguate(runs: list[Run]) -> None:
     for r in runs:
         cells[(r.model, r.method, r.suite)].append(r)
     for group in cells.values():
+        if len(group) > 1 and len({r.protocol for r in group}) == len(group):
+            for r in group:  # one run per protocol: the protocol tells them apart
+                if not r.default_protocol:
+                    r.variant = f"{r.variant}@{r.protocol}" if r.variant else str(r.protocol)
+            continue
         if len(group) > 1 and group[0].pruner != "none":
             alphas = [r.alpha for r in group]
             by_alpha = len(set(alphas)) == len(alphas)  # distinct pruner.alpha tells them apart

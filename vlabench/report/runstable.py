@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vlabench.report import cells
 from vlabench.report.cells import Col
-from vlabench.report.grid import method_label
+from vlabench.report.grid import method_label, protocol_note
 from vlabench.report.render import Table, fill
 from vlabench.report.runs import RunSet
 
@@ -20,9 +20,10 @@ def runs_table(rs: RunSet) -> Table:
     t.note("≈ within noise (McNemar p ≥ 0.05); ▲/▼ significantly better/worse than vanilla")
     for run in sorted(rs.runs, key=lambda r: (r.model, r.suite, r.pruner != "none", r.pruner,
                                               r.retention or 0, r.variant)):
-        base, why = rs.baseline(run.model, run.suite)
+        base, why = rs.baseline(run.model, run.suite, run.protocol)
         m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run)
-        marks = "".join(dict.fromkeys(t.note(f"deviation: {d}") for d in run.deviations))
+        notes = ([protocol_note(run)] if protocol_note(run) else []) + [f"deviation: {d}" for d in run.deviations]
+        marks = "".join(dict.fromkeys(t.note(n) for n in notes))
         status = f"{run.status} {marks}".strip()
         if base is None:
             d_sr, p_cell, sp_cell, fl = f"n/a {t.note(why)}", "n/a", "n/a", "n/a"
@@ -53,7 +54,7 @@ def speedup_table(rs: RunSet) -> Table:
         for method in sorted(methods, key=lambda m: (m.pruner, m.retention or 0, m.variant)):
             pairs, cols, ms = [], [], []
             for run in [r for r in rs.runs if r.model == model and r.method == method]:
-                base, _ = rs.baseline(model, run.suite)
+                base, _ = rs.baseline(model, run.suite, run.protocol)
                 if base is not None:
                     col = Col("", run.suite)
                     pairs.append((base, run))
@@ -61,10 +62,11 @@ def speedup_table(rs: RunSet) -> Table:
                     ms.append(cells.metrics(run, base, col))
             if not pairs:
                 continue
+            marks = "".join(dict.fromkeys(t.note(n) for n in (protocol_note(r) for _, r in pairs) if n))
             lo, hi = cells.mean_speedup_ci(pairs, cols)
             v = {"sr": cells.average([m["success_rate"] for m in ms])[0], "lo": lo, "hi": hi,
                  "sp": cells.average([m["speedup"] for m in ms])[0],
                  "fl": cells.average([m["flops_pct"] for m in ms])[0]}
-            t.add([model, method_label(method), ", ".join(sorted(c.suite for c in cols)),
+            t.add([model, f"{method_label(method)} {marks}".strip(), ", ".join(sorted(c.suite for c in cols)),
                    fill("{sr:.1f}", v), fill("{sp:.2f}× [{lo:.2f}, {hi:.2f}]", v), fill("{fl:.1f}", v)])
     return t

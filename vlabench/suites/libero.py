@@ -1,14 +1,29 @@
 """LIBERO suites (spatial / object / goal / 10 / 90) on the real simulator.
 
-Protocol (../shared/notes/protocols.md, as the OpenVLA / OpenVLA-OFT evaluation code runs it),
-with every constant read from the suite's YAML:
-- episode i of a task restores stored init state i (`get_task_init_states(task)[i]`);
-- `env.seed(env_seed)` once per task environment (the reference uses 0, not the global 7);
-- after reset, `wait_steps` no-op steps (`wait_action`) let objects settle; they are not policy
-  steps and a `done` during them does not count;
+Protocol (../shared/notes/protocols.md, as the OpenVLA / OpenVLA-OFT evaluation code runs it:
+openvla-oft @ 213c5ff experiments/robot/libero/run_libero_eval.py), every constant read from the
+suite's YAML:
+- one environment per task, seeded once with `env.seed(env_seed)` (the reference uses 0, not the
+  global 7) and never reseeded: episode i's fixture placement is the i-th reset draw of that
+  stream, kept apart from the runner's per-episode seeds and replayed on resume
+  (`vlabench/suites/libero_stream.py`);
+- each episode: `env.reset()`, `env.set_init_state(init_states[i])` (run_libero_eval.py:293-297),
+  then `wait_steps` steps of `wait_action` (:316-320, `get_libero_dummy_action` =
+  [0,0,0,0,0,0,-1]) let objects settle; they are not policy steps and a `done` during them does
+  not count;
 - at most `max_steps` policy steps; the first step whose `done` is True is a success and ends
   the episode (LIBERO's `done` is set on success only);
 - images are `image_size` squared, both axes flipped (raw frames are upside down).
+
+`suite.protocol` picks whose evaluation loop runs (`protocols` in the YAML lists what each one
+changes): `openvla-oft` (default, the above) or `specprune`, SpecPrune-VLA's own loop
+(alexwhz-sjtu/SpecPrune-VLA @ d3b06ed, openvla-oft/experiments/robot/libero/run_libero_eval.py):
+step limits 220/330/450/600/400 for spatial/object/goal/10/90 (TASK_MAX_STEPS, :81-86), and its
+`action_adapter = True` (:109), under which the environment is stepped only from the 10th
+policy step on (:422-423, `if acting_steps >= 10`): the first 9 actions are dropped while their
+steps count against the limit, and those steps return the unchanged observation and the last
+wait step's `done` (:460). The adapter's other half, the fine/coarse controller that clears the
+action queue on entering fine mode (:436-454), is SpecPrune's pruner logic, not the suite's.
 
 Only the cameras a policy declares in `needs` are rendered; a policy that needs no image gets a
 physics-only environment (no offscreen renderer), which is about 10x faster on CPU.
@@ -25,9 +40,29 @@ from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observat
 from vlabench.suites.common import close_quietly, select_tasks
 from vlabench.registry import ConfigError
 from vlabench.suites.libero_setup import ensure_libero_ready
+from vlabench.suites.libero_stream import ResetStream
 
 PROPRIO_KEYS = {"eef_pos": "robot0_eef_pos", "eef_quat": "robot0_eef_quat",
                 "gripper_qpos": "robot0_gripper_qpos"}
+
+
+PROTOCOL_DEFAULTS = {"unexecuted_first_steps": 0}
+
+
+def protocol_settings(cfg: Any) -> dict[str, Any]:
+    """The suite's settings under `cfg.protocol`: the base keys, then the entry of
+    `cfg.protocols[protocol]` over them (`max_steps`, `unexecuted_first_steps`)."""
+    name = str(cfg.get("protocol") or "openvla-oft")
+    table = dict(cfg.get("protocols") or {"openvla-oft": {}})
+    if name not in table:
+        raise ConfigError(f"suite.protocol={name!r} is not a protocol of {cfg.name}; valid: {sorted(table)}")
+    out: dict[str, Any] = {**PROTOCOL_DEFAULTS, "max_steps": cfg.max_steps}
+    out.update(dict(table[name] or {}))
+    unknown = sorted(set(out) - set(PROTOCOL_DEFAULTS) - {"max_steps"})
+    if unknown:
+        raise ConfigError(f"suite.protocols.{name} sets unknown keys {unknown}; "
+                          f"valid: {sorted(PROTOCOL_DEFAULTS) + ['max_steps']}")
+    return out
 
 
 class LiberoEnv:
@@ -48,24 +83,33 @@ class LiberoEnv:
             camera_heights=int(cfg.image_size), camera_widths=int(cfg.image_size),
             has_renderer=False, has_offscreen_renderer=render, use_camera_obs=render,
         )
-        self.env.seed(int(cfg.env_seed))
+        self.stream = ResetStream(self.env, int(cfg.env_seed))
         self.rendered = render
         self._init_states = suite.init_states(task.id)
+        self._raw: dict[str, Any] = {}
+        self._done = False
 
     def reset(self, episode: EpisodeSpec) -> Observation:
-        """Restore the episode's init state and run the wait steps."""
+        """The reference's episode start: reset (the stream's draw for this episode), restore the
+        episode's init state, run the wait steps."""
         cfg = self.suite.cfg
-        self.env.reset()
+        self.stream.reset(episode.index)
         raw = self.env.set_init_state(self._init_states[episode.init_state])
         wait = np.asarray(cfg.wait_action, dtype=np.float64)
+        done = False
         for _ in range(int(cfg.wait_steps)):
-            raw, _, _, _ = self.env.step(wait.tolist())
+            raw, _, done, _ = self.env.step(wait.tolist())
+        self._raw, self._done = raw, bool(done)
         return self._observation(raw, step=0)
 
     def step(self, action: np.ndarray, step: int) -> tuple[Observation, bool]:
-        """Apply one 7-d action; returns the next observation and LIBERO's done flag."""
-        raw, _reward, done, _info = self.env.step(np.asarray(action, dtype=np.float64).tolist())
-        return self._observation(raw, step=step), bool(done)
+        """Apply policy step `step` (1-based) of a 7-d action; returns the next observation and
+        LIBERO's done flag. Under a protocol with `unexecuted_first_steps` = n, steps 1..n leave
+        the simulator alone (SpecPrune-VLA's action adapter)."""
+        if step > self.suite.setting("unexecuted_first_steps"):
+            raw, _reward, done, _info = self.env.step(np.asarray(action, dtype=np.float64).tolist())
+            self._raw, self._done = raw, bool(done)
+        return self._observation(self._raw, step=step), self._done
 
     def _observation(self, raw: dict[str, Any], step: int) -> Observation:
         flip = bool(self.suite.cfg.flip_images)
@@ -99,12 +143,17 @@ class LiberoSuite:
             raise ConfigError(f"unknown LIBERO benchmark {cfg.benchmark!r}; valid: {sorted(table)}")
         self.benchmark = table[cfg.benchmark]()
         self._init_cache: dict[int, Any] = {}
+        self.protocol = protocol_settings(cfg)
 
     success_mode = "first_done"  # the first step whose done flag is set ends the episode
 
+    def setting(self, key: str) -> int:
+        """An integer protocol setting of the chosen `suite.protocol` (see `protocol_settings`)."""
+        return int(self.protocol[key])
+
     def max_steps(self, task: TaskInfo) -> int:
         """The protocol's policy-step limit (the same for every task of a LIBERO suite)."""
-        return int(self.cfg.max_steps)
+        return self.setting("max_steps")
 
     def all_tasks(self) -> list[TaskInfo]:
         return [TaskInfo(i, t.name, t.language)
