@@ -40,3 +40,30 @@ def test_speedup_compares_a_pruner_with_none_on_the_same_weights():
     assert new["tokens_kept_mean"] == 256 and ref["tokens_kept_mean"] == 512
     s = _speedup(ref, new)
     assert s["flops_ratio"] < 0.75 and s["latency_p50"] > 0
+
+
+def test_the_twin_is_tiny_but_keeps_the_full_models_depth_and_layout():
+    from vlabench.config import compose
+    from vlabench.models.bench import twin_model_cfg
+    from vlabench.models.dims import FULL
+
+    cfg = compose(["model=openvla-oft", "model.checkpoint=null", "pruner=specprune"])
+    node = twin_model_cfg(cfg, FULL)
+    assert node.size == "tiny" and node.checkpoint is None and node.dtype == "float32"
+    assert node.dims.llm_layers == 32 and node.dims.chunk == 8 and node.dims.image_size == 224
+
+
+def test_twin_counts_are_the_pruners_own_code_path_priced_with_the_given_dims():
+    # the twin of a tiny model is the same model (same seed): its counts must equal a direct run
+    from vlabench.config import compose
+    from vlabench.models.bench import twin_counts
+    from vlabench.runner import build_plugin
+
+    cfg = compose(["model=openvla-oft-tiny", "pruner=specprune", "bench.calls=3"])
+    obs = synthetic_episode(3)
+    pol = build_plugin(cfg, "model", pruner=build_plugin(cfg, "pruner"), suite_cfg=cfg.suite, device="cpu")
+    direct = measure(pol, obs, warmup=0, count_once=False)
+    twin = twin_counts(cfg, pol, obs)
+    assert twin["tokens_by_layer_mean"] == direct["tokens_by_layer_mean"]
+    assert twin["tokens_kept_mean"] == direct["tokens_kept_mean"] < 512      # pruned by its code path
+    assert twin["flops_by_stage"]["llm"] == pytest.approx(direct["flops_by_stage"]["llm"], rel=1e-9)

@@ -4,7 +4,8 @@ For each selected task it builds the suite's environment once (rendering only wh
 policy needs), and for each pending episode: re-seeds the global RNGs, restores the episode's
 init state, resets the pruner and the policy, then steps until success or the step limit,
 calling the policy whenever its open-loop action queue is empty (and showing the policy, if
-it has an `observe` method, each observation it is not called on). An exception inside an
+it has an `observe` method, each observation it is not called on; the pruner's `replan()`
+may then empty the queue, so the policy is called at that step). An exception inside an
 episode (simulator or model) is recorded as a failed episode with its type and message, the
 environment is rebuilt, and the run goes on. Each finished episode is committed to disk
 before the next starts, so an interrupt or SIGKILL never loses it, and re-running the same
@@ -185,14 +186,17 @@ class Runner:
             self.policy.reset(task)
             queue: deque = deque()
             observe = getattr(self.policy, "observe", None)
+            replan = getattr(self.pruner, "replan", None)
             while steps < max_steps:
                 tp = time.perf_counter()
+                if queue and observe is not None:   # a step served open-loop from the chunk
+                    observe(obs)
+                    if replan is not None and replan():   # the pruner discards the rest of the chunk
+                        queue.clear()
                 if not queue:
                     out = self.policy.act(obs)
                     calls.append(call_row(task.id, ep.index, len(calls), steps, out.stats))
                     queue.extend(out.actions)
-                elif observe is not None:   # a step served open-loop from the chunk
-                    observe(obs)
                 policy_s += time.perf_counter() - tp
                 action = queue.popleft()
                 ts = time.perf_counter()

@@ -7,6 +7,15 @@ and are excluded. On the meta device (full size without a GPU) there are no valu
 calls run for their shapes, and only FLOPs and token counts are reported. Methods with history
 (VLA-Pruner's first w calls, SpecPrune's previous-call attention) reach their steady state
 after a few calls: `flops_last_call` is that state, `flops_per_call` the mean over the calls.
+
+Token counts on the meta device (issue 11 item 17): a method whose choices need values (attention,
+frames, actions) cannot choose there, and what its meta rule reports (a budget, an upper bound,
+stand-in scores) is not what it keeps. So for any pruner other than `none`, the same calls also
+run through a real-valued twin (`twin_counts`): the same model, pruner config and sequence
+layout at full depth, with the tiny widths and random weights. The method's own code path
+decides there, and each call's decoder trace (rows and keys per layer, skipped layers, decode
+steps) is priced at full size. Those counts are the reported FLOPs and tokens
+(`counts_source`); the meta rule's own figures stay under `meta_rule`.
 """
 
 from __future__ import annotations
@@ -75,6 +84,60 @@ def measure(policy: Any, observations: list, warmup: int, count_once: bool = Tru
     return res
 
 
+TWIN_KEYS = ("flops_per_call", "flops_last_call", "flops_by_stage", "tokens_kept_mean",
+             "tokens_by_layer_mean", "llm_tmacs_papers_convention", "llm_tmacs_last_call")
+
+
+def twin_model_cfg(cfg: Any, dims: Any) -> Any:
+    """The model config of the real-valued twin of `cfg.model`: tiny widths, float32, no
+    checkpoint, and the full model's depth and sequence layout (`dims`)."""
+    from omegaconf import OmegaConf
+
+    layout = {k: getattr(dims, k) for k in ("llm_layers", "chunk", "action_dim", "proprio_dim",
+                                             "image_size", "patch_size", "vocab_size")}
+    node = OmegaConf.to_container(cfg.model, resolve=True)
+    node.update(size="tiny", checkpoint=None, dtype="float32", count_flops=False,
+                dims={**dict(node.get("dims") or {}), **layout})
+    return OmegaConf.create(node)
+
+
+def twin_counts(cfg: Any, policy: Any, observations: list) -> dict[str, Any]:
+    """Run `observations` through the real-valued twin with a fresh pruner of the same config;
+    price each model call's decoder trace with the full model's dims (`policy.dims`)."""
+    from omegaconf import OmegaConf
+
+    from vlabench.contracts import TaskInfo
+    from vlabench.metrics import flops as F
+    from vlabench.runner import build_plugin
+
+    tcfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    tcfg.model = twin_model_cfg(cfg, policy.dims)
+    pruner = build_plugin(tcfg, "pruner")
+    twin = build_plugin(tcfg, "model", pruner=pruner, suite_cfg=cfg.suite, device="cpu")
+    twin.reset(TaskInfo(0, "bench", observations[0].instruction))
+    pruner.reset()
+    fixed = {k: v for k, v in policy.last_flops_by_stage.items() if k != "llm"}
+    llm, kept, by_layer = [], [], []
+    for obs in observations:
+        out = twin.act(obs)
+        if out.stats.source == "model":
+            llm.append(F.llm_flops(policy.dims, twin.decoder.trace))
+            kept.append(out.stats.tokens_kept)
+            by_layer.append(out.stats.tokens_by_layer)
+    if not llm:
+        raise ConfigError("the pruner served every call without the model; nothing to measure")
+    stages = {k: float(np.mean(llm)) if k == "llm" else v for k, v in policy.last_flops_by_stage.items()}
+    other = sum(fixed.values())
+    return {
+        "flops_per_call": other + float(np.mean(llm)), "flops_last_call": other + llm[-1],
+        "flops_by_stage": stages, "tokens_kept_mean": float(np.mean(kept)),
+        "tokens_by_layer_mean": [float(x) for x in np.mean(by_layer, 0)],
+        "llm_tmacs_papers_convention": float(np.mean(llm)) / 2 / 1e12,
+        "llm_tmacs_last_call": llm[-1] / 2 / 1e12,
+        "twin_model_calls": len(llm),
+    }
+
+
 def bench_from_config(cfg: Any) -> dict[str, Any]:
     import torch
 
@@ -100,6 +163,13 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         "deviations": list(policy.deviations), "torch": torch.__version__, "host": platform.node(),
     }
     result.update(measure(policy, obs, warm))
+    result["counts_source"] = "exact shapes" if policy.device != "meta" else "fixed (no pruning)"
+    if policy.device == "meta" and cfg.pruner.name != "none":
+        twin = twin_counts(cfg, policy, obs)
+        result["meta_rule"] = {k: result[k] for k in TWIN_KEYS}
+        result.update(twin)
+        result["counts_source"] = ("the method's code path on a real-valued twin (full depth and layout, "
+                                   "tiny widths, random weights), priced at full size")
     if b.get("baseline", True) and cfg.pruner.name != "none":
         base = type(policy)(policy.model, policy.dims, Pruner(), policy.tokenizer, policy.norm_stats,
                             policy.device, policy.dtype, cfg=cfg.model, io=policy.io)
@@ -164,5 +234,10 @@ def print_result(r: dict[str, Any]) -> None:
     con.print(t)
     if "latency_ms" not in r:
         con.print("meta device: FLOPs and token counts only (latency needs real tensors: a GPU)")
+    con.print(f"token counts: {r.get('counts_source', 'exact shapes')}")
+    if "meta_rule" in r:
+        m = r["meta_rule"]
+        con.print(f"  (the pruner's own meta-device rule would report {m['flops_per_call'] / 1e12:.4f} "
+                  f"TFLOPs / call, {m['tokens_kept_mean']:.1f} visual tokens kept: not what it keeps)")
     if "speedup" in r:
         con.print(f"speedup vs none: {r['speedup']}")

@@ -25,6 +25,9 @@ model's decoder loop (vlabench/models/decoder.py) calls, in this order:
   observe_frame(step, images)  every control step served open-loop from a chunk (no model
                             call): the preprocessed images the towers would see; only for
                             pruners with `observes_frames = True` (SpecPrune's frame T back)
+  replan()                  runner level, right after each open-loop step's `observe`: True
+                            discards the rest of the chunk, so the model is called at this
+                            step (SpecPrune's controller entering fine mode)
   reset()                   at every episode start (the runner calls it)
 
 Visual token ids are the token's index in the model's visual sequence before any pruning
@@ -146,6 +149,10 @@ class Pruner:
 
     def observe_frame(self, step: int, images: dict[str, np.ndarray]) -> None:
         """The preprocessed images of a step served without a model call (`observes_frames`)."""
+
+    def replan(self) -> bool:
+        """True discards the rest of the current chunk: the model is called at this step."""
+        return False
 
     def skip_call(self, obs: Observation) -> np.ndarray | None:
         """An action chunk (T, 7) to serve without calling the model, or None."""

@@ -1,187 +1,305 @@
 """SpecPrune-VLA (Wang, Xu et al. 2025): action-aware self-speculative pruning.
 
-Paper: ../shared/papers/specprune-vla.md. Per model call:
+Paper: ../shared/papers/specprune-vla.md. Public code: alexwhz-sjtu/SpecPrune-VLA @ d3b06ed
+(`modeling_llama.py`, a drop-in for transformers' file; `openvla-oft/experiments/robot/`
+`spec_prune_vla.py`, `openvla_utils.py`, `spec_prune_constants.py`, `libero/run_libero_eval.py`).
+`pruner.reading=code` (default) follows the code, which produced Table 1; `reading=paper` the
+text. Every point where they differ is a `Reading` in `SpecPrune.readings`.
 
-1. Action-aware controller (Sec. 6.2, Algorithm 1 lines 1-7): from the last executed action,
-   v_t = ||(dx, dy, dz)||, v_r = ||(da, db, dg)||; fine-grained mode iff v_t < v_t^th and
-   v_r < v_r^th and dz <= 0, else coarse. K_base = alpha * 40 (fine) or alpha * 24 (coarse)
-   (App. 10.2), alpha per suite (App. 10.2: Long 1.0, Goal 0.8, Object 0.6, Spatial 0.6).
-2. Static action-level pruning (Sec. 4.2), after decoder layer 2 (layers 1 and 2 see every
-   token, as the FLOPs estimate of App. 10.1, "30/32 x 0.48", counts):
-   V_global = top-K_G of the previous call's task attention (Eq. 1 at the last layer);
-   V_dynamic = Low-K_D of the patches whose cosine similarity (Eq. 2) to the frame T steps
-   back is below tau, T = floor(-16/3 * v/6 + 22/3) + 4 (Sec. 4.2);
-   V_local = top-K_base(Eq. 1, layer 1) U top-K_base(Eq. 1, layer 2); keep the union.
-3. Dynamic layer-level pruning (Sec. 5.1) at layers S = {5, 10, 15, 20} (App. 10.1):
-   s_i = w_rank,i * w_conf with w_rank,i = sigmoid(-k rank_i) / sum_j sigmoid(-k rank_j),
-   w_conf = mu_attn / (sigma_attn + eps); S_i <- (1 - beta) S_i + beta s_i, beta = 0.2,
-   S^(0) = 0 after static pruning; each such layer then drops 10% of the visual tokens alive
-   (App. 10.1: "an extra 10% pruning at the target layer", L_r' = 0.9 L_r).
+reading=code, per model call (K per camera, agentview / wrist):
+1. Controller (specprune_controller.py): updated after every executed action (OR rule entry,
+   hysteresis exit); entering fine mode with actions left discards them (`replan()`).
+2. Frame comparison, before the LLM: the reference is the frame prev_T - 1 steps back,
+   prev_T = min(int(-16/3 v/6 + 22/3) + 3, 6); per camera, cosine similarity of raw 14x14x3
+   pixel patches of the 224 px tower inputs; the `static_top` (200 coarse, 220 fine) MOST
+   similar patches among those with similarity >= tau = 0.986 form the static set
+   (`get_similarity_indices`, spec_prune_vla.py:128-155; openvla_utils.py:776-780).
+3. After decoder layer 0: keep every non-static token, plus the top 3K of layer 0's Eq. 1
+   score (modeling_llama.py L1101-1131). After layer 1: keep the non-static tokens alive plus
+   the top K of layer 0 and the top K of layer 1 (L1133-1164). K = 16 / 12 coarse, 25 / 19
+   fine (STATIC_PRUNE_RATIO 0.8). V_global is empty (`prev_attn_indices = []`).
+   Eq. 1 rows: layer 0 prompt tokens 9..P-2, layer 1 prompt tokens 10..P-1 (0-based after BOS;
+   9 = the template "In: What action should the robot take to").
+4. Layer level (specprune_layers.py): scores at layers 0, 1, 12; the sequence keeps
+   max(int(0.8 L), 60 + P + 58) tokens at {5, 10, 15, 20, 25} until the floor is reached.
 
-Readings where the paper is ambiguous (public code: github.com/alexwhz-sjtu/SpecPrune-VLA):
-- Layer indices are 0-based decoder indices: "layers 1 and 2" are 0 and 1, S = {5,10,15,20}
-  as the code's `dynamic_prune_layers` (which also has 25; the appendix lists four).
-- K_base, K_G (the appendix: both "controlled by a base threshold") and K_D apply per camera
-  image, as the code selects per view; K_base = int(alpha * K) as the code's int(20 * ratio).
-- Eq. 1's text tokens are the TEXT-kind queries (the prompt). Sec. 5's "attention score" is
-  not defined; the code ranks by attention from every query after the visual block
-  (proprio, text, action placeholders, stop), which is used; ranks are 0-based per head
-  and the per-head weights averaged over heads; k (sigmoid slope) is not given: 0.1.
-- The frame comparison is on raw pixel patches (14 x 14 x 3) of the 224 px images the towers
-  saw, as the code's `get_similarity_indices`; tau = 0.986 (the code's threshold; the paper
-  gives none); K_D = 26 coarse / 56 fine (the code's 256 - PRIMARY_TOPK{,_PRECISE}).
-- v for T is the norm of the translation summed over the actions since the previous call,
-  as the code's `history_action` (hence the /6); Sec. 4.2's "+4" is used (Algorithm 1 drops
-  the /6; the code uses +3). Every control step's frame is kept (steps executed open-loop
-  from OFT's chunk arrive through `observe_frame`); the reference is the frame T steps back,
-  else the oldest one kept. The first call has no previous attention nor frame: V_global and
-  V_dynamic are empty.
-- Thresholds v_t^th = 0.4, v_r^th = 0.2 (the code's VELOCITY_THRES, ROT_THRES; the paper
-  gives none); before the first action the mode is coarse (the code starts not precise).
-- alpha per suite follows App. 10.2; Sec. 7.1 states a different assignment (Spatial 1.0,
-  Object/Long 0.6) and Table 3 calls a larger alpha "more pruning", contradicting
-  K_retain = alpha x K; the appendix formula is implemented. Suites the paper does not use
-  take `alpha_default` (1.0).
-- Meta device (no attention values): the static step keeps the budget's upper bound per
-  camera, min(256, 2 K_base + K_G + |V_dynamic|) (K_G from the second call on), and each
-  layer in S keeps 90%. Meta actions are zeros, so the controller is then in fine mode.
+reading=paper: Sec. 4.2 static pruning once after layer 1 (0-based), keeping V_global (top K
+of the previous call's last-layer Eq. 1) U V_dynamic (the Low-K_D patches with similarity < tau,
+K_D = 256 - static_top = 56 / 36) U V_local (top K of layers 0 and 1), K = int(alpha * 24 / 40)
+(App. 10.2; alpha per suite: Long 1.0, Goal 0.8, Object 0.6, Spatial 0.6; Sec. 7.1 states a
+different assignment, the appendix formula is used); Eq. 1 rows = the prompt after the
+template; Sec. 5.1 layer pruning (10% at {5, 10, 15, 20}); the Algorithm 1 controller on the
+last executed action before each call; T = floor(-16/3 v/6 + 22/3) + 4 frames back.
+
+Both readings: v = ||sum of the translations executed since the last call|| (the code's
+`history_action`); every executed step's frame is kept (`observe_frame`); before a reference
+frame exists (the first call) nothing is known static (code) / V_dynamic is empty (paper);
+with fewer frames than the interval the oldest kept frame is the reference. Thresholds are the
+code's (the paper gives none). The code's eager attention gets no mask (its `_update_causal_mask`
+returns None for an all-ones mask under sdpa): it is bidirectional, as OFT.
+
+Meta device (full-size FLOPs without values): the frames are real, so the similarity step is
+exact; attention scores are stand-ins (seeded uniform noise, `placeholder_scores` is set), so
+the kept counts are those of the method's code path on these frames, not an upper bound.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Any
 
 import numpy as np
 import torch
 
-from vlabench.pruners.attn_scores import query_to_visual, rows_of_kinds, scatter_scores, visual_block
-from vlabench.pruners.base import ACTION, PROPRIO, STOP, TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.config import as_dict, cfg_get
+from vlabench.pruners.attn_scores import query_to_visual, scatter_scores, visual_block
+from vlabench.pruners.base import (ACTION, BOS, PROPRIO, STOP, TEXT, VISUAL, LayerView, ModelInfo,
+                                   Pruner, VisualTokens)
+from vlabench.pruners.common import meta_keep
+from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, patch_cosine_similarity, top_k_ids
+from vlabench.pruners.specprune_controller import (COARSE, FINE, CodeController, code_frames_back,
+                                                   controller_mode, frame_interval)
+from vlabench.pruners.specprune_layers import (code_rank_weights, code_retain, ema, layer_confidence,
+                                               rank_weights)
 from vlabench.registry import ConfigError
 
-FINE, COARSE = "fine", "coarse"
+__all__ = ["COARSE", "FINE", "SpecPrune", "code_k", "controller_mode", "dynamic_ids", "ema",
+           "frame_interval", "layer_confidence", "rank_weights", "static_ids"]
+
+REPO = "alexwhz-sjtu/SpecPrune-VLA @ d3b06ed"
+TAIL = (PROPRIO, TEXT, ACTION, STOP)          # the code's rows "position >= 513"
+
+READINGS = (
+    Reading("dynamic tokens: floor or cap",
+            "Sec. 4.2 Eq. 3: keep the Low-K_D patches among those with similarity < tau (a cap; K_D "
+            "not given, 256 - 200 / 256 - 220 used)",
+            f"{REPO} spec_prune_vla.py:128-155, openvla_utils.py:776-780: prune the 200 (coarse) / "
+            "220 (fine) MOST similar patches among those with similarity >= 0.986, keep the rest "
+            "(56 / 36 are floors)", "code",
+            "the code produced Table 1; Table 4's 304-333 pruned tokens (179-208 visual kept) need floors"),
+    Reading("static pruning steps",
+            "Sec. 4.2, Algorithm 1: one pruning after the first two layers, V_local = top-K of each",
+            f"{REPO} modeling_llama.py L1101-1164: after layer 0 keep non-static U top-3K(layer 0); "
+            "after layer 1 non-static U top-K(layer 0) U top-K(layer 1)", "code", "the code produced Table 1"),
+    Reading("Eq. 1 text rows",
+            "Sec. 4.2: the m task-relevant text tokens (the prompt after the template)",
+            f"{REPO} modeling_llama.py L1301-1303, L1314: layer 0 prompt tokens 9..P-2, layer 1 "
+            "prompt tokens 10..P-1 (0-based after BOS)", "code", "the code produced Table 1"),
+    Reading("K per camera",
+            "App. 10.2: K = alpha x 24 (coarse) / 40 (fine), alpha per suite, both cameras",
+            f"{REPO} spec_prune_constants.py:2-12: int(20 r) / int(15 r) coarse, int(40 r^2) / "
+            "int(30 r^2) fine, r = 0.8 for every suite: 16 / 12 and 25 / 19", "code",
+            "the code produced Table 1 (its libero_spatial log at 00ed266, 98.2%, used exactly these K)"),
+    Reading("V_global",
+            "Sec. 4.2: top-K_G of the previous call's last-layer task attention",
+            f"{REPO} openvla_utils.py:67,142: prev_attn_indices = [] (at 00ed266 computed, then "
+            "overwritten with []): empty", "code", "the code produced Table 1"),
+    Reading("layer-level pruning",
+            "Sec. 5.1, App. 10.1: sigmoid-rank x confidence EMA, 10% of the visual tokens at {5,10,15,20}",
+            f"{REPO} modeling_llama.py L1091-1268: linspace(10, 0.1) rank weights at layers 0, 1, 12; "
+            "keep max(int(0.8 L), 60 + P + 58) tokens at {5,10,15,20,25} until the floor (d3b06ed "
+            "sets dynamic_prune False; the logs of the Table 1 runs say layer_prune: True)", "code",
+            "00ed266 log_success: libero_spatial 98.2% (393/400), goal 97.7%, long 94.0% ran with it"),
+    Reading("controller",
+            "Sec. 6.2, Algorithm 1: fine iff v_t < 0.4 and v_r < 0.2 and dz <= 0, from the last "
+            "action, per call",
+            f"{REPO} run_libero_eval.py:441-456: after every executed action; enter iff v_t < 0.4 or "
+            "(v_xy < 0.1 and dz < 0.1 and v_r < 0.2); leave iff dz > 0.2 or (v_r > 0.3 and chunk "
+            "used up); entering fine mode discards the rest of the chunk (replan)", "code",
+            "the code produced Table 1 (Table 2's Tech. 3 'action adapter')"),
+    Reading("frame interval",
+            "Sec. 4.2: T = floor(-16/3 v/6 + 22/3) + 4 frames back",
+            f"{REPO} run_libero_eval.py:381-389: prev_T = min(int(-16/3 v/6 + 22/3) + 3, 6), "
+            "frame replay_images[-prev_T], i.e. prev_T - 1 steps back", "code", "the code produced Table 1"),
+    Reading("reference frame without history",
+            "Sec. 4.2: a previous frame is compared; the first call has none",
+            f"{REPO} run_libero_eval.py:384-386: compares the current frame with itself (first call, "
+            "fewer than prev_T frames, prev_T = 1) or indexes from the episode start (prev_T <= 0): "
+            "a bug; not reproduced", "paper", "a frame compared with itself marks every patch static"),
+    Reading("layer-1 top-K ids",
+            "Sec. 4.2: V(2) = the top-K visual tokens of layer 2",
+            f"{REPO} modeling_llama.py L1318-1322: returns the rank among the alive tokens of a camera "
+            "plus the camera offset, not the token's id: a bug; not reproduced", "paper",
+            "the ids it returns are unrelated to the attention"),
+    Reading("layer-level score indices",
+            "Sec. 5.1: each token's own score",
+            f"{REPO} modeling_llama.py L1215-1227: original positions index the compacted score "
+            "vector, and BOS (score 0) is dropped at the first prune layer: a bug; not reproduced "
+            "(BOS kept, one visual token fewer so the length matches)", "paper",
+            "the scores it updates belong to other tokens"),
+)
 
 
-def frame_interval(v: float) -> int:
-    """Sec. 4.2: T = floor(-16/3 * v/6 + 22/3) + 4 frames back (at least 1)."""
-    return max(1, math.floor(-16.0 / 3.0 * v / 6.0 + 22.0 / 3.0) + 4)
+def code_k(ratio: float) -> dict[str, tuple[int, int]]:
+    """spec_prune_constants.py:5-12: attention top-K per camera (agentview, wrist) per mode."""
+    if ratio <= 1.0:
+        fine = (int(40 * ratio ** 2), int(30 * ratio ** 2))
+    else:
+        fine = (int(40 * ratio), int(30 * ratio))
+    return {COARSE: (int(20 * ratio), int(15 * ratio)), FINE: fine}
 
 
-def controller_mode(action: np.ndarray | None, vt_th: float, vr_th: float) -> str:
-    """Sec. 6.2 / Algorithm 1: fine iff v_t < v_t^th and v_r < v_r^th and dz <= 0."""
-    if action is None:
-        return COARSE
-    a = np.asarray(action, dtype=np.float64)
-    v_t, v_r, dz = float(np.linalg.norm(a[:3])), float(np.linalg.norm(a[3:6])), float(a[2])
-    return FINE if (v_t < vt_th and v_r < vr_th and dz <= 0.0) else COARSE
+def _similarity(current: np.ndarray, reference: np.ndarray, grid: int) -> torch.Tensor:
+    cur, ref = torch.as_tensor(np.array(current)), torch.as_tensor(np.array(reference))
+    return patch_cosine_similarity(cur, ref, cur.shape[0] // grid)
 
 
-def rank_weights(head_scores: torch.Tensor, k: float) -> torch.Tensor:
-    """Sec. 5.1: per head, w_i = sigmoid(-k rank_i) / sum_j sigmoid(-k rank_j) (rank 0 = most
-    attended); averaged over heads. head_scores (heads, n) -> (n,)."""
-    h, n = head_scores.shape
-    order = torch.argsort(head_scores, dim=-1, descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(n, device=order.device).expand(h, n))
-    w = torch.sigmoid(-k * rank.float())
-    return (w / w.sum(dim=-1, keepdim=True)).mean(dim=0)
-
-
-def layer_confidence(attn: torch.Tensor, eps: float) -> float:
-    """Sec. 5.1: w_conf = mu_attn / (sigma_attn + eps) over the layer's attention weights."""
-    a = attn.float().flatten()
-    if a.numel() == 0:
-        return 0.0
-    return float(a.mean() / (a.std(unbiased=False) + eps))
-
-
-def ema(previous: torch.Tensor, current: torch.Tensor, beta: float) -> torch.Tensor:
-    """Sec. 5.1: S^(l) = (1 - beta) S^(l-1) + beta s^(l)."""
-    return (1.0 - beta) * previous + beta * current
+def static_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
+               cameras: tuple[str, ...], grid: int, tau: float, top: int) -> torch.Tensor:
+    """Code (get_similarity_indices): per camera, the `top` most similar patches among those
+    with similarity >= tau; these are pruned. No reference: none."""
+    out = [torch.empty(0, dtype=torch.long)]
+    if reference is None:
+        return out[0]
+    for c, cam in enumerate(cameras):
+        sim = _similarity(current[cam], reference[cam], grid)
+        cand = torch.nonzero(sim >= tau).flatten()
+        out.append(top_k_ids(sim[cand], cand, top) + c * grid * grid)
+    return torch.cat(out)
 
 
 def dynamic_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
                 cameras: tuple[str, ...], grid: int, tau: float, k: int) -> torch.Tensor:
-    """Sec. 4.2 Eq. 2-3: per camera, the k lowest-similarity patches among those below tau."""
+    """Paper Sec. 4.2 Eq. 2-3: per camera, the k lowest-similarity patches among those below
+    tau; these are kept. No reference: none."""
     out = [torch.empty(0, dtype=torch.long)]
     if reference is None:
         return out[0]
-    per = grid * grid
     for c, cam in enumerate(cameras):
-        cur, ref = torch.as_tensor(np.array(current[cam])), torch.as_tensor(np.array(reference[cam]))
-        sim = patch_cosine_similarity(cur, ref, cur.shape[0] // grid)
+        sim = _similarity(current[cam], reference[cam], grid)
         cand = torch.nonzero(sim < tau).flatten()
-        out.append(top_k_ids(-sim[cand], cand, k) + c * per)
+        out.append(top_k_ids(-sim[cand], cand, k) + c * grid * grid)
     return torch.cat(out)
+
+
+def text_rows(view: LayerView, start: int, stop: int | None) -> torch.Tensor:
+    """Bool mask over the query rows: the prompt (TEXT) rows [start:stop] in sequence order."""
+    text = torch.nonzero(view.query_kinds == TEXT).flatten()
+    mask = torch.zeros(view.query_kinds.numel(), dtype=torch.bool, device=view.query_kinds.device)
+    mask[text[start:stop]] = True
+    return mask
+
+
+def _tail_rows(view: LayerView) -> torch.Tensor:
+    """Bool mask over the query rows after the visual block (proprio, prompt, placeholders, stop)."""
+    return torch.isin(view.query_kinds, torch.tensor(TAIL, device=view.query_kinds.device))
 
 
 class SpecPrune(Pruner):
     """SpecPrune-VLA's two-level pruning with its action-aware controller (module docstring)."""
 
     name = "specprune"
-    observes_frames = True   # the frame T steps back may fall between model calls (Sec. 4.2)
+    observes_frames = True   # the reference frame may fall between model calls
+    readings = READINGS
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
         self.suite = str(cfg_get(cfg, "suite", ""))
         self.alpha = float(as_dict(cfg_get(cfg, "alpha", {})).get(self.suite, cfg_get(cfg, "alpha_default", 1.0)))
         self.k_base = {COARSE: int(cfg_get(cfg, "k_coarse", 24)), FINE: int(cfg_get(cfg, "k_fine", 40))}
-        kd = as_dict(cfg_get(cfg, "k_dynamic", {}))
-        self.k_dynamic = {COARSE: int(kd.get(COARSE, 26)), FINE: int(kd.get(FINE, 56))}
+        self.k_code = code_k(float(cfg_get(cfg, "static_ratio", 0.8)))
+        top = as_dict(cfg_get(cfg, "static_top", {}))
+        self.static_top = {COARSE: int(top.get(COARSE, 200)), FINE: int(top.get(FINE, 220))}
         self.tau = float(cfg_get(cfg, "tau", 0.986))
-        self.vt_th = float(cfg_get(cfg, "vt_threshold", 0.4))
-        self.vr_th = float(cfg_get(cfg, "vr_threshold", 0.2))
-        self.local_layers = tuple(int(x) for x in cfg_get(cfg, "local_layers", [0, 1]))
+        self.template = int(cfg_get(cfg, "template_tokens", 9))
+        ctl = as_dict(cfg_get(cfg, "controller", {}))
+        self.ctl = {k: float(ctl.get(k, v)) for k, v in dict(vt_th=0.4, vr_th=0.2, xy_th=0.1, z_th=0.1,
+                                                               exit_z=0.2, exit_rot=0.3).items()}
+        self.layer_prune = bool(cfg_get(cfg, "layer_prune", True))
+        self.local_layers = (0, 1)
+        # code's layer level
+        self.score_layers = tuple(int(x) for x in cfg_get(cfg, "code_score_layers", [0, 1, 12]))
+        self.code_prune_layers = tuple(int(x) for x in cfg_get(cfg, "code_prune_layers", [5, 10, 15, 20, 25]))
+        self.retain_ratio = float(cfg_get(cfg, "code_retain_ratio", 0.8))
+        self.min_retain = int(cfg_get(cfg, "code_min_retain", 60))
+        # paper's layer level
         self.dynamic_layers = tuple(int(x) for x in cfg_get(cfg, "dynamic_layers", [5, 10, 15, 20]))
         self.prune_fraction = float(cfg_get(cfg, "layer_prune_fraction", 0.1))
         self.beta = float(cfg_get(cfg, "beta", 0.2))
         self.rank_k = float(cfg_get(cfg, "rank_k", 0.1))
         self.eps = float(cfg_get(cfg, "eps", 1e-6))
-        self.attention_layers = frozenset(self.local_layers + self.dynamic_layers)
         self.last_layer = -1
+        self.placeholder_scores = False
+        self.attention_layers = frozenset()
         self.reset()
 
     # ------------------------------------------------------------ lifecycle
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
-        if info.num_layers < 3 or max(self.local_layers) >= info.num_layers - 1:
-            raise ConfigError(f"specprune needs decoder layers {list(self.local_layers)} and a "
-                              f"later one; {info.name} has {info.num_layers}")
-        self.last_layer = info.num_layers - 1
-        self.dynamic_layers = tuple(l for l in self.dynamic_layers
-                                    if max(self.local_layers) < l < self.last_layer)
-        self.attention_layers = frozenset(self.local_layers + self.dynamic_layers + (self.last_layer,))
+        n = info.num_layers
+        if n < 3:
+            raise ConfigError(f"specprune needs decoder layers 0, 1 and a later one; {info.name} has {n}")
+        self.last_layer = n - 1
         self.per_image = info.grid * info.grid
+        if self.reading == "code":
+            self.score_layers = tuple(l for l in self.score_layers if l < n)
+            self.code_prune_layers = tuple(l for l in self.code_prune_layers if 1 < l < n)
+            extra = (self.score_layers + self.code_prune_layers) if self.layer_prune else ()
+            self.attention_layers = frozenset(self.local_layers + extra)
+        else:
+            self.dynamic_layers = tuple(l for l in self.dynamic_layers if 1 < l < self.last_layer)
+            extra = self.dynamic_layers if self.layer_prune else ()
+            self.attention_layers = frozenset(self.local_layers + extra + (self.last_layer,))
 
     def reset(self) -> None:
+        self.controller = CodeController(**self.ctl)
+        self._chunk: np.ndarray | None = None
+        self._call_step = 0
+        self._done = 0                                  # chunk actions accounted (executed)
+        self._translation = np.zeros(3)                 # sum of executed translations since the call
         self._last_action: np.ndarray | None = None
-        self._translation = 0.0                       # ||sum of translations since last call||
         self._frames: deque[tuple[int, dict[str, np.ndarray]]] = deque(maxlen=16)
-        self._global: torch.Tensor | None = None      # previous call's Eq. 1 scores (M,)
+        self._global: torch.Tensor | None = None        # previous call's Eq. 1 scores (paper)
         self._step: int | None = None
+        self._replan = False
         self._mode = COARSE
         self._calls = 0
         self._begin_call()
 
     def _begin_call(self) -> None:
+        self._static = torch.empty(0, dtype=torch.long)    # code: pruned unless re-kept
+        self._dynamic = torch.empty(0, dtype=torch.long)   # paper: kept
         self._local: list[torch.Tensor] = []
-        self._dynamic = torch.empty(0, dtype=torch.long)
+        self._top_l0 = torch.empty(0, dtype=torch.long)
         self._scores: torch.Tensor | None = None
         self._next_global: torch.Tensor | None = None
-
-    @property
-    def k(self) -> int:
-        return int(self.alpha * self.k_base[self._mode])
+        self._layer_active = self.layer_prune
 
     def mode(self) -> str | None:
         return self._mode
 
+    def k_per_camera(self) -> tuple[int, ...]:
+        """The attention top-K of each camera in the current mode."""
+        n = len(self.info.cameras) if self.info else 2
+        if self.reading == "code":
+            ks = self.k_code[self._mode]
+            return tuple(ks[min(c, len(ks) - 1)] for c in range(n))
+        return (int(self.alpha * self.k_base[self._mode]),) * n
+
     # ------------------------------------------------------------ hooks
+    def _account(self, step: int) -> bool:
+        """Feed the actions executed before `step` to the controller; True asks for a replan."""
+        replan = False
+        if self._chunk is None:
+            return replan
+        upto = min(step - self._call_step, len(self._chunk))
+        while self._done < upto:
+            a = self._chunk[self._done]
+            self._translation += a[:3]
+            self._last_action = a
+            self._done += 1
+            if self.reading == "code":
+                replan = self.controller.step(a, self._done == len(self._chunk)) or replan
+        return replan
+
     def observe_frame(self, step: int, images: dict[str, np.ndarray]) -> None:
-        self._frames.append((step, {c: images[c] for c in self.info.cameras}))
+        self._replan = self._account(step)
+        self._remember(step, images)
+
+    def replan(self) -> bool:
+        out, self._replan = self._replan, False
+        return out
 
     def skip_call(self, obs: Any) -> None:
         self._step = int(getattr(obs, "step", 0))
@@ -191,79 +309,118 @@ class SpecPrune(Pruner):
         info = self.info
         step = self._step if self._step is not None else tokens.call * info.chunk
         self._step = None
+        self._account(step)
         self._begin_call()
-        self._mode = controller_mode(self._last_action, self.vt_th, self.vr_th)
-        ref = self._reference_frame(step, frame_interval(self._translation))
-        self._dynamic = dynamic_ids(tokens.images, ref, info.cameras, info.grid, self.tau,
-                                    self.k_dynamic[self._mode])
-        self._frames.append((step, {c: tokens.images[c] for c in info.cameras}))
+        v = float(np.linalg.norm(self._translation))
+        if self.reading == "code":
+            self._mode = self.controller.mode
+            ref = self._reference_frame(step, code_frames_back(v))
+            self._static = static_ids(tokens.images, ref, info.cameras, info.grid, self.tau,
+                                      self.static_top[self._mode])
+        else:
+            self._mode = controller_mode(self._last_action, self.ctl["vt_th"], self.ctl["vr_th"])
+            ref = self._reference_frame(step, frame_interval(v))
+            self._dynamic = dynamic_ids(tokens.images, ref, info.cameras, info.grid, self.tau,
+                                        self.per_image - self.static_top[self._mode])
+        self._remember(step, tokens.images)
+        self._translation = np.zeros(3)
+        self._call_step, self._done, self._chunk = step, 0, None
         return None
 
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
         if view.phase != "prefill":
             return None
-        out = None
-        if view.layer in self.local_layers:
-            self._local_topk(view)
-            if view.layer == self.local_layers[-1]:
-                out = self._static_keep(view)
-        elif view.layer in self.dynamic_layers:
-            out = self._layer_prune(view)
-        if view.layer == self.last_layer:
-            ids, sc = query_to_visual(view, rows_of_kinds(view, (TEXT,)))
-            if sc is not None:
-                self._next_global = scatter_scores(ids, sc, self.info.num_visual)
-        return out
+        return self._after_code(view) if self.reading == "code" else self._after_paper(view)
 
     def end_of_step(self, actions: np.ndarray, stats: Any) -> None:
-        a = np.asarray(actions, dtype=np.float64).reshape(-1, np.asarray(actions).shape[-1])
-        self._last_action = a[-1]
+        a = np.asarray(actions, dtype=np.float64)
+        self._chunk = a.reshape(-1, a.shape[-1])
+        self._done = 0
         self._calls += 1
-        self._translation = float(np.linalg.norm(a[:, :3].sum(axis=0)))
         if self._next_global is not None:
             self._global = self._next_global
 
-    # ------------------------------------------------------------ pieces
-    def _reference_frame(self, step: int, interval: int) -> dict[str, np.ndarray] | None:
-        if not self._frames:
+    # ------------------------------------------------------------ code reading
+    def _after_code(self, view: LayerView) -> torch.Tensor | None:
+        out = None
+        l = view.layer
+        if l == 0:
+            ids, sc = self._scores_of(view, text_rows(view, self.template, -1))
+            ks = self.k_per_camera()
+            self._top_l0 = self._per_camera_topk(ids, sc, ks)
+            top3 = self._per_camera_topk(ids, sc, tuple(3 * k for k in ks))
+            out = self._code_keep(view, [top3])
+        elif l == 1:
+            ids, sc = self._scores_of(view, text_rows(view, self.template + 1, None))
+            top1 = self._per_camera_topk(ids, sc, self.k_per_camera())
+            out = self._code_keep(view, [self._top_l0, top1])
+        if self._layer_active and l in self.score_layers:
+            self._code_score(view)
+        if self._layer_active and l in self.code_prune_layers:
+            out = self._code_layer_prune(view)
+        return out
+
+    def _code_keep(self, view: LayerView, rekeep: list[torch.Tensor]) -> torch.Tensor:
+        alive = view.visual_ids().long().cpu()
+        keep = alive[~torch.isin(alive, self._static)]
+        return torch.unique(torch.cat([keep] + rekeep))
+
+    def _code_score(self, view: LayerView) -> None:
+        """high_attn_score + the EMA update (modeling_llama.py L1207-1227), per camera."""
+        if self._scores is None:
+            self._scores = torch.zeros(self.info.num_visual)
+        ids, sc = self._scores_of(view, _tail_rows(view))
+        cam = ids // self.per_image
+        for c in range(len(self.info.cameras)):
+            sel = ids[cam == c]
+            w = code_rank_weights(sc[cam == c], view.layer)
+            self._scores[sel] = ema(self._scores[sel], w, 0.2)
+
+    def _code_layer_prune(self, view: LayerView) -> torch.Tensor | None:
+        kinds = view.query_kinds.cpu()
+        tail = int((~torch.isin(kinds, torch.tensor((BOS, VISUAL)))).sum())
+        bos = int((kinds == BOS).sum())
+        retain, floor = code_retain(kinds.numel(), tail, self.retain_ratio, self.min_retain)
+        if floor:
+            self._layer_active = False
+        ids = view.visual_ids().long().cpu()
+        k = max(0, retain - tail - bos)
+        if k >= ids.numel():
             return None
-        old_enough = [f for s, f in self._frames if s <= step - interval]
-        return old_enough[-1] if old_enough else self._frames[0][1]
+        scores = self._scores if self._scores is not None else torch.zeros(self.info.num_visual)
+        return top_k_ids(scores[ids], ids, k)
 
-    def _per_camera_topk(self, ids: torch.Tensor, scores: torch.Tensor, k: int) -> torch.Tensor:
-        cam = ids.cpu() // self.per_image
-        picks = [top_k_ids(scores.cpu()[cam == c], ids.cpu()[cam == c], k)
-                 for c in range(len(self.info.cameras))]
-        return torch.cat(picks) if picks else torch.empty(0, dtype=torch.long)
-
-    def _local_topk(self, view: LayerView) -> None:
-        ids, sc = query_to_visual(view, rows_of_kinds(view, (TEXT,)))
-        if sc is not None:
-            self._local.append(self._per_camera_topk(ids, sc, self.k))
+    # ------------------------------------------------------------ paper reading
+    def _after_paper(self, view: LayerView) -> torch.Tensor | None:
+        out = None
+        if view.layer in self.local_layers:
+            ids, sc = self._scores_of(view, text_rows(view, self.template, None))
+            self._local.append(self._per_camera_topk(ids, sc, self.k_per_camera()))
+            if view.layer == self.local_layers[-1]:
+                out = self._paper_static_keep()
+        elif self.layer_prune and view.layer in self.dynamic_layers:
+            out = self._paper_layer_prune(view)
+        if view.layer == self.last_layer:
+            ids, sc = query_to_visual(view, text_rows(view, self.template, None))
+            if sc is not None:
+                self._next_global = scatter_scores(ids, sc, self.info.num_visual)
+        return out
 
     def _global_ids(self) -> torch.Tensor:
         if self._global is None:
             return torch.empty(0, dtype=torch.long)
         ids = torch.nonzero(self._global > 0).flatten()
-        return self._per_camera_topk(ids, self._global[ids], self.k)
+        return self._per_camera_topk(ids, self._global[ids], self.k_per_camera())
 
-    def _static_keep(self, view: LayerView) -> torch.Tensor:
+    def _paper_static_keep(self) -> torch.Tensor:
         self._scores = torch.zeros(self.info.num_visual)
-        if not self._local:                                   # meta: the budget's bound
-            kg = self.k if self._calls else 0                 # V_global from the 2nd call
-            cam = self._dynamic // self.per_image
-            n = sum(min(self.per_image, 2 * self.k + kg + int((cam == c).sum()))
-                    for c in range(len(self.info.cameras)))
-            return torch.empty(n, dtype=torch.long, device="meta")
-        keep = torch.cat(self._local + [self._global_ids(), self._dynamic])
-        return torch.unique(keep)
+        return torch.unique(torch.cat(self._local + [self._global_ids(), self._dynamic]))
 
-    def _layer_prune(self, view: LayerView) -> torch.Tensor:
-        rows = rows_of_kinds(view, (PROPRIO, TEXT, ACTION, STOP))
-        ids, block = visual_block(view, rows)
+    def _paper_layer_prune(self, view: LayerView) -> torch.Tensor:
+        ids, block = visual_block(view, _tail_rows(view))
         k = keep_count(ids.numel(), 1.0 - self.prune_fraction)
         if block is None:
-            return torch.empty(k, dtype=torch.long, device="meta")
+            return meta_keep(k)
         if self._scores is None:
             self._scores = torch.zeros(self.info.num_visual)
         head_scores = block.mean(dim=1) if block.shape[1] else torch.zeros(block.shape[0], block.shape[2])
@@ -271,3 +428,34 @@ class SpecPrune(Pruner):
         idx = ids.long().cpu()
         self._scores[idx] = ema(self._scores[idx], s, self.beta)
         return top_k_ids(self._scores[idx], idx, k)
+
+    # ------------------------------------------------------------ pieces
+    def _remember(self, step: int, images: dict[str, np.ndarray]) -> None:
+        frame = {c: images[c] for c in self.info.cameras}
+        if self._frames and self._frames[-1][0] == step:
+            self._frames.pop()
+        self._frames.append((step, frame))
+
+    def _reference_frame(self, step: int, back: int) -> dict[str, np.ndarray] | None:
+        """The frame `back` steps before `step`; the oldest earlier one when fewer are kept;
+        None before any earlier frame."""
+        earlier = [(s, f) for s, f in self._frames if s < step]
+        if not earlier:
+            return None
+        old_enough = [f for s, f in earlier if s <= step - back]
+        return old_enough[-1] if old_enough else earlier[0][1]
+
+    def _scores_of(self, view: LayerView, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alive visual ids, Eq. 1 scores from `rows`); seeded stand-in scores on the meta device."""
+        ids, sc = query_to_visual(view, rows)
+        ids = ids.long().cpu()
+        if sc is None:
+            self.placeholder_scores = True
+            g = torch.Generator().manual_seed(1000 * self._calls + view.layer)
+            return ids, torch.rand(self.info.num_visual, generator=g)[ids]
+        return ids, sc.float().cpu()
+
+    def _per_camera_topk(self, ids: torch.Tensor, scores: torch.Tensor, ks: tuple[int, ...]) -> torch.Tensor:
+        cam = ids // self.per_image
+        picks = [top_k_ids(scores[cam == c], ids[cam == c], ks[c]) for c in range(len(self.info.cameras))]
+        return torch.cat(picks) if picks else torch.empty(0, dtype=torch.long)
