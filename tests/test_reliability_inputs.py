@@ -60,6 +60,7 @@ def test_overwrite_no_on_a_finished_run_resumes_it_and_deletes_nothing(tmp_path)
     ("run.name=..", "run.name='..' is not allowed"),
     ("run.name=../x", "run.name='../x' is not allowed"),
     ("run.device=gpu", "valid: auto, cpu, cuda"),
+    ("run.device=cuda:x", "run.device='cuda:x' is invalid"),
 ])
 def test_wrong_types_and_ranges_are_refused_at_the_boundary(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[").replace(".", r"\.")):
@@ -121,3 +122,15 @@ def test_report_out_naming_a_file_is_refused(tmp_path):
     assert res.returncode == 2 and res.stderr.strip() == (
         f"vlabench: error: report --out {f}: is a file; give a directory for the report, runs.csv and plots")
     assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("out,message", [
+    ("/proc/x/b.json", "bench.out=/proc/x/b.json: /proc/x is not a writable directory"),
+    ("{tmp}", "is not a file name"),
+])
+def test_bench_out_must_be_a_writable_file_name(tmp_path, out, message):
+    from vlabench.config import check_output_file
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        check_output_file("bench.out", out.format(tmp=tmp_path))
+    check_output_file("bench.out", str(tmp_path / "b.json"))

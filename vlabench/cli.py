@@ -180,10 +180,12 @@ def bench(
                                           show_default=False),
 ) -> None:
     """Latency per stage, FLOPs and tokens kept over N policy calls on synthetic observations."""
-    from vlabench.config import compose
+    from vlabench.config import check_output_file, compose
     from vlabench.models.bench import bench_from_config
 
-    bench_from_config(compose(overrides or []))
+    cfg = compose(overrides or [])
+    check_output_file("bench.out", cfg.bench.get("out"))
+    bench_from_config(cfg)
 
 
 def main() -> None:

@@ -227,7 +227,7 @@ def validate(cfg: Any, shipped: Any = None) -> None:
         if len(set(tasks)) != len(tasks):
             raise ConfigError(f"suite.tasks={tasks} lists a task twice")
     dev = str(run.get("device", "auto"))
-    if dev not in ("auto", "cpu", "cuda", "meta") and not dev.startswith("cuda:"):
+    if dev not in ("auto", "cpu", "cuda", "meta") and not (dev.startswith("cuda:") and dev[5:].isdigit()):
         raise ConfigError(f"run.device={dev!r} is invalid; valid: auto, cpu, cuda, cuda:N")
 
 
@@ -270,3 +270,18 @@ def check_compare_options(max_sr_drop: float, max_latency_increase: float, alpha
     for name, v in (("--max-sr-drop", max_sr_drop), ("--max-latency-increase", max_latency_increase)):
         if math.isnan(v) or v < 0:
             raise ConfigError(f"compare {name} {v:g} is invalid; valid: a number >= 0")
+
+
+def check_output_file(key: str, path: Any) -> None:
+    """An option naming a file to write (`bench.out`): not a directory, in a writable one."""
+    import os
+    from pathlib import Path
+
+    if path is None:
+        return
+    p = Path(str(path))
+    if not str(path).strip() or p.is_dir():
+        raise ConfigError(f"{key}={str(path)!r} is not a file name; give a path such as {key}=bench.json")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path}: {parent} is not a writable directory")
