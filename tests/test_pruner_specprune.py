@@ -238,6 +238,15 @@ def test_code_static_keep_after_layer_0_then_layer_1():
 
 
 # ---------------------------------------------------------------- layer level
+def test_layer_level_pruning_is_off_under_the_code_as_released_and_on_under_the_paper():
+    code, paper, on = SpecPrune({}), SpecPrune({"reading": "paper"}), SpecPrune({"layer_prune": True})
+    for p in (code, paper, on):
+        p.bind(model_info(num_layers=32))
+    assert code.attention_layers == {0, 1}                       # dynamic_prune = False @ d3b06ed
+    assert paper.attention_layers == {0, 1, 5, 10, 15, 20, 31}
+    assert on.attention_layers == {0, 1, 5, 10, 12, 15, 20, 25}
+
+
 def test_code_layer_level_rank_weights_and_retain_count():
     w = code_rank_weights(torch.tensor([0.1, 0.5, 0.3]), layer=0)   # ranks 2, 0, 1
     assert w.tolist() == pytest.approx([0.1, 10.0, 5.05])
@@ -246,14 +255,14 @@ def test_code_layer_level_rank_weights_and_retain_count():
 
 
 def test_code_layer_prune_keeps_the_best_scored_visual_tokens_to_the_retain_count_then_stops():
-    p = SpecPrune({"code_min_retain": 0, "code_prune_layers": [2, 3]})
+    p = SpecPrune({"layer_prune": True, "code_min_retain": 0, "code_prune_layers": [2, 3]})
     p.bind(model_info(num_layers=5, grid=4, cameras=("agentview",)))
     p._scores = torch.arange(16, dtype=torch.float32)
     tail = [TEXT, ACTION]
     keep = p.after_layer(view(2, list(range(10)), tail))
     # L = 1 + 10 + 2 = 13 -> retain int(10.4) = 10 tokens = 2 tail + BOS + 7 visual
     assert keep.tolist() == [3, 4, 5, 6, 7, 8, 9]
-    p2 = SpecPrune({"code_min_retain": 8, "code_prune_layers": [2, 3]})
+    p2 = SpecPrune({"layer_prune": True, "code_min_retain": 8, "code_prune_layers": [2, 3]})
     p2.bind(model_info(num_layers=5, grid=4, cameras=("agentview",)))
     p2._scores = torch.arange(16, dtype=torch.float32)
     assert p2.after_layer(view(2, list(range(10)), tail)).numel() == 7   # floor 8 + 2 = 10 = retain
@@ -340,3 +349,23 @@ def test_the_runner_discards_the_rest_of_the_chunk_when_the_pruner_replans():
     Runner(cfg, Suite(8), pol, ReplanAt4(), files=None).run_episode(env, TASK, EpisodeSpec(0, 0, 0, 7))
     assert pol.acted == [0, 3, 4, 7] and pol.observed == [1, 2, 4, 5, 6]
     assert [a[0] for a in env.actions] == [0, 1, 2, 300, 400, 401, 402, 700]
+
+
+def test_under_specprunes_protocol_unexecuted_steps_are_ignored_and_the_first_executed_not_evaluated():
+    p = SpecPrune({"unexecuted_first_steps": 9})
+    p.bind(model_info())
+    img = np.full((28, 28, 3), 200, np.uint8)
+    _call(p, 0, img)
+    p.end_of_step(np.stack([_a(dx=0.5)] + [_a(dx=0.1)] * 7), None)    # steps 0-7: not executed
+    for s in range(1, 8):
+        p.observe_frame(s, {"agentview": img, "wrist": img})
+        assert not p.replan()
+    assert not np.any(p._translation) and p.controller.previous is True   # nothing counted yet
+    _call(p, 8, img, call=1)
+    assert p.mode() == COARSE
+    p.end_of_step(np.stack([_a(dx=0.5), _a(dx=0.7), _a(dx=0.1)] + [_a(dx=0.5)] * 5), None)
+    p.observe_frame(9, {"agentview": img, "wrist": img})     # step 8: not executed
+    p.observe_frame(10, {"agentview": img, "wrist": img})    # step 9: executed, not evaluated
+    assert p.controller.previous is True and p._translation[0] == pytest.approx(0.7)
+    p.observe_frame(11, {"agentview": img, "wrist": img})    # step 10: slow, first evaluation
+    assert p.controller.fine and not p.replan()              # entered, but cur_mode starts True

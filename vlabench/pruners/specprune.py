@@ -20,8 +20,11 @@ reading=code, per model call (K per camera, agentview / wrist):
    fine (STATIC_PRUNE_RATIO 0.8). V_global is empty (`prev_attn_indices = []`).
    Eq. 1 rows: layer 0 prompt tokens 9..P-2, layer 1 prompt tokens 10..P-1 (0-based after BOS;
    9 = the template "In: What action should the robot take to").
-4. Layer level (specprune_layers.py): scores at layers 0, 1, 12; the sequence keeps
-   max(int(0.8 L), 60 + P + 58) tokens at {5, 10, 15, 20, 25} until the floor is reached.
+4. Layer level: off, as d3b06ed runs (`dynamic_prune = False`, run_libero_eval.py:107).
+   `pruner.layer_prune=true` switches on the code's implementation (specprune_layers.py:
+   scores at layers 0, 1, 12; the sequence keeps max(int(0.8 L), 60 + P + 58) tokens at
+   {5, 10, 15, 20, 25} until the floor), as the authors' logs of the Table 1 runs at 00ed266
+   record (`layer_prune: True`; libero_spatial 98.2% = 393/400 with these K and ratio 0.8).
 
 reading=paper: Sec. 4.2 static pruning once after layer 1 (0-based), keeping V_global (top K
 of the previous call's last-layer Eq. 1) U V_dynamic (the Low-K_D patches with similarity < tau,
@@ -32,15 +35,22 @@ template; Sec. 5.1 layer pruning (10% at {5, 10, 15, 20}); the Algorithm 1 contr
 last executed action before each call; T = floor(-16/3 v/6 + 22/3) + 4 frames back.
 
 Both readings: v = ||sum of the translations executed since the last call|| (the code's
-`history_action`); every executed step's frame is kept (`observe_frame`); before a reference
-frame exists (the first call) nothing is known static (code) / V_dynamic is empty (paper);
-with fewer frames than the interval the oldest kept frame is the reference. Thresholds are the
-code's (the paper gives none). The code's eager attention gets no mask (its `_update_causal_mask`
-returns None for an all-ones mask under sdpa): it is bidirectional, as OFT.
+`history_action`); under SpecPrune's own protocol (`suite.protocol=specprune`: the first 9
+policy steps are not executed, run_libero_eval.py L423) those steps are ignored, and the first
+executed action is not evaluated (the controller runs from acting step 11, L442); every step's
+frame is kept (`observe_frame`); before a reference frame exists (the first call) nothing is
+known static (code) / V_dynamic is empty (paper); with fewer frames than the interval the
+oldest kept frame is the reference. Thresholds are the code's (the paper gives none). The
+code's eager attention gets no mask (its `_update_causal_mask` returns None for an all-ones
+mask under sdpa): it is bidirectional, as OFT.
 
-Meta device (full-size FLOPs without values): the frames are real, so the similarity step is
-exact; attention scores are stand-ins (seeded uniform noise, `placeholder_scores` is set), so
-the kept counts are those of the method's code path on these frames, not an upper bound.
+Static kept tokens, reading=code, on LIBERO frames (oracle motions, one episode per suite, random
+top-K standing in for the attention): 182 spatial, 182 object, 175 goal, 177 long visual
+tokens per call; Table 4's pruned counts imply 179 / 194 / 186 / 208.
+
+Meta device (no values): the frames are real, so the similarity step is exact; attention scores
+are stand-ins (seeded uniform noise, `placeholder_scores` is set). `vlabench bench` reports the
+counts of a real-valued twin instead (vlabench/models/bench.py).
 """
 
 from __future__ import annotations
@@ -97,10 +107,11 @@ READINGS = (
             "overwritten with []): empty", "code", "the code produced Table 1"),
     Reading("layer-level pruning",
             "Sec. 5.1, App. 10.1: sigmoid-rank x confidence EMA, 10% of the visual tokens at {5,10,15,20}",
-            f"{REPO} modeling_llama.py L1091-1268: linspace(10, 0.1) rank weights at layers 0, 1, 12; "
-            "keep max(int(0.8 L), 60 + P + 58) tokens at {5,10,15,20,25} until the floor (d3b06ed "
-            "sets dynamic_prune False; the logs of the Table 1 runs say layer_prune: True)", "code",
-            "00ed266 log_success: libero_spatial 98.2% (393/400), goal 97.7%, long 94.0% ran with it"),
+            f"{REPO} run_libero_eval.py:107: dynamic_prune = False (off); its implementation "
+            "(modeling_llama.py L1091-1268, `pruner.layer_prune=true`): linspace(10, 0.1) rank weights "
+            "at layers 0, 1, 12, keep max(int(0.8 L), 60 + P + 58) tokens at {5,10,15,20,25} until the floor",
+            "code", "the released code; the authors' logs at 00ed266 (libero_spatial 98.2% = 393/400, goal "
+            "97.7%, long 94.0%) ran with layer_prune: True and per-suite ratios (0.8 / 1.0 / 0.9)"),
     Reading("controller",
             "Sec. 6.2, Algorithm 1: fine iff v_t < 0.4 and v_r < 0.2 and dz <= 0, from the last "
             "action, per call",
@@ -206,7 +217,9 @@ class SpecPrune(Pruner):
         ctl = as_dict(cfg_get(cfg, "controller", {}))
         self.ctl = {k: float(ctl.get(k, v)) for k, v in dict(vt_th=0.4, vr_th=0.2, xy_th=0.1, z_th=0.1,
                                                                exit_z=0.2, exit_rot=0.3).items()}
-        self.layer_prune = bool(cfg_get(cfg, "layer_prune", True))
+        lp = cfg_get(cfg, "layer_prune", None)       # None: off under code (d3b06ed), on under paper
+        self.layer_prune = (self.reading == "paper") if lp is None else bool(lp)
+        self.unexecuted = int(cfg_get(cfg, "unexecuted_first_steps", 0) or 0)
         self.local_layers = (0, 1)
         # code's layer level
         self.score_layers = tuple(int(x) for x in cfg_get(cfg, "code_score_layers", [0, 1, 12]))
@@ -285,11 +298,15 @@ class SpecPrune(Pruner):
             return replan
         upto = min(step - self._call_step, len(self._chunk))
         while self._done < upto:
-            a = self._chunk[self._done]
+            a, at = self._chunk[self._done], self._call_step + self._done
+            self._done += 1
+            if at < self.unexecuted:        # not executed (suite.protocol=specprune): ignored
+                continue
             self._translation += a[:3]
             self._last_action = a
-            self._done += 1
-            if self.reading == "code":
+            # the code evaluates from acting step 11: the first executed one is not (L442)
+            first_executed = self.unexecuted > 0 and at == self.unexecuted
+            if self.reading == "code" and not first_executed:
                 replan = self.controller.step(a, self._done == len(self._chunk)) or replan
         return replan
 
