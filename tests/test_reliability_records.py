@@ -290,3 +290,10 @@ def test_compare_never_passes_a_run_it_cannot_verify(tmp_path, how):
     assert res.returncode == 2 and "OK" not in res.stdout
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vlabench: error: ") and "Traceback" not in res.stderr
+
+
+def test_a_deleted_manifest_refuses_to_resume_finished_episodes(tmp_path):
+    fast_run(tmp_path, "run.episodes_per_task=1")
+    (tmp_path / "r" / "manifest.json").unlink()
+    with pytest.raises(RecordsError, match="manifest.json is missing but episodes.csv holds finished episodes"):
+        fast_run(tmp_path, "run.episodes_per_task=1")

@@ -17,7 +17,9 @@ from pathlib import Path, PurePath
 from vlabench.locking import LOCK_NAME, RunLock
 from vlabench.registry import ConfigError
 
-RECORD_FILES = ("config.yaml", "manifest.json", "episodes.csv", "calls.csv", "summary.csv")
+# In the order run.overwrite deletes them: config.yaml last, so that an overwrite killed half-way
+# leaves a directory that is still recognised as a run (and can be overwritten again).
+RECORD_FILES = ("summary.csv", "manifest.json", "calls.csv", "episodes.csv", "config.yaml")
 _TEMP = re.compile(r"^\.(?:%s)\.(\d+)\.tmp$" % "|".join(re.escape(f) for f in RECORD_FILES))
 _OLD_PROBE = ".write-probe"  # left by vlabench versions before the lock file
 

@@ -77,6 +77,10 @@ def _old_manifest(files: RunFiles) -> dict[str, Any]:
     import json
 
     if not files.manifest_json.exists():
+        if files.episodes_csv.exists() and len(files.episodes_csv.read_bytes().splitlines()) > 1:
+            raise RecordsError(f"{files.manifest_json} is missing but episodes.csv holds finished "
+                               f"episodes, which can no longer be verified; restore it, or start "
+                               f"over with run.overwrite=true")
         return {}
     try:
         old = json.loads(files.manifest_json.read_bytes().decode("utf-8"))
