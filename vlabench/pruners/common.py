@@ -55,3 +55,11 @@ def camera_pools(ids: torch.Tensor, per_camera: int, pools: int) -> list[torch.T
         return [torch.ones_like(ids, dtype=torch.bool)]
     cam = torch.div(ids, per_camera, rounding_mode="floor")
     return [cam == c for c in range(pools)]
+
+
+def oft_score_layer(k: int, num_layers: int) -> int:
+    """Layer K, as VLA-Pruner's OFT fork scores and prunes after it; on a decoder too shallow to
+    leave a layer after K (tiny test models) the last layer that still does, never below K-1.
+    (The fork clamps K to the last layer, where pruning removes nothing.) FastV's and
+    VLA-Pruner's OpenVLA-OFT code (MINT-SJTU/VLA-Pruner @ 3d156ee `fastv_forward`)."""
+    return max(k - 1, min(k, num_layers - 2))

@@ -41,7 +41,8 @@ import torch
 from vlabench.config import cfg_get
 from vlabench.pruners.attn_scores import rows_of_kinds
 from vlabench.pruners.base import BOS, PROPRIO, TEXT, VISUAL, LayerView, ModelInfo, Pruner
-from vlabench.pruners.common import camera_pools, check_layer, is_meta, meta_keep, retention_of
+from vlabench.pruners.common import (camera_pools, check_layer, is_meta, meta_keep,
+                                     oft_score_layer, retention_of)
 from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, top_k_ids
 
@@ -51,13 +52,6 @@ _EVIDENCE = ("VLA-Pruner Table 1's OFT FastV rows come from these runs (scripts 
              "src/openvla-oft/vla_pruner_srcipts/run_fastv/run_*_fastv.sh); on OpenVLA both "
              "sides coincide")
 PREFILL_KINDS = (BOS, VISUAL, PROPRIO, TEXT)   # the rows before OFT's action placeholders
-
-
-def oft_score_layer(k: int, num_layers: int) -> int:
-    """Layer K, as VLA-Pruner's OFT fork scores and prunes after it; on a decoder too shallow to
-    leave a layer after K (tiny test models) the last layer that still does, never below K-1.
-    (The fork clamps K to the last layer, where pruning removes nothing.)"""
-    return max(k - 1, min(k, num_layers - 2))
 
 
 class FastV(Pruner):

@@ -56,8 +56,7 @@ from vlabench.config import cfg_get
 from vlabench.pruners.attn_scores import has_values, query_to_visual, rows_of_kinds, scatter_scores
 from vlabench.pruners.base import (ACTION, BOS, GENERATED, PROPRIO, TEXT, VISUAL, LayerView,
                                    ModelInfo, Pruner, VisualTokens)
-from vlabench.pruners.common import camera_pools, scale_layer
-from vlabench.pruners.fastv import oft_score_layer
+from vlabench.pruners.common import camera_pools, oft_score_layer, scale_layer
 from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import cosine_distance_matrix, greedy_maxmin, keep_count, top_k_ids
 from vlabench.registry import ConfigError
