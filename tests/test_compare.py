@@ -86,3 +86,13 @@ def test_nothing_matching_is_a_config_error(tmp_path):
         make_run(new, suite, model="openvla", pruner="none", suite=suite, tasks=suite_tasks(5, 10, 2))
     with pytest.raises(ConfigError, match="nothing to compare"):
         compare(str(base), str(new))
+
+
+@pytest.mark.parametrize("status", ["interrupted", "running"])
+def test_an_unfinished_run_is_never_passed(cli, tmp_path, status):
+    base = _results(tmp_path / "base", suites=("libero_spatial",))
+    make_run(tmp_path / "new", "fastv-libero_spatial", model="openvla-oft", pruner="fastv",
+             suite="libero_spatial", retention=0.5, tasks=suite_tasks(45, 50, 5), status=status)
+    res = cli("compare", str(base), str(tmp_path / "new"))
+    assert res.returncode == 2 and "OK" not in res.stdout
+    assert f"is not a finished run (status {status}, 50 episodes)" in res.stderr

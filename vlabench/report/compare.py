@@ -5,7 +5,9 @@ one run, those two are compared. Success rate fails the gate only when it drops 
 `max_sr_drop` points AND the drop is significant (McNemar's exact test on the shared (task,
 episode) pairs, Fisher's exact test when no pair is shared); latency fails when the mean
 model-call latency rises by more than `max_latency_increase` percent. A run of BASE missing
-from NEW fails too.
+from NEW fails too. Only finished runs whose records verify are compared: a damaged run
+(`load_run` raises RecordsError) or an unfinished one (manifest status not "complete") is one
+line and exit 2, never a pass.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def compare(base_dir: str, new_dir: str, max_sr_drop: float = 2.0,
             max_latency_increase: float = 10.0, alpha: float = 0.05) -> tuple[Table, bool]:
     """The diff table and whether NEW regressed beyond the thresholds."""
     base, new = RunSet.load([base_dir]), RunSet.load([new_dir])
+    for r in base.runs + new.runs:
+        if r.status != "complete":
+            raise ConfigError(f"{r.path} is not a finished run (status {r.status}, {len(r.episodes)} "
+                              f"episodes); re-run its command to finish it before comparing")
     if len(base.runs) == 1 and len(new.runs) == 1:
         pairs = [(base.runs[0], new.runs[0])]
     else:
