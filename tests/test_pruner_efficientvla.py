@@ -127,3 +127,14 @@ def test_code_reading_calibrates_on_the_second_call_over_the_action_rows():
     q.bind(info(num_visual=4, num_layers=4))
     _calibrate(q, call=0)
     assert q.skip == frozenset({3})
+
+
+def test_code_calibration_rows_are_the_action_placeholders_or_openvlas_last_row():
+    p = EfficientVLA({})
+    p.bind(info(num_visual=4, num_layers=4))
+    oft = view(0, KINDS, None, torch.zeros(9, 2))
+    assert p._calibration_rows(oft).tolist() == [False] * 6 + [True, True, False]
+    openvla = view(0, [BOS, VISUAL, VISUAL, VISUAL, VISUAL, TEXT, TEXT], None, torch.zeros(7, 2))
+    assert p._calibration_rows(openvla).tolist() == [False] * 6 + [True]
+    q = EfficientVLA({"reading": "paper"})
+    assert q._calibration_rows(openvla).all()
