@@ -1,5 +1,6 @@
-"""FastV and VLA-Pruner at full retention are the unpruned model, bit for bit, under both
-readings and on both models (their per-camera pools and scoring layers included)."""
+"""FastV and VLA-Pruner on the tiny real-valued models: at full retention they are the unpruned
+model, bit for bit, under both readings and on both models; on OpenVLA-OFT the code reading
+keeps round(256 r) per camera, the paper reading one pool of round(M r)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,30 @@ def test_full_retention_fastv_and_vla_pruner_equal_the_unpruned_model(model, rea
         pruner.reset()
         for o, want in zip(obs, expected):       # VLA-Pruner selects from the third call on
             assert np.array_equal(policy.act(o).actions, want), (type(pruner).__name__, model)
+
+
+def _capturing(cls):
+    class Capture(cls):
+        def after_layer(self, view):
+            keep = super().after_layer(view)
+            if keep is not None:
+                self.kept = keep.cpu()
+            return keep
+    return Capture
+
+
+@pytest.mark.parametrize("cls,cfg", [(FastV, {"k": 2}),
+                                     (VLAPruner, {"prune_layer": 2, "window": 1})])
+def test_on_the_tiny_oft_model_code_keeps_round_per_camera_and_paper_one_pool(cls, cfg):
+    obs = [synthetic_observation(s) for s in (10, 11)]
+    for reading in ("code", "paper"):
+        p = _capturing(cls)({**cfg, "retention": 0.25, "reading": reading})
+        policy = build_openvla_oft(CFG, pruner=p, device="cpu")
+        p.reset()
+        for o in obs:
+            policy.act(o)
+        per = p.info.num_visual // 2
+        cams = torch.bincount(torch.div(p.kept, per, rounding_mode="floor"), minlength=2)
+        assert int(cams.sum()) == round(0.25 * 2 * per)
+        if reading == "code":                   # round(256 r) of each camera's tokens
+            assert cams.tolist() == [round(0.25 * per)] * 2
