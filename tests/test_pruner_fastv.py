@@ -101,6 +101,19 @@ def test_fastv_on_oft_paper_reading_is_fastvs_own_last_token_layer_k_minus_1_one
     assert p.after_layer(view(3, OFT_KINDS, oft_attn())) is None
 
 
+def test_score_rows_override_picks_last_prefill_or_all_rows():
+    # all 15 rows: camera 0 keeps V0, V1 (.15 and .13 x 12 / 15); camera 1: V7 (.01 x 12 + 3 x
+    # .9) / 15 and V6 (.03 x 12 + 3 x .8) / 15 beat V5 (.05 x 12 + .95) / 15 and V4 (.07 x 12 / 15)
+    p = FastV({"k": 3, "retention": 0.5, "score_rows": "all"})
+    p.bind(oft_info())
+    assert p.after_layer(view(3, OFT_KINDS, oft_attn())).tolist() == [0, 1, 6, 7]
+    q = FastV({"k": 3, "retention": 0.5, "score_rows": "last"})
+    q.bind(oft_info())                              # code layer and pools, the stop row's scores
+    assert q.after_layer(view(3, OFT_KINDS, oft_attn())).tolist() == [0, 1, 5, 7]
+    with pytest.raises(ConfigError, match="score_rows"):
+        FastV({"score_rows": "first"})
+
+
 def test_fastv_per_camera_budget_rounds_each_cameras_share():
     p = FastV({"k": 1, "retention": 0.125})
     p.bind(info(num_visual=512, num_layers=4, cameras=("agentview", "wrist"), grid=16))

@@ -1,14 +1,16 @@
 """FastV (Chen et al., ECCV 2024, "An Image is Worth 1/2 Tokens After Layer 2"), Sec. 4, as
 VLA-Pruner's baselines ran it (the runs behind VLA-Pruner Table 1).
 
-FastV itself: after layer K the visual tokens least attended by the last token are dropped for
-the remaining layers. The score is the attention of the sequence's last query, averaged over
-heads, at layer K-1 (FastV's `modeling_llama.py`: at `idx == K` it reads `layer_outputs[1]` of
-layer K-1, `mean(dim=1)[0][-1]` over the image span, and keeps `round(image_len * (1 - R))` by
-top-k). Hook mapping: layers are 0-based; a keep decision returned from `after_layer(L)`
+FastV as its code runs it (pkunlp-icler/FastV @ d165972, src/transformers/src/transformers/
+models/llama/modeling_llama.py:736-747): at `idx == AGG_LAYER` (K) it reads `layer_outputs[1]`
+of layer K-1, averages the heads, takes the last token's row (`last_layer_attention_avg[-1]`)
+over the image span and keeps the top `round(image_len * (1 - R))`: layers 0..K-1 see every
+token. FastV's Sec. 4 text instead scores by "the average attention-score one token received
+from all other tokens" (the code/paper gap is FastV issues #14, #44, #48); `pruner.score_rows=all`
+runs that. Hook mapping: layers are 0-based; a keep decision returned from `after_layer(L)`
 applies from layer L+1 on. K=3 (VLA-Pruner's scripts: `fastv_k 3`).
 
-OpenVLA: VLA-Pruner's FastV baseline is FastV itself (MINT-SJTU/VLA-Pruner @ fa5bfed,
+OpenVLA: VLA-Pruner's FastV baseline is FastV's code (MINT-SJTU/VLA-Pruner @ fa5bfed,
 src/openvla/transformers/src/transformers/models/llama/modeling_llama.py:1074-1123: at
 `layer_idx == FASTV_k` it scores with layer K-1's `last_layer_attention_avg[-1]`, the last
 prompt token, and keeps `round(256 (1 - r))`; scripts vla_pruner_srcipts/run_fastv/*.sh run it
@@ -17,8 +19,8 @@ with `--use_temporal False`), so both readings below coincide there.
 OpenVLA-OFT: VLA-Pruner's OFT baseline (MINT-SJTU/VLA-Pruner @ 3d156ee, src/openvla-oft/
 transformers/src/transformers/models/llama/modeling_llama.py, scripts
 vla_pruner_srcipts/run_fastv/run_*_fastv.sh: `--use_fastv True --fastv_attention_source prefill
---fastv_k 3`) differs from FastV in three points, each a `Reading` (default `code`, the runs
-behind Table 1's OFT columns; `pruner.reading=paper` runs FastV's own definition):
+--fastv_k 3`) differs from FastV's code in three points, each a `Reading` (default `code`, the
+runs behind Table 1's OFT columns; `pruner.reading=paper` runs FastV as FastV's code does):
 1. score rows: `_fastv_scores` with source "prefill" averages the rows [0, action_token_start)
    (BOS, both images, proprio, prompt; `_build_action_token_metadata` in modeling_prismatic.py),
    not the last token (which on OFT is the stop token after the action placeholders);
@@ -27,9 +29,10 @@ behind Table 1's OFT columns; `pruner.reading=paper` runs FastV's own definition
    layers 0..K run in full (4 full layers) and layer K's attention scores;
 3. budget: `_fastv_pruning_indices` splits the visual span per image (`_visual_token_spans`)
    and keeps `int(round(256 (1 - r)))` of each camera's tokens by its own top-k.
-The attention read on OFT is the bidirectional attention the model computes (decoder.py).
-Budgets here round half up (`keep_count`); Python's `round` halves to even: they differ only
-on exact halves, never at Table 1's ratios. Exact score ties go to the lowest id (`top_k_ids`).
+`pruner.score_rows` (last | prefill | all) overrides point 1 alone. The attention read on OFT
+is the bidirectional attention the model computes (decoder.py). Budgets here round half up
+(`keep_count`); Python's `round` halves to even: they differ only on exact halves, never at
+Table 1's ratios. Exact score ties go to the lowest id (`top_k_ids`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from vlabench.pruners.common import (camera_pools, check_layer, is_meta, meta_ke
                                      oft_score_layer, retention_of)
 from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, top_k_ids
+from vlabench.registry import ConfigError
 
 _OFT_CODE = ("MINT-SJTU/VLA-Pruner @ 3d156ee, src/openvla-oft/transformers/src/transformers/"
              "models/llama/modeling_llama.py")
@@ -52,6 +56,7 @@ _EVIDENCE = ("VLA-Pruner Table 1's OFT FastV rows come from these runs (scripts 
              "src/openvla-oft/vla_pruner_srcipts/run_fastv/run_*_fastv.sh); on OpenVLA both "
              "sides coincide")
 PREFILL_KINDS = (BOS, VISUAL, PROPRIO, TEXT)   # the rows before OFT's action placeholders
+SCORE_ROWS = ("last", "prefill", "all")
 
 
 class FastV(Pruner):
@@ -59,12 +64,16 @@ class FastV(Pruner):
     scores_attention = True   # `select` reads the attention probabilities
     readings = (
         Reading("score rows (OpenVLA-OFT)",
-                "FastV Sec. 4: attention of the last token (on OFT the stop token)",
+                "FastV as its code runs it (pkunlp-icler/FastV @ d165972 modeling_llama.py:742 "
+                "`last_layer_attention_avg[-1]`): the last token's attention, on OFT the stop "
+                "token (FastV's Sec. 4 text: the mean attention received from all tokens, "
+                "`pruner.score_rows=all`)",
                 f"{_OFT_CODE} `_fastv_scores`, source 'prefill': mean over the rows before the "
                 "action placeholders (BOS, images, proprio, prompt)",
                 "code", _EVIDENCE),
         Reading("scoring layer (OpenVLA-OFT)",
-                "FastV Sec. 4: layer K-1's attention, pruned from layer K on (K full layers)",
+                "FastV (code: layer K-1's attention at idx == K): pruned from layer K on, "
+                "K full layers",
                 f"{_OFT_CODE} `fastv_forward`: layer K's attention, pruned after it "
                 "(full_layers = K + 1 = 4)",
                 "code", _EVIDENCE),
@@ -79,9 +88,13 @@ class FastV(Pruner):
         super().__init__(cfg)
         self.k = int(cfg_get(cfg, "k", 3))
         self.retention = retention_of(cfg, 0.5)
+        self.score_rows_cfg = cfg_get(cfg, "score_rows", None)
+        if self.score_rows_cfg not in (None, *SCORE_ROWS):
+            raise ConfigError(f"pruner.score_rows={self.score_rows_cfg!r} is invalid; valid: "
+                              f"{', '.join(SCORE_ROWS)} (or null: by pruner.reading)")
         self.score_layer = self.k - 1
         self.pools = 1
-        self.prefill_rows = False
+        self.rows = self.score_rows_cfg or "last"
         self.attention_layers = frozenset({self.score_layer})
 
     def bind(self, info: ModelInfo) -> None:
@@ -89,7 +102,7 @@ class FastV(Pruner):
         oft = self.reading == "code" and not info.autoregressive   # VLA-Pruner's OFT fork
         self.score_layer = oft_score_layer(self.k, info.num_layers) if oft else self.k - 1
         self.pools = len(info.cameras) if oft else 1
-        self.prefill_rows = oft
+        self.rows = self.score_rows_cfg or ("prefill" if oft else "last")
         check_layer("pruner.k" if oft else "pruner.k - 1", self.score_layer, info.num_layers)
         self.attention_layers = frozenset({self.score_layer})
 
@@ -112,9 +125,11 @@ class FastV(Pruner):
         return torch.sort(torch.cat(picks)).values
 
     def score_rows(self, view: LayerView) -> torch.Tensor:
-        """Boolean mask of the query rows whose attention is averaged."""
-        if self.prefill_rows:
+        """Boolean mask of the query rows whose attention is averaged (`self.rows`)."""
+        if self.rows == "prefill":
             return rows_of_kinds(view, PREFILL_KINDS)
+        if self.rows == "all":
+            return torch.ones_like(view.query_kinds, dtype=torch.bool)
         rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
         rows[-1] = True
         return rows
