@@ -186,3 +186,24 @@ def test_decaying_window_weights_the_newest_call_most_under_both_readings(readin
 def test_readings_default_to_the_released_code_except_the_window_order_bug():
     assert [r.default for r in VLAPruner.readings] == ["code", "code", "paper", "code", "code"]
     assert "not reproduced" in VLAPruner.readings[2].code
+
+
+def test_semantic_rows_last_scores_c_vl_by_the_last_row_only():
+    # OpenVLA, 4 tokens, budget 1, window 1; the previous call's action attention went to V3.
+    # Prefill rows favour V2 at the scoring layer, the last row (6) V3. prefill: C_dual = {2, 3},
+    # two equally far candidates -> the lower id, V2; last: C_vl = C_act = {3} -> V3.
+    picks = {}
+    for semantic in ("prefill", "last"):
+        p = VLAPruner({"retention": 0.25, "prune_layer": 1, "window": 1,
+                       "semantic_rows": semantic})
+        p.bind(model_info(num_layers=4, cameras=("agentview",), autoregressive=True))
+        p.before_llm(_tokens())
+        p.after_layer(view(min(p.action_layers), [0, 1, 2, 3], [TEXT, TEXT], {6: {3: 0.9}}))
+        p.end_of_step(torch.zeros(1, 7).numpy(), None)
+        p.before_llm(_tokens())
+        rows = {0: {2: 0.9}, 4: {2: 0.9}, 5: {2: 0.9}, 6: {3: 0.9}}
+        keep = p.after_layer(view(p.score_layer, [0, 1, 2, 3], [TEXT, TEXT], rows))
+        picks[semantic] = keep.tolist()
+    assert picks == {"prefill": [2], "last": [3]}
+    with pytest.raises(ConfigError, match="semantic_rows"):
+        VLAPruner({"semantic_rows": "first"})

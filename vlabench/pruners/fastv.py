@@ -118,8 +118,8 @@ class FastV(Pruner):
         masks = camera_pools(vids, self.info.num_visual // self.pools, self.pools)
         pools = [cols & m for m in masks]
         ks = [min(int(p.sum()), self.budget()) for p in pools]
-        no_attn = view.attn is None or is_meta(view.attn)
-        if is_meta(view.hidden) or (self.scores_attention and no_attn):   # meta device: the budget's count stands in for the selection
+        no_attn = view.attn is None or is_meta(view.attn)   # meta device: the budget's count
+        if is_meta(view.hidden) or (self.scores_attention and no_attn):
             return meta_keep(sum(ks))
         picks = [self.select(view, p, vids[p], k) for p, k in zip(pools, ks)]
         return torch.sort(torch.cat(picks)).values

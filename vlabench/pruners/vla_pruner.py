@@ -42,6 +42,11 @@ Readings (`pruner.reading`, default `code`: the released scripts behind Table 1)
   `_fastv_pruning_indices` runs Algorithm 2 per camera with round(256 r) each.
 On OpenVLA (one camera, OV fork) the last two coincide. On the meta device (no attention values)
 the budget gives the count.
+
+`pruner.semantic_rows=last` scores C_vl by the last token's row instead (the OpenVLA scripts
+without the `_prefil` suffix, "FastV's last-token attention selection criterion combined with
+temporal guidance", OV: README_VLA_Pruner.md; modeling_llama.py:1081); the default `prefill` is
+the paper's Eq. 2 and the `_prefil` scripts'.
 """
 
 from __future__ import annotations
@@ -160,6 +165,10 @@ class VLAPruner(Pruner):
         self.prune_layer = int(cfg_get(cfg, "prune_layer", 3))
         self.window = int(cfg_get(cfg, "window", 3))
         self.gamma = float(cfg_get(cfg, "gamma", 0.8))
+        self.semantic_rows = str(cfg_get(cfg, "semantic_rows", "prefill"))
+        if self.semantic_rows not in ("prefill", "last"):
+            raise ConfigError(f"pruner.semantic_rows={self.semantic_rows!r} is invalid; "
+                              "valid: prefill, last")
         self.first: FirstRule = nearest_first if self.reading == "code" else second_nearest_first
         self.score_layer = self.prune_layer - 1
         self.action_layers: frozenset[int] = frozenset()
@@ -229,8 +238,15 @@ class VLAPruner(Pruner):
         self._act_sum = v if self._act_sum is None else self._act_sum + v
         self._act_n += 1
 
+    def _semantic_rows(self, view: LayerView) -> torch.Tensor:
+        if self.semantic_rows == "prefill":
+            return rows_of_kinds(view, (BOS, VISUAL, PROPRIO, TEXT))
+        rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
+        rows[-1] = True
+        return rows
+
     def _select(self, view: LayerView) -> torch.Tensor:
-        ids, s_vl = query_to_visual(view, rows_of_kinds(view, (BOS, VISUAL, PROPRIO, TEXT)))
+        ids, s_vl = query_to_visual(view, self._semantic_rows(view))
         if s_vl is None or not has_values(self._features):
             return torch.empty(self.budget, dtype=torch.long, device="meta")
         ids, order = torch.sort(ids.long().cpu())
