@@ -206,8 +206,7 @@ def check_prefix(path: Path, data: bytes, rec: Mapping[str, Any], exact: bool) -
     n, h = int(rec.get("bytes", 0)), str(rec.get("sha256", ""))
     fix = ("restore the file, or start over with run.overwrite=true (or another run.name)")
     if len(data) < n:
-        what = ("was emptied" if not data else
-                f"was cut or edited ({len(data)} bytes, {n} committed)")
+        what = "was emptied" if not data else f"was cut or edited ({len(data)} bytes now)"
         raise RecordsError(f"{path} {what} after it was committed (manifest.json records "
                            f"{n} bytes); {fix}")
     if sha256(data[:n]) != h:
