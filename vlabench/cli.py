@@ -42,19 +42,25 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def interruptible(fn: Callable[..., Any]) -> Callable[..., Any]:
+RESUME_NOTE = "; finished episodes are saved, re-run the same command to resume"
+
+
+def interruptible(fn: Callable[..., Any], note: str = RESUME_NOTE) -> Callable[..., Any]:
     """Ctrl-C -> exit 130, SIGTERM -> exit 143, each with one line (see `main`)."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Terminated:
-            raise Stopped(143, "terminated (SIGTERM); finished episodes are saved, re-run the "
-                               "same command to resume") from None
+            raise Stopped(143, f"terminated (SIGTERM){note}") from None
         except KeyboardInterrupt:
-            raise Stopped(130, "interrupted; finished episodes are saved, re-run the same "
-                               "command to resume") from None
+            raise Stopped(130, f"interrupted{note}") from None
     return wrapper
+
+
+def interruptible_read(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`interruptible` for commands that only read records (nothing to resume)."""
+    return interruptible(fn, note="")
 
 
 OVERRIDES_HELP = "Hydra overrides, e.g. model=openvla-oft pruner=fastv suite=libero_10 run.max_steps=16"
@@ -134,6 +140,7 @@ def list_plugins(
 
 
 @app.command()
+@interruptible_read
 def report(
     runs: list[str] = typer.Argument(None, help="Run directories or globs (default: every run under results/)",
                                      show_default=False),
@@ -154,6 +161,7 @@ def report(
 
 
 @app.command()
+@interruptible_read
 def compare(
     base_dir: str = typer.Argument(..., help="Baseline results (a run directory or a folder of runs)"),
     new_dir: str = typer.Argument(..., help="New results to check against BASE_DIR"),
