@@ -9,7 +9,10 @@ may then empty the queue, so the policy is called at that step). An exception in
 episode (simulator or model) is recorded as a failed episode with its type and message, the
 environment is rebuilt, and the run goes on. Each finished episode is committed to disk
 before the next starts, so an interrupt or SIGKILL never loses it, and re-running the same
-command skips it (resume).
+command skips it (resume); after each commit manifest.json records the records' digest. The
+run directory is locked for the whole run (vlabench/locking.py: one writer, also for any future
+worker or shard), and a start that fails or is interrupted undoes only what it created
+(vlabench/rundir.py).
 """
 
 from __future__ import annotations
