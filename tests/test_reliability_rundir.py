@@ -146,20 +146,22 @@ def test_run_names_that_are_empty_or_escape_the_output_dir_are_refused(tmp_path,
 
 def test_a_second_run_on_a_locked_directory_exits_2_naming_the_holder(tmp_path):
     d = tmp_path / "r"
-    first = start(tmp_path, "run.name=r", "suite.step_sleep_s=0.2")
+    same = ["run.name=r", "suite.step_sleep_s=1.0", "run.episodes_per_task=2"]   # ~12 s
+    first = start(tmp_path, *same)
     try:
         wait_for(lambda: holder_pid(d) == first.pid)
         for extra in ([], ["run.overwrite=true"]):
-            res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r", "suite.step_sleep_s=0.2", *extra)
+            res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", *same, *extra)
             assert res.returncode == 2, res.stderr
             lines = res.stderr.strip().splitlines()
             assert len(lines) == 1 and f"PID {first.pid} on host {socket.gethostname()}" in lines[0]
+        assert first.poll() is None          # the lock was really contested
         _, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
     finally:
         first.kill()
     rows = episodes(d)
-    assert len(rows) == 6 and len(set(rows)) == 6
+    assert len(rows) == 4 and len(set(rows)) == 4
 
 
 def test_a_sigkilled_holder_leaves_no_stale_lock_and_the_run_resumes(tmp_path):
@@ -190,7 +192,7 @@ def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
 
 def test_sigterm_stops_like_ctrl_c_with_exit_143_and_the_run_resumes(tmp_path):
     d = tmp_path / "r"
-    p = start(tmp_path, "run.name=r", "suite.step_sleep_s=0.2")
+    p = start(tmp_path, "run.name=r", "suite.step_sleep_s=0.3")
     wait_for(lambda: (d / "episodes.csv").exists() and len(episodes(d)) >= 1)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
@@ -201,7 +203,7 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143_and_the_run_resumes(tmp_path):
     assert json.loads((d / "manifest.json").read_text())["status"] == "interrupted"
     done = len(episodes(d))
     assert 1 <= done < 6
-    res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r", "suite.step_sleep_s=0.2")
+    res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r", "suite.step_sleep_s=0.3")
     assert res.returncode == 0, res.stderr
     assert f"{done}/6 episodes already done" in res.stderr and len(episodes(d)) == 6
     assert json.loads((d / "manifest.json").read_text())["status"] == "complete"
