@@ -138,3 +138,13 @@ def test_code_calibration_rows_are_the_action_placeholders_or_openvlas_last_row(
     assert p._calibration_rows(openvla).tolist() == [False] * 6 + [True]
     q = EfficientVLA({"reading": "paper"})
     assert q._calibration_rows(openvla).all()
+
+
+def test_diversity_top_up_breaks_exact_ties_by_position():
+    """Identical features: every candidate is equally (dis)similar, the lowest ids fill the budget."""
+    from vlabench.pruners.efficientvla import task_relevant_diverse
+
+    score = torch.tensor([5.0, 4.0, 1.0, 1.0, 1.0, 1.0])
+    feats = torch.ones(6, 4)
+    ids = torch.arange(10, 16)
+    assert task_relevant_diverse(score, feats, ids, budget=4, key=1, alpha=0.0).tolist() == [10, 11, 12, 13]

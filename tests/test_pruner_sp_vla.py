@@ -102,3 +102,13 @@ def test_pruning_is_off_at_low_speed_and_follows_eq7_above_it():
     p.end_of_step(np.array([[0.6, 0, 0, 0, 0, 0, 1]]), None)       # T_r = 0.5 -> 8 of 16
     keep = p.before_llm(tok).tolist()
     assert len(keep) == 8 and {0, 1, 5, 9, 13} <= set(keep) and keep == sorted(keep)
+
+
+def test_spatial_semantic_keep_breaks_exact_ties_by_position():
+    """Equal AccuAttn everywhere: the top-up goes to the lowest positions (issue 11 item 14)."""
+    from vlabench.pruners.sp_vla import spatial_semantic_keep
+
+    accu = torch.full((10,), 0.25)
+    priority = torch.zeros(10, dtype=torch.bool)
+    priority[7] = True
+    assert spatial_semantic_keep(accu, priority, 3).tolist() == [0, 1, 7]

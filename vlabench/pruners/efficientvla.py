@@ -45,6 +45,7 @@ from vlabench.config import cfg_get
 from vlabench.pruners.base import ACTION, TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import REF_LAYERS, check_layer, is_meta, meta_keep
 from vlabench.pruners.readings import Reading
+from vlabench.pruners.selection import top_k_indices
 from vlabench.registry import ConfigError
 
 _SP = "alexwhz-sjtu/SpecPrune-VLA @ d3b06ed"
@@ -80,7 +81,7 @@ def task_relevant_diverse(score: torch.Tensor, feats: torch.Tensor, ids: torch.T
     if n_div > 0 and rest.numel():
         x = torch.nn.functional.normalize(feats.float(), dim=-1)
         sim = (x[rest] @ x[first].T).amax(1) if first.numel() else torch.zeros(rest.numel())
-        first = torch.cat([first, rest[torch.topk(-sim, n_div).indices]])
+        first = torch.cat([first, rest[top_k_indices(sim, n_div, largest=False)]])
     return torch.sort(ids[first]).values
 
 

@@ -45,7 +45,7 @@ import torch
 
 from vlabench.pruners.base import ModelInfo, Pruner, VisualTokens
 from vlabench.config import cfg_get
-from vlabench.pruners.selection import keep_count
+from vlabench.pruners.selection import keep_count, top_k_indices
 from vlabench.registry import ConfigError
 
 INTUITIVE, DELIBERATIVE = "intuitive", "deliberative"
@@ -103,7 +103,7 @@ def spatial_semantic_keep(accu: torch.Tensor, priority: torch.Tensor, k: int) ->
     returned in original order."""
     k = min(max(k, int(priority.sum())), accu.numel())
     key = accu.float() + 2.0 * priority.float() * (1.0 + accu.abs().max())
-    return torch.sort(torch.topk(key, k).indices).values
+    return torch.sort(top_k_indices(key, k)).values
 
 
 class SPVLA(Pruner):

@@ -50,7 +50,7 @@ from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner
 from vlabench.config import cfg_get
 from vlabench.pruners.common import check_layer, is_meta, meta_keep, retention_of, scale_layer
 from vlabench.pruners.readings import Reading
-from vlabench.pruners.selection import keep_count, top_k_ids
+from vlabench.pruners.selection import keep_count, top_k_ids, top_k_indices
 
 OFFICIAL = {192: (300, 200, 110), 128: (303, 110, 36), 64: (66, 30, 17)}   # of 576 tokens
 
@@ -117,7 +117,7 @@ def density_peak_clusters(x: torch.Tensor, n_clusters: int) -> tuple[torch.Tenso
     density = density + 1e-6 * torch.arange(n, 0, -1, device=x.device) / n   # ties: lower row
     denser = density[None, :] > density[:, None]
     dist = torch.where(denser, d, d.max()).min(-1).values
-    centres = torch.topk(dist * density, min(n_clusters, n)).indices
+    centres = top_k_indices(dist * density, min(n_clusters, n))
     assign = d[centres].argmin(0)
     assign[centres] = torch.arange(centres.numel(), device=x.device)
     return centres, assign
