@@ -122,7 +122,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _leaves(node: Any, prefix: str = ""):
-    """(dotted key, parent node, key) of every scalar leaf of a DictConfig."""
+    """(dotted key, key) of every leaf of a DictConfig that is not itself a mapping."""
     from omegaconf import DictConfig
 
     for k in node.keys():
@@ -131,7 +131,7 @@ def _leaves(node: Any, prefix: str = ""):
         if isinstance(v, DictConfig):
             yield from _leaves(v, path + ".")
         else:
-            yield path, node, k
+            yield path, k
 
 
 def check_types(cfg: Any, shipped: Any) -> None:
@@ -139,7 +139,7 @@ def check_types(cfg: Any, shipped: Any) -> None:
     words are converted in place. Options without a scalar default are checked by RANGES."""
     from omegaconf import DictConfig, OmegaConf
 
-    for path, parent, k in list(_leaves(shipped)):
+    for path, k in list(_leaves(shipped)):
         default = OmegaConf.select(shipped, path)
         if default is None or not isinstance(default, bool | int | float):
             continue
@@ -161,20 +161,15 @@ def check_types(cfg: Any, shipped: Any) -> None:
             raise ConfigError(f"{path}={v!r} is not a number (the default is {default})")
 
 
-def _ranged(cond, text: str):
-    return cond, text
-
-
-# dotted key -> (test of a non-null value, the valid values): the ranges Hydra cannot express.
+# dotted key -> (test of a non-null value, the valid values): the ranges Hydra cannot express
+# (run.episodes_per_task, run.max_steps, run.device and suite.tasks: see `validate`).
 RANGES: dict[str, tuple[Any, str]] = {
-    "run.seed": _ranged(lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
-    "run.episodes_per_task": _ranged(lambda v: _is_int(v) and v > 0, "a positive integer or null"),
-    "run.max_steps": _ranged(lambda v: _is_int(v) and v > 0, "a positive integer or null"),
-    "run.output_dir": _ranged(lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
-                              "a directory path"),
-    "bench.calls": _ranged(lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "bench.seed": _ranged(lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
-    "pruner.retention": _ranged(lambda v: _retentions_ok(v), "a fraction in (0, 1], or one per suite"),
+    "run.seed": (lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
+    "run.output_dir": (lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
+                       "a directory path"),
+    "bench.calls": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "bench.seed": (lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
+    "pruner.retention": (lambda v: _retentions_ok(v), "a fraction in (0, 1], or one per suite"),
 }
 
 
