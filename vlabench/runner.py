@@ -303,9 +303,10 @@ def run_from_config(cfg: Any) -> Any:
 def _start(cfg: Any, files: RunFiles, resumed: bool) -> tuple[Any, ...]:
     """Build the plugins, check and repair the records; (runner, plan, tasks, done, info)."""
     old = _old_manifest(files) if resumed else {}
-    done = files.open(old.get("records"))   # damaged records refuse before any model is built
-    for line in files.repairs:
-        print(f"vlabench: repaired {files.dir}/{line}", file=sys.stderr)
+    if resumed:   # damaged records refuse before any model is built
+        done = files.open(old.get("records"))
+        for line in files.repairs:
+            print(f"vlabench: repaired {files.dir}/{line}", file=sys.stderr)
     suite = build_plugin(cfg, "suite")
     pruner = build_plugin(cfg, "pruner")
     policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite,
@@ -317,6 +318,8 @@ def _start(cfg: Any, files: RunFiles, resumed: bool) -> tuple[Any, ...]:
     tasks = suite.tasks()
     runner = Runner(cfg, suite, policy, pruner, files)
     plan = {t.id: suite.episodes(t, cfg.run.episodes_per_task, int(cfg.run.seed)) for t in tasks}
+    if not resumed:   # a fresh run's record files appear just before its manifest
+        done = files.open()
     info = manifest(cfg, policy, protocol_deviations(cfg, len(suite.all_tasks())), now())
     info["rendered_cameras"] = sorted(runner.needs & set(IMAGE_KEYS))
     info["max_steps"] = {t.id: runner.max_steps(t) for t in tasks}
