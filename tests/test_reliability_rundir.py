@@ -190,14 +190,16 @@ def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
 
 # ---- 3c. SIGTERM is an interrupt ------------------------------------------------------------
 
-def test_sigterm_stops_like_ctrl_c_with_exit_143_and_the_run_resumes(tmp_path):
+@pytest.mark.parametrize("sig,code,what", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                           (signal.SIGINT, 130, "interrupted")])
+def test_sigterm_stops_like_ctrl_c_with_exit_143_and_the_run_resumes(tmp_path, sig, code, what):
     d = tmp_path / "r"
     p = start(tmp_path, "run.name=r", "suite.step_sleep_s=0.3")
     wait_for(lambda: (d / "episodes.csv").exists() and len(episodes(d)) >= 1)
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 143
-    assert err.strip().splitlines()[-1] == ("vlabench: terminated (SIGTERM); finished episodes are "
+    assert p.returncode == code
+    assert err.strip().splitlines()[-1] == (f"vlabench: {what}; finished episodes are "
                                             "saved, re-run the same command to resume")
     assert "Traceback" not in err
     assert json.loads((d / "manifest.json").read_text())["status"] == "interrupted"
