@@ -24,4 +24,4 @@ def test_tiny_model_completes_a_real_libero_episode(tmp_path, model, calls):
     n_vis = "512" if model.startswith("openvla-oft") else "256"
     assert all(r["tokens_in"] == n_vis and float(r["flops"]) > 0 for r in rows)
     assert all(float(r["lat_total_ms"]) > 0 and r["lat_llm_ms"] for r in rows)
-    assert rows[0]["warmup"] == "1"
+    assert all(r["warmup"] == "0" for r in rows)   # warm-up calls ran before, unrecorded

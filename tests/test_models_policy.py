@@ -84,3 +84,22 @@ def test_full_size_without_weights_fails_with_one_line_pointing_to_tiny(monkeypa
         _build("openvla-oft")
     msg = str(e.value)
     assert "\n" not in msg and "openvla-oft-tiny" in msg
+
+
+def test_warm_up_makes_every_later_call_warm_and_leaves_no_state():
+    """The runner's unrecorded warm-up: afterwards no call is flagged, and actions equal a
+    policy that never warmed up (the warm-up's pruner/decoder state is gone)."""
+    from vlabench.models import policy as P
+
+    saved = P._PROCESS_CALLS["n"]
+    try:
+        P._PROCESS_CALLS["n"] = 0
+        p = _build("openvla-oft-tiny", warmup_calls=2)
+        p.warm_up()
+        assert P._PROCESS_CALLS["n"] == 2
+        out = p.act(synthetic_observation(5))
+        assert out.stats.warmup is False
+        cold = _build("openvla-oft-tiny", warmup_calls=0)
+        assert np.array_equal(out.actions, cold.act(synthetic_observation(5)).actions)
+    finally:
+        P._PROCESS_CALLS["n"] = max(saved, 3)

@@ -112,3 +112,28 @@ def test_an_environment_that_fails_to_build_is_recorded_per_episode(tmp_path):
     rows = read_rows(files.episodes_csv, EPISODE_COLUMNS)
     assert [(x["episode"], x["success"], x["steps"], x["error_type"], x["error"]) for x in rows] == [
         ("0", "0", "0", "OSError", "no EGL display"), ("1", "0", "0", "OSError", "no EGL display")]
+
+
+def test_the_policy_warms_up_once_before_the_first_pending_episode_and_not_when_all_are_done(tmp_path):
+    from vlabench.progress import RunProgress
+    from vlabench.records import RunFiles
+
+    class WarmPolicy(ChunkPolicy):
+        def warm_up(self):
+            self.acted.append("warm")
+
+    class OneStepSuite(Suite):
+        def make_env(self, task, needs):
+            return CountingEnv(done_at=1)
+
+    plan = {0: [EpisodeSpec(0, i, i, 7) for i in range(2)]}
+    for done, expect in ((set(), ["warm", 0, 0]), ({(0, 0), (0, 1)}, [])):
+        (tmp_path / str(len(done))).mkdir()
+        files = RunFiles(tmp_path / str(len(done)))
+        files.open()
+        pol = WarmPolicy(1)
+        r = runner(pol)
+        r.suite, r.files = OneStepSuite(5), files
+        with RunProgress(2, len(done), quiet=True, title="t") as progress:
+            r.run(done, progress, plan, [TASK])
+        assert pol.acted == expect

@@ -245,6 +245,9 @@ class Runner:
 
     def run(self, done: set[tuple[int, int]], progress: RunProgress, plan: dict[int, list[EpisodeSpec]],
             tasks: list[TaskInfo]) -> None:
+        warm_up = getattr(self.policy, "warm_up", None)
+        if warm_up is not None and any((t.id, ep.index) not in done for t in tasks for ep in plan[t.id]):
+            warm_up()   # unrecorded: fresh and resumed runs record only warm calls
         for task in tasks:
             pending = [ep for ep in plan[task.id] if (task.id, ep.index) not in done]
             if not pending:

@@ -120,6 +120,24 @@ class PrismaticPolicy:
         self.calls_in_episode = 0
         self.decoder.reset()
 
+    def warm_up(self) -> None:
+        """The process's first `warmup_calls` model calls, made on a synthetic observation and
+        recorded nowhere (the runner calls this before its first episode). Every recorded call
+        of a run is then warm, so a resumed run's calls.csv equals an uninterrupted run's
+        (issue 16) and no cold call enters the latency figures. Pruner and decoder state are
+        reset afterwards."""
+        if self.meta:
+            return
+        from vlabench.models.synthetic import synthetic_observation
+
+        obs = synthetic_observation(0)
+        while _PROCESS_CALLS["n"] < self.warmup_calls:
+            self.pruner.reset()   # a fresh pruner always runs the model (no skip_call)
+            self.reset()
+            self.act(obs)
+        self.pruner.reset()
+        self.reset()
+
     def observe(self, obs: Observation) -> None:
         """A step executed open-loop from the last chunk: pruners that compare frames across
         steps (`observes_frames`) get the images the towers would see."""
