@@ -45,3 +45,25 @@ def test_selftest_fails_with_a_clear_message_when_the_step_limit_is_cut(cut):
     assert "selftest FAILED: libero_object 0% < 95%" in res.stdout
     assert "ran out of steps at the step limit of 40, below the protocol's 280" in res.stdout
     assert "the step limit is below what the tasks need" in res.stdout
+
+
+def test_selftest_leaves_no_temporary_directory_after_an_interrupt_or_with_its_own_output_dir(
+        tmp_path, monkeypatch):
+    import tempfile
+
+    import vlabench.selftest as st
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(st, "run_suite", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        st.selftest([])
+    assert list(scratch.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt):
+        st.selftest([f"run.output_dir={tmp_path / 'mine'}"])
+    assert list(scratch.iterdir()) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,17 +195,21 @@ def selftest(overrides: list[str]) -> int:
     """Run the selftest; returns the exit code (0 pass, 1 fail)."""
     suites, rest, sample = split_overrides(overrides)
     explicit = any(o.startswith("run.output_dir=") for o in rest)
-    out_dir = Path(tempfile.mkdtemp(prefix="vlabench-selftest-"))
+    for s in suites:
+        selftest_section(s)  # fail fast on a suite without a sample
     if explicit:
         out_dir = Path(next(o for o in rest if o.startswith("run.output_dir=")).partition("=")[2])
         rest = [o for o in rest if not o.startswith("run.output_dir=")]
-    for s in suites:
-        selftest_section(s)  # fail fast on a suite without a sample
-    results = [run_suite(s, rest, out_dir, sample) for s in suites]
-    print(render(results), flush=True)
-    ok = all(r.passed for r in results)
-    if ok and not explicit:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    elif not ok:
+    else:   # a temporary directory of our own, removed unless a failure needs its records
+        out_dir = Path(tempfile.mkdtemp(prefix="vlabench-selftest-"))
+    ok = False
+    try:
+        results = [run_suite(s, rest, out_dir, sample) for s in suites]
+        print(render(results), flush=True)
+        ok = all(r.passed for r in results)
+    finally:
+        if not explicit and (ok or sys.exc_info()[0] is not None):
+            shutil.rmtree(out_dir, ignore_errors=True)
+    if not ok:
         print(f"records: {out_dir}", flush=True)
     return 0 if ok else 1
