@@ -76,8 +76,6 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
         io = SuiteIO.from_suite(suite_cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if io.jpeg:
-        deviations.append("images JPEG-round-tripped and resized with PIL (reference: TensorFlow)")
     return cls(model, d, pruner, tokenizer, stats, dev, dtype, cfg=cfg or {}, deviations=deviations,
                io=io)
 
