@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vlabench.pruners.base import BOS, TEXT, VISUAL, Pruner, VisualTokens  # noqa: E402
-from vlabench.pruners.divprune import DivPrune, divprune_select, first_by_second_nearest  # noqa: E402
+from vlabench.pruners.divprune import DivPrune, divprune_select  # noqa: E402
+from vlabench.pruners.selection import first_by_nearest_other  # noqa: E402
 from vlabench.pruners.selection import cosine_distance_matrix  # noqa: E402
 
 DEG = [0, 20, 90, 100, 180, 185]
@@ -26,7 +27,7 @@ def tokens(emb: torch.Tensor) -> VisualTokens:
 def test_first_token_has_the_farthest_nearest_neighbour():
     # nearest-other distances: 0/20 deg -> 1-cos20 = .060 (largest; tie -> lowest index),
     # 90/100 -> .015, 180/185 -> .004
-    assert first_by_second_nearest(cosine_distance_matrix(points())) == 0
+    assert first_by_nearest_other(cosine_distance_matrix(points())) == 0
 
 
 def test_greedy_maxmin_picks_opposite_then_orthogonal():

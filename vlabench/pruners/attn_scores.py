@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from vlabench.pruners.base import LayerView
+from vlabench.pruners.base import BOS, PROPRIO, TEXT, VISUAL, LayerView
+
+PREFILL_KINDS = (BOS, VISUAL, PROPRIO, TEXT)   # the rows before OFT's action placeholders
 
 
 def has_values(t: torch.Tensor | None) -> bool:
@@ -24,6 +26,13 @@ def visual_keys(view: LayerView) -> tuple[torch.Tensor, torch.Tensor]:
 def rows_of_kinds(view: LayerView, kinds: tuple[int, ...]) -> torch.Tensor:
     """Boolean mask over the query rows whose kind is one of `kinds`."""
     return torch.isin(view.query_kinds, torch.tensor(kinds, device=view.query_kinds.device))
+
+
+def last_row(view: LayerView) -> torch.Tensor:
+    """Boolean mask over the query rows selecting only the last one (FastV's "last token")."""
+    rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
+    rows[-1] = True
+    return rows
 
 
 def visual_block(view: LayerView, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

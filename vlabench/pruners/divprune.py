@@ -29,7 +29,8 @@ import torch
 from vlabench.pruners.base import Pruner, VisualTokens
 from vlabench.pruners.common import is_meta, meta_keep, retention_of
 from vlabench.pruners.readings import Reading
-from vlabench.pruners.selection import cosine_distance_matrix, greedy_maxmin, keep_count
+from vlabench.pruners.selection import (cosine_distance_matrix, first_by_nearest_other, greedy_maxmin,
+                                       keep_count)
 
 POSITIONS = Reading(
     point="rotary positions of the kept tokens",
@@ -44,19 +45,10 @@ POSITIONS = Reading(
 )
 
 
-def first_by_second_nearest(distances: torch.Tensor) -> int:
-    """The row whose nearest other row (second smallest distance, the smallest being itself)
-    is farthest."""
-    if distances.shape[0] < 2:
-        return 0
-    second = torch.topk(distances, 2, dim=0, largest=False).values[1]
-    return int(torch.argmax(second))
-
-
 def divprune_select(features: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (pick order) of k rows of `features` chosen by DivPrune's greedy max-min."""
     d = cosine_distance_matrix(features)
-    return greedy_maxmin(d, k, first_by_second_nearest(d))
+    return greedy_maxmin(d, k, first_by_nearest_other(d))
 
 
 class DivPrune(Pruner):

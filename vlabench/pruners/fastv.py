@@ -42,8 +42,8 @@ from typing import Any
 import torch
 
 from vlabench.config import cfg_get
-from vlabench.pruners.attn_scores import rows_of_kinds
-from vlabench.pruners.base import BOS, PROPRIO, TEXT, VISUAL, LayerView, ModelInfo, Pruner
+from vlabench.pruners.attn_scores import PREFILL_KINDS, last_row, rows_of_kinds
+from vlabench.pruners.base import LayerView, ModelInfo, Pruner
 from vlabench.pruners.common import (camera_pools, check_layer, is_meta, meta_keep,
                                      oft_score_layer, retention_of)
 from vlabench.pruners.readings import Reading
@@ -55,7 +55,6 @@ _OFT_CODE = ("MINT-SJTU/VLA-Pruner @ 3d156ee, src/openvla-oft/transformers/src/t
 _EVIDENCE = ("VLA-Pruner Table 1's OFT FastV rows come from these runs (scripts "
              "src/openvla-oft/vla_pruner_srcipts/run_fastv/run_*_fastv.sh); on OpenVLA both "
              "sides coincide")
-PREFILL_KINDS = (BOS, VISUAL, PROPRIO, TEXT)   # the rows before OFT's action placeholders
 SCORE_ROWS = ("last", "prefill", "all")
 
 
@@ -130,9 +129,7 @@ class FastV(Pruner):
             return rows_of_kinds(view, PREFILL_KINDS)
         if self.rows == "all":
             return torch.ones_like(view.query_kinds, dtype=torch.bool)
-        rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
-        rows[-1] = True
-        return rows
+        return last_row(view)
 
     def select(self, view: LayerView, cols: torch.Tensor, ids: torch.Tensor,
                k: int) -> torch.Tensor:

@@ -24,8 +24,7 @@ def top_k_ids(scores: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"scores {tuple(scores.shape)} and ids {tuple(ids.shape)} differ")
     k = max(0, min(int(k), ids.numel()))
     by_id = torch.argsort(ids, stable=True)
-    s = scores.float()[by_id].nan_to_num(nan=float("-inf"))
-    best = by_id[torch.sort(s, descending=True, stable=True).indices[:k]]
+    best = by_id[top_k_indices(scores[by_id], k)]
     return torch.sort(ids[best]).values
 
 
@@ -42,6 +41,17 @@ def cosine_distance_matrix(features: torch.Tensor) -> torch.Tensor:
     """(n, n) matrix of 1 - cosine similarity between the rows of `features`."""
     x = torch.nn.functional.normalize(features.float(), dim=-1)
     return (1.0 - x @ x.T).clamp_min(0.0)
+
+
+def first_by_nearest_other(distances: torch.Tensor) -> int:
+    """The row whose nearest other row is farthest: per column the second smallest distance (the
+    smallest being the row itself), argmax, lowest row on ties. DivPrune's `DivPrune()` (vbdi/
+    divprune @ 799e2d9 llava_arch.py L152-171) and VLA-Pruner's code (`_redundancy_minization`,
+    MINT-SJTU/VLA-Pruner @ fa5bfed modeling_llama.py:950-971) start their max-min greedy here."""
+    if distances.shape[0] < 2:
+        return 0
+    second = torch.topk(distances, 2, dim=0, largest=False).values[1]
+    return int(torch.argmax(second))
 
 
 def greedy_maxmin(distances: torch.Tensor, k: int, first: int) -> torch.Tensor:

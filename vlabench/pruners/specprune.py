@@ -56,6 +56,7 @@ counts of a real-valued twin instead (vlabench/models/bench.py).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ from vlabench.config import as_dict, cfg_get
 from vlabench.pruners.attn_scores import query_to_visual, scatter_scores, visual_block
 from vlabench.pruners.base import (ACTION, BOS, PROPRIO, STOP, TEXT, VISUAL, LayerView, ModelInfo,
                                    Pruner, VisualTokens)
-from vlabench.pruners.common import meta_keep
+from vlabench.pruners.common import camera_pools, meta_keep
 from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, patch_cosine_similarity, top_k_ids
 from vlabench.pruners.specprune_controller import (COARSE, FINE, CodeController, code_frames_back,
@@ -156,32 +157,39 @@ def _similarity(current: np.ndarray, reference: np.ndarray, grid: int) -> torch.
     return patch_cosine_similarity(cur, ref, cur.shape[0] // grid)
 
 
-def static_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
-               cameras: tuple[str, ...], grid: int, tau: float, top: int) -> torch.Tensor:
-    """Code (get_similarity_indices): per camera, the `top` most similar patches among those
-    with similarity >= tau; these are pruned. No reference: none."""
+def _per_camera_patches(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
+                        cameras: tuple[str, ...], grid: int,
+                        pick: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Visual ids of the patches `pick(similarity)` chooses in each camera's frame-vs-reference
+    patch similarities (patch ids within the camera). No reference: none."""
     out = [torch.empty(0, dtype=torch.long)]
     if reference is None:
         return out[0]
     for c, cam in enumerate(cameras):
-        sim = _similarity(current[cam], reference[cam], grid)
-        cand = torch.nonzero(sim >= tau).flatten()
-        out.append(top_k_ids(sim[cand], cand, top) + c * grid * grid)
+        out.append(pick(_similarity(current[cam], reference[cam], grid)) + c * grid * grid)
     return torch.cat(out)
+
+
+def static_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
+               cameras: tuple[str, ...], grid: int, tau: float, top: int) -> torch.Tensor:
+    """Code (get_similarity_indices): per camera, the `top` most similar patches among those
+    with similarity >= tau; these are pruned. No reference: none."""
+    def pick(sim: torch.Tensor) -> torch.Tensor:
+        cand = torch.nonzero(sim >= tau).flatten()
+        return top_k_ids(sim[cand], cand, top)
+
+    return _per_camera_patches(current, reference, cameras, grid, pick)
 
 
 def dynamic_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
                 cameras: tuple[str, ...], grid: int, tau: float, k: int) -> torch.Tensor:
     """Paper Sec. 4.2 Eq. 2-3: per camera, the k lowest-similarity patches among those below
     tau; these are kept. No reference: none."""
-    out = [torch.empty(0, dtype=torch.long)]
-    if reference is None:
-        return out[0]
-    for c, cam in enumerate(cameras):
-        sim = _similarity(current[cam], reference[cam], grid)
+    def pick(sim: torch.Tensor) -> torch.Tensor:
         cand = torch.nonzero(sim < tau).flatten()
-        out.append(top_k_ids(-sim[cand], cand, k) + c * grid * grid)
-    return torch.cat(out)
+        return top_k_ids(-sim[cand], cand, k)
+
+    return _per_camera_patches(current, reference, cameras, grid, pick)
 
 
 def text_rows(view: LayerView, start: int, stop: int | None) -> torch.Tensor:
@@ -387,11 +395,9 @@ class SpecPrune(Pruner):
         if self._scores is None:
             self._scores = torch.zeros(self.info.num_visual)
         ids, sc = self._scores_of(view, _tail_rows(view))
-        cam = ids // self.per_image
-        for c in range(len(self.info.cameras)):
-            sel = ids[cam == c]
-            w = code_rank_weights(sc[cam == c], view.layer)
-            self._scores[sel] = ema(self._scores[sel], w, 0.2)
+        for m in self._camera_masks(ids):
+            w = code_rank_weights(sc[m], view.layer)
+            self._scores[ids[m]] = ema(self._scores[ids[m]], w, 0.2)
 
     def _code_layer_prune(self, view: LayerView) -> torch.Tensor | None:
         kinds = view.query_kinds.cpu()
@@ -472,7 +478,9 @@ class SpecPrune(Pruner):
             return ids, torch.rand(self.info.num_visual, generator=g)[ids]
         return ids, sc.float().cpu()
 
+    def _camera_masks(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        return camera_pools(ids, self.per_image, len(self.info.cameras))
+
     def _per_camera_topk(self, ids: torch.Tensor, scores: torch.Tensor, ks: tuple[int, ...]) -> torch.Tensor:
-        cam = ids // self.per_image
-        picks = [top_k_ids(scores[cam == c], ids[cam == c], ks[c]) for c in range(len(self.info.cameras))]
-        return torch.cat(picks) if picks else torch.empty(0, dtype=torch.long)
+        picks = [top_k_ids(scores[m], ids[m], ks[c]) for c, m in enumerate(self._camera_masks(ids))]
+        return torch.cat(picks)

@@ -58,12 +58,13 @@ import numpy as np
 import torch
 
 from vlabench.config import cfg_get
-from vlabench.pruners.attn_scores import has_values, query_to_visual, rows_of_kinds, scatter_scores
-from vlabench.pruners.base import (ACTION, BOS, GENERATED, PROPRIO, TEXT, VISUAL, LayerView,
-                                   ModelInfo, Pruner, VisualTokens)
+from vlabench.pruners.attn_scores import (PREFILL_KINDS, has_values, last_row, query_to_visual,
+                                          rows_of_kinds, scatter_scores)
+from vlabench.pruners.base import ACTION, GENERATED, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import camera_pools, oft_score_layer, scale_layer
 from vlabench.pruners.readings import Reading
-from vlabench.pruners.selection import cosine_distance_matrix, greedy_maxmin, keep_count, top_k_ids
+from vlabench.pruners.selection import (cosine_distance_matrix, first_by_nearest_other, greedy_maxmin,
+                                       keep_count, top_k_ids)
 from vlabench.registry import ConfigError
 
 CODE_ACTION_LAYER = 15      # OV: modeling_prismatic.py:615; OFT: vla_pruner_layer (of 32 layers)
@@ -92,13 +93,6 @@ def second_nearest_first(distances: torch.Tensor) -> int:
     if distances.shape[0] < 3:
         return 0
     return int(torch.argmax(_off_diagonal(distances).kthvalue(2, dim=1).values))
-
-
-def nearest_first(distances: torch.Tensor) -> int:
-    """The code's first token: the row whose nearest other row is farthest (lowest row on ties)."""
-    if distances.shape[0] < 2:
-        return 0
-    return int(torch.argmax(_off_diagonal(distances).min(dim=1).values))
 
 
 FirstRule = Callable[[torch.Tensor], int]
@@ -169,7 +163,8 @@ class VLAPruner(Pruner):
         if self.semantic_rows not in ("prefill", "last"):
             raise ConfigError(f"pruner.semantic_rows={self.semantic_rows!r} is invalid; "
                               "valid: prefill, last")
-        self.first: FirstRule = nearest_first if self.reading == "code" else second_nearest_first
+        self.first: FirstRule = (first_by_nearest_other if self.reading == "code"
+                                 else second_nearest_first)
         self.score_layer = self.prune_layer - 1
         self.action_layers: frozenset[int] = frozenset()
         self.attention_layers = frozenset({self.score_layer})
@@ -226,9 +221,7 @@ class VLAPruner(Pruner):
             return rows_of_kinds(view, (ACTION,))
         if view.phase == "decode":
             return rows_of_kinds(view, (GENERATED,))
-        rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
-        rows[-1] = True                                # the row that emits the first action token
-        return rows
+        return last_row(view)                          # the row that emits the first action token
 
     def _observe_action(self, view: LayerView) -> None:
         ids, sc = query_to_visual(view, self._action_rows(view))
@@ -240,10 +233,8 @@ class VLAPruner(Pruner):
 
     def _semantic_rows(self, view: LayerView) -> torch.Tensor:
         if self.semantic_rows == "prefill":
-            return rows_of_kinds(view, (BOS, VISUAL, PROPRIO, TEXT))
-        rows = torch.zeros_like(view.query_kinds, dtype=torch.bool)
-        rows[-1] = True
-        return rows
+            return rows_of_kinds(view, PREFILL_KINDS)
+        return last_row(view)
 
     def _select(self, view: LayerView) -> torch.Tensor:
         ids, s_vl = query_to_visual(view, self._semantic_rows(view))
