@@ -103,39 +103,18 @@ def twin_model_cfg(cfg: Any, dims: Any) -> Any:
 
 def twin_counts(cfg: Any, policy: Any, observations: list) -> dict[str, Any]:
     """Run `observations` through the real-valued twin with a fresh pruner of the same config;
-    price each model call's decoder trace with the full model's dims (`policy.dims`)."""
+    price each model call at the full model's dims (`policy.dims`)."""
     from omegaconf import OmegaConf
 
-    from vlabench.contracts import TaskInfo
-    from vlabench.metrics import flops as F
     from vlabench.runner import build_plugin
 
     tcfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     tcfg.model = twin_model_cfg(cfg, policy.dims)
     pruner = build_plugin(tcfg, "pruner")
     twin = build_plugin(tcfg, "model", pruner=pruner, suite_cfg=cfg.suite, device="cpu")
-    twin.reset(TaskInfo(0, "bench", observations[0].instruction))
-    pruner.reset()
-    fixed = {k: v for k, v in policy.last_flops_by_stage.items() if k != "llm"}
-    llm, kept, by_layer = [], [], []
-    for obs in observations:
-        out = twin.act(obs)
-        if out.stats.source == "model":
-            llm.append(F.llm_flops(policy.dims, twin.decoder.trace))
-            kept.append(out.stats.tokens_kept)
-            by_layer.append(out.stats.tokens_by_layer)
-    if not llm:
-        raise ConfigError("the pruner served every call without the model; nothing to measure")
-    stages = {k: float(np.mean(llm)) if k == "llm" else v for k, v in policy.last_flops_by_stage.items()}
-    other = sum(fixed.values())
-    return {
-        "flops_per_call": other + float(np.mean(llm)), "flops_last_call": other + llm[-1],
-        "flops_by_stage": stages, "tokens_kept_mean": float(np.mean(kept)),
-        "tokens_by_layer_mean": [float(x) for x in np.mean(by_layer, 0)],
-        "llm_tmacs_papers_convention": float(np.mean(llm)) / 2 / 1e12,
-        "llm_tmacs_last_call": llm[-1] / 2 / 1e12,
-        "twin_model_calls": len(llm),
-    }
+    twin.flops_dims = policy.dims
+    res = measure(twin, observations, 0, count_once=False)
+    return {**{k: res[k] for k in TWIN_KEYS}, "twin_model_calls": res["model_calls"]}
 
 
 def bench_from_config(cfg: Any) -> dict[str, Any]:

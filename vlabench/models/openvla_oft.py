@@ -88,7 +88,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
         from vlabench.metrics import flops as F
 
         out = super().flops_by_stage()
-        out["action_head"] = F.oft_head_flops(self.dims)
+        out["action_head"] = F.oft_head_flops(self.flops_dims)
         return out
 
 

@@ -58,6 +58,7 @@ class PrismaticPolicy:
                                    f"gives no robot state")
         self.model = model
         self.dims = dims
+        self.flops_dims = dims   # the sizes FLOPs are priced at (bench's twin: the full model's)
         self.pruner = pruner if pruner is not None else Pruner()
         self.tokenizer = tokenizer
         self.norm_stats = norm_stats
@@ -247,7 +248,7 @@ class PrismaticPolicy:
         return sum(by.values())
 
     def flops_by_stage(self) -> dict[str, float]:
-        d = self.dims
+        d = self.flops_dims
         n_img = len(self.cameras)
         return {
             "vision": F.vision_flops(d, n_img, probe=self.pruner.vision_attention)
