@@ -63,10 +63,9 @@ def _group_choices(overrides: list[str]) -> list[str]:
 
 def _check_group_choices(overrides: list[str]) -> None:
     """Unknown plugin names get our one-line error before Hydra's longer one."""
-    for o in overrides:
-        key, sep, value = o.lstrip("+~").partition("=")
-        if sep and key in registry.GROUPS:
-            registry.entry(key, value)
+    for o in _group_choices(overrides):
+        key, _, value = o.lstrip("+~").partition("=")
+        registry.entry(key, value)
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config") -> Any:
@@ -122,7 +121,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _leaves(node: Any, prefix: str = ""):
-    """(dotted key, key) of every leaf of a DictConfig that is not itself a mapping."""
+    """(dotted key, key, value) of every leaf of a DictConfig that is not itself a mapping."""
     from omegaconf import DictConfig
 
     for k in node.keys():
@@ -131,7 +130,7 @@ def _leaves(node: Any, prefix: str = ""):
         if isinstance(v, DictConfig):
             yield from _leaves(v, path + ".")
         else:
-            yield path, k
+            yield path, k, node[k]
 
 
 def check_types(cfg: Any, shipped: Any) -> None:
@@ -139,8 +138,7 @@ def check_types(cfg: Any, shipped: Any) -> None:
     words are converted in place. Options without a scalar default are checked by RANGES."""
     from omegaconf import DictConfig, OmegaConf
 
-    for path, k in list(_leaves(shipped)):
-        default = OmegaConf.select(shipped, path)
+    for path, k, default in _leaves(shipped):
         if default is None or not isinstance(default, bool | int | float):
             continue
         node = OmegaConf.select(cfg, path.rsplit(".", 1)[0]) if "." in path else cfg
@@ -188,16 +186,15 @@ def check_ranges(cfg: Any) -> None:
             raise ConfigError(f"{key}={shown!r} is invalid; valid: {valid}")
 
 
-def validate(cfg: Any, shipped: Any = None) -> None:
-    """Types (against the `shipped` defaults, when given) and ranges of every option; raises
-    ConfigError (one line, naming the valid values) before anything is created."""
-    if shipped is not None:
-        check_types(cfg, shipped)
-        for group in ("run", "bench"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
-            extra = sorted(set(cfg.get(group) or {}) - set(shipped.get(group) or {}))
-            if extra:
-                raise ConfigError(f"unknown setting {group}.{extra[0]}; valid: "
-                                  + ", ".join(f"{group}.{k}" for k in shipped[group]))
+def validate(cfg: Any, shipped: Any) -> None:
+    """Types (against the `shipped` defaults) and ranges of every option; raises ConfigError
+    (one line, naming the valid values) before anything is created."""
+    check_types(cfg, shipped)
+    for group in ("run", "bench"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
+        extra = sorted(set(cfg.get(group) or {}) - set(shipped.get(group) or {}))
+        if extra:
+            raise ConfigError(f"unknown setting {group}.{extra[0]}; valid: "
+                              + ", ".join(f"{group}.{k}" for k in shipped[group]))
     run, suite = cfg.run, cfg.suite
     for key in ("episodes_per_task", "max_steps"):
         v = run.get(key)
@@ -229,6 +226,7 @@ def validate(cfg: Any, shipped: Any = None) -> None:
 def check_report_out(out: str | None) -> None:
     """`report --out DIR`: a directory that exists or can be made, and is writable."""
     import os
+    import tempfile
     from pathlib import Path
 
     if out is None:
@@ -242,7 +240,7 @@ def check_report_out(out: str | None) -> None:
         for d in reversed([q for q in [p, *p.parents] if not q.exists()]):
             d.mkdir()
             made.append(d)
-        fd, probe = __import__("tempfile").mkstemp(dir=p, prefix=".vlabench-probe-")
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".vlabench-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:

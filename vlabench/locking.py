@@ -87,9 +87,3 @@ class RunLock:
         os.close(self.fd)  # closing the descriptor releases the flock
         self.fd = None
 
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -102,16 +102,18 @@ def _canonical(obj: dict[str, Any]) -> bytes:
     return json.dumps(plain, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def seal(info: dict[str, Any]) -> dict[str, Any]:
-    """`info` with `seal`: the sha256 of its other fields, so a hand edit (a status changed to
-    "complete", a count changed) is detected by `check_seal`."""
+def _seal_of(info: dict[str, Any]) -> str:
     import hashlib
 
-    return {**info, "seal": hashlib.sha256(_canonical(info)).hexdigest()}
+    return hashlib.sha256(_canonical(info)).hexdigest()
+
+
+def seal(info: dict[str, Any]) -> dict[str, Any]:
+    """`info` with `seal`: the sha256 of its other fields, so a hand edit (a status changed to
+    "complete", a count changed) is detected by `seal_ok`."""
+    return {**info, "seal": _seal_of(info)}
 
 
 def seal_ok(info: dict[str, Any]) -> bool:
     """True when `info` has no seal (older records) or its seal matches its content."""
-    import hashlib
-
-    return "seal" not in info or info["seal"] == hashlib.sha256(_canonical(info)).hexdigest()
+    return "seal" not in info or info["seal"] == _seal_of(info)

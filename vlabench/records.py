@@ -154,9 +154,10 @@ def append_block(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def _open_text(path: Path) -> str:
+def decode_text(path: Path, data: bytes) -> str:
+    """`data` (the bytes of `path`) as UTF-8 text; binary garbage is one RecordsError line."""
     try:
-        return path.read_bytes().decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise RecordsError(f"{path}: not UTF-8 text (byte {e.start}); the file is damaged "
                            f"(binary garbage?)") from None
@@ -193,7 +194,16 @@ def read_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
     """Rows of a records CSV as strings; checks the header names `columns` exactly."""
     if not path.exists():
         return []
-    return parse_rows(path, _open_text(path), columns)
+    return parse_rows(path, decode_text(path, path.read_bytes()), columns)
+
+
+def has_rows(path: Path) -> bool:
+    """True when the records CSV at `path` holds a row below its header (reads 64 KiB at most)."""
+    try:
+        with open(path, "rb") as f:
+            return len(f.read(1 << 16).splitlines()) > 1
+    except FileNotFoundError:
+        return False
 
 
 def sha256(data: bytes) -> str:
@@ -260,7 +270,7 @@ class RunFiles:
                 self.repairs.append(f"{path.name}: added its missing final newline")
                 data += b"\n"
             check_prefix(path, data, rec, exact=False)
-        cut = data.rfind(b"\n", n) + 1 if b"\n" in data[n:] else n
+        cut = max(n, data.rfind(b"\n", n) + 1)
         if cut < len(data):
             self.repairs.append(f"{path.name}: dropped an incomplete last line ({len(data) - cut} "
                                 f"bytes without a newline: a write that never finished)")

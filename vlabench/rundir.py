@@ -107,9 +107,8 @@ class RunDirClaim:
 
     def remove_records(self) -> None:
         """run.overwrite: delete the record files (only those), then count the dir as fresh."""
-        for f in RECORD_FILES:
+        for f in RECORD_FILES:   # (prepare_run_dir removed the temporaries under this lock)
             (self.path / f).unlink(missing_ok=True)
-        remove_temporaries(self.path)
         self.snapshot()
 
     def abandon(self) -> None:

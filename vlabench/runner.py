@@ -30,7 +30,7 @@ from vlabench import registry
 from vlabench.contracts import IMAGE_KEYS, STATE_KEYS, EpisodeSpec, TaskInfo
 from vlabench.progress import RunProgress
 from vlabench.provenance import manifest, now, protocol_deviations, seal, seal_ok
-from vlabench.records import RecordsError, RunFiles, atomic_write_text, call_row, sha256
+from vlabench.records import RecordsError, RunFiles, atomic_write_text, call_row, has_rows, sha256
 from vlabench.registry import ConfigError
 
 # Settings that may change between a run and its resumption (they do not affect results; the
@@ -80,7 +80,7 @@ def _old_manifest(files: RunFiles) -> dict[str, Any]:
     import json
 
     if not files.manifest_json.exists():
-        if files.episodes_csv.exists() and len(files.episodes_csv.read_bytes().splitlines()) > 1:
+        if has_rows(files.episodes_csv):
             raise RecordsError(f"{files.manifest_json} is missing but episodes.csv holds finished "
                                f"episodes, which can no longer be verified; restore it, or start "
                                f"over with run.overwrite=true")
@@ -96,9 +96,10 @@ def _old_manifest(files: RunFiles) -> dict[str, Any]:
     return old
 
 
-def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool, Any]:
+def prepare_run_dir(cfg: Any) -> tuple[RunFiles, dict[str, Any] | None, Any]:
     """Create (or reopen and lock) the run directory; refuse a different config, a directory that
-    is not a run, or one another process is writing. Returns (files, resumed, claim): the
+    is not a run, or one another process is writing. Returns (files, old, claim): `old` is the
+    resumed run's verified manifest ({} when it has none yet), None for a fresh start; the
     caller releases `claim` (close) when done, or undoes a failed fresh start (abandon)."""
     from omegaconf import OmegaConf
 
@@ -128,7 +129,8 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool, Any]:
         text = OmegaConf.to_yaml(cfg, resolve=True)
         if has_config and not cfg.run.overwrite:
             raw = files.config_yaml.read_bytes()
-            recorded = _old_manifest(files).get("config_sha256")
+            old = _old_manifest(files)
+            recorded = old.get("config_sha256")
             if recorded and sha256(raw) != recorded:
                 raise RecordsError(f"{files.config_yaml} was edited after the run started (its sha256 "
                                    f"differs from manifest.json's); restore it, or start over with "
@@ -145,12 +147,12 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, bool, Any]:
                     f"{run_dir} holds a run with a different config ({shown}); resume only with the "
                     f"same settings, or choose another run.name, or pass run.overwrite=true"
                 )
-            return files, True, claim
+            return files, old, claim
         atomic_write_text(files.config_yaml, text)
     except BaseException:
         claim.abandon()
         raise
-    return files, False, claim
+    return files, None, claim
 
 
 class Runner:
@@ -296,16 +298,17 @@ def run_from_config(cfg: Any) -> Any:
 
     The run directory is locked for the whole call. A start that fails or is interrupted
     before the first episode undoes only what this invocation created."""
-    files, resumed, claim = prepare_run_dir(cfg)
+    files, old, claim = prepare_run_dir(cfg)
     try:
-        return _run_locked(cfg, files, resumed, claim)
+        return _run_locked(cfg, files, old, claim)
     finally:
         claim.close()
 
 
-def _start(cfg: Any, files: RunFiles, resumed: bool) -> tuple[Any, ...]:
-    """Build the plugins, check and repair the records; (runner, plan, tasks, done, info)."""
-    old = _old_manifest(files) if resumed else {}
+def _start(cfg: Any, files: RunFiles, old: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Build the plugins, check and repair the records; (runner, plan, tasks, done, info).
+    `old`: the resumed run's manifest (prepare_run_dir), None for a fresh start."""
+    resumed = old is not None
     if resumed:   # damaged records refuse before any model is built
         done = files.open(old.get("records"))
         for line in files.repairs:
@@ -334,19 +337,18 @@ def _start(cfg: Any, files: RunFiles, resumed: bool) -> tuple[Any, ...]:
     return runner, plan, tasks, done, info
 
 
-def _run_locked(cfg: Any, files: RunFiles, resumed: bool, claim: Any) -> Any:
-    try:
-        runner, plan, tasks, done, info = _start(cfg, files, resumed)
-        info["records"] = files.digest()
-        files.write_json(files.manifest_json, seal(info))
-    except BaseException:
-        if not resumed:
-            claim.abandon()
-        raise
-
+def _run_locked(cfg: Any, files: RunFiles, old: dict[str, Any] | None, claim: Any) -> Any:
     def commit() -> None:
         info["records"] = files.digest()
         files.write_json(files.manifest_json, seal(info))
+
+    try:
+        runner, plan, tasks, done, info = _start(cfg, files, old)
+        commit()
+    except BaseException:
+        if old is None:
+            claim.abandon()
+        raise
 
     runner.on_commit = commit
     total = sum(len(v) for v in plan.values())

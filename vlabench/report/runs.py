@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import json
 import math
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 from vlabench.provenance import seal_ok
 from vlabench.records import (
     CALL_COLUMNS, EPISODE_COLUMNS, RECORDS_VERSION, SUMMARY_COLUMNS, RecordsError,
-    check_call_counts, check_prefix, read_rows, sha256,
+    check_call_counts, check_prefix, decode_text, has_rows, parse_rows, read_rows, sha256,
 )
 from vlabench import registry
 from vlabench.registry import ConfigError
@@ -121,8 +120,13 @@ def _numeric(df: pd.DataFrame, cols: tuple[str, ...], path: Path) -> pd.DataFram
     return out
 
 
-def _load_episodes(path: Path) -> pd.DataFrame:
-    rows = read_rows(path, EPISODE_COLUMNS)
+def _rows(path: Path, data: bytes | None, columns: list[str]) -> list[dict[str, str]]:
+    """Rows of a records file already read (None: the file does not exist)."""
+    return [] if data is None else parse_rows(path, decode_text(path, data), columns)
+
+
+def _load_episodes(path: Path, data: bytes | None) -> pd.DataFrame:
+    rows = _rows(path, data, EPISODE_COLUMNS)
     df = _numeric(pd.DataFrame(rows, columns=EPISODE_COLUMNS, dtype=object), _INT_EPISODE, path)
     if df[list(_INT_EPISODE)].isna().any().any():
         raise RecordsError(f"{path}: empty task_id/episode/success cells")
@@ -136,8 +140,8 @@ def _load_episodes(path: Path) -> pd.DataFrame:
     return df
 
 
-def _load_calls(path: Path) -> pd.DataFrame:
-    rows = read_rows(path, CALL_COLUMNS)
+def _load_calls(path: Path, data: bytes | None) -> pd.DataFrame:
+    rows = _rows(path, data, CALL_COLUMNS)
     df = _numeric(pd.DataFrame(rows, columns=CALL_COLUMNS, dtype=object), _NUM_CALLS, path)
     if df[["task_id", "episode"]].isna().any().any():
         raise RecordsError(f"{path}: empty task_id/episode cells")
@@ -184,41 +188,33 @@ def _load_config(run_dir: Path, man: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def verify_records(run_dir: Path, man: dict[str, Any]) -> None:
+def verify_records(run_dir: Path, man: dict[str, Any]) -> dict[str, bytes | None]:
     """episodes.csv and calls.csv against the digest of their last commit in manifest.json: a
-    complete run must match exactly; an unfinished one may have grown since by whole lines."""
+    complete run must match exactly; an unfinished one may have grown since by whole lines.
+    Returns each file's bytes (None: absent), read once for the checks and the parsing."""
     digest = man.get("records") or {}
+    out: dict[str, bytes | None] = {}
     for name in ("episodes.csv", "calls.csv"):
         path = run_dir / name
+        out[name] = None
         if not path.exists():
-            if name == "calls.csv" and (digest or _has_rows(run_dir / "episodes.csv")):
+            if name == "calls.csv" and (digest or has_rows(run_dir / "episodes.csv")):
                 raise RecordsError(f"{path} is missing; the per-call records (latency, tokens, "
                                    f"FLOPs) of this run are lost: restore it")
             continue
-        data = path.read_bytes()
+        out[name] = data = path.read_bytes()
         if name in digest:
             check_prefix(path, data, digest[name], exact=man.get("status") == "complete")
+    return out
 
 
-def check_final_newlines(run_dir: Path) -> None:
+def check_final_newlines(run_dir: Path, data: dict[str, bytes | None]) -> None:
     """A records file whose last row lacks its newline was cut or edited (vlabench writes
     whole lines); resume repairs it, the report refuses it."""
-    for name in ("episodes.csv", "calls.csv"):
-        path = run_dir / name
-        if path.exists() and path.stat().st_size:
-            with open(path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    raise RecordsError(f"{path} ends in an incomplete line (no final newline); "
-                                       f"re-run the run's command to repair and resume it")
-
-
-def _has_rows(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return len(f.read(1 << 16).splitlines()) > 1
-    except FileNotFoundError:
-        return False
+    for name, content in data.items():
+        if content and not content.endswith(b"\n"):
+            raise RecordsError(f"{run_dir / name} ends in an incomplete line (no final newline); "
+                               f"re-run the run's command to repair and resume it")
 
 
 def load_run(run_dir: Path) -> Run:
@@ -244,12 +240,13 @@ def load_run(run_dir: Path) -> Run:
         if not man.get(key):
             raise RecordsError(f"{mpath}: missing {key!r}")
     cfg = _load_config(run_dir, man)
-    verify_records(run_dir, man)
-    eps = _load_episodes(run_dir / "episodes.csv")
-    calls = _load_calls(run_dir / "calls.csv")
-    check_final_newlines(run_dir)
-    check_call_counts(run_dir / "episodes.csv", eps.to_dict("records"), run_dir / "calls.csv",
-                      calls.to_dict("records"))
+    data = verify_records(run_dir, man)
+    eps = _load_episodes(run_dir / "episodes.csv", data["episodes.csv"])
+    calls = _load_calls(run_dir / "calls.csv", data["calls.csv"])
+    check_final_newlines(run_dir, data)
+    check_call_counts(run_dir / "episodes.csv",
+                      eps[["task_id", "episode", "policy_calls"]].to_dict("records"),
+                      run_dir / "calls.csv", calls[["task_id", "episode"]].to_dict("records"))
     for key in ("model", "pruner", "suite"):
         other = set(eps[key].astype(str)) - {man[key]}
         if other:
