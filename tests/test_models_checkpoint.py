@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from published_checkpoint import STATS, source_model, write_published  # noqa: E402
 
-from vlabench.models.checkpoint import OURS_ONLY, remap, strip_module_prefix, unmap  # noqa: E402
+from vlabench.models.checkpoint_names import OURS_ONLY, remap, unmap  # noqa: E402
 from vlabench.models.dims import FULL, TINY, dims_from_published, published_config  # noqa: E402
 from vlabench.models.prismatic import build_random  # noqa: E402
 from vlabench.registry import ConfigError  # noqa: E402
@@ -29,6 +29,11 @@ SMALL = replace(TINY, llm_layers=2, llm_hidden=128, llm_heads=4, llm_kv_heads=2,
 
 def _meta(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
     return {k: torch.empty(v, device="meta") for k, v in shapes.items()}
+
+
+def strip_module_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """OFT head files: drop DDP's `module.` and put the component's prefix in front."""
+    return {prefix + k.removeprefix("module."): v for k, v in sd.items()}
 
 
 def _published(oft: bool) -> dict[str, torch.Tensor]:

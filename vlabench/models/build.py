@@ -52,10 +52,7 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
     unnorm_key = cfg_get(suite_cfg, "unnorm_key")
     deviations: list[str] = []
     if ckpt is None:
-        try:
-            d = dims_for(size, overrides)
-        except TypeError as e:
-            raise ConfigError(f"model.dims: {e}") from None
+        d = dims_for(size, overrides)
         if dev == "cpu" and size == "full":
             dev = "meta"
             deviations.append("full-size random weights on the meta device: FLOPs and shapes only")

@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vlabench.models.checkpoint_names import (  # noqa: F401  (re-exported)
-    OURS_ONLY,
-    remap,
-    strip_module_prefix,
-    unmap,
+from vlabench.models.checkpoint_names import OURS_ONLY, remap
+from vlabench.models.dims import (
+    PrismaticDims,
+    PublishedConfigError,
+    dims_from_published,
+    with_overrides,
 )
-from vlabench.models.dims import PrismaticDims, PublishedConfigError, dims_from_published
 from vlabench.registry import ConfigError
 
 INDEX = "model.safetensors.index.json"
@@ -78,13 +78,18 @@ def read_config(path: Path) -> dict[str, Any]:
     f = path / "config.json"
     if not f.is_file():
         raise ConfigError(f"checkpoint directory {path} has no config.json (not an OpenVLA HF export)")
+    return _read_json(f)
+
+
+def _read_json(f: Path) -> dict[str, Any]:
+    """The JSON object in `f`; anything else is a one-line ConfigError."""
     try:
-        cfg = json.loads(f.read_text())
+        data = json.loads(f.read_text())
     except (OSError, ValueError) as e:
-        raise ConfigError(f"{f} is not valid JSON: {str(e).splitlines()[0]}") from None
-    if not isinstance(cfg, dict):
+        raise ConfigError(f"{f} is not valid JSON: {_first_line(e)}") from None
+    if not isinstance(data, dict):
         raise ConfigError(f"{f} does not hold a JSON object")
-    return cfg
+    return data
 
 
 def checkpoint_dims(path: Path, cfg: dict[str, Any], base: PrismaticDims,
@@ -101,12 +106,7 @@ def checkpoint_dims(path: Path, cfg: dict[str, Any], base: PrismaticDims,
         if "model.fc2.weight" in head and "fc1.weight" in proprio:
             d = replace(d, action_dim=int(head["model.fc2.weight"].shape[0]), head_blocks=len(blocks),
                         proprio_dim=int(proprio["fc1.weight"].shape[1]))
-    over = dict(overrides or {})
-    unknown = sorted(set(over) - {f.name for f in fields(PrismaticDims)})
-    if unknown:
-        raise ConfigError(f"unknown model.dims field(s) {unknown}; known: "
-                          f"{', '.join(f.name for f in fields(PrismaticDims))}")
-    return replace(d, **over)
+    return with_overrides(d, overrides)
 
 
 def _first_line(e: Exception) -> str:
@@ -127,10 +127,9 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     says), else `model.safetensors`, else every `*.safetensors` file."""
     index = path / INDEX
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ConfigError(f"{index} has no readable weight_map") from None
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ConfigError(f"{index} has no readable weight_map")
         missing = sorted({s for s in weight_map.values() if not (path / s).is_file()})
         if missing:
             raise ConfigError(f"checkpoint {path}: shard(s) {', '.join(missing)} listed in {INDEX} "
@@ -169,15 +168,13 @@ def read_head(path: Path, stem: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def read_norm_stats(path: Path) -> dict[str, Any]:
-    """Dataset statistics: `dataset_statistics.json` (OFT), else config.json `norm_stats`."""
+def read_norm_stats(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Dataset statistics: `dataset_statistics.json` (OFT), else the `norm_stats` of config.json
+    (`cfg`, as `read_config` parsed it)."""
     f = path / "dataset_statistics.json"
     if f.exists():
-        try:
-            return json.loads(f.read_text())
-        except ValueError as e:
-            raise ConfigError(f"{f} is not valid JSON: {str(e).splitlines()[0]}") from None
-    stats = read_config(path).get("norm_stats")
+        return _read_json(f)
+    stats = cfg.get("norm_stats")
     if stats:
         return stats
     raise ConfigError(f"checkpoint {path} has no dataset_statistics.json nor config.json norm_stats")
@@ -197,7 +194,7 @@ def load_checkpoint(path: Path, base: PrismaticDims, oft: bool, device: str, dty
     cfg = read_config(path)
     heads = {s: read_head(path, s) for s in ("action_head", "proprio_projector")} if oft else None
     d = checkpoint_dims(path, cfg, base, heads, overrides)
-    stats = read_norm_stats(path)
+    stats = read_norm_stats(path, cfg)
     published = reader(path)
     for stem, sd in (heads or {}).items():
         published.update({f"{stem}.{k}": v for k, v in sd.items()})

@@ -66,6 +66,9 @@ _SIGLIP_POOL = {
 }
 _DINO_POS = "embeddings.position_embeddings"
 _SIGLIP_POS = "embeddings.position_embedding.weight"
+# per tower: prefix, label in errors, our layer list, our attention module, block table
+_DINO_TOWER = (DINO, "DINOv2", "encoder.layer.", "attention.", _DINO_BLOCK)
+_SIGLIP_TOWER = (SIGLIP, "SigLIP", "encoder.layers.", "self_attn.", _SIGLIP_BLOCK)
 
 
 def remap(published: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -92,9 +95,21 @@ def remap(published: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _qkv(t: torch.Tensor, base: str, out: dict[str, torch.Tensor], kind: str) -> None:
-    for part, x in zip(("q_proj", "k_proj", "v_proj"), torch.chunk(t, 3, dim=0), strict=True):
-        out[f"{base}{part}.{kind}"] = x
+def _block(tower: tuple[str, str, str, str, dict[str, str]], key: str, t: torch.Tensor,
+           out: dict[str, torch.Tensor]) -> None:
+    """A transformer block's `blocks.N.<sub>.(weight|bias)`: the fused qkv split into our q/k/v
+    projections, the rest renamed through the tower's block table."""
+    prefix, label, layers, attn, table = tower
+    m = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", key)
+    if not m or m.group(2) not in (*table, "attn.qkv"):
+        raise KeyError(f"unexpected {label} parameter {key!r}")
+    i, sub, kind = m.groups()
+    base = f"{prefix}{layers}{i}."
+    if sub == "attn.qkv":
+        for part, x in zip(("q_proj", "k_proj", "v_proj"), torch.chunk(t, 3, dim=0), strict=True):
+            out[f"{base}{attn}{part}.{kind}"] = x
+    else:
+        out[f"{base}{table[sub]}.{kind}"] = t
 
 
 def _dino(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
@@ -108,15 +123,7 @@ def _dino(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
     if m:
         out[f"{DINO}encoder.layer.{m.group(1)}.{_DINO_SCALE[m.group(2)]}"] = t
         return
-    m = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", key)
-    if not m or m.group(2) not in (*_DINO_BLOCK, "attn.qkv"):
-        raise KeyError(f"unexpected DINOv2 parameter {key!r}")
-    i, sub, kind = m.groups()
-    base = f"{DINO}encoder.layer.{i}."
-    if sub == "attn.qkv":
-        _qkv(t, base + "attention.", out, kind)
-    else:
-        out[f"{base}{_DINO_BLOCK[sub]}.{kind}"] = t
+    _block(_DINO_TOWER, key, t, out)
 
 
 def _siglip(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
@@ -130,15 +137,7 @@ def _siglip(key: str, t: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
     if m:
         out[SIGLIP + f"{_SIGLIP_POOL[m.group(1)]}.{m.group(2)}"] = t
         return
-    m = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", key)
-    if not m or m.group(2) not in (*_SIGLIP_BLOCK, "attn.qkv"):
-        raise KeyError(f"unexpected SigLIP parameter {key!r}")
-    i, sub, kind = m.groups()
-    base = f"{SIGLIP}encoder.layers.{i}."
-    if sub == "attn.qkv":
-        _qkv(t, base + "self_attn.", out, kind)
-    else:
-        out[f"{base}{_SIGLIP_BLOCK[sub]}.{kind}"] = t
+    _block(_SIGLIP_TOWER, key, t, out)
 
 
 # ---------------------------------------------------------------------------- inverse
@@ -150,10 +149,10 @@ def unmap(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     has no published counterpart: it must be zero (ValueError otherwise)."""
     out: dict[str, torch.Tensor] = {}
     qkv: dict[str, dict[str, torch.Tensor]] = {}
-    inv = {DINO: ({v: k for k, v in _DINO_SIMPLE.items()}, "encoder.layer.", "attention.",
-                  {**{v: k for k, v in _DINO_BLOCK.items()}}),
-           SIGLIP: ({v: k for k, v in {**_SIGLIP_SIMPLE, **_SIGLIP_POOL}.items()}, "encoder.layers.",
-                    "self_attn.", {v: k for k, v in _SIGLIP_BLOCK.items()})}
+    inv = {}   # tower -> (simple names, layer list, attention module, block table), inverted
+    for (prefix, _, layers, attn, table), simple in ((_DINO_TOWER, _DINO_SIMPLE),
+                                                     (_SIGLIP_TOWER, {**_SIGLIP_SIMPLE, **_SIGLIP_POOL})):
+        inv[prefix] = ({v: k for k, v in simple.items()}, layers, attn, {v: k for k, v in table.items()})
     scale = {v: k for k, v in _DINO_SCALE.items()}
     for name, t in ours.items():
         if name in OURS_ONLY:
@@ -199,8 +198,3 @@ def unmap(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for name, parts in qkv.items():
         out[name] = torch.cat([parts["q_proj"], parts["k_proj"], parts["v_proj"]], 0)
     return out
-
-
-def strip_module_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """OFT head files: drop DDP's `module.` and put the component's prefix in front."""
-    return {prefix + k.removeprefix("module."): v for k, v in sd.items()}

@@ -21,8 +21,10 @@ VLA ran with 1e-6.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from vlabench.registry import ConfigError
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,19 @@ TINY = replace(
 SIZES = {"full": FULL, "tiny": TINY}
 
 
+def with_overrides(d: PrismaticDims, over: dict[str, Any] | None) -> PrismaticDims:
+    """`d` with the `model.dims` field overrides `over`; an unknown field is a ConfigError."""
+    over = dict(over or {})
+    known = [f.name for f in fields(PrismaticDims)]
+    unknown = sorted(set(over) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown model.dims field(s) {unknown}; known: {', '.join(known)}")
+    return replace(d, **over)
+
+
 def dims_for(size: str, overrides: dict | None = None) -> PrismaticDims:
     """The named size, with optional field overrides from the model config."""
-    base = SIZES[size]
-    return replace(base, **(overrides or {}))
+    return with_overrides(SIZES[size], overrides)
 
 
 # ---------------------------------------------------------------------------- config.json

@@ -15,7 +15,7 @@ import torch
 
 from vlabench.models.heads import detokenize_actions
 from vlabench.models.policy import PrismaticPolicy, text_kinds
-from vlabench.models.preprocess import postprocess_gripper, unnormalize_q99
+from vlabench.models.preprocess import unnormalize_q99
 from vlabench.models.tokenizer import prompt_ids
 
 
@@ -54,4 +54,4 @@ class OpenVLAPolicy(PrismaticPolicy):
             vocab = d.vocab_size - d.pad_to_multiple_of
             a = detokenize_actions(ids_out.cpu().numpy(), vocab, d.n_action_bins)
             a = unnormalize_q99(a, self.norm_stats["action"])
-            return a[None, :] if self.io.raw_gripper else postprocess_gripper(a[None, :])
+            return self._gripper(a[None, :])

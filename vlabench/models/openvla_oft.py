@@ -27,12 +27,7 @@ import torch
 
 from vlabench.contracts import Observation
 from vlabench.models.policy import PrismaticPolicy, text_kinds
-from vlabench.models.preprocess import (
-    normalize_q99,
-    oft_proprio,
-    postprocess_gripper,
-    unnormalize_q99,
-)
+from vlabench.models.preprocess import normalize_q99, oft_proprio, unnormalize_q99
 from vlabench.models.tokenizer import prompt_ids
 from vlabench.pruners.base import ACTION, PROPRIO, STOP
 
@@ -82,7 +77,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
                 return np.zeros((d.chunk, d.action_dim))
             a = normed.float().cpu().numpy().astype(np.float64)
             a = unnormalize_q99(a, self.norm_stats["action"], eps=1e-8)
-            return a if self.io.raw_gripper else postprocess_gripper(a)
+            return self._gripper(a)
 
     def flops_by_stage(self) -> dict[str, float]:
         from vlabench.metrics import flops as F

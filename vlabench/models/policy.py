@@ -20,7 +20,7 @@ from vlabench.metrics import flops as F
 from vlabench.metrics.latency import StageClock
 from vlabench.models.decoder import PrunableDecoder
 from vlabench.models.dims import PrismaticDims
-from vlabench.models.preprocess import pixel_tensor, policy_image
+from vlabench.models.preprocess import pixel_tensor, policy_image, postprocess_gripper
 from vlabench.models.prismatic import PrismaticVLA
 from vlabench.models.suite_io import SuiteIO
 from vlabench.pruners.base import BOS, TEXT, VISUAL, ModelInfo, Pruner, VisualTokens
@@ -238,6 +238,11 @@ class PrismaticPolicy:
 
     def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
         raise NotImplementedError
+
+    def _gripper(self, a: np.ndarray) -> np.ndarray:
+        """The suite's gripper convention: the raw value (`io.raw_gripper`), else the LIBERO
+        evaluation's post-processing."""
+        return a if self.io.raw_gripper else postprocess_gripper(a)
 
     def _stats_for(self, key: str) -> dict[str, Any]:
         return self.norm_stats[key]

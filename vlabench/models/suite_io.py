@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from vlabench.suites.simpler_actions import RAW_GRIPPER
+
 
 @dataclass(frozen=True)
 class SuiteIO:
@@ -45,5 +47,5 @@ class SuiteIO:
             proprio=bool(get("proprio", True)),
             prompt_style=style, resize=resize, jpeg=bool(img.get("jpeg", True)),
             center_crop=img.get("center_crop"),
-            raw_gripper=(get("action_convention") or {}).get("gripper") == "open_fraction",
+            raw_gripper=(get("action_convention") or {}).get("gripper") == RAW_GRIPPER,
         )

@@ -204,11 +204,3 @@ def center_crop_uint8(img: np.ndarray, crop_scale: float = 0.9) -> np.ndarray:
     out = crop_and_resize_bilinear(x, box, img.shape[:2])
     out = np.clip(out, F32(0), F32(1)) * F32(255.5)  # convert_image_dtype(float -> uint8, saturate)
     return np.clip(out, 0, 255).astype(np.uint8)  # saturate_cast truncates toward zero
-
-
-def reference_policy_image(img: np.ndarray, size: int = 224, center_crop: bool = True,
-                           crop_scale: float = 0.9, jpeg: bool = True) -> np.ndarray:
-    """The whole reference pipeline: JPEG round trip, lanczos3 resize to `size`, centre crop."""
-    arr = jpeg_round_trip(img) if jpeg else np.ascontiguousarray(img, dtype=np.uint8)
-    arr = resize_uint8(arr, size)
-    return center_crop_uint8(arr, crop_scale) if center_crop else arr

@@ -15,6 +15,7 @@ from vlabench.config import cfg_get
 from vlabench.registry import ConfigError
 
 READINGS = ("code", "paper")
+COLUMNS = ("method", "point", "paper", "code", "default", "evidence")   # of `cells`
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,9 @@ class Reading:
     evidence: str    # why that side is the default
 
 
-def reading_of(cfg: Any, default: str = "code") -> str:
-    """`pruner.reading`, checked to be one of READINGS."""
-    r = str(cfg_get(cfg, "reading", default))
+def reading_of(cfg: Any) -> str:
+    """`pruner.reading` (default `code`), checked to be one of READINGS."""
+    r = str(cfg_get(cfg, "reading", "code"))
     if r not in READINGS:
         raise ConfigError(f"pruner.reading={r!r} is invalid; valid: {', '.join(READINGS)}")
     return r
@@ -53,10 +54,15 @@ def readings_rows() -> list[tuple[str, Reading]]:
     return rows
 
 
+def cells(name: str, r: Reading) -> tuple[str, ...]:
+    """One row of the readings table (`COLUMNS`): the pruner config name, then the reading."""
+    return (name, r.point, r.paper, r.code, r.default, r.evidence)
+
+
 def readings_markdown() -> str:
     """The README table of every reading."""
-    out = ["| method | point | paper | code | default | evidence |", "|---|---|---|---|---|---|"]
+    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for name, r in readings_rows():
-        cells = [name, r.point, r.paper, r.code, r.default, r.evidence]
-        out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+        row = cells(name, r)
+        out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |")
     return "\n".join(out) + "\n"
