@@ -115,16 +115,16 @@ def list_plugins(
     from rich.table import Table
 
     if readings:
-        from vlabench.pruners.readings import readings_markdown, readings_rows
+        from vlabench.pruners.readings import COLUMNS, cells, readings_markdown, readings_rows
 
         if markdown:
             typer.echo(readings_markdown(), nl=False)
             return
         table = Table(show_lines=True)
-        for col in ("method", "point", "paper", "code", "default", "evidence"):
+        for col in COLUMNS:
             table.add_column(col, overflow="fold")
         for name, r in readings_rows():
-            table.add_row(name, r.point, r.paper, r.code, r.default, r.evidence)
+            table.add_row(*cells(name, r))
         Console().print(table)
         return
 
