@@ -168,7 +168,26 @@ RANGES: dict[str, tuple[Any, str]] = {
     "bench.calls": (lambda v: _is_int(v) and v > 0, "a positive integer"),
     "bench.seed": (lambda v: _is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
     "pruner.retention": (lambda v: _retentions_ok(v), "a fraction in (0, 1], or one per suite"),
+    "run.env_workers": (lambda v: _is_int(v) and 1 <= v <= 256, "an integer from 1 to 256"),
+    "run.shard": (lambda v: shard_spec(v) is not None, "i/n with 1 <= i <= n, e.g. run.shard=1/4"),
+    "run.shards": (lambda v: _is_int(v) and 1 <= v <= 4096, "a positive integer, or null"),
+    "run.launcher": (lambda v: v in LAUNCHERS, "local, ray (SLURM: hydra/launcher=submitit_slurm)"),
+    "ray.address": (lambda v: isinstance(v, str) and v.strip() != "", "auto, ray://host:port, or null"),
+    "ray.num_gpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0, or null"),
+    "ray.num_cpus": (lambda v: _is_number(v) and v > 0, "a number > 0"),
 }
+LAUNCHERS = ("local", "ray")
+
+
+def shard_spec(v: Any) -> tuple[int, int] | None:
+    """(i, n) of a shard spec "i/n" (1 <= i <= n), else None."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(v)) if isinstance(v, str) else None
+    if not m:
+        return None
+    i, n = int(m.group(1)), int(m.group(2))
+    return (i, n) if 1 <= i <= n else None
 
 
 def _retentions_ok(v: Any) -> bool:
@@ -190,7 +209,7 @@ def validate(cfg: Any, shipped: Any) -> None:
     """Types (against the `shipped` defaults) and ranges of every option; raises ConfigError
     (one line, naming the valid values) before anything is created."""
     check_types(cfg, shipped)
-    for group in ("run", "bench"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
+    for group in ("run", "bench", "ray"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
         extra = sorted(set(cfg.get(group) or {}) - set(shipped.get(group) or {}))
         if extra:
             raise ConfigError(f"unknown setting {group}.{extra[0]}; valid: "

@@ -1,0 +1,40 @@
+"""Which settings change what a recorded episode means, and which do not.
+
+Three kinds of keys, used by resume (runner.prepare_run_dir), growing a run, the default run
+name (one per distinct config) and `vlabench merge`:
+- NEUTRAL: how the work is executed or displayed (workers, launcher, output location, bench
+  settings): they may differ between a run, its resumption and its shards.
+- GROWABLE: how much is run (episodes per task, which tasks): a run directory may grow along
+  them; what an existing episode means is unchanged.
+- everything else (model, pruner, suite protocol constants, seed, step limit, device) defines
+  the episodes: a run directory refuses a change and the default run name includes it.
+"""
+
+from __future__ import annotations
+
+# (group, key); a key of None stands for the whole group.
+NEUTRAL: frozenset[tuple[str, str | None]] = frozenset({
+    ("run", "quiet"), ("run", "overwrite"), ("run", "output_dir"), ("run", "env_workers"),
+    ("run", "launcher"), ("run", "shards"), ("ray", None), ("bench", None),
+})
+GROWABLE: frozenset[tuple[str, str | None]] = frozenset({
+    ("run", "episodes_per_task"), ("suite", "tasks"),
+})
+# Set per shard: a shard's directory records it; merge compares shards without it.
+SHARD_KEY = ("run", "shard")
+NAME_KEY = ("run", "name")
+
+
+def _matches(path: str, keys: frozenset[tuple[str, str | None]]) -> bool:
+    group, _, key = path.partition(".")
+    return (group, None) in keys or (group, key.split(".")[0] or None) in keys
+
+
+def is_neutral(path: str) -> bool:
+    """`path` (dotted, e.g. "run.env_workers") does not affect any episode's result."""
+    return _matches(path, NEUTRAL)
+
+
+def is_growable(path: str) -> bool:
+    """A run directory may grow along `path` (more episodes, more tasks)."""
+    return _matches(path, GROWABLE)
