@@ -1,0 +1,114 @@
+"""Open a run directory for a fresh start or a resumption, and refuse what would mix runs.
+
+`prepare_run_dir` creates or reopens the directory under its lock (vlabench/rundir.py), verifies
+a resumed run's manifest and config.yaml, and compares the saved config with the new one: the
+keys vlabench/runkeys.py calls neutral may differ; any other difference is refused, naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlabench.provenance import seal_ok
+from vlabench.records import RecordsError, RunFiles, atomic_write_text, has_rows, sha256
+from vlabench.registry import ConfigError
+from vlabench.runkeys import is_neutral
+
+def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    """The saved or wanted config without the neutral keys (vlabench/runkeys.py)."""
+    out: dict[str, Any] = {}
+    for group, sub in cfg_dict.items():
+        if is_neutral(f"{group}."):
+            continue
+        out[group] = ({k: v for k, v in sub.items() if not is_neutral(f"{group}.{k}")}
+                      if isinstance(sub, dict) else sub)
+    return out
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _old_manifest(files: RunFiles) -> dict[str, Any]:
+    """The resumed run's manifest.json ({} when absent); refuses one that is damaged or edited."""
+    import json
+
+    if not files.manifest_json.exists():
+        if has_rows(files.episodes_csv):
+            raise RecordsError(f"{files.manifest_json} is missing but episodes.csv holds finished "
+                               f"episodes, which can no longer be verified; restore it, or start "
+                               f"over with run.overwrite=true")
+        return {}
+    try:
+        old = json.loads(files.manifest_json.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RecordsError(f"{files.manifest_json} is damaged ({type(e).__name__}); restore it, or "
+                           f"start over with run.overwrite=true") from None
+    if not isinstance(old, dict) or not seal_ok(old):
+        raise RecordsError(f"{files.manifest_json} was edited by hand (its seal no longer matches); "
+                           f"restore it, or start over with run.overwrite=true")
+    return old
+
+
+def prepare_run_dir(cfg: Any) -> tuple[RunFiles, dict[str, Any] | None, Any]:
+    """Create (or reopen and lock) the run directory; refuse a different config, a directory that
+    is not a run, or one another process is writing. Returns (files, old, claim): `old` is the
+    resumed run's verified manifest ({} when it has none yet), None for a fresh start; the
+    caller releases `claim` (close) when done, or undoes a failed fresh start (abandon)."""
+    from omegaconf import OmegaConf
+
+    from vlabench.rundir import RunDirClaim, remove_temporaries, run_dir_path
+
+    run_dir = run_dir_path(cfg.run.output_dir, cfg.run.name)
+    files = RunFiles(run_dir)
+    claim = RunDirClaim(run_dir)
+    claim.open()  # creates what is missing and takes the lock (RunDirLocked: one line, exit 2)
+    try:
+        remove_temporaries(run_dir)
+        has_config = files.config_yaml.exists()
+        if cfg.run.overwrite and has_config:
+            claim.remove_records()   # the records only: a file the user put there stays
+        elif not has_config:
+            records, foreign = claim.records(), claim.foreign()
+            if records:
+                raise ConfigError(
+                    f"{run_dir} holds records ({', '.join(records)}) but no config.yaml, so the "
+                    f"config that produced them is unknown; restore config.yaml, or move the "
+                    f"directory away (vlabench never deletes it)")
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+                raise ConfigError(f"{run_dir} exists and is not a vlabench run directory (it holds "
+                                  f"{shown}); choose another run.name or run.output_dir")
+        wanted = OmegaConf.to_container(cfg, resolve=True)
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+        if has_config and not cfg.run.overwrite:
+            raw = files.config_yaml.read_bytes()
+            old = _old_manifest(files)
+            recorded = old.get("config_sha256")
+            if recorded and sha256(raw) != recorded:
+                raise RecordsError(f"{files.config_yaml} was edited after the run started (its sha256 "
+                                   f"differs from manifest.json's); restore it, or start over with "
+                                   f"run.overwrite=true")
+            try:
+                saved = OmegaConf.to_container(OmegaConf.create(raw.decode("utf-8")), resolve=True)
+            except Exception as e:
+                raise RecordsError(f"{files.config_yaml} is damaged ({type(e).__name__}); restore it, "
+                                   f"or start over with run.overwrite=true") from None
+            diff = _diff_keys(_comparable(saved), _comparable(wanted))
+            if diff:
+                shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
+                raise ConfigError(
+                    f"{run_dir} holds a run with a different config ({shown}); resume only with the "
+                    f"same settings, or choose another run.name, or pass run.overwrite=true"
+                )
+            return files, old, claim
+        atomic_write_text(files.config_yaml, text)
+    except BaseException:
+        claim.abandon()
+        raise
+    return files, None, claim
