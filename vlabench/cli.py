@@ -25,6 +25,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"vlabench {version('vlabench')}")
+        except PackageNotFoundError:
+            typer.echo("vlabench (not installed as a package: version unknown)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print the version and exit")) -> None:
+    """vlabench: benchmark harness for accelerated Vision-Language-Action policies."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`timeout`, a cluster's preemption): stops a run exactly like Ctrl-C."""
 
@@ -82,14 +99,63 @@ def groups_epilog() -> str:
 @interruptible
 def run(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    multirun: bool = typer.Option(False, "--multirun", "-m", help="Sweep: one run per point of the "
+                                  "cross product (pruner=fastv,none pruner.retention=0.5,0.25)"),
+    cfg: str = typer.Option(None, "--cfg", help="job | all: print each job's composed config, run nothing"),
+    info: bool = typer.Option(False, "--info", help="Config search path, groups, defaults and jobs; run nothing"),
 ) -> None:
-    """Roll out a model (+ pruner) on a suite's episodes and write records; re-run to resume."""
-    from vlabench.config import compose
-    from vlabench.runner import run_from_config
+    """Roll out a model (+ pruner) on a suite's episodes and write records; re-run to resume.
 
-    cfg = compose(overrides or [])
-    summary = run_from_config(cfg)
-    raise typer.Exit(0 if summary is not None else 1)
+    -m sweeps (Hydra's grammar: a,b  range(1,4)  choice(a,b)  glob(libero_*)); +experiment=NAME
+    runs a paper table's preset (configs/experiment/). Every job is checked before any runs."""
+    from vlabench import sweep
+
+    req = sweep.split_request(overrides or [])
+    jobs, notes = sweep.jobs_for(req, multirun)
+    if cfg is not None:
+        sys.stdout.write(sweep.cfg_text(jobs, cfg, req.hydra))
+        return
+    if info:
+        sys.stdout.write(sweep.info_text(jobs, req.hydra))
+        return
+    if not multirun and req.is_plain and str(jobs[0].cfg.run.get("launcher", "local")) == "local":
+        from vlabench.runner import run_from_config
+
+        summary = run_from_config(jobs[0].cfg)
+        raise typer.Exit(0 if summary is not None else 1)
+    for line in notes + sweep.plan_lines(jobs, req.hydra):
+        print(line)
+    raise typer.Exit(sweep.launch(jobs, req.hydra))
+
+
+@app.command(context_settings=EXTRA_ARGS)
+@interruptible_read
+def plan(
+    overrides: list[str] = typer.Argument(None, help="The same arguments as `vlabench run`",
+                                          show_default=False),
+    multirun: bool = typer.Option(False, "--multirun", "-m", help="Sweep, as `run -m`"),
+) -> None:
+    """The runs a `run` command would make, what exists already, and the hours left (runs nothing)."""
+    from vlabench import sweep
+    from vlabench.plan import plan_text
+
+    req = sweep.split_request(overrides or [])
+    jobs, notes = sweep.jobs_for(req, multirun or req.experiment is not None or
+                                 bool(sweep.sweeps_in(req.overrides)))
+    sys.stdout.write("".join(f"{n}\n" for n in notes) + plan_text(jobs))
+
+
+@app.command()
+@interruptible
+def merge(
+    inputs: list[str] = typer.Argument(..., help="Shard run directories or globs"),
+    into: str = typer.Option(None, "--into", help="The merged run directory (default: the shards' "
+                             "name without .shard-i-of-n, beside them)"),
+) -> None:
+    """Join shard runs (run.shard=i/n) into one run directory; duplicates once, conflicts refused."""
+    from vlabench.merge import merge_cli
+
+    raise typer.Exit(merge_cli(list(inputs), into))
 
 
 @app.command(context_settings=EXTRA_ARGS)

@@ -8,6 +8,7 @@ The command-line options of `report` and `compare` are checked here too.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from vlabench import registry
@@ -80,12 +81,16 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     overrides = list(overrides or [])
     _check_group_choices(overrides)
     GlobalHydra.instance().clear()
+    shipped = None
     try:
         with initialize_config_dir(str(registry.BUILTIN_CONFIGS), version_base="1.3"):
-            cfg = hydra_compose(config_name, overrides=overrides + _searchpath_override())
             shipped = hydra_compose(config_name, overrides=_group_choices(overrides) + _searchpath_override())
+            cfg = hydra_compose(config_name, overrides=overrides + _searchpath_override())
     except (HydraException, OmegaConfBaseException) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        missing = re.match(r"Could not override '([^']+)'", first)
+        if missing and shipped is not None:
+            raise unknown_key(missing.group(1), shipped) from None
         hint = f"; {QUOTING_HINT}" if "LexerNoViableAlt" in first or "mismatched input" in first else ""
         raise ConfigError(f"bad override: {first}{hint}") from None
     finally:
@@ -95,7 +100,42 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad override: {str(e).strip().splitlines()[0]}") from None
     validate(cfg, shipped)
+    if not any(o.lstrip("+~").partition("=")[0] == "run.name" for o in overrides):
+        from vlabench.naming import default_name
+
+        cfg.run.name = default_name(cfg, shipped)
     return cfg
+
+
+class UnknownKey(ConfigError):
+    """An override names a setting the composed config does not have (`key`: dotted)."""
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
+
+
+def unknown_key(key: str, shipped: Any) -> UnknownKey:
+    """One line for an override of a missing setting: the closest valid key first, then the
+    valid keys of its node (`shipped`: the composed defaults of the chosen plugins)."""
+    import difflib
+
+    from omegaconf import DictConfig
+
+    parts = key.split(".")
+    node, depth = shipped, 0   # the deepest existing mapping on the key's path
+    for part in parts[:-1]:
+        child = node.get(part) if isinstance(node, DictConfig) else None
+        if not isinstance(child, DictConfig):
+            break
+        node, depth = child, depth + 1
+    prefix = ".".join(parts[:depth])
+    valid = [f"{prefix}.{k}" if prefix else str(k) for k in node.keys()]
+    wanted = ".".join(parts[:depth + 1])
+    close = difflib.get_close_matches(wanted, valid, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    where = f" for {prefix}={node.get('name')}" if prefix in registry.GROUPS and node.get("name") else ""
+    return UnknownKey(f"unknown setting {key}{where}{hint}; valid: {', '.join(valid)}", key)
 
 
 BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True,
@@ -212,8 +252,7 @@ def validate(cfg: Any, shipped: Any) -> None:
     for group in ("run", "bench", "ray"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
         extra = sorted(set(cfg.get(group) or {}) - set(shipped.get(group) or {}))
         if extra:
-            raise ConfigError(f"unknown setting {group}.{extra[0]}; valid: "
-                              + ", ".join(f"{group}.{k}" for k in shipped[group]))
+            raise unknown_key(f"{group}.{extra[0]}", shipped)
     run, suite = cfg.run, cfg.suite
     for key in ("episodes_per_task", "max_steps"):
         v = run.get(key)
