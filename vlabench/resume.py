@@ -2,17 +2,19 @@
 
 `prepare_run_dir` creates or reopens the directory under its lock (vlabench/rundir.py), verifies
 a resumed run's manifest and config.yaml, and compares the saved config with the new one: the
-keys vlabench/runkeys.py calls neutral may differ; any other difference is refused, naming it.
+keys vlabench/runkeys.py calls neutral may differ; the growable ones (episodes per task, tasks)
+may grow, never shrink: the run directory then holds more episodes and its config.yaml is
+rewritten with the new values (see `_grow`); any other difference is refused, naming it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vlabench.provenance import seal_ok
+from vlabench.provenance import seal, seal_ok
 from vlabench.records import RecordsError, RunFiles, atomic_write_text, has_rows, sha256
 from vlabench.registry import ConfigError
-from vlabench.runkeys import is_neutral
+from vlabench.runkeys import is_growable, is_neutral
 
 def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     """The saved or wanted config without the neutral keys (vlabench/runkeys.py)."""
@@ -32,6 +34,42 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]
+
+
+GROWN_SHA = "config_sha256_grown"   # config.yaml's digest while a grown config is being written
+
+
+def _held(cfg: dict[str, Any]) -> tuple[int | None, list[int] | None]:
+    """(episodes per task, task ids) a config asks for; the protocol's numbers where null."""
+    run, suite = cfg.get("run") or {}, cfg.get("suite") or {}
+    n = run.get("episodes_per_task")
+    n = suite.get("episodes_per_task") if n is None else n
+    tasks = suite.get("tasks")
+    if tasks is None and suite.get("num_tasks") is not None:
+        tasks = list(range(int(suite["num_tasks"])))
+    tasks = [tasks] if isinstance(tasks, int) else tasks
+    return n, (sorted(tasks) if tasks is not None else None)
+
+
+def _check_growth(run_dir: Any, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Refuse fewer episodes per task or a task removed: a run directory only grows."""
+    (n0, t0), (n1, t1) = _held(saved), _held(wanted)
+    shrinks = (n0 is not None and (n1 is None or n1 < n0)) or \
+              (t0 is not None and (t1 is None or not set(t0) <= set(t1)))
+    if shrinks:
+        raise ConfigError(
+            f"{run_dir} holds {n0} episodes per task of tasks {t0}; a run directory only grows: "
+            f"give run.episodes_per_task >= {n0} and suite.tasks including {t0}, or choose "
+            f"another run.name")
+
+
+def _grow(files: RunFiles, old: dict[str, Any], text: str) -> None:
+    """Rewrite config.yaml with the grown config. The manifest first learns the new digest
+    (GROWN_SHA), so a crash between the two writes leaves a run that still verifies; the
+    runner's next manifest records the new config_sha256."""
+    if old:
+        files.write_json(files.manifest_json, seal({**old, GROWN_SHA: sha256(text.encode("utf-8"))}))
+    atomic_write_text(files.config_yaml, text)
 
 
 def _old_manifest(files: RunFiles) -> dict[str, Any]:
@@ -90,7 +128,7 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, dict[str, Any] | None, Any]:
             raw = files.config_yaml.read_bytes()
             old = _old_manifest(files)
             recorded = old.get("config_sha256")
-            if recorded and sha256(raw) != recorded:
+            if recorded and sha256(raw) not in (recorded, old.get(GROWN_SHA)):
                 raise RecordsError(f"{files.config_yaml} was edited after the run started (its sha256 "
                                    f"differs from manifest.json's); restore it, or start over with "
                                    f"run.overwrite=true")
@@ -100,12 +138,17 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, dict[str, Any] | None, Any]:
                 raise RecordsError(f"{files.config_yaml} is damaged ({type(e).__name__}); restore it, "
                                    f"or start over with run.overwrite=true") from None
             diff = _diff_keys(_comparable(saved), _comparable(wanted))
+            grown = [k for k in diff if is_growable(k)]
+            diff = [k for k in diff if not is_growable(k)]
             if diff:
                 shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
                 raise ConfigError(
                     f"{run_dir} holds a run with a different config ({shown}); resume only with the "
                     f"same settings, or choose another run.name, or pass run.overwrite=true"
                 )
+            if grown:
+                _check_growth(run_dir, saved, wanted)
+                _grow(files, old, text)
             return files, old, claim
         atomic_write_text(files.config_yaml, text)
     except BaseException:
