@@ -20,7 +20,11 @@ from vlabench.registry import ConfigError
 # In the order run.overwrite deletes them: config.yaml last, so that an overwrite killed half-way
 # leaves a directory that is still recognised as a run (and can be overwritten again).
 RECORD_FILES = ("summary.csv", "manifest.json", "calls.csv", "episodes.csv", "config.yaml")
-_TEMP = re.compile(r"^\.(?:%s)\.(\d+)\.tmp$" % "|".join(re.escape(f) for f in RECORD_FILES))
+# `vlabench merge` stages every new file as a temporary, then writes this journal (the commit
+# point) and renames the staged files into place; `finish_merge` completes an interrupted one.
+MERGE_JOURNAL = ".vlabench-merge.json"
+_TEMP = re.compile(r"^\.(?:%s)\.(\d+)\.tmp$"
+                   % "|".join(re.escape(f) for f in (*RECORD_FILES, MERGE_JOURNAL)))
 _OLD_PROBE = ".write-probe"  # left by vlabench versions before the lock file
 
 
@@ -42,8 +46,35 @@ def is_temporary(name: str) -> bool:
     return bool(_TEMP.match(name)) or name == _OLD_PROBE
 
 
+def finish_merge(run_dir: Path) -> bool:
+    """Complete a merge that was killed after its journal was written (the caller holds the
+    lock): rename its staged files into place, then drop the journal. True when one was done."""
+    import json
+
+    journal = Path(run_dir) / MERGE_JOURNAL
+    try:
+        staged = json.loads(journal.read_text(encoding="utf-8"))["files"]
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        journal.unlink(missing_ok=True)   # written atomically, so never half: not ours
+        return False
+    for final, temp in staged.items():
+        if final in RECORD_FILES and is_temporary(temp) and (Path(run_dir) / temp).exists():
+            os.replace(Path(run_dir) / temp, Path(run_dir) / final)
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)   # the renames reach the disk before the journal goes
+    finally:
+        os.close(fd)
+    journal.unlink(missing_ok=True)
+    return True
+
+
 def remove_temporaries(run_dir: Path) -> list[str]:
-    """Delete temporaries left by killed writers (the caller holds the lock); their names."""
+    """Finish an interrupted merge, then delete temporaries left by killed writers (the caller
+    holds the lock); their names."""
+    finish_merge(run_dir)
     gone = []
     for entry in sorted(os.listdir(run_dir)):
         if is_temporary(entry):
@@ -99,8 +130,8 @@ class RunDirClaim:
 
     def foreign(self) -> list[str]:
         """Entries that are neither vlabench records nor its lock or temporaries."""
-        return sorted(e for e in os.listdir(self.path)
-                      if e not in RECORD_FILES and e != LOCK_NAME and not is_temporary(e))
+        return sorted(e for e in os.listdir(self.path) if e not in RECORD_FILES
+                      and e not in (LOCK_NAME, MERGE_JOURNAL) and not is_temporary(e))
 
     def records(self) -> list[str]:
         return [f for f in RECORD_FILES if (self.path / f).exists()]

@@ -166,7 +166,7 @@ def _check_summary(run_dir: Path, eps: pd.DataFrame) -> None:
                     f"{int(eps['success'].sum())}/{len(eps)}; was a file edited by hand?")
 
 
-def _load_config(run_dir: Path, man: dict[str, Any]) -> dict[str, Any]:
+def load_config(run_dir: Path, man: dict[str, Any]) -> dict[str, Any]:
     """config.yaml, checked against the sha256 the manifest recorded (when it did)."""
     path = run_dir / "config.yaml"
     if not path.exists():
@@ -217,10 +217,15 @@ def check_final_newlines(run_dir: Path, data: dict[str, bytes | None]) -> None:
                                f"re-run the run's command to repair and resume it")
 
 
-def load_run(run_dir: Path) -> Run:
-    """Load and validate one run directory."""
-    run_dir = Path(run_dir)
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    """manifest.json of a run directory: JSON, sealed, of this records version, naming its
+    model, pruner and suite (RecordsError otherwise)."""
+    from vlabench.rundir import MERGE_JOURNAL
+
     mpath = run_dir / "manifest.json"
+    if (run_dir / MERGE_JOURNAL).exists():
+        raise RecordsError(f"{run_dir}: a `vlabench merge` into it was interrupted; run the merge "
+                           f"again (or `vlabench run` with its config) to finish it")
     try:
         man = json.loads(mpath.read_bytes().decode("utf-8"))
     except FileNotFoundError:
@@ -239,7 +244,14 @@ def load_run(run_dir: Path) -> Run:
     for key in ("model", "pruner", "suite"):
         if not man.get(key):
             raise RecordsError(f"{mpath}: missing {key!r}")
-    cfg = _load_config(run_dir, man)
+    return man
+
+
+def load_run(run_dir: Path) -> Run:
+    """Load and validate one run directory."""
+    run_dir = Path(run_dir)
+    man = load_manifest(run_dir)
+    cfg = load_config(run_dir, man)
     data = verify_records(run_dir, man)
     eps = _load_episodes(run_dir / "episodes.csv", data["episodes.csv"])
     calls = _load_calls(run_dir / "calls.csv", data["calls.csv"])
@@ -273,22 +285,41 @@ def load_run(run_dir: Path) -> Run:
 
 
 def find_run_dirs(patterns: list[str] | None, default: str = "results") -> list[Path]:
-    """Run directories named by paths or globs; a directory that is not a run is searched."""
+    """Run directories named by paths or globs; a directory that is not a run is searched (for
+    runs, not shards: see `is_shard_dir`)."""
     found: list[Path] = []
+    skipped: list[Path] = []
     for pat in patterns or [default]:
         paths = sorted(Path(p) for p in glob.glob(pat)) if glob.has_magic(pat) else [Path(pat)]
         if not paths or not all(p.exists() for p in paths):
             raise ConfigError(f"no runs found: {pat} does not exist")
         for p in paths:
             if (p / "episodes.csv").exists():
-                found.append(p)
+                found.append(p)   # named: loaded even when it is a shard
             elif p.is_dir():
-                found += sorted(f.parent for f in p.rglob("episodes.csv") if "reference" not in f.parts)
+                inside = sorted(f.parent for f in p.rglob("episodes.csv") if "reference" not in f.parts)
+                shards = [d for d in inside if is_shard_dir(d)]
+                skipped += shards
+                found += [d for d in inside if d not in shards]
     unique = list(dict.fromkeys(p.resolve() for p in found))
     if not unique:
+        hint = (f"; {len(skipped)} shard directories were skipped: join them with `vlabench merge`"
+                if skipped else "")
         raise ConfigError(f"no runs found in {', '.join(patterns or [default])} "
-                          "(a run directory holds episodes.csv and manifest.json)")
+                          f"(a run directory holds episodes.csv and manifest.json){hint}")
     return unique
+
+
+def is_shard_dir(run_dir: Path) -> bool:
+    """The run directory holds one shard of a run (config.yaml's run.shard is set): a folder
+    search skips it, since `vlabench merge` (or run.launcher=ray) joins it into the run."""
+    from vlabench.shards import config_shard
+
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False   # unreadable: load_run says what is wrong
+    return isinstance(cfg, dict) and config_shard(cfg) is not None
 
 
 class RunSet:
