@@ -4,7 +4,9 @@ Layout of `<run.output_dir>/<run.name>/`:
   config.yaml    the composed Hydra config (written once, compared on resume)
   manifest.json  provenance: versions, git commit, device, deviations, start/end time
   episodes.csv   one row per finished episode (EPISODE_COLUMNS); the commit record of resume
-  calls.csv      one row per policy call (CALL_COLUMNS)
+  calls.csv      one row per policy call (CALL_COLUMNS; `queue_wait_ms`: how long the call
+                 waited for the policy behind other environment workers' calls, empty when
+                 run.env_workers=1)
   summary.csv    derived per task and per suite (SUMMARY_COLUMNS); never typed by hand
 
 Crash safety: a row block is appended with a single `os.write` on an O_APPEND descriptor and
@@ -44,8 +46,11 @@ EPISODE_COLUMNS = [
 CALL_COLUMNS = [
     "task_id", "episode", "call", "step", "source", "warmup",
     "lat_vision_ms", "lat_llm_ms", "lat_action_head_ms", "lat_pruner_ms", "lat_total_ms",
-    "tokens_in", "tokens_kept", "tokens_by_layer", "flops", "mode",
+    "tokens_in", "tokens_kept", "tokens_by_layer", "flops", "mode", "queue_wait_ms",
 ]
+# Columns appended after records version 1 was first written: a file whose header lacks them
+# (an older run) still reads, with those cells empty, and a resumed run appends in its layout.
+ADDED_COLUMNS = frozenset({"queue_wait_ms"})
 SUMMARY_COLUMNS = [
     "level", "suite", "task_id", "task_name", "episodes", "successes", "success_rate",
     "sr_ci_low", "sr_ci_high", "errors", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms",
@@ -174,20 +179,34 @@ def parse_rows(path: Path, text: str, columns: list[str]) -> list[dict[str, str]
         return []
     except csv.Error as e:
         raise RecordsError(f"{path}:1: unreadable CSV ({e})") from None
-    if head != columns:
+    if head != columns and not is_older_layout(head, columns):
         raise RecordsError(
             f"{path} has columns {head}; expected {columns} (records version {RECORDS_VERSION})"
         )
     rows = []
+    blank = {c: "" for c in columns}
     try:
         for r in reader:
-            if len(r) != len(columns):
-                raise RecordsError(f"{path}:{reader.line_num}: expected {len(columns)} fields, "
+            if len(r) != len(head):
+                raise RecordsError(f"{path}:{reader.line_num}: expected {len(head)} fields, "
                                    f"found {len(r)}")
-            rows.append(dict(zip(columns, r, strict=True)))
+            rows.append({**blank, **dict(zip(head, r, strict=True))})
     except csv.Error as e:
         raise RecordsError(f"{path}:{reader.line_num}: unreadable CSV ({e})") from None
     return rows
+
+
+def is_older_layout(head: list[str], columns: list[str]) -> bool:
+    """True when `head` is `columns` without some of the later-added columns (ADDED_COLUMNS)."""
+    missing = set(columns) - set(head)
+    return bool(missing) and missing <= ADDED_COLUMNS and head == [c for c in columns if c in head]
+
+
+def header_of(text: str, columns: list[str]) -> list[str]:
+    """The columns of records CSV `text`: its header line when that is an older layout of
+    `columns`, else `columns`."""
+    first = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    return first if is_older_layout(first, columns) else list(columns)
 
 
 def read_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
@@ -258,6 +277,7 @@ class RunFiles:
         self.config_yaml = run_dir / "config.yaml"
         self.repairs: list[str] = []
         self._committed: dict[str, _Committed] = {}
+        self.call_columns = list(CALL_COLUMNS)   # an older run's layout when it is resumed
 
     def _load(self, path: Path, columns: list[str], rec: Mapping[str, Any] | None) -> tuple[bytes, str]:
         """(bytes on disk, committed text): verified against `rec`, torn last line dropped."""
@@ -305,12 +325,13 @@ class RunFiles:
             done[key] = i
         c_raw, c_text = self._load(self.calls_csv, CALL_COLUMNS, committed.get("calls.csv"))
         calls = parse_rows(self.calls_csv, c_text, CALL_COLUMNS)
+        self.call_columns = header_of(c_text, CALL_COLUMNS)
         kept = [r for r in calls if (_int(r["task_id"]), _int(r["episode"])) in done]
         check_call_counts(self.episodes_csv, episodes, self.calls_csv, kept)
         if len(kept) != len(calls):
             self.repairs.append(f"calls.csv: dropped {len(calls) - len(kept)} call rows of an "
                                 f"episode that never committed")
-            c_text = format_rows(CALL_COLUMNS, kept, header=True)
+            c_text = format_rows(self.call_columns, self._in_layout(kept), header=True)
         for path, raw, text in ((self.calls_csv, c_raw, c_text), (self.episodes_csv, ep_raw, ep_text)):
             data = text.encode("utf-8")
             if data != raw:
@@ -324,7 +345,7 @@ class RunFiles:
 
     def append_episode(self, episode: Mapping[str, Any], calls: list[Mapping[str, Any]]) -> None:
         """Commit one episode: its calls first, then the episode row that marks it done."""
-        c_text = format_rows(CALL_COLUMNS, calls, header=False) if calls else ""
+        c_text = format_rows(self.call_columns, self._in_layout(calls), header=False) if calls else ""
         e_text = format_rows(EPISODE_COLUMNS, [episode], header=False)
         if c_text:
             append_block(self.calls_csv, c_text)
@@ -332,6 +353,13 @@ class RunFiles:
         if self._committed:
             self._committed["calls.csv"].add(c_text.encode("utf-8"))
             self._committed["episodes.csv"].add(e_text.encode("utf-8"))
+
+    def _in_layout(self, calls: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """`calls` without the cells of columns an older run's calls.csv does not have."""
+        if len(self.call_columns) == len(CALL_COLUMNS):
+            return calls
+        keep = set(self.call_columns)
+        return [{k: v for k, v in c.items() if k in keep} for c in calls]
 
     def write_json(self, path: Path, obj: Any) -> None:
         atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
@@ -363,9 +391,10 @@ def check_call_counts(ep_path: Path, episodes: list[Mapping[str, Any]], calls_pa
                 f"(edited or damaged); restore it, or start over with run.overwrite=true")
 
 
-def call_row(task_id: int, episode: int, call: int, step: int, stats: Any) -> dict[str, Any]:
-    """One calls.csv row from a `CallStats`."""
-    row: dict[str, Any] = {
+def call_row(task_id: int, episode: int, call: int, step: int, stats: Any,
+             queue_wait_ms: float | None = None) -> dict[str, Any]:
+    """One calls.csv row from a `CallStats` (`queue_wait_ms`: None when no queue was involved)."""
+    row: dict[str, Any] = {"queue_wait_ms": queue_wait_ms,
         "task_id": task_id, "episode": episode, "call": call, "step": step,
         "source": stats.source, "warmup": stats.warmup, "tokens_in": stats.tokens_in,
         "tokens_kept": stats.tokens_kept, "tokens_by_layer": stats.tokens_by_layer,

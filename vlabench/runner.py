@@ -12,7 +12,8 @@ before the next starts, so an interrupt or SIGKILL never loses it, and re-runnin
 command skips it (resume); after each commit manifest.json records the records' digest. The
 run directory is locked for the whole run (vlabench/locking.py: one writer, also for any future
 worker or shard), and a start that fails or is interrupted undoes only what it created
-(vlabench/rundir.py).
+(vlabench/rundir.py). With run.env_workers=N > 1 the episodes run on N simulator processes that
+share the one policy (vlabench/workers.py); each runs `Runner.run_episode`, this same loop.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Runner:
         self.overhead_s = 0.0
         self.steps_total = 0
         self.on_commit: Any = None  # called after each committed episode (the manifest's digest)
+        self.pool: Any = None       # run.env_workers > 1: the vlabench.workers.WorkerPool
 
     def max_steps(self, task: TaskInfo) -> int:
         """The suite's limit for `task`, capped by run.max_steps."""
@@ -150,6 +152,11 @@ class Runner:
 
     def run(self, done: set[tuple[int, int]], progress: RunProgress, plan: dict[int, list[EpisodeSpec]],
             tasks: list[TaskInfo]) -> None:
+        if int(self.cfg.run.get("env_workers") or 1) > 1:   # N simulator processes (workers.py)
+            from vlabench.workers import run_parallel
+
+            run_parallel(self, done, progress, plan, tasks)
+            return
         warm_up = getattr(self.policy, "warm_up", None)
         if warm_up is not None and any((t.id, ep.index) not in done for t in tasks for ep in plan[t.id]):
             warm_up()   # unrecorded: fresh and resumed runs record only warm calls

@@ -9,6 +9,7 @@ layer hooks) -> action head -> pruner.end_of_step, timing each stage and recordi
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -120,6 +121,28 @@ class PrismaticPolicy:
     def reset(self, task: TaskInfo | None = None) -> None:
         self.calls_in_episode = 0
         self.decoder.reset()
+
+    def fork(self, pruner: Pruner) -> PrismaticPolicy:
+        """A view of this policy for another episode slot (run.env_workers > 1): it shares the
+        model weights, tokenizer, norm stats and I/O settings, and owns `pruner`, a decoder
+        bound to it (KV, trace) and the per-episode counters, so interleaved episodes never
+        see each other's state."""
+        twin = copy.copy(self)
+        twin.deviations = list(self.deviations)
+        twin.pruner = pruner
+        twin.decoder = PrunableDecoder(self.model.language_model, pruner,
+                                       probe_mode=self.decoder.probe_mode, causal=self.causal)
+        twin.calls_in_episode = 0
+        twin.last_trace = None
+        twin.last_flops_by_stage = {}
+        pruner.bind(twin.info())
+        return twin
+
+    @property
+    def observes_steps(self) -> bool:
+        """Whether `observe` does anything: only pruners that compare frames across steps read
+        the steps served open-loop."""
+        return bool(self.pruner.observes_frames)
 
     def warm_up(self) -> None:
         """The process's first `warmup_calls` model calls, made on a synthetic observation and
