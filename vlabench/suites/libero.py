@@ -39,6 +39,7 @@ import numpy as np
 from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
 from vlabench.suites.common import close_quietly, select_tasks
 from vlabench.registry import ConfigError
+from vlabench.suites.chatter import captured, ignore_half_built_contexts
 from vlabench.suites.libero_setup import ensure_libero_ready
 from vlabench.suites.libero_stream import ResetStream
 
@@ -71,6 +72,7 @@ class LiberoEnv:
     def __init__(self, suite: LiberoSuite, task: TaskInfo, needs: Iterable[str]):
         from libero.libero.envs.env_wrapper import ControlEnv
 
+        ignore_half_built_contexts()
         cfg = suite.cfg
         self.suite = suite
         self.task = task
@@ -141,7 +143,8 @@ class LiberoSuite:
         table = benchmark.get_benchmark_dict()
         if cfg.benchmark not in table:
             raise ConfigError(f"unknown LIBERO benchmark {cfg.benchmark!r}; valid: {sorted(table)}")
-        self.benchmark = table[cfg.benchmark]()
+        with captured("libero"):   # its "[info] using task orders ..." line
+            self.benchmark = table[cfg.benchmark]()
         self._init_cache: dict[int, Any] = {}
         self.protocol = protocol_settings(cfg)
 
