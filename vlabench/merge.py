@@ -137,14 +137,14 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return unique
 
 
-def merged_target(parts: list[Part], into: str | None) -> Path:
-    """The output directory: --into, else the shards' run name without `.shard-<i>-of-<n>`,
-    under the output folder they were written to."""
+def merged_target(parts: list[Part], into: str | None) -> tuple[Path, str]:
+    """(output directory, run name): --into (named after its last part), else the shards' run
+    name without `.shard-<i>-of-<n>`, under the output folder they were written to."""
     from vlabench.shards import base_name
 
     if into is not None:
-        return Path(into).resolve()
-    found: dict[Path, Path] = {}
+        return Path(into).resolve(), Path(into).resolve().name
+    found: dict[tuple[Path, str], Path] = {}
     for p in parts:
         name = str((p.config.get("run") or {}).get("name") or p.path.name)
         base = base_name(name)
@@ -153,9 +153,9 @@ def merged_target(parts: list[Part], into: str | None) -> Path:
                               f"'.shard-<i>-of-<n>', so the merged run's name is unknown; pass --into DIR")
         n = len(PurePath(name).parts)
         root = Path(*p.path.parts[:-n]) if p.path.parts[-n:] == PurePath(name).parts else p.path.parent
-        found.setdefault(root / base, p.path)
+        found.setdefault((root / base, base), p.path)
     if len(found) > 1:
-        shown = ", ".join(f"{src} -> {dst}" for dst, src in found.items())
+        shown = ", ".join(f"{src} -> {dst}" for (dst, _), src in found.items())
         raise ConfigError(f"merge: the inputs name different runs ({shown}); pass --into DIR")
     return next(iter(found))
 
@@ -259,8 +259,10 @@ def _merged_config(part: Part, name: str, output_dir: str) -> bytes:
     return OmegaConf.to_yaml(cfg, resolve=True).encode("utf-8")
 
 
-def build_files(out: Path, existing: Part | None, parts: list[Part], command: str) -> dict[str, bytes]:
-    """The merged run's files (name -> content), manifest last."""
+def build_files(out: Path, existing: Part | None, parts: list[Part], command: str,
+                name: str | None = None) -> dict[str, bytes]:
+    """The merged run's files (name -> content), manifest last; `name`: the run name of a new
+    output (default: its folder's name)."""
     from vlabench.provenance import now, seal
 
     every = ([existing] if existing else []) + parts
@@ -270,8 +272,10 @@ def build_files(out: Path, existing: Part | None, parts: list[Part], command: st
         config_raw = existing.config_raw      # kept byte for byte: merging again changes nothing
         name = str((existing.config.get("run") or {}).get("name") or out.name)
     else:
-        name = out.name
-        config_raw = _merged_config(parts[0], name, str(out.parent))
+        name = name or out.name
+        n = len(PurePath(name).parts)
+        root = Path(*out.parts[:-n]) if out.parts[-n:] == PurePath(name).parts else out.parent
+        config_raw = _merged_config(parts[0], name, str(root))
     for r in episodes:
         r["run_id"] = name
     ep_text = format_rows(EPISODE_COLUMNS, episodes, header=True)
@@ -334,12 +338,16 @@ def commit_files(out: Path, files: dict[str, bytes]) -> None:
         finish_merge(out)
 
 
-def merge_runs(inputs: list[Path], into: str | None, command: str = "vlabench merge") -> tuple[Path, str, int]:
-    """Merge run directories `inputs` into one; (output, status, episodes)."""
+def merge_runs(inputs: list[Path], into: str | None, command: str = "vlabench merge",
+               name: str | None = None) -> tuple[Path, str, int]:
+    """Merge run directories `inputs` into one (`into`, else named after the shards); `name`:
+    the merged run's name when `into` is given (default: its last part). Returns (output,
+    status, episodes)."""
     from vlabench.rundir import RunDirClaim, remove_temporaries
 
     parts = [read_part(p) for p in inputs]
-    out = merged_target(parts, into)
+    out, derived = merged_target(parts, into)
+    name = name or derived
     parts = [p for p in parts if p.path != out]   # the output itself takes part as `existing`
     claim = RunDirClaim(out)
     claim.open()   # creates what is missing, takes the lock (another writer: one line, exit 2)
@@ -358,7 +366,7 @@ def merge_runs(inputs: list[Path], into: str | None, command: str = "vlabench me
                                   f"{', '.join(held[:3])}); choose another directory with --into")
         if not parts:
             raise ConfigError(f"merge: no input besides the output {out}; give shard run directories")
-        files = build_files(out, existing, parts, command)
+        files = build_files(out, existing, parts, command, name)
         commit_files(out, files)
         man = json.loads(files["manifest.json"])
     except BaseException:

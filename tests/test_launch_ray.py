@@ -1,0 +1,51 @@
+"""run.launcher=ray: a run split into shards on a local Ray, merged, equals the single-process
+run; an unreachable cluster is one line and nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from test_merge import BASE, results, run
+from vlabench.config import compose
+from vlabench.jobs import Job
+from vlabench.launchers import launch
+from vlabench.registry import ConfigError
+
+
+def job(*overrides: str) -> Job:
+    ov = tuple(BASE + list(overrides))
+    return Job(ov, compose(list(ov)))
+
+
+@pytest.mark.slow   # starts a local Ray (about 10 s) and two worker processes
+def test_a_ray_launched_run_equals_the_single_process_run(tmp_path, capsys):
+    run(tmp_path / "ref", "run.name=full")
+    j = job(f"run.output_dir={tmp_path / 'ray'}", "run.name=full", "run.launcher=ray", "run.shards=2")
+    assert launch([j], []) == 0
+    out = tmp_path / "ray" / "full"
+    assert results(out) == results(tmp_path / "ref" / "full")
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "complete" and [s["shard"] for s in m["merged_from"]] == ["1/2", "2/2"]
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == \
+        ["full", "full.shard-1-of-2", "full.shard-2-of-2"]
+    assert "2 shards merged, 10 episodes" in capsys.readouterr().out
+    # the same command again: every shard resumes (nothing left to run) and merges identically
+    before = (out / "episodes.csv").read_bytes()
+    assert launch([j], []) == 0 and (out / "episodes.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("address", ["ray://127.0.0.1:1", "127.0.0.1:1", "auto"])
+def test_an_unreachable_ray_cluster_is_one_line_and_nothing_is_written(tmp_path, address):
+    j = job(f"run.output_dir={tmp_path / 'out'}", "run.launcher=ray", f"ray.address={address}")
+    with pytest.raises(ConfigError) as e:
+        launch([j], [])
+    assert "cannot" in str(e.value) and "ray.address" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_shard_and_ray_together_are_refused(tmp_path):
+    j = job(f"run.output_dir={tmp_path}", "run.launcher=ray", "run.shard=1/2")
+    with pytest.raises(ConfigError, match="run.shards=N"):
+        launch([j], [])
