@@ -67,3 +67,79 @@ def test_twin_counts_are_the_pruners_own_code_path_priced_with_the_given_dims():
     assert twin["tokens_by_layer_mean"] == direct["tokens_by_layer_mean"]
     assert twin["tokens_kept_mean"] == direct["tokens_kept_mean"] < 512      # pruned by its code path
     assert twin["flops_by_stage"]["llm"] == pytest.approx(direct["flops_by_stage"]["llm"], rel=1e-9)
+
+
+# ------------------------------------------------------------------ interleaved timing (item 8)
+def test_pairs_alternate_abba_and_skip_calls_served_without_the_model():
+    from vlabench.models.bench_pairs import interleave
+
+    log = []
+
+    def side(tag, served_at=()):
+        def call(obs):
+            log.append((tag, obs))
+            return None if (tag, obs) in served_at else {"total": 1.0}
+        return call
+
+    pairs = interleave(side("A", served_at={("A", 2)}), side("B"), [0, 1, 2, 3])
+    assert [t for t, _ in log] == list("ABBAABBA")
+    assert [o for _, o in log] == [0, 0, 1, 1, 2, 2, 3, 3]            # both sides see each observation
+    assert [p["order"] for p in pairs] == ["AB", "BA", "BA"]           # pair 2 (served) dropped
+
+
+def test_ratio_summary_hand_worked():
+    from vlabench.models.bench_pairs import summarise_ratios
+
+    s = summarise_ratios([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert s["median"] == 3.0 and s["iqr"] == [2.0, 4.0] and s["n_pairs"] == 5
+    lo, hi = s["ci95"]
+    assert 1.0 <= lo <= 3.0 <= hi <= 5.0
+    assert summarise_ratios([1.0, 2.0, 3.0, 4.0, 5.0]) == s                # seeded: deterministic
+    assert summarise_ratios([])["median"] is None
+
+
+def test_pair_ratios_are_baseline_over_pruned_per_stage_without_the_pruner_stage():
+    from vlabench.models.bench_pairs import pair_ratios
+
+    pairs = [{"order": "AB", "ours": {"llm": 2.0, "pruner": 1.0, "total": 4.0},
+              "none": {"llm": 4.0, "pruner": 0.01, "total": 6.0}},
+             {"order": "BA", "ours": {"llm": 1.0, "pruner": 1.0, "total": 2.0},
+              "none": {"llm": 3.0, "pruner": 0.01, "total": 5.0}}]
+    r = pair_ratios(pairs)
+    assert set(r) == {"llm", "total"}
+    assert r["llm"]["median"] == pytest.approx(2.5) and r["total"]["median"] == pytest.approx(2.0)
+
+
+def test_interleaving_cancels_linear_machine_drift():
+    # Two identical policies on a machine slowing down linearly with time: back to back, the
+    # second looks 1.5x slower; per interleaved ABBA pair the ratio stays 1 within the drift of one call.
+    from vlabench.models.bench_pairs import interleave, pair_ratios
+
+    clock = {"t": 0}
+
+    def policy(obs):
+        clock["t"] += 1
+        return {"total": 100.0 * (1 + 0.01 * clock["t"])}
+
+    pairs = interleave(policy, policy, list(range(50)))
+    med = pair_ratios(pairs)["total"]["median"]
+    assert med == pytest.approx(1.0, abs=0.011)
+    clock["t"] = 0
+    first = [policy(o)["total"] for o in range(50)]
+    second = [policy(o)["total"] for o in range(50)]
+    assert sum(second) / sum(first) > 1.3                              # what back to back reports
+
+
+def test_bench_cli_interleaves_with_the_baseline_and_prints_tables_not_dicts(tmp_path):
+    out = tmp_path / "b.json"
+    res = run_cli("bench", "model=openvla-oft-tiny", "pruner=fastv", "bench.calls=2", f"bench.out={out}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert [p["order"] for p in r["pairs_ms"]] == ["AB", "BA"]
+    tot = r["speedup"]["latency_per_pair"]["total"]
+    assert tot["n_pairs"] == 2 and tot["ci95"][0] <= tot["median"] <= tot["ci95"][1]
+    assert "pruner" not in r["speedup"]["latency_per_pair"]
+    assert r["baseline"]["model_calls"] == r["model_calls"] == 2
+    assert r["machine"]["cpu_cores"] >= 1 and r["machine"]["gpu"] is None
+    assert "{'" not in res.stdout and "speedup" in res.stdout and "95% CI" in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80         # piped: rich's 80 columns

@@ -1,4 +1,5 @@
-"""Provenance of a run: package versions, git commit, environment, protocol deviations."""
+"""Provenance of a run: package versions, git commit, environment, machine (CPU; GPU, driver,
+CUDA and cuDNN when CUDA is used: `vlabench.machine`), protocol deviations."""
 
 from __future__ import annotations
 
@@ -73,8 +74,10 @@ def protocol_deviations(cfg: Any, num_tasks: int) -> list[str]:
 def manifest(cfg: Any, policy: Any, deviations: list[str], started_at: str) -> dict[str, Any]:
     """The manifest.json content at the start of a run (status "running")."""
     from vlabench import __version__
+    from vlabench.machine import machine
 
     commit, dirty = git_state()
+    device = getattr(policy, "device", None) or str(cfg.run.device)
     return {
         "vlabench_version": __version__,
         "records_version": RECORDS_VERSION,
@@ -86,7 +89,7 @@ def manifest(cfg: Any, policy: Any, deviations: list[str], started_at: str) -> d
         "git_commit": commit, "git_dirty": dirty,
         "python": sys.version.split()[0], "platform": platform.platform(),
         "packages": package_versions(),
-        "device": getattr(policy, "device", None) or str(cfg.run.device),
+        "device": device, "machine": machine(device),
         "mujoco_gl": os.environ.get("MUJOCO_GL"),
         "attn_implementation": getattr(policy, "attn_implementation", None),
         "deviations": deviations + list(getattr(policy, "deviations", []) or []),

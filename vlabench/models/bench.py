@@ -27,7 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from vlabench.machine import machine
 from vlabench.registry import ConfigError
+
+ORDER_NOTE = ("interleaved ABBA: pair i runs the pruned policy then the baseline for even i, the "
+              "baseline first for odd i, on the same observation and weights")
 
 
 def _pct(values: list[float]) -> dict[str, float]:
@@ -36,24 +40,62 @@ def _pct(values: list[float]) -> dict[str, float]:
             "mean": float(a.mean()), "n": int(a.size)}
 
 
-def measure(policy: Any, observations: list, warmup: int, count_once: bool = True) -> dict[str, Any]:
-    """Run warm-up calls, then one call per observation; summarise stats (model calls only)."""
+def _start(policy: Any, observations: list, warmup: int) -> None:
+    """Reset, run the warm-up calls (none on the meta device), reset again."""
     from vlabench.contracts import TaskInfo
 
-    policy.reset(TaskInfo(0, "bench", observations[0].instruction))
+    task = TaskInfo(0, "bench", observations[0].instruction)
+    policy.reset(task)
     policy.pruner.reset()
-    meta = policy.device == "meta"
     policy.allow_shape_only_calls = True
-    for obs in observations[:1] * (0 if meta else warmup):
+    for obs in observations[:1] * (0 if policy.device == "meta" else warmup):
         policy.act(obs)
-    policy.reset(TaskInfo(0, "bench", observations[0].instruction))
+    policy.reset(task)
     policy.pruner.reset()
-    stats, flops_stage = [], []
+
+
+class _Calls:
+    """The model calls of one policy: their stats and FLOPs by stage."""
+
+    def __init__(self, policy: Any):
+        self.policy, self.stats, self.flops_stage, self.served = policy, [], [], 0
+
+    def __call__(self, obs: Any) -> dict[str, float] | None:
+        """One policy call; its latency by stage, or None when served without the model."""
+        out = self.policy.act(obs)
+        if out.stats.source != "model":
+            self.served += 1
+            return None
+        self.stats.append(out.stats)
+        self.flops_stage.append(dict(self.policy.last_flops_by_stage))
+        return dict(out.stats.latency_ms)
+
+
+def measure(policy: Any, observations: list, warmup: int, count_once: bool = True) -> dict[str, Any]:
+    """Run warm-up calls, then one call per observation; summarise stats (model calls only)."""
+    _start(policy, observations, warmup)
+    calls = _Calls(policy)
     for obs in observations:
-        out = policy.act(obs)
-        if out.stats.source == "model":
-            stats.append(out.stats)
-            flops_stage.append(dict(policy.last_flops_by_stage))
+        calls(obs)
+    return _summary(calls, observations, count_once)
+
+
+def measure_interleaved(policy: Any, base: Any, observations: list,
+                        warmup: int) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """`measure` of both policies with their calls interleaved in ABBA order (see
+    `bench_pairs`): (pruned summary, baseline summary, the pairs' latencies by stage)."""
+    from vlabench.models.bench_pairs import interleave
+
+    _start(policy, observations, warmup)
+    _start(base, observations, warmup)
+    ours, none = _Calls(policy), _Calls(base)
+    pairs = interleave(ours, none, observations)
+    return _summary(ours, observations, True), _summary(none, observations, True), pairs
+
+
+def _summary(calls: _Calls, observations: list, count_once: bool) -> dict[str, Any]:
+    policy, stats, flops_stage = calls.policy, calls.stats, calls.flops_stage
+    meta = policy.device == "meta"
     if not stats:
         raise ConfigError("the pruner served every call without the model; nothing to measure")
     counted = None
@@ -64,7 +106,7 @@ def measure(policy: Any, observations: list, warmup: int, count_once: bool = Tru
         finally:
             policy.count_flops = False
     res: dict[str, Any] = {
-        "model_calls": len(stats), "served_without_model": len(observations) - len(stats),
+        "model_calls": len(stats), "served_without_model": calls.served,
         "flops_per_call": float(np.mean([s.flops for s in stats])),
         "flops_last_call": float(stats[-1].flops),
         "flops_counted_one_call": counted,
@@ -140,8 +182,16 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         "attn_implementation": policy.attn_implementation, "calls": n, "warmup_calls_excluded": warm,
         "text_tokens_exact": bool(getattr(policy.tokenizer, "exact", False)),
         "deviations": list(policy.deviations), "torch": torch.__version__, "host": platform.node(),
+        "machine": machine(policy.device),
     }
-    result.update(measure(policy, obs, warm))
+    base = None
+    if b.get("baseline", True) and cfg.pruner.name != "none":
+        base = type(policy)(policy.model, policy.dims, Pruner(), policy.tokenizer, policy.norm_stats,
+                            policy.device, policy.dtype, cfg=cfg.model, io=policy.io)
+        ours, result["baseline"], pairs = measure_interleaved(policy, base, obs, warm)
+        result.update(ours)
+    else:
+        result.update(measure(policy, obs, warm))
     result["counts_source"] = "exact shapes" if policy.device != "meta" else "fixed (no pruning)"
     if policy.device == "meta" and cfg.pruner.name != "none":
         twin = twin_counts(cfg, policy, obs)
@@ -149,24 +199,33 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         result.update(twin)
         result["counts_source"] = ("the method's code path on a real-valued twin (full depth and layout, "
                                    "tiny widths, random weights), priced at full size")
-    if b.get("baseline", True) and cfg.pruner.name != "none":
-        base = type(policy)(policy.model, policy.dims, Pruner(), policy.tokenizer, policy.norm_stats,
-                            policy.device, policy.dtype, cfg=cfg.model, io=policy.io)
-        result["baseline"] = measure(base, obs, warm)
-        result["speedup"] = _speedup(result["baseline"], result)
+    if base is not None:
+        result["speedup"] = _speedup(result["baseline"], result, pairs)
+        if "latency_ms" in result:
+            result["timing"] = {"order": ORDER_NOTE, "pairs": len(pairs)}
+            result["pairs_ms"] = pairs
     out = b.get("out")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    from vlabench.models.bench_table import print_result
+
     print_result(result)
     return result
 
 
-def _speedup(base: dict[str, Any], new: dict[str, Any]) -> dict[str, float]:
-    out = {"flops_ratio": new["flops_per_call"] / base["flops_per_call"],
-           "flops_ratio_last_call": new["flops_last_call"] / base["flops_last_call"]}
+def _speedup(base: dict[str, Any], new: dict[str, Any],
+             pairs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """FLOPs ratios (pruned / baseline) and latency speedups (baseline / pruned): of the p50s,
+    and per interleaved pair by stage (`bench_pairs.pair_ratios`)."""
+    from vlabench.models.bench_pairs import pair_ratios
+
+    out: dict[str, Any] = {"flops_ratio": new["flops_per_call"] / base["flops_per_call"],
+                           "flops_ratio_last_call": new["flops_last_call"] / base["flops_last_call"]}
     if "latency_ms" in base and "latency_ms" in new:
         out["latency_p50"] = base["latency_ms"]["total"]["p50"] / new["latency_ms"]["total"]["p50"]
+        if pairs:
+            out["latency_per_pair"] = pair_ratios(pairs)
     return out
 
 
@@ -176,47 +235,3 @@ def _device_name(device: str) -> str:
 
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return device
-
-
-def print_result(r: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console(width=120)
-    con.print(f"[bold]{r['model']}[/] + [bold]{r['pruner']}[/] on {r['device']} "
-              f"({r['parameters'] / 1e9:.3f}B parameters, {r['dtype']})")
-    t = Table("", "ours", *(["none", "ours/none"] if "baseline" in r else []))
-    base = r.get("baseline")
-
-    def row(label: str, v: float, bv: float | None, fmt: str) -> None:
-        cells = [label, format(v, fmt)]
-        if base is not None:
-            cells += [format(bv, fmt) if bv is not None else "", f"{v / bv:.3f}" if bv else ""]
-        t.add_row(*cells)
-
-    row("TFLOPs / call (mean)", r["flops_per_call"] / 1e12, base and base["flops_per_call"] / 1e12, ".4f")
-    row("TFLOPs, last call (steady state)", r["flops_last_call"] / 1e12,
-        base and base["flops_last_call"] / 1e12, ".4f")
-    for stage, v in r["flops_by_stage"].items():
-        row(f"  {stage} TFLOPs", v / 1e12, base and base["flops_by_stage"].get(stage, 0) / 1e12, ".4f")
-    row("  LLM T-MACs (papers' unit)", r["llm_tmacs_papers_convention"],
-        base and base["llm_tmacs_papers_convention"], ".4f")
-    row("  LLM T-MACs, last call", r["llm_tmacs_last_call"], base and base["llm_tmacs_last_call"], ".4f")
-    row("sequence length (prefill)", r["sequence_length"] or 0, base and base["sequence_length"], ".0f")
-    row("text tokens", r["text_tokens"] or 0, base and base["text_tokens"], ".0f")
-    row("visual tokens in", r["tokens_in"], base and base["tokens_in"], ".0f")
-    row("visual tokens kept (last layer)", r["tokens_kept_mean"], base and base["tokens_kept_mean"], ".1f")
-    for stage, q in (r.get("latency_ms") or {}).items():
-        bq = base["latency_ms"].get(stage) if base and "latency_ms" in base else None
-        row(f"latency {stage} p50 ms", q["p50"], bq and bq["p50"], ".2f")
-        row(f"latency {stage} p95 ms", q["p95"], bq and bq["p95"], ".2f")
-    con.print(t)
-    if "latency_ms" not in r:
-        con.print("meta device: FLOPs and token counts only (latency needs real tensors: a GPU)")
-    con.print(f"token counts: {r.get('counts_source', 'exact shapes')}")
-    if "meta_rule" in r:
-        m = r["meta_rule"]
-        con.print(f"  (the pruner's own meta-device rule would report {m['flops_per_call'] / 1e12:.4f} "
-                  f"TFLOPs / call, {m['tokens_kept_mean']:.1f} visual tokens kept: not what it keeps)")
-    if "speedup" in r:
-        con.print(f"speedup vs none: {r['speedup']}")

@@ -1,0 +1,111 @@
+"""The tables `vlabench bench` prints: counts (FLOPs, tokens) and latency by stage with the
+per-pair speedup, sized to the terminal (rich's Console picks its width)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt_ratio(s: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(median, 95% interval, IQR) cells of a per-pair ratio summary."""
+    if not s or s.get("median") is None:
+        return "", "", ""
+    (lo, hi), (q1, q3) = s["ci95"], s["iqr"]
+    return f"{s['median']:.2f}×", f"[{lo:.2f}, {hi:.2f}]", f"{q1:.2f}–{q3:.2f}"
+
+
+def counts_table(r: dict[str, Any]) -> Any:
+    """FLOPs, sequence and token counts: pruned, baseline and their ratio."""
+    from rich.table import Table
+
+    base = r.get("baseline")
+    t = Table("", r["pruner"], *(["none", f"{r['pruner']}/none"] if base else []),
+              title="Compute and tokens per model call")
+
+    def row(label: str, key: str | tuple[str, str], fmt: str, scale: float = 1.0) -> None:
+        def get(d: dict[str, Any]) -> float | None:
+            v = d.get(key[0], {}).get(key[1]) if isinstance(key, tuple) else d.get(key)
+            return None if v is None else v * scale
+        v = get(r) or 0.0
+        cells = [label, format(v, fmt)]
+        if base:
+            bv = get(base)
+            cells += [format(bv, fmt) if bv is not None else "", f"{v / bv:.3f}" if bv else ""]
+        t.add_row(*cells)
+
+    row("TFLOPs / call (mean)", "flops_per_call", ".4f", 1e-12)
+    row("TFLOPs, last call (steady state)", "flops_last_call", ".4f", 1e-12)
+    for stage in r["flops_by_stage"]:
+        row(f"  {stage} TFLOPs", ("flops_by_stage", stage), ".4f", 1e-12)
+    row("  LLM T-MACs (papers' unit)", "llm_tmacs_papers_convention", ".4f")
+    row("  LLM T-MACs, last call", "llm_tmacs_last_call", ".4f")
+    row("sequence length (prefill)", "sequence_length", ".0f")
+    row("text tokens", "text_tokens", ".0f")
+    row("visual tokens in", "tokens_in", ".0f")
+    row("visual tokens kept (last layer)", "tokens_kept_mean", ".1f")
+    return t
+
+
+def latency_table(r: dict[str, Any], width: int = 120) -> Any:
+    """Latency percentiles by stage; with a baseline, the per-pair speedup none/pruned. Below
+    110 columns the p95 columns are left out (they stay in bench.out)."""
+    from rich.table import Table
+
+    base = r.get("baseline")
+    per_pair = (r.get("speedup") or {}).get("latency_per_pair") or {}
+    p95 = width >= 110 or not base
+    name = r["pruner"]
+    cols = ["stage", f"{name} p50"] + ([f"{name} p95"] if p95 else [])
+    if base:
+        cols += ["none p50"] + (["none p95"] if p95 else []) + ["speedup", "95% CI", "IQR"]
+    title = (f"Latency per model call (ms); speedup = none / {name}, per interleaved pair" if base
+             else "Latency per model call (ms)")
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c, no_wrap=c != "stage", justify="left" if c == "stage" else "right")
+    for stage, q in r["latency_ms"].items():
+        cells = [stage, f"{q['p50']:.2f}"] + ([f"{q['p95']:.2f}"] if p95 else [])
+        if base:
+            bq = base["latency_ms"].get(stage)
+            cells += [f"{bq['p50']:.2f}" if bq else ""] + ([f"{bq['p95']:.2f}" if bq else ""] if p95 else [])
+            cells += list(_fmt_ratio(per_pair.get(stage))) if stage in per_pair else ["n/a", "", ""]
+        t.add_row(*cells)
+    return t
+
+
+def summary_line(r: dict[str, Any]) -> str | None:
+    """One sentence with the headline numbers (instead of a Python dict)."""
+    sp = r.get("speedup")
+    if not sp:
+        return None
+    parts = [f"FLOPs {r['pruner']}/none {sp['flops_ratio']:.3f} (last call {sp['flops_ratio_last_call']:.3f})"]
+    tot = (sp.get("latency_per_pair") or {}).get("total")
+    if tot and tot.get("median") is not None:
+        m, ci, iqr = _fmt_ratio(tot)
+        parts.append(f"total latency speedup {m} (95% CI {ci}, IQR {iqr}, {tot['n_pairs']} pairs)")
+    return "vs none: " + "; ".join(parts)
+
+
+def print_result(r: dict[str, Any], console: Any = None) -> None:
+    from rich.console import Console
+
+    con = console or Console()
+    con.print(f"[bold]{r['model']}[/] + [bold]{r['pruner']}[/] on {r['device']} "
+              f"({r['parameters'] / 1e9:.3f}B parameters, {r['dtype']})")
+    con.print(counts_table(r))
+    if "latency_ms" in r:
+        con.print(latency_table(r, con.width))
+        if r.get("timing"):
+            con.print(f"timing: {r['timing']['order']}; speedup: median of the per-pair ratios, "
+                      "percentile-bootstrap 95% CI of that median, interquartile range; the "
+                      "pruner stage has no ratio (the baseline does no pruning work)")
+    else:
+        con.print("meta device: FLOPs and token counts only (latency needs real tensors: a GPU)")
+    con.print(f"token counts: {r.get('counts_source', 'exact shapes')}")
+    if "meta_rule" in r:
+        m = r["meta_rule"]
+        con.print(f"  (the pruner's own meta-device rule would report {m['flops_per_call'] / 1e12:.4f} "
+                  f"TFLOPs / call, {m['tokens_kept_mean']:.1f} visual tokens kept: not what it keeps)")
+    line = summary_line(r)
+    if line:
+        con.print(line)
