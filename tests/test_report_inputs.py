@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from report_helpers import make_run, suite_tasks
@@ -100,14 +101,15 @@ def test_other_records_version_is_refused(tmp_path):
 
 def test_missing_baseline_gives_na_and_a_footnote_never_a_guess(tmp_path):
     _run(tmp_path, "base-spatial", pruner="none", lat=100.0)
-    _run(tmp_path, "fastv-spatial")
-    _run(tmp_path, "fastv-goal", suite="libero_goal")
+    _run(tmp_path, "sparse-spatial", pruner="sparsevlm")
+    _run(tmp_path, "sparse-goal", pruner="sparsevlm", suite="libero_goal")
     text = report([str(tmp_path)], "md", plots=False)
     table1 = text.split("### SpecPrune-VLA Table 1")[1].split("###")[0]
-    fastv = next(line for line in table1.splitlines() if line.startswith("| FastV"))
-    assert "80.0 / 80.0 (1.25×)" in fastv          # spatial has its baseline
-    assert "80.0 / 80.0 (n/a)" in fastv            # goal has none
-    assert "no pruner=none run of openvla-oft on libero_goal" in table1
+    row = next(line for line in table1.splitlines() if line.startswith("| SparseVLM"))
+    assert "80.0 / 80.0 (1.25×)" in row            # spatial has its baseline
+    assert "80.0 / 80.0 (n/a)" in row              # goal has none
+    mark = re.search(r"\[(\d+)\] n/a: no pruner=none run of openvla-oft on libero_goal", text).group(1)
+    assert row.startswith(f"| SparseVLM (50%) [{mark}] |")
 
 
 def test_two_baselines_for_one_suite_are_not_guessed_between(tmp_path):
@@ -144,5 +146,5 @@ def test_a_method_config_per_retention_is_one_method(tmp_path):
     _run(tmp_path, "vp50", pruner="vla-pruner", retention=0.5, pruner_cfg=plugin)
     text = report([str(tmp_path)], "md", plots=False)
     table = text.split("### VLA-Pruner Table 1")[1]
-    assert "| VLA-Pruner [2] | 80.0 (100.0%)" in table.split("*Retain 25% tokens*")[1]
+    assert "| VLA-Pruner | 80.0 (100.0%)" in table.split("*Retain 25% tokens*")[1]
     assert "vla-pruner-25" not in table

@@ -32,7 +32,8 @@ def test_html_is_one_self_contained_page_with_tables_and_plots(runs, tmp_path):
     assert "report.html" in msg
     page = (tmp_path / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "</html>" in page
-    assert "SpecPrune-VLA Table 1" in page and "VLA-Pruner Table 1" in page
+    assert "VLA-Pruner Table 1" in page
+    assert "SpecPrune-VLA Table 1" not in page  # FastV and VLA-Pruner are not in that paper's table
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) >= 3
     assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
@@ -50,17 +51,30 @@ def test_plots_are_written_as_png_and_svg(runs, tmp_path):
     assert "vla-pruner-0.25-libero_goal" in (tmp_path / "runs.csv").read_text()
 
 
-def test_latex_escapes_and_wraps_each_table(runs):
-    tex = report([str(runs)], "latex", plots=False)
-    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") >= 3
-    assert r"$\times$" in tex and "×" not in tex
-    assert r"\%" in tex
+def test_html_without_out_goes_to_stdout_and_writes_nothing(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    page = report([str(runs)], "html")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "data:image/png;base64," in page        # plots drawn in a temporary folder, embedded
+    assert list(tmp_path.iterdir()) == []          # no ./results/report/ behind the user's back
 
 
-def test_csv_writes_one_file_per_table(runs, tmp_path):
+def test_cli_html_without_out_prints_the_page_and_nothing_on_stderr(cli, runs):
+    res = cli("report", str(runs), "--format", "html", "--no-plots")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("<!DOCTYPE html>") and res.stderr == ""
+
+
+def test_html_with_out_says_where_it_wrote(runs, tmp_path):
+    msg = report([str(runs)], "html", tmp_path / "r", plots=False)
+    assert msg == f"wrote {tmp_path / 'r' / 'report.html'} (3 tables)\n"
+
+
+def test_csv_with_out_writes_the_tidy_table_and_the_notes(runs, tmp_path):
     text = report([str(runs)], "csv", tmp_path, plots=False)
-    assert text.startswith("# All runs")
-    assert (tmp_path / "vla-pruner-table1-openvla-oft.csv").read_text().startswith("kind,Method,Spatial")
+    assert text.startswith("table,source,row,model,pruner,retention,variant,column,suite,task,metric,value,")
+    assert (tmp_path / "report.csv").read_text() == text
+    assert (tmp_path / "notes.csv").read_text().startswith("note,text\n")
 
 
 def test_statistics_table_has_intervals_paired_tests_and_latency_spread(runs):

@@ -1,23 +1,30 @@
-"""`vlabench report`: run directories -> tables (md | latex | csv | html), plots, metrics CSV."""
+"""`vlabench report`: run directories -> tables (md | latex | csv | json | html), plots, metrics CSV.
+
+Every format prints to stdout when there is no --out (html too: a self-contained page, plots
+embedded); with --out DIR the report, runs.csv and plots are written there and one line says
+where. md, latex and html are for reading (numbers formatted, footnotes); csv and json are for
+programs (tidy.py: one number per cell, intervals in their own columns, provenance in json).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from pathlib import Path
 
 from vlabench.registry import ConfigError
-from vlabench.report import cells
+from vlabench.report import cells, latex, tidy
 from vlabench.report.cells import Col
 from vlabench.report.grid import to_table
 from vlabench.report.layouts import LAYOUTS
+from vlabench.report.notes import number_notes
 from vlabench.report.reference import REFERENCE_DIR, Reference
-from vlabench.report.render import RENDERERS, Table
+from vlabench.report.render import Table, markdown, markdown_notes
 from vlabench.report.runs import RunSet, model_family
 from vlabench.report.runstable import runs_table, speedup_table
 
-FORMATS = {"md": "md", "latex": "tex", "csv": "csv", "html": "html"}
-DEFAULT_HTML_DIR = Path("results") / "report"
+FORMATS = {"md": "md", "latex": "tex", "csv": "csv", "json": "json", "html": "html"}
 
 
 def build_tables(rs: RunSet, ref: Reference | None) -> list[Table]:
@@ -58,6 +65,25 @@ def preamble(rs: RunSet, with_reference: bool = False) -> list[str]:
     return lines
 
 
+def _html(rs: RunSet, tables: list[Table], notes: list[str], intro: list[str], plot_dir: Path | None) -> str:
+    from vlabench.report.html import page
+    from vlabench.report.plots import make_plots
+
+    images = make_plots(rs, plot_dir) if plot_dir is not None else []
+    lines = intro + ([f"[{i}] {n}" for i, n in enumerate(notes, 1)] if notes else [])
+    return page("vlabench report", lines, tables, images)
+
+
+def _text(fmt: str, rs: RunSet, tables: list[Table], notes: list[str], intro: list[str]) -> str:
+    if fmt == "csv":
+        return tidy.csv_text(tidy.long_rows(tables, notes))
+    if fmt == "json":
+        return tidy.json_text(rs, tables, notes, intro)
+    if fmt == "latex":
+        return latex.header(intro) + "\n".join(latex.latex(t) for t in tables) + latex.notes_block(notes)
+    return "\n".join(intro) + "\n\n" + markdown_notes(notes) + "\n".join(markdown(t) for t in tables)
+
+
 def report(paths: list[str] | None, fmt: str = "md", out: Path | None = None,
            with_reference: bool = False, reference_dir: Path | None = None,
            plots: bool = True) -> str:
@@ -67,32 +93,26 @@ def report(paths: list[str] | None, fmt: str = "md", out: Path | None = None,
     rs = RunSet.load(paths)
     ref = Reference.load(reference_dir or REFERENCE_DIR) if with_reference else None
     tables = build_tables(rs, ref)
+    notes = number_notes(tables)
     intro = preamble(rs, with_reference)
+    if fmt == "html" and out is None:
+        with tempfile.TemporaryDirectory(prefix="vlabench-plots-") as tmp:
+            return _html(rs, tables, notes, intro, Path(tmp) if plots else None)
     if fmt == "html":
-        from vlabench.report.html import page
-        from vlabench.report.plots import make_plots
-
-        out = Path(out or DEFAULT_HTML_DIR)
-        images = make_plots(rs, out / "plots") if plots else []
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
         target = out / "report.html"
-        target.write_text(page("vlabench report", intro, tables, images), encoding="utf-8")
+        target.write_text(_html(rs, tables, notes, intro, out / "plots" if plots else None), encoding="utf-8")
         (out / "runs.csv").write_text(metrics_csv(rs))
-        return f"wrote {target} ({len(tables)} tables, {len(images)} plots)\n"
-    render = RENDERERS[fmt]
-    if fmt == "csv":
-        text = "\n".join(f"# {t.title}\n{render(t)}" for t in tables)
-    else:
-        head = "\n".join(intro)
-        text = (f"{head}\n\n" if fmt == "md" else "% " + head.replace("\n", "\n% ") + "\n\n")
-        text += "\n".join(render(t) for t in tables)
+        return f"wrote {target} ({len(tables)} tables{', plots in ' + str(out / 'plots') if plots else ''})\n"
+    text = _text(fmt, rs, tables, notes, intro)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"report.{FORMATS[fmt]}").write_text(text, encoding="utf-8")
         (out / "runs.csv").write_text(metrics_csv(rs))
         if fmt == "csv":
-            for t in tables:
-                (out / f"{t.key}.csv").write_text(render(t), encoding="utf-8")
+            (out / "notes.csv").write_text(tidy.notes_csv(notes), encoding="utf-8")
         if plots:
             from vlabench.report.plots import make_plots
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from vlabench.report import cells
 from vlabench.report.cells import Col
 from vlabench.report.reference import Reference, RefRow
-from vlabench.report.render import Table, fill
+from vlabench.report.render import Table, fill, shown
 from vlabench.report.runs import Method, Run, RunSet, model_family
 
 PRUNER_NAMES = {
@@ -45,6 +46,9 @@ class GRow:
     paper: list[dict[str, float]] | None = None
     paper_label: str = ""
     group: bool = False
+    marks: list[str] = field(default_factory=list)       # report-wide footnote texts (notes.py)
+    ident: dict[str, Any] = field(default_factory=dict)  # model, pruner, retention, variant, runs
+    locs: list[tuple[str, str]] = field(default_factory=list)  # (suite, task) per value column
 
 
 @dataclass
@@ -54,17 +58,20 @@ class Grid:
     headers: list[str]
     templates: list[str]
     rows: list[GRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # about the table itself, unnumbered
     first: str = "Method"
 
-    def note(self, text: str) -> str:
+    def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
-        return f"[{self.notes.index(text) + 1}]"
 
 
 def _cell(template: str, values: dict[str, float], delta: bool = False) -> str:
     return fill(template, values, delta) if values else "—"
+
+
+def _values(templates: list[str], per: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{}] + [shown(tp, v) if v else {} for tp, v in zip(templates, per, strict=True)]
 
 
 def to_table(g: Grid) -> Table:
@@ -73,14 +80,19 @@ def to_table(g: Grid) -> Table:
         if r.group:
             t.add([r.label] + [""] * len(g.headers), "group")
             continue
+        locs = [("", "")] + (r.locs or [("", "")] * len(g.headers))
         if r.ours is not None:
-            t.add([r.label] + [_cell(tp, v) for tp, v in zip(g.templates, r.ours, strict=True)])
+            t.add([r.label] + [_cell(tp, v) for tp, v in zip(g.templates, r.ours, strict=True)],
+                  marks=r.marks, values=_values(g.templates, r.ours), ids=r.ident, locs=locs)
         if r.paper is not None:
             label = f"paper: {r.paper_label}" if r.ours is not None else f"{r.paper_label} (paper only)"
-            t.add([label] + [_cell(tp, v) for tp, v in zip(g.templates, r.paper, strict=True)], "paper")
+            t.add([label] + [_cell(tp, v) for tp, v in zip(g.templates, r.paper, strict=True)], "paper",
+                  values=_values(g.templates, r.paper), ids={**r.ident, "paper_label": r.paper_label},
+                  locs=locs)
         if r.ours is not None and r.paper is not None:
             deltas = [{k: v[k] - p[k] for k in v.keys() & p.keys()} for v, p in zip(r.ours, r.paper, strict=True)]
-            t.add(["Δ ours − paper"] + [_cell(tp, d, delta=True) for tp, d in zip(g.templates, deltas, strict=True)], "delta")
+            t.add(["Δ ours − paper"] + [_cell(tp, d, delta=True) for tp, d in zip(g.templates, deltas, strict=True)],
+                  "delta", values=_values(g.templates, deltas), ids=r.ident, locs=locs)
     return t
 
 
@@ -92,28 +104,27 @@ def protocol_note(r: Run) -> str | None:
             f"rows without this mark ran the openvla-oft protocol")
 
 
-def run_notes(g: Grid, runs: list[Run]) -> str:
-    """Footnote markers for incomplete runs, non-default protocols and deviations of a row's runs."""
+def run_notes(runs: list[Run]) -> list[str]:
+    """Footnote texts for incomplete runs, non-default protocols and deviations of a row's runs."""
     marks = []
     for r in runs:
         if r.status != "complete":
-            marks.append(g.note(f"{r.name}: run {r.status}, {len(r.episodes)} episodes so far"))
+            marks.append(f"{r.name}: run {r.status}, {len(r.episodes)} episodes so far")
         if protocol_note(r):
-            marks.append(g.note(protocol_note(r)))
-        for d in r.deviations:
-            marks.append(g.note(f"deviation: {d}"))
-    return "".join(dict.fromkeys(marks))
+            marks.append(protocol_note(r))
+        marks += [f"deviation: {d}" for d in r.deviations]
+    return list(dict.fromkeys(marks))
 
 
-def labelled(label: str, *marks: str) -> str:
-    """A row label with its footnote markers: "FastV [1][3]"."""
-    joined = "".join(marks)
-    return f"{label} {joined}" if joined else label
+def ident(model: str, m: Method, runs: list[Run]) -> dict[str, Any]:
+    """What identifies a row in tidy outputs."""
+    return {"model": model, "pruner": m.pruner, "retention": m.retention, "variant": m.variant,
+            "runs": list(dict.fromkeys(r.name for r in runs))}
 
 
-def suite_cells(rs: RunSet, g: Grid, model: str, method: Method, cols: list[Col],
-                boot: bool = False) -> tuple[list[dict[str, float]], list[Run], str]:
-    """Metrics per column of one method's row, the runs used, and n/a footnote markers."""
+def suite_cells(rs: RunSet, model: str, method: Method, cols: list[Col],
+                boot: bool = False) -> tuple[list[dict[str, float]], list[Run], list[str]]:
+    """Metrics per column of one method's row, the runs used, and n/a footnote texts."""
     out, used, marks = [], [], []
     for col in cols:
         run = rs.get(model, method, col.suite)
@@ -122,22 +133,22 @@ def suite_cells(rs: RunSet, g: Grid, model: str, method: Method, cols: list[Col]
             continue
         base, why = rs.baseline(model, col.suite, run.protocol)
         if base is None:
-            marks.append(g.note(why))
+            marks.append(why)
         out.append(cells.metrics(run, base, col, boot=boot))
         used.append(run)
-    return out, used, "".join(dict.fromkeys(marks))
+    return out, used, list(dict.fromkeys(marks))
 
 
-def averages(g: Grid, per_col: list[dict[str, float]], keys: dict[str, str]) -> tuple[dict[str, float], str]:
+PARTIAL = "average over the columns present (— cells are missing runs), not over the paper's full set"
+
+
+def averages(per_col: list[dict[str, float]], keys: dict[str, str]) -> tuple[dict[str, float], list[str]]:
     """Row summary {avg_name: mean of per-column metric}; a note when columns are missing."""
     out, partial = {}, False
     for avg_key, key in keys.items():
         out[avg_key], miss = cells.average([c.get(key, math.nan) for c in per_col])
         partial |= miss and not math.isnan(out[avg_key])
-    mark = ""
-    if partial:
-        mark = g.note("average over the columns present (— cells are missing runs), not over the paper's full set")
-    return out, mark
+    return out, [PARTIAL] if partial else []
 
 
 def paper_values(ref: Reference | None, key: RefRow, locs: list[tuple[str, str]]) -> list[dict[str, float]] | None:
@@ -153,4 +164,10 @@ def paper_only_rows(ref: Reference | None, g: Grid, paper: str, table: str, mode
         return
     for key in ref.rows(paper, table, model_family(model)):
         if key not in used:
-            g.rows.append(GRow(label="", paper=paper_values(ref, key, locs), paper_label=ref.labels[key]))
+            g.rows.append(GRow(label="", paper=paper_values(ref, key, locs), paper_label=ref.labels[key],
+                               ident=paper_ident(key), locs=locs))
+
+
+def paper_ident(key: RefRow) -> dict[str, Any]:
+    return {"model": key.model, "pruner": key.method, "retention": key.retention,
+            "variant": key.variant, "runs": []}

@@ -1,8 +1,17 @@
 """The papers' table layouts, filled from a RunSet (and the published numbers on request).
 
 SpecPrune-VLA Tables 1-3, VLA-Pruner Tables 1-2 and SP-VLA Tables 1 and 3: same columns,
-row order and number formats as printed, one table per model. A table appears when the inputs
-hold runs of its model family on its suites (the ablation and ratio tables need SpecPrune runs).
+row order and number formats as printed, one table per model.
+
+Which runs go where (the rule, per table):
+- A table holds runs of its paper's model families on its columns (suites, or tasks of a
+  suite), and only of the methods that paper compared in it (SPEC_ORDER, VP_ORDER, SP_ORDER;
+  no SpecPrune-VLA row in VLA-Pruner's table). Other runs are in the statistics tables only.
+- A comparison table (SpecPrune-VLA 1, VLA-Pruner 1-2, SP-VLA 1 and 3) appears when it holds
+  at least one of those methods other than vanilla: a baseline alone fills nothing.
+- SpecPrune-VLA Table 2 (ablation) appears when SpecPrune-VLA runs on LIBERO-Spatial include
+  an ablation variant (`+pruner.variant=tech1` ...); Table 3 (pruning ratio) when SpecPrune-VLA
+  runs on LIBERO-Object hold at least two values of `pruner.alpha`.
 """
 
 from __future__ import annotations
@@ -11,11 +20,12 @@ from collections.abc import Callable
 
 from vlabench.report.cells import Col
 from vlabench.report.grid import (
-    GRow, Grid, averages, labelled, method_label, model_name, paper_only_rows, paper_values, run_notes,
+    GRow, Grid, averages, ident, method_label, model_name, paper_ident, paper_only_rows, paper_values,
+    run_notes,
     suite_cells,
 )
 from vlabench.report.reference import Reference, RefRow
-from vlabench.report.runs import Method, RunSet, model_family
+from vlabench.report.runs import Method, Run, RunSet, model_family
 
 SPATIAL, OBJECT = Col("Spatial", "libero_spatial"), Col("Object", "libero_object")
 GOAL, LONG = Col("Goal", "libero_goal"), Col("Long", "libero_10")
@@ -33,6 +43,16 @@ def _ordered(methods: list[Method], order: list[str]) -> list[Method]:
     return sorted(methods, key=key)
 
 
+def _listed(methods: list[Method], order: list[str]) -> list[Method]:
+    """The methods a paper compared in the table (its order list), in its row order."""
+    return _ordered([m for m in methods if m.pruner in order], order)
+
+
+def _filled(g: Grid) -> bool:
+    """A comparison table is worth printing when it holds one of our pruned rows."""
+    return any(r.ours is not None and r.ident.get("pruner") != "none" for r in g.rows)
+
+
 def _models(rs: RunSet, cols: list[Col], families: set[str] | None) -> list[str]:
     return [m for m in rs.models([c.suite for c in cols])
             if families is None or model_family(m) in families]
@@ -43,13 +63,13 @@ def _locs(cols: list[Col], n_summary: int, summary_suite: str = "") -> list[tupl
 
 
 def _grid_rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, cols: list[Col],
-               order: list[str], summary: Callable[[list[dict]], tuple[list[dict], str]],
+               order: list[str], summary: Callable[[list[dict]], tuple[list[dict], list[str]]],
                paper: str, table: str, use_retention: bool, summary_suite: str = "") -> set[RefRow]:
     """One row per method of `model` on `cols` (plus the paper's rows); the reference rows used."""
     used: set[RefRow] = set()
     locs = _locs(cols, len(g.headers) - len(cols), summary_suite)
-    for m in _ordered(rs.methods(model, list({c.suite for c in cols})), order):
-        per, runs, mark = suite_cells(rs, g, model, m, cols)
+    for m in _listed(rs.methods(model, list({c.suite for c in cols})), order):
+        per, runs, mark = suite_cells(rs, model, m, cols)
         if not runs:
             continue
         extra, amark = summary(per)
@@ -59,8 +79,8 @@ def _grid_rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, cols: lis
         pv = paper_values(ref, key, locs)
         if pv is not None:
             used.add(key)
-        g.rows.append(GRow(label=labelled(base_label, mark, amark, run_notes(g, runs)), ours=per + extra,
-                           paper=pv, paper_label=ref.labels[key] if pv is not None else ""))
+        g.rows.append(GRow(base_label, per + extra, pv, ref.labels[key] if pv is not None else "",
+                           marks=mark + amark + run_notes(runs), ident=ident(model, m, runs), locs=locs))
     return used
 
 
@@ -77,13 +97,14 @@ def specprune_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  + ["{avg_speedup:.2f}×", "{flops_pct:.0f}%"])
         g.note("Average Speedup and FLOPs: means of the per-suite values (speedups unrounded)")
 
-        def summary(per: list[dict], g: Grid = g) -> tuple[list[dict], str]:
-            avg, mark = averages(g, per, {"avg_speedup": "speedup", "flops_pct": "flops_pct"})
+        def summary(per: list[dict]) -> tuple[list[dict], list[str]]:
+            avg, mark = averages(per, {"avg_speedup": "speedup", "flops_pct": "flops_pct"})
             return [avg, avg], mark
 
         used = _grid_rows(rs, ref, g, model, LIBERO, SPEC_ORDER, summary, "specprune-vla", "1", False)
         paper_only_rows(ref, g, "specprune-vla", "1", model, used, _locs(LIBERO, 2))
-        grids.append(g)
+        if _filled(g):
+            grids.append(g)
     return grids
 
 
@@ -91,12 +112,20 @@ def _specprune_runs(rs: RunSet, model: str, suite: str) -> list[Method]:
     return [m for m in rs.methods(model, [suite]) if m.pruner == "specprune"]
 
 
+def _ablation_variant(run: Run | None) -> bool:
+    """The run sets `pruner.variant` (an ablation such as tech1), not only a tag of ours."""
+    v = (run.config.get("pruner") or {}).get("variant") if run is not None else None
+    if isinstance(v, dict):
+        v = v.get(run.suite, v.get(run.suite.removeprefix("libero_")))
+    return v not in (None, "")
+
+
 def specprune_t2(rs: RunSet, ref: Reference | None) -> list[Grid]:
     """SpecPrune-VLA Table 2: ablation on LIBERO-Spatial (variants: +pruner.variant=tech1 ...)."""
     grids = []
     for model in _models(rs, [SPATIAL], {"openvla-oft"}):
         methods = _specprune_runs(rs, model, SPATIAL.suite)
-        if not methods:
+        if not any(_ablation_variant(rs.get(model, m, SPATIAL.suite)) for m in methods):
             continue
         g = Grid(f"specprune-vla-table2-{model}",
                  f"SpecPrune-VLA Table 2 ({model_name(model)}): ablation on LIBERO-Spatial",
@@ -105,7 +134,7 @@ def specprune_t2(rs: RunSet, ref: Reference | None) -> list[Grid]:
         used: set[RefRow] = set()
         rows = [Method("none", None, "")] + sorted(methods, key=lambda m: (m.variant, m.retention or 0))
         for m in rows:
-            per, runs, mark = suite_cells(rs, g, model, m, [SPATIAL])
+            per, runs, mark = suite_cells(rs, model, m, [SPATIAL])
             if not runs:
                 continue
             variant = "tech1+2+3" if m.pruner == "specprune" and not m.variant else m.variant
@@ -113,8 +142,9 @@ def specprune_t2(rs: RunSet, ref: Reference | None) -> list[Grid]:
             pv = paper_values(ref, key, [(SPATIAL.suite, "")] * 3)
             used |= {key} if pv is not None else set()
             label = "None" if m.pruner == "none" else method_label(m)
-            g.rows.append(GRow(labelled(label, mark, run_notes(g, runs)), per * 3, pv,
-                               ref.labels[key] if pv is not None else ""))
+            g.rows.append(GRow(label, per * 3, pv, ref.labels[key] if pv is not None else "",
+                               marks=mark + run_notes(runs), ident=ident(model, m, runs),
+                               locs=[(SPATIAL.suite, "")] * 3))
         paper_only_rows(ref, g, "specprune-vla", "2", model, used, [(SPATIAL.suite, "")] * 3)
         grids.append(g)
     return grids
@@ -134,18 +164,19 @@ def specprune_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  first="Prune Ratio (α)")
         used: set[RefRow] = set()
         runs_ = [r for r in (rs.get(model, m, OBJECT.suite) for m in methods) if r and r.alpha is not None]
-        if not runs_:
+        if len({r.alpha for r in runs_}) < 2:
             continue
         for run in sorted(runs_, key=lambda r: -(r.alpha or 0)):
-            per, runs, mark = suite_cells(rs, g, model, run.method, [OBJECT])
+            per, runs, mark = suite_cells(rs, model, run.method, [OBJECT])
             alpha = f"{run.alpha:.1f}"
             key = RefRow("specprune-vla", "3", "specprune", model_family(model), None, f"alpha={alpha}")
             pv = paper_values(ref, key, [(OBJECT.suite, "")] * 3)
             used |= {key} if pv is not None else set()
             tag = run.variant if run.variant and not run.variant.startswith("alpha=") else ""
             label = alpha + (f" [{tag}]" if tag else "")
-            g.rows.append(GRow(labelled(label, mark, run_notes(g, runs)), per * 3, pv,
-                               ref.labels[key] if pv is not None else ""))
+            g.rows.append(GRow(label, per * 3, pv, ref.labels[key] if pv is not None else "",
+                               marks=mark + run_notes(runs), ident=ident(model, run.method, runs),
+                               locs=[(OBJECT.suite, "")] * 3))
         paper_only_rows(ref, g, "specprune-vla", "3", model, used, [(OBJECT.suite, "")] * 3)
         grids.append(g)
     return grids
@@ -176,7 +207,7 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                "are means over the suites (the paper's Acc.(%) is not always the mean of its own "
                "per-suite figures)")
         groups: dict[tuple[float, str], list[Method]] = {}
-        for m in rs.methods(model, [c.suite for c in LIBERO]):
+        for m in _listed(rs.methods(model, [c.suite for c in LIBERO]), VP_ORDER):
             groups.setdefault(_retention_group(m.retention, m.pruner), []).append(m)
         paper_keys = ref.rows("vla-pruner", "1", model_family(model)) if ref else []
         for key in paper_keys:
@@ -185,22 +216,25 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
         for gkey in sorted(groups, reverse=True):
             g.rows.append(GRow(gkey[1], group=True))
             for m in _ordered(groups[gkey], VP_ORDER):
-                per, runs, mark = suite_cells(rs, g, model, m, LIBERO)
+                per, runs, mark = suite_cells(rs, model, m, LIBERO)
                 if not runs:
                     continue
-                avg, amark = averages(g, per, {"avg_rel_acc": "rel_acc", "flops_t": "flops_t",
+                avg, amark = averages(per, {"avg_rel_acc": "rel_acc", "flops_t": "flops_t",
                                                "flops_pct": "flops_pct", "latency_ms": "latency_ms",
                                                "speedup": "speedup"})
                 key = RefRow("vla-pruner", "1", m.pruner, model_family(model), m.retention, m.variant)
                 pv = paper_values(ref, key, locs)
                 matched |= {key} if pv is not None else set()
                 label = "Vanilla" if m.pruner == "none" else method_label(m, with_retention=False)
-                g.rows.append(GRow(labelled(label, mark, amark, run_notes(g, runs)), per + [avg] * 3, pv,
-                                   ref.labels[key] if pv is not None else ""))
+                g.rows.append(GRow(label, per + [avg] * 3, pv, ref.labels[key] if pv is not None else "",
+                                   marks=mark + amark + run_notes(runs), ident=ident(model, m, runs),
+                                   locs=locs))
             for key in paper_keys:
                 if key not in matched and _retention_group(key.retention, key.method) == gkey:
-                    g.rows.append(GRow("", paper=paper_values(ref, key, locs), paper_label=ref.labels[key]))
-        grids.append(g)
+                    g.rows.append(GRow("", paper=paper_values(ref, key, locs), paper_label=ref.labels[key],
+                                       ident=paper_ident(key), locs=locs))
+        if _filled(g):
+            grids.append(g)
     return grids
 
 
@@ -219,13 +253,14 @@ def vlapruner_t2(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  [c.header for c in VP_T2] + ["Overall"],
                  ["{success_rate:.1f}% ({rel_acc:.1f}%)"] * 3 + ["{avg_success_rate:.1f}% ({avg_rel_acc:.1f}%)"])
 
-        def summary(per: list[dict], g: Grid = g) -> tuple[list[dict], str]:
-            avg, mark = averages(g, per, {"avg_success_rate": "success_rate", "avg_rel_acc": "rel_acc"})
+        def summary(per: list[dict]) -> tuple[list[dict], list[str]]:
+            avg, mark = averages(per, {"avg_success_rate": "success_rate", "avg_rel_acc": "rel_acc"})
             return [avg], mark
 
         used = _grid_rows(rs, ref, g, model, VP_T2, VP_ORDER, summary, "vla-pruner", "2", True)
         paper_only_rows(ref, g, "vla-pruner", "2", model, used, _locs(VP_T2, 1))
-        grids.append(g)
+        if _filled(g):
+            grids.append(g)
     return grids
 
 
@@ -236,13 +271,11 @@ SP_CELL = "{success_rate:.2f} / {speedup:.2f}"
 SP_AVG = "{avg_success_rate:.2f} / {avg_speedup:.2f}"
 
 
-def _sp_summary(g: Grid) -> Callable[[list[dict]], tuple[list[dict], str]]:
+def _sp_summary(per: list[dict]) -> tuple[list[dict], list[str]]:
     """Average SR / speedup over the task or suite columns, and mean FLOPs %."""
-    def summary(per: list[dict]) -> tuple[list[dict], str]:
-        avg, mark = averages(g, per, {"avg_success_rate": "success_rate", "avg_speedup": "speedup",
-                                      "flops_pct": "flops_pct"})
-        return [avg, avg], mark
-    return summary
+    avg, mark = averages(per, {"avg_success_rate": "success_rate", "avg_speedup": "speedup",
+                               "flops_pct": "flops_pct"})
+    return [avg, avg], mark
 
 
 def spvla_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
@@ -253,10 +286,11 @@ def spvla_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  f"SP-VLA Table 1 ({model_name(model)}): success rate (%) / speedup on LIBERO",
                  [c.header for c in SP_T1_COLS] + ["Average", "FLOPs (%)"],
                  [SP_CELL] * 4 + [SP_AVG, "{flops_pct:.2f}"])
-        used = _grid_rows(rs, ref, g, model, SP_T1_COLS, SP_ORDER, _sp_summary(g),
+        used = _grid_rows(rs, ref, g, model, SP_T1_COLS, SP_ORDER, _sp_summary,
                           "sp-vla", "1", False)
         paper_only_rows(ref, g, "sp-vla", "1", model, used, _locs(SP_T1_COLS, 2))
-        grids.append(g)
+        if _filled(g):
+            grids.append(g)
     return grids
 
 
@@ -287,10 +321,13 @@ def spvla_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
                 if not any(r.suite == suite and r.model == model for r in rs.runs):
                     continue
                 g.rows.append(GRow(setting, group=True))
-                used = _grid_rows(rs, ref, g, model, cols, SP_ORDER, _sp_summary(g), "sp-vla", "3",
+                used = _grid_rows(rs, ref, g, model, cols, SP_ORDER, _sp_summary, "sp-vla", "3",
                                   False, summary_suite=suite)
                 paper_only_rows(ref, g, "sp-vla", "3", model, used, _locs(cols, 2, suite))
-            grids.append(g)
+                if g.rows[-1].group:  # no row of a compared method in this setting
+                    g.rows.pop()
+            if _filled(g):
+                grids.append(g)
     return grids
 
 

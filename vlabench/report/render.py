@@ -1,20 +1,26 @@
-"""Tables as data, and their markdown / LaTeX / CSV / HTML renderings."""
+"""Tables as data (display strings and the numbers behind them), and their markdown and HTML
+renderings (LaTeX: latex.py; tidy CSV and JSON: tidy.py)."""
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import math
 import string
 from dataclasses import dataclass, field
+from typing import Any
 
 NA = "n/a"
 
 
 @dataclass
 class Table:
-    """A rendered table: header, rows of strings, row kinds and footnotes."""
+    """A table: display cells per row, and beside them what tidy outputs need.
+
+    Footnotes are report-wide (notes.number_notes numbers them): a row lists the texts of the
+    notes it carries in `marks`; `notes` holds what the table says about itself (definitions),
+    printed under it without a number. After numbering, `row_marks` holds each row's own
+    numbers (what differs between rows) and `shared` those every data row carries.
+    """
 
     key: str                    # file stem, e.g. "specprune-vla-table1-openvla-oft"
     title: str
@@ -22,22 +28,67 @@ class Table:
     rows: list[list[str]] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)   # ours | paper | delta | group
     notes: list[str] = field(default_factory=list)
+    marks: list[list[str]] = field(default_factory=list)
+    values: list[list[dict[str, float]]] = field(default_factory=list)  # per row, per column
+    ids: list[dict[str, Any]] = field(default_factory=list)           # per row: model, pruner ...
+    locs: list[list[tuple[str, str]]] = field(default_factory=list)   # per row, per column: (suite, task)
+    mark_col: int = 0
+    row_marks: list[list[int]] = field(default_factory=list)
+    shared: list[int] = field(default_factory=list)
 
-    def add(self, cells: list[str], kind: str = "ours") -> None:
+    def add(self, cells: list[str], kind: str = "ours", marks: list[str] | None = None,
+            values: list[dict[str, float]] | None = None, ids: dict[str, Any] | None = None,
+            locs: list[tuple[str, str]] | None = None) -> None:
         if len(cells) != len(self.header):
             raise ValueError(f"{self.key}: row has {len(cells)} cells, header {len(self.header)}")
         self.rows.append(cells)
         self.kinds.append(kind)
+        self.marks.append(list(dict.fromkeys(marks or [])))
+        self.values.append(values if values is not None else [{} for _ in cells])
+        self.ids.append(ids or {})
+        self.locs.append(locs or [("", "")] * len(cells))
 
-    def note(self, text: str) -> str:
-        """Add a footnote once; return its marker ('[1]', ...)."""
+    def note(self, text: str) -> None:
+        """Add a note about the whole table (printed under it, once)."""
         if text not in self.notes:
             self.notes.append(text)
-        return f"[{self.notes.index(text) + 1}]"
+
+    def display(self, i: int) -> list[str]:
+        """Row i's cells, its own footnote numbers after the marked column ("FastV [2][5]")."""
+        cells = list(self.rows[i])
+        own = self.row_marks[i] if i < len(self.row_marks) else []
+        if own:
+            j = self.mark_col
+            cells[j] = f"{cells[j]} " + "".join(f"[{n}]" for n in own)
+        return cells
+
+    def footer(self) -> list[str]:
+        """The lines under the table: the notes every row shares (by number), then its own."""
+        lines = []
+        if self.shared:
+            lines.append("All rows: " + "".join(f"[{n}]" for n in self.shared))
+        return lines + self.notes
 
 
 def _missing(v: object) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def fields(template: str) -> list[str]:
+    """The metric names a cell template shows, in order."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+# a metric's 95% interval, where cells.metrics computes one
+CI = {"success_rate": ("sr_ci_low", "sr_ci_high"), "speedup": ("speedup_ci_low", "speedup_ci_high")}
+
+
+def shown(template: str, values: dict[str, float]) -> dict[str, float]:
+    """The numbers behind a cell: `values` restricted to the template's fields (NaN if absent),
+    plus the interval of a shown metric when `values` has one."""
+    names = fields(template)
+    names += [c for k in names for c in CI.get(k, ()) if c in values and c not in names]
+    return {k: math.nan if _missing(values.get(k)) else float(values[k]) for k in names}
 
 
 def fill(template: str, values: dict[str, float], delta: bool = False) -> str:
@@ -82,69 +133,37 @@ def markdown(t: Table) -> str:
 
     lines = [f"### {t.title}", "", "| " + " | ".join(esc(h) for h in t.header) + " |",
              "|" + "|".join("---" for _ in t.header) + "|"]
-    for cells, kind in zip(t.rows, t.kinds, strict=True):
+    for i, kind in enumerate(t.kinds):
+        cells = t.display(i)
         if kind == "group":
             cells = [f"*{cells[0]}*"] + cells[1:]
         lines.append("| " + " | ".join(esc(c) for c in cells) + " |")
-    if t.notes:
+    foot = t.footer()
+    if foot:
         lines.append("")
-        lines += [f"[{i}] {n}  " for i, n in enumerate(t.notes, 1)]
+        lines += [f"{n}  " for n in foot]
     return "\n".join(lines) + "\n"
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-        "×": r"$\times$", "±": r"$\pm$", "≈": r"$\approx$", "▲": r"$\blacktriangle$",
-        "▼": r"$\blacktriangledown$", "α": r"$\alpha$", "Δ": r"$\Delta$", "↓": r"$\downarrow$",
-        "↑": r"$\uparrow$", "→": r"$\rightarrow$", "–": "--", "—": "---"}
-
-
-def tex_escape(s: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in s)
-
-
-def latex(t: Table) -> str:
-    cols = "l" + "c" * (len(t.header) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             f"\\caption{{{tex_escape(t.title)}}}", f"\\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(tex_escape(h) for h in t.header) + r" \\", r"\midrule"]
-    for cells, kind in zip(t.rows, t.kinds, strict=True):
-        if kind == "group":
-            lines.append(f"\\multicolumn{{{len(t.header)}}}{{l}}{{\\textit{{{tex_escape(cells[0])}}}}} \\\\")
-        else:
-            lines.append(" & ".join(tex_escape(c) for c in cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if t.notes:
-        lines.append(r"\par\footnotesize " + " ".join(
-            f"[{i}] {tex_escape(n)}" for i, n in enumerate(t.notes, 1)))
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-def csv_text(t: Table) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["kind", *t.header])
-    for cells, kind in zip(t.rows, t.kinds, strict=True):
-        w.writerow([kind, *cells])
-    for i, n in enumerate(t.notes, 1):
-        w.writerow(["note", f"[{i}] {n}"] + [""] * (len(t.header) - 1))
-    return buf.getvalue()
+def markdown_notes(notes: list[str]) -> str:
+    """The report-wide footnotes, each once."""
+    if not notes:
+        return ""
+    return "Notes:\n\n" + "".join(f"[{i}] {n}  \n" for i, n in enumerate(notes, 1)) + "\n"
 
 
 def html_table(t: Table) -> str:
     e = html.escape
     parts = [f"<h3>{e(t.title)}</h3>", "<table>", "<thead><tr>"
              + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr></thead>", "<tbody>"]
-    for cells, kind in zip(t.rows, t.kinds, strict=True):
+    for i, kind in enumerate(t.kinds):
+        cells = t.display(i)
         if kind == "group":
             parts.append(f'<tr class="group"><td colspan="{len(t.header)}">{e(cells[0])}</td></tr>')
         else:
             parts.append(f'<tr class="{kind}">' + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     parts.append("</tbody></table>")
-    if t.notes:
-        parts.append('<ol class="notes">' + "".join(f"<li>{e(n)}</li>" for n in t.notes) + "</ol>")
+    foot = t.footer()
+    if foot:
+        parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in foot) + "</ul>")
     return "\n".join(parts)
-
-
-RENDERERS = {"md": markdown, "latex": latex, "csv": csv_text}

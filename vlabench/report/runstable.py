@@ -1,46 +1,58 @@
-"""The statistics table: every run with its Wilson interval, paired test and latency spread."""
+"""The statistics tables: every run with its Wilson interval, paired test and latency spread."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from vlabench.report import cells
 from vlabench.report.cells import Col
-from vlabench.report.grid import method_label, protocol_note
-from vlabench.report.render import Table, fill
-from vlabench.report.runs import RunSet
+from vlabench.report.grid import method_label, protocol_note, run_notes
+from vlabench.report.render import Table, fill, shown
+from vlabench.report.runs import Method, Run, RunSet
 
 HEADER = ["Model", "Method", "Suite", "Episodes", "SR % [95% CI]", "ΔSR vs vanilla (pts)",
           "McNemar p (pairs)", "Latency mean / p50 / p95 (ms)", "Speedup [95% CI]", "FLOPs %", "Status"]
+EPISODES, SR = "{episodes:.0f}", "{success_rate:.1f} [{sr_ci_low:.1f}, {sr_ci_high:.1f}]"
+D_SR, P_PAIRS = "{d_sr:+.1f}", "{mcnemar_p:.3g} ({pairs:.0f})"
+LAT = "{latency_ms:.1f} / {latency_p50_ms:.1f} / {latency_p95_ms:.1f}"
+SPEEDUP, FLOPS = "{speedup:.2f}× [{speedup_ci_low:.2f}, {speedup_ci_high:.2f}]", "{flops_pct:.1f}"
+NO_LATENCY = "latency n/a: no model call after the warm-up calls"
+
+
+def _ids(run: Run) -> dict[str, Any]:
+    return {"model": run.model, "pruner": run.pruner, "retention": run.retention,
+            "variant": run.variant, "suite": run.suite, "runs": [run.name], "status": run.status}
 
 
 def runs_table(rs: RunSet) -> Table:
     """One row per run: success with Wilson 95% CI, McNemar vs vanilla, latency, speedup CI."""
     t = Table("runs", "All runs: success with 95% Wilson interval, paired test against the "
               "pruner=none run (McNemar exact), latency of model calls, speedup with 95% bootstrap "
-              "interval", HEADER)
+              "interval", HEADER, mark_col=1)
     t.note("≈ within noise (McNemar p ≥ 0.05); ▲/▼ significantly better/worse than vanilla")
     for run in sorted(rs.runs, key=lambda r: (r.model, r.suite, r.pruner != "none", r.pruner,
                                               r.retention or 0, r.variant)):
         base, why = rs.baseline(run.model, run.suite, run.protocol)
         m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run)
-        notes = ([protocol_note(run)] if protocol_note(run) else []) + [f"deviation: {d}" for d in run.deviations]
-        marks = "".join(dict.fromkeys(t.note(n) for n in notes))
-        status = f"{run.status} {marks}".strip()
+        marks = run_notes([run])
         if base is None:
-            d_sr, p_cell, sp_cell, fl = f"n/a {t.note(why)}", "n/a", "n/a", "n/a"
+            marks.append(why)
+            d_sr, p_cell, sp_cell, fl = "n/a", "n/a", "n/a", "n/a"
+            templates = ["", "", "", ""]
         elif base is run:
             d_sr, p_cell, sp_cell, fl = "(baseline)", "", "1.00×", "100"
+            templates = ["", "", "{speedup:.2f}", "{flops_pct:.0f}"]
         else:
             mark = cells.noise_mark(m["mcnemar_p"], m["d_sr"])
-            d_sr = fill("{d_sr:+.1f}", m) + (f" {mark}" if mark else "")
-            p_cell = fill("{mcnemar_p:.3g}", m) + f" ({m['pairs']:.0f})"
-            sp_cell = fill("{speedup:.2f}× [{speedup_ci_low:.2f}, {speedup_ci_high:.2f}]", m)
-            fl = fill("{flops_pct:.1f}", m)
-        lat = fill("{latency_ms:.1f} / {latency_p50_ms:.1f} / {latency_p95_ms:.1f}", m)
+            d_sr = fill(D_SR, m) + (f" {mark}" if mark else "")
+            p_cell, sp_cell, fl = fill(P_PAIRS, m), fill(SPEEDUP, m), fill(FLOPS, m)
+            templates = [D_SR, P_PAIRS, SPEEDUP, FLOPS]
         if m["latency_ms"] != m["latency_ms"]:  # NaN: nothing but warm-up calls
-            lat += " " + t.note("latency n/a: no model call after the warm-up calls")
-        t.add([run.model, method_label(run.method), run.suite, f"{m['episodes']:.0f}",
-               fill("{success_rate:.1f} [{sr_ci_low:.1f}, {sr_ci_high:.1f}]", m), d_sr, p_cell, lat,
-               sp_cell, fl, status])
+            marks.append(NO_LATENCY)
+        values = [{}, {}, {}, shown(EPISODES, m), shown(SR, m)] + [shown(tp, m) for tp in templates[:2]] \
+            + [shown(LAT, m)] + [shown(tp, m) for tp in templates[2:]] + [{}]
+        t.add([run.model, method_label(run.method), run.suite, fill(EPISODES, m), fill(SR, m), d_sr,
+               p_cell, fill(LAT, m), sp_cell, fl, run.status], marks=marks, values=values, ids=_ids(run))
     return t
 
 
@@ -48,25 +60,36 @@ def speedup_table(rs: RunSet) -> Table:
     """Per model and method: speedup averaged over its suites, with a bootstrap interval."""
     t = Table("speedup", "Mean speedup over suites vs the pruner=none runs (95% bootstrap "
               "interval, latencies resampled per suite)",
-              ["Model", "Method", "Suites", "Mean SR (%)", "Mean speedup [95% CI]", "Mean FLOPs %"])
+              ["Model", "Method", "Suites", "Mean SR (%)", "Mean speedup [95% CI]", "Mean FLOPs %"],
+              mark_col=1)
     for model in rs.models():
         methods = {r.method for r in rs.runs if r.model == model and r.pruner != "none"}
         for method in sorted(methods, key=lambda m: (m.pruner, m.retention or 0, m.variant)):
-            pairs, cols, ms = [], [], []
-            for run in [r for r in rs.runs if r.model == model and r.method == method]:
-                base, _ = rs.baseline(model, run.suite, run.protocol)
-                if base is not None:
-                    col = Col("", run.suite)
-                    pairs.append((base, run))
-                    cols.append(col)
-                    ms.append(cells.metrics(run, base, col))
-            if not pairs:
-                continue
-            marks = "".join(dict.fromkeys(t.note(n) for n in (protocol_note(r) for _, r in pairs) if n))
-            lo, hi = cells.mean_speedup_ci(pairs, cols)
-            v = {"sr": cells.average([m["success_rate"] for m in ms])[0], "lo": lo, "hi": hi,
-                 "sp": cells.average([m["speedup"] for m in ms])[0],
-                 "fl": cells.average([m["flops_pct"] for m in ms])[0]}
-            t.add([model, f"{method_label(method)} {marks}".strip(), ", ".join(sorted(c.suite for c in cols)),
-                   fill("{sr:.1f}", v), fill("{sp:.2f}× [{lo:.2f}, {hi:.2f}]", v), fill("{fl:.1f}", v)])
+            _speedup_row(rs, t, model, method)
     return t
+
+
+def _speedup_row(rs: RunSet, t: Table, model: str, method: Method) -> None:
+    pairs, cols, ms = [], [], []
+    for run in [r for r in rs.runs if r.model == model and r.method == method]:
+        base, _ = rs.baseline(model, run.suite, run.protocol)
+        if base is not None:
+            col = Col("", run.suite)
+            pairs.append((base, run))
+            cols.append(col)
+            ms.append(cells.metrics(run, base, col))
+    if not pairs:
+        return
+    lo, hi = cells.mean_speedup_ci(pairs, cols)
+    v = {"success_rate": cells.average([m["success_rate"] for m in ms])[0],
+         "speedup_ci_low": lo, "speedup_ci_high": hi,
+         "speedup": cells.average([m["speedup"] for m in ms])[0],
+         "flops_pct": cells.average([m["flops_pct"] for m in ms])[0]}
+    tps = ["{success_rate:.1f}", SPEEDUP, FLOPS]
+    runs = [r for _, r in pairs]
+    t.add([model, method_label(method), ", ".join(sorted(c.suite for c in cols))] + [fill(tp, v) for tp in tps],
+          marks=[n for n in (protocol_note(r) for r in runs) if n],
+          values=[{}, {}, {}] + [shown(tp, v) for tp in tps],
+          ids={"model": model, "pruner": method.pruner, "retention": method.retention,
+               "variant": method.variant, "suite": ", ".join(sorted(c.suite for c in cols)),
+               "runs": [r.name for r in runs]})
