@@ -208,6 +208,7 @@ if [ "$dry" = 1 ]; then
   [ -n "$BASELINE_DIR" ] && src="directory $BASELINE_DIR" || src="branch $BRANCH of $REMOTE"
   echo "+ $VLABENCH compare <baseline from $src> $RUNS${compare_args[*]:+ ${compare_args[*]}}"
   echo "+ $VLABENCH report $RUNS --format html --out $OUT/report"
+  [ "$accept" = 1 ] && echo "+ accept $RUNS as the baseline ($src)"
   exit 0
 fi
 
@@ -217,8 +218,10 @@ if [ "$run_rc" != 0 ]; then
   verdict=$run_rc
   [ "$run_rc" = 1 ] && verdict=3
 else
-  base=$(fetch_baseline)
-  if [ -z "$base" ]; then
+  base=$(fetch_baseline) || verdict=$?
+  if [ "$verdict" != 0 ]; then
+    :   # fetch_baseline said why (one line)
+  elif [ -z "$base" ]; then
     line="no accepted baseline yet; these runs are recorded in $RUNS; accept them with: scripts/nightly.sh --accept-dir $OUT (workflow: run it with accept=true)"
     say "$line"
     echo "$line" > "$OUT/compare.md"
@@ -231,7 +234,7 @@ fi
 [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$OUT/compare.md" ] && cat "$OUT/compare.md" >> "$GITHUB_STEP_SUMMARY"
 
 report_rc=0
-step "$VLABENCH" report "$RUNS" --format html --out "$OUT/report" || report_rc=$?
+if [ -d "$RUNS" ]; then step "$VLABENCH" report "$RUNS" --format html --out "$OUT/report" || report_rc=$?; fi
 
 if [ "$accept" = 1 ] && [ "$run_rc" = 0 ]; then
   [ "$verdict" = 1 ] && say "compare found a regression; accepting these runs as the new baseline anyway (--accept)"

@@ -270,6 +270,17 @@ def test_a_failed_run_exits_3_not_the_regression_code(nightly):
     assert (out / "report" / "report.html").is_file()   # what was recorded is still reported
 
 
+def test_an_unreadable_baseline_remote_is_one_line_and_exit_2_after_the_report(nightly, tmp_path):
+    run, log, out = nightly
+    r = run("--no-selftest", NIGHTLY_BASELINE_DIR="", NIGHTLY_REMOTE=str(tmp_path / "no-such-remote"))
+    assert r.returncode == 2
+    assert [e for e in r.stderr.splitlines() if e.startswith("nightly:")] == [
+        f"nightly: error: cannot read git remote '{tmp_path}/no-such-remote' (exit 128); "
+        "set NIGHTLY_REMOTE, or NIGHTLY_BASELINE_DIR=DIR"]
+    assert not any(c.startswith("compare") for c in calls(log))
+    assert (out / "report" / "report.html").is_file()
+
+
 def test_accept_dir_makes_the_records_the_baseline_directory(nightly, tmp_path):
     run, log, out = nightly
     assert run("--no-selftest").returncode == 0
