@@ -51,16 +51,24 @@ def _held(cfg: dict[str, Any]) -> tuple[int | None, list[int] | None]:
     return n, (sorted(tasks) if tasks is not None else None)
 
 
-def _check_growth(run_dir: Any, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
-    """Refuse fewer episodes per task or a task removed: a run directory only grows."""
+def resume_problem(run_dir: Any, saved: dict[str, Any], wanted: dict[str, Any]) -> str | None:
+    """Why the run saved in `run_dir` (its config.yaml, as a dict) cannot be resumed or grown
+    with the `wanted` config; None when it can. Neutral keys may differ; the growable ones
+    may grow; any other difference is named."""
+    diff = _diff_keys(_comparable(saved), _comparable(wanted))
+    other = [k for k in diff if not is_growable(k)]
+    if other:
+        shown = ", ".join(other[:6]) + (" ..." if len(other) > 6 else "")
+        return (f"{run_dir} holds a run with a different config ({shown}); resume only with the "
+                f"same settings, or choose another run.name, or pass run.overwrite=true")
     (n0, t0), (n1, t1) = _held(saved), _held(wanted)
     shrinks = (n0 is not None and (n1 is None or n1 < n0)) or \
               (t0 is not None and (t1 is None or not set(t0) <= set(t1)))
-    if shrinks:
-        raise ConfigError(
-            f"{run_dir} holds {n0} episodes per task of tasks {t0}; a run directory only grows: "
-            f"give run.episodes_per_task >= {n0} and suite.tasks including {t0}, or choose "
-            f"another run.name")
+    if diff and shrinks:
+        return (f"{run_dir} holds {n0} episodes per task of tasks {t0}; a run directory only grows: "
+                f"give run.episodes_per_task >= {n0} and suite.tasks including {t0}, or choose "
+                f"another run.name")
+    return None
 
 
 def _grow(files: RunFiles, old: dict[str, Any], text: str) -> None:
@@ -137,17 +145,10 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, dict[str, Any] | None, Any]:
             except Exception as e:
                 raise RecordsError(f"{files.config_yaml} is damaged ({type(e).__name__}); restore it, "
                                    f"or start over with run.overwrite=true") from None
-            diff = _diff_keys(_comparable(saved), _comparable(wanted))
-            grown = [k for k in diff if is_growable(k)]
-            diff = [k for k in diff if not is_growable(k)]
-            if diff:
-                shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
-                raise ConfigError(
-                    f"{run_dir} holds a run with a different config ({shown}); resume only with the "
-                    f"same settings, or choose another run.name, or pass run.overwrite=true"
-                )
-            if grown:
-                _check_growth(run_dir, saved, wanted)
+            problem = resume_problem(run_dir, saved, wanted)
+            if problem:
+                raise ConfigError(problem)
+            if any(is_growable(k) for k in _diff_keys(_comparable(saved), _comparable(wanted))):
                 _grow(files, old, text)
             return files, old, claim
         atomic_write_text(files.config_yaml, text)
