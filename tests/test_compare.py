@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -70,13 +71,76 @@ def test_run_missing_from_new_fails(tmp_path):
     assert failed and any("missing in NEW" in r[-1] for r in table.rows)
 
 
-def test_single_runs_are_compared_directly(tmp_path):
-    a = make_run(tmp_path, "a", model="openvla-oft", pruner="none", suite="libero_spatial",
-                 tasks=suite_tasks(45, 50, 5))
-    b = make_run(tmp_path, "b", model="openvla-oft", pruner="fastv", suite="libero_spatial",
+def test_single_runs_of_the_same_config_are_compared_directly(tmp_path):
+    a = make_run(tmp_path / "base", "a", model="openvla-oft", pruner="fastv", suite="libero_spatial",
+                 retention=0.5, tasks=suite_tasks(45, 50, 5))
+    b = make_run(tmp_path / "new", "b", model="openvla-oft", pruner="fastv", suite="libero_spatial",
                  retention=0.5, tasks=suite_tasks(45, 50, 5, latency_ms=60.0))
     table, failed = compare(str(a), str(b))
     assert not failed and len(table.rows) == 1
+
+
+DIFFERENT = [
+    ({"pruner": "none"}, "differ in pruner ('fastv' vs 'none')"),
+    ({"retention": 0.25}, "differ in pruner retention (0.5 vs 0.25)"),
+    ({"model": "openvla"}, "differ in model ('openvla-oft' vs 'openvla')"),
+    ({"suite": "libero_goal"}, "differ in suite ('libero_spatial' vs 'libero_goal')"),
+    ({"pruner_cfg": {"layer": 3}}, "differ in pruner.layer (2 vs 3)"),
+]
+
+
+@pytest.mark.parametrize("change,message", DIFFERENT)
+def test_runs_of_different_settings_are_refused_naming_the_difference(tmp_path, change, message):
+    same = {"model": "openvla-oft", "pruner": "fastv", "suite": "libero_spatial", "retention": 0.5,
+            "pruner_cfg": {"layer": 2}}
+    a = make_run(tmp_path / "base", "a", tasks=suite_tasks(45, 50, 5), **same)
+    b = make_run(tmp_path / "new", "b", tasks=suite_tasks(45, 50, 5), **{**same, **change})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compare(str(a), str(b))
+
+
+def test_compare_cli_refuses_none_against_specprune_in_one_line(cli, tmp_path):
+    a = make_run(tmp_path / "base", "a", model="openvla-oft", pruner="none", suite="libero_spatial",
+                 tasks=suite_tasks(45, 50, 5))
+    b = make_run(tmp_path / "new", "b", model="openvla-oft", pruner="specprune", suite="libero_spatial",
+                 tasks=suite_tasks(45, 50, 5, latency_ms=160.0))
+    res = cli("compare", str(a), str(b))
+    assert res.returncode == 2 and "REGRESSION" not in res.stdout
+    assert len(res.stderr.strip().splitlines()) == 1 and "differ in pruner" in res.stderr
+
+
+def _set_machine(run_dir, machine):
+    import json
+
+    m = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps({**m, "machine": machine}))
+
+
+A100 = {"cpu": "AMD EPYC 7763", "cpu_cores": 64, "system": "Linux",
+        "gpu": {"name": "NVIDIA A100-SXM4-80GB", "driver": "535.104.05", "cuda": "12.1", "cudnn": "8902"}}
+H100 = {**A100, "gpu": {**A100["gpu"], "name": "NVIDIA H100 80GB HBM3"}}
+
+
+def test_compare_warns_in_one_line_when_machines_differ_without_failing(cli, tmp_path):
+    base = _results(tmp_path / "base")
+    new = _results(tmp_path / "new")
+    for d in base.iterdir():
+        _set_machine(d, A100)
+    for d in new.iterdir():
+        _set_machine(d, H100)
+    res = cli("compare", str(base), str(new))
+    assert res.returncode == 0, res.stdout + res.stderr
+    warn = [line for line in res.stderr.splitlines() if "warning" in line]
+    assert len(warn) == 1 and "NVIDIA A100-SXM4-80GB" in warn[0] and "NVIDIA H100 80GB HBM3" in warn[0]
+
+
+def test_compare_is_silent_when_machines_match(tmp_path, capsys):
+    base = _results(tmp_path / "base", suites=("libero_spatial",))
+    new = _results(tmp_path / "new", suites=("libero_spatial",))
+    for d in list(base.iterdir()) + list(new.iterdir()):
+        _set_machine(d, A100)
+    compare(str(base), str(new))
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_nothing_matching_is_a_config_error(tmp_path):

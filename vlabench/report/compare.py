@@ -8,14 +8,24 @@ model-call latency rises by more than `max_latency_increase` percent. A run of B
 from NEW fails too. Only finished runs whose records verify are compared: a damaged run
 (`load_run` raises RecordsError) or an unfinished one (manifest status not "complete") is one
 line and exit 2, never a pass.
+
+The gate compares two runs of the same configuration made with different code or on different
+machines: a pair whose model, pruner settings (name, retention, any other pruner key) or suite
+(name, selected tasks, protocol, step limit) differ is refused in one line naming the difference
+(`settings_difference`). When the manifests name different machines (`vlabench.machine`: GPU
+model, driver, CUDA, cuDNN; CPU model and cores) one warning line goes to stderr.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import sys
+from typing import Any
 
 from scipy import stats as _st
 
+from vlabench.machine import describe, differ
 from vlabench.registry import ConfigError
 from vlabench.report import cells
 from vlabench.report.cells import Col, Own
@@ -29,6 +39,61 @@ HEADER = ["Model", "Method", "Suite", "SR base → new (%)", "ΔSR (pts)", "p", 
 
 def _key(r: Run) -> tuple:
     return (r.model, r.method, r.suite)
+
+
+# configuration keys that define a run's model and suite for the gate (others, e.g. threads, are
+# the machine's business); pruner keys that only document the plugin
+MODEL_KEYS = ("checkpoint", "size", "dtype", "dims", "seed", "center_crop", "probe_mode")
+SUITE_KEYS = ("tasks", "protocol", "protocol_version")
+PRUNER_DOC_KEYS = ("name", "description", "plugin", "requires", "install_hint")
+
+
+def _flat(d: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}"))
+    return out
+
+
+def _first_diff(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            return f"{k} ({a.get(k)!r} vs {b.get(k)!r})"
+    return None
+
+
+def settings_difference(b: Run, n: Run) -> str | None:
+    """The first setting in which two runs differ (model, pruner, suite), or None."""
+    if b.model != n.model:
+        return f"model ({b.model!r} vs {n.model!r})"
+    if b.suite != n.suite:
+        return f"suite ({b.suite!r} vs {n.suite!r})"
+    if b.pruner != n.pruner:
+        return f"pruner ({b.pruner!r} vs {n.pruner!r})"
+    if b.retention != n.retention:
+        return f"pruner retention ({b.retention!r} vs {n.retention!r})"
+
+    def part(r: Run, group: str, keys: tuple[str, ...] | None = None, skip: tuple[str, ...] = ()) -> dict:
+        node = (r.config or {}).get(group) or {}
+        node = {k: v for k, v in node.items() if (keys is None or k in keys) and k not in skip}
+        return _flat(node, group)
+
+    for group, keys, skip in (("model", MODEL_KEYS, ()), ("pruner", None, PRUNER_DOC_KEYS),
+                              ("suite", SUITE_KEYS, ())):
+        d = _first_diff(part(b, group, keys, skip), part(n, group, keys, skip))
+        if d:
+            return d
+    steps = [((r.config or {}).get("run") or {}).get("max_steps") for r in (b, n)]
+    return f"run.max_steps ({steps[0]!r} vs {steps[1]!r})" if steps[0] != steps[1] else None
+
+
+def _machine(r: Run) -> dict[str, Any] | None:
+    try:
+        return json.loads((r.path / "manifest.json").read_text()).get("machine")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _p_value(b: Own, n: Own) -> tuple[float, str]:
@@ -59,6 +124,7 @@ def compare(base_dir: str, new_dir: str, max_sr_drop: float = 2.0,
               f"success drop > {max_sr_drop:g} pts at p < {alpha:g}, or latency +{max_latency_increase:g}%)",
               HEADER)
     failed = False
+    warned: set[str] = set()
     for b, n in sorted(pairs, key=lambda p: _key(p[0])):
         label = [b.model, method_label(b.method), b.suite]
         if n is None:
@@ -68,6 +134,15 @@ def compare(base_dir: str, new_dir: str, max_sr_drop: float = 2.0,
         if b.protocol_version != n.protocol_version:
             raise ConfigError(f"{b.name} and {n.name} use protocol versions {b.protocol_version} "
                               f"and {n.protocol_version}; they cannot be compared")
+        diff = settings_difference(b, n)
+        if diff:
+            raise ConfigError(f"{b.path} and {n.path} differ in {diff}; compare gates two runs of the "
+                              f"same model, pruner settings and suite (made with different code or "
+                              f"on different machines)")
+        mb, mn = _machine(b), _machine(n)
+        if differ(mb, mn):
+            warned.add(f"vlabench: warning: BASE ran on {describe(mb)}, NEW on {describe(mn)}: "
+                       f"latency differences include the machine's")
         if b.device != n.device:
             t.note(f"{b.name} ran on {b.device}, {n.name} on {n.device}: latencies differ by machine")
         ob, on = cells.own(b, Col("", b.suite)), cells.own(n, Col("", n.suite))
@@ -88,4 +163,6 @@ def compare(base_dir: str, new_dir: str, max_sr_drop: float = 2.0,
     for r in new.runs:
         if all(n is not r for _, n in pairs):
             t.note(f"{r.name}: only in NEW, not compared")
+    for line in sorted(warned):
+        print(line, file=sys.stderr)
     return t, failed
