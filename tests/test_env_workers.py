@@ -12,9 +12,12 @@ import time
 from collections import deque
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, cli_env, run_cli, vlabench_cmd
 
+from vlabench.config import compose
 from vlabench.contracts import EpisodeSpec, TaskInfo
+from vlabench.runner import run_from_config
 from vlabench.workers import Block, Scheduler, Slot, exit_reason
 
 TIMING = {"run_id", "wall_s", "sim_s", "policy_s", "queue_wait_ms"}   # and lat_*
@@ -41,10 +44,14 @@ def args(out: Path, name: str, workers: int, *extra: str) -> list[str]:
             f"run.env_workers={workers}", "run.quiet=true", *extra]
 
 
+def run_here(out: Path, name: str, workers: int, *extra: str) -> None:
+    """The run in this process (its workers are spawned as the CLI's are)."""
+    run_from_config(compose(args(out, name, workers, *extra)[1:]))
+
+
 def test_three_workers_give_the_in_process_episodes_and_calls(tmp_path):
-    one = run_cli(*args(tmp_path, "one", 1))
-    three = run_cli(*args(tmp_path, "three", 3))
-    assert one.returncode == 0 and three.returncode == 0, three.stderr[-2000:]
+    run_here(tmp_path, "one", 1)
+    run_here(tmp_path, "three", 3)
     a, b = comparable(tmp_path / "one"), comparable(tmp_path / "three")
     assert len(a[0]) == 6 and len(a[1]) > 6
     assert a == b   # the policy's draws, observed steps and per-episode counters match
@@ -53,11 +60,10 @@ def test_three_workers_give_the_in_process_episodes_and_calls(tmp_path):
     assert {r["queue_wait_ms"] for r in rows(tmp_path / "one" / "calls.csv")} == {""}
 
 
-def test_a_killed_worker_records_its_episode_as_failed_and_the_run_finishes(tmp_path):
+def test_a_killed_worker_records_its_episode_as_failed_and_the_run_finishes(tmp_path, capsys):
     kill = "suite.kill_at=[0,1,2]"   # the worker running task 0 episode 1 SIGKILLs itself at step 2
-    res = run_cli(*args(tmp_path, "k", 2, kill))
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "died: killed by signal 9 (SIGKILL); restarting it" in res.stderr
+    run_here(tmp_path, "k", 2, kill)
+    assert "died: killed by signal 9 (SIGKILL); restarting it" in capsys.readouterr().err
     eps = rows(tmp_path / "k" / "episodes.csv")
     keys = [(r["task_id"], r["episode"]) for r in eps]
     assert sorted(keys) == [(t, e) for t in "01" for e in "012"]   # none lost, none doubled
@@ -65,13 +71,12 @@ def test_a_killed_worker_records_its_episode_as_failed_and_the_run_finishes(tmp_
     assert [(r["task_id"], r["episode"], r["error_type"]) for r in dead] == [("0", "1", "EnvWorkerDied")]
     assert "killed by signal 9 (SIGKILL)" in dead[0]["error"] and dead[0]["success"] == "0"
     # the other episodes are the in-process run's
-    ref = run_cli(*args(tmp_path, "ref", 1))
-    assert ref.returncode == 0
+    run_here(tmp_path, "ref", 1)
     ok = [r for r in comparable(tmp_path / "k")[0] if ("episode", "1") not in r or ("task_id", "1") in r]
     want = [r for r in comparable(tmp_path / "ref")[0] if ("episode", "1") not in r or ("task_id", "1") in r]
     assert ok == want and len(ok) == 5
-    again = run_cli(*args(tmp_path, "k", 2, kill))
-    assert again.returncode == 0 and "6/6 episodes already done" in again.stderr
+    run_here(tmp_path, "k", 2, kill)
+    assert "6/6 episodes already done" in capsys.readouterr().err
     assert len(rows(tmp_path / "k" / "episodes.csv")) == 6
 
 
@@ -93,6 +98,7 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_every_worker_and_the_run_resumes_to_the_in_process_records(tmp_path):
     slow = ["suite.step_sleep_s=0.1", "suite.num_tasks=3"]
     proc = subprocess.Popen(vlabench_cmd(*args(tmp_path, "t", 2, *slow)), cwd=ROOT, env=cli_env(),
@@ -121,7 +127,7 @@ def test_sigterm_stops_every_worker_and_the_run_resumes_to_the_in_process_record
     assert 2 <= done < 9
     res = run_cli(*args(tmp_path, "t", 2, *slow))
     assert res.returncode == 0 and f"{done}/9 episodes already done" in res.stderr, res.stderr[-2000:]
-    ref = run_cli(*args(tmp_path, "ref", 1, *slow))
+    assert run_cli(*args(tmp_path, "ref", 1, *slow)).returncode == 0
     assert comparable(tmp_path / "t") == comparable(tmp_path / "ref")
 
 

@@ -59,7 +59,10 @@ class Link:
     def call(self, kind: str, payload: Any) -> tuple[Any, float]:
         """(value, queue_wait_ms) of the main process's answer; its error is raised here."""
         self.conn.send(("call", kind, payload, rng_state(), time.monotonic()))
-        _tag, ok, value, rng, wait_ms = self.conn.recv()
+        msg = self.conn.recv()
+        if msg[0] != "reply":   # the run stops: leave the episode unrecorded (pending)
+            raise SystemExit(0)
+        _tag, ok, value, rng, wait_ms = msg
         set_rng_state(rng)
         if not ok:
             raise remote_error(*value)
@@ -120,7 +123,10 @@ def worker_main(conn: Any, cfg_data: dict, spec: dict) -> None:
     """The worker process: build, say ready, then run episodes until told to stop.
 
     `spec`: needs (the rendered keys), local (build the policy here), observes, replans."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C: the main process stops the workers
+    # Ctrl-C, or a SIGTERM sent to the whole process group (a scheduler's cancel): the main
+    # process stops the workers, so no episode is recorded as a worker's death
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     from omegaconf import OmegaConf
 

@@ -170,7 +170,8 @@ class WorkerPool:
         return [s.pid for s in self.slots if s.process is not None and s.process.is_alive()]
 
     def stop(self) -> None:
-        """Stop every worker: a stop message, then SIGTERM, then SIGKILL (no orphans)."""
+        """Stop every worker: a stop message, then SIGKILL after a grace period (workers ignore
+        SIGINT and SIGTERM, which only the main process acts on); no orphans."""
         live = [s for s in self.slots if s.process is not None]
         for s in live:
             try:
@@ -180,9 +181,6 @@ class WorkerPool:
         deadline = time.monotonic() + STOP_GRACE_S
         for s in live:
             s.process.join(max(0.0, deadline - time.monotonic()))
-            if s.process.is_alive():
-                s.process.terminate()
-                s.process.join(1.0)
             if s.process.is_alive():
                 s.process.kill()
                 s.process.join()
@@ -309,8 +307,7 @@ class WorkerPool:
         tid = int(row["task_id"])
         self.left[tid] -= 1
         self.succ[tid] += int(bool(row["success"]))
-        busy = sum(1 for s in self.slots if s.running is not None)
-        self.progress.episode_done(row["success"], f"task {tid} ({busy + 1}/{len(self.slots)} workers busy)")
+        self.progress.episode_done(row["success"], f"task {tid}, {len(self.slots)} env workers")
         if self.left[tid] == 0:
             self.progress.task_done(f"{runner.cfg.suite.name} task {tid}", self.succ[tid],
                                     self.size[tid])
