@@ -111,3 +111,11 @@ def test_ratio_table_needs_two_pruning_ratios(tmp_path):
     _run(tmp_path, "a08", "specprune", suite="libero_object", retention=None, alpha=0.8)
     t3 = _rows(_table(report([str(tmp_path)], "md", plots=False), "SpecPrune-VLA Table 3"))
     assert [r.split("|")[1].strip() for r in t3] == ["0.8", "0.6"]
+
+
+def test_html_marks_link_to_the_one_list_of_notes(tmp_path):
+    _run(tmp_path, "base", "none", deviations=[DEV])
+    _run(tmp_path, "spec", "specprune")
+    page = report([str(tmp_path)], "html", plots=False)
+    assert page.count(f"deviation: {DEV}") == 1
+    assert '<li id="note-1">' in page and 'Vanilla <a href="#note-1">[1]</a>' in page

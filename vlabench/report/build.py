@@ -70,8 +70,7 @@ def _html(rs: RunSet, tables: list[Table], notes: list[str], intro: list[str], p
     from vlabench.report.plots import make_plots
 
     images = make_plots(rs, plot_dir) if plot_dir is not None else []
-    lines = intro + ([f"[{i}] {n}" for i, n in enumerate(notes, 1)] if notes else [])
-    return page("vlabench report", lines, tables, images)
+    return page("vlabench report", intro, tables, images, notes=notes)
 
 
 def _text(fmt: str, rs: RunSet, tables: list[Table], notes: list[str], intro: list[str]) -> str:

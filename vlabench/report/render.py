@@ -152,18 +152,26 @@ def markdown_notes(notes: list[str]) -> str:
     return "Notes:\n\n" + "".join(f"[{i}] {n}  \n" for i, n in enumerate(notes, 1)) + "\n"
 
 
+def _links(numbers: list[int]) -> str:
+    return "".join(f'<a href="#note-{n}">[{n}]</a>' for n in numbers)
+
+
 def html_table(t: Table) -> str:
+    """The table as HTML; footnote marks link to the page's notes (anchors note-N)."""
     e = html.escape
     parts = [f"<h3>{e(t.title)}</h3>", "<table>", "<thead><tr>"
              + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr></thead>", "<tbody>"]
     for i, kind in enumerate(t.kinds):
-        cells = t.display(i)
+        cells = [e(c) for c in t.rows[i]]
+        own = t.row_marks[i] if i < len(t.row_marks) else []
+        if own:
+            cells[t.mark_col] += " " + _links(own)
         if kind == "group":
-            parts.append(f'<tr class="group"><td colspan="{len(t.header)}">{e(cells[0])}</td></tr>')
+            parts.append(f'<tr class="group"><td colspan="{len(t.header)}">{cells[0]}</td></tr>')
         else:
-            parts.append(f'<tr class="{kind}">' + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+            parts.append(f'<tr class="{kind}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append("</tbody></table>")
-    foot = t.footer()
+    foot = ([f"All rows: {_links(t.shared)}"] if t.shared else []) + [e(n) for n in t.notes]
     if foot:
-        parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in foot) + "</ul>")
+        parts.append('<ul class="notes">' + "".join(f"<li>{n}</li>" for n in foot) + "</ul>")
     return "\n".join(parts)
