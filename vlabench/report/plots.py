@@ -86,9 +86,10 @@ def retention_figure(rs: RunSet, model: str) -> Figure | None:
     legend(fig, handles, ["Vanilla (no pruning)", *styles.markers], [])
     title = f"{model_name(model)}: success rate vs visual tokens retained"
     fig.suptitle(title)
-    caption = (f"Success rate of {model} (%, bars: 95% Wilson intervals) against the share of "
-               f"visual tokens each method keeps, one panel per suite ({_suites(suites)}); the "
-               f"dashed line is vanilla (no pruning), one marker and colour per method.")
+    caption = (f"Success rate of {model_name(model)} (%, bars: 95% Wilson intervals) against "
+               f"the share of visual tokens each method keeps, one panel per suite "
+               f"({_suites(suites)}); the dashed line is vanilla (no pruning), one marker and "
+               f"colour per method.")
     return fig, title, caption
 
 
@@ -160,9 +161,9 @@ def pareto_figure(rs: RunSet, model: str) -> Figure | None:
     legend(fig, handles, labels, heads)
     title = f"{model_name(model)}: success rate vs speedup"
     fig.suptitle(title)
-    caption = (f"Success rate of {model} against its speedup over vanilla (mean step latency), "
-               f"one point per method and retention, one panel per suite ({_suites(suites)}). "
-               f"Marker: method; colour: share of visual tokens retained. Vertical bars: 95% "
+    caption = (f"Success rate of {model_name(model)} against its speedup over vanilla (mean step "
+               f"latency), one point per method and retention, one panel per suite "
+               f"({_suites(suites)}). Marker: method; colour: share of visual tokens retained. Vertical bars: 95% "
                f"Wilson interval of the success rate"
                + ("; horizontal bars: 95% bootstrap interval of the speedup" if with_ci else "")
                + ". Dashed: the Pareto front (no other point is both faster and more successful).")
@@ -202,7 +203,7 @@ def tasks_figure(rs: RunSet, model: str, suite: str) -> Figure | None:
     tasks = list(names)
     styles = Styles.of([r for r in rs.runs if r.model == model])
     title = f"{model_name(model)} on {suite_name(suite)}: success rate per task"
-    what = f"Success rate of {model} on each task of {suite_name(suite)}"
+    what = f"Success rate of {model_name(model)} on each task of {suite_name(suite)}"
     shared = f" Task names are shortened; each reads “{template}”." if template else ""
     if len(tasks) > HEATMAP_TASKS:
         fig = _heatmap(runs, tasks, labels, template)
@@ -259,7 +260,8 @@ def _heatmap(runs: list[Run], tasks: list[int], labels: dict[int, str], template
     im = ax.imshow(grid, aspect="auto", cmap="RdYlGn", vmin=0, vmax=100)
     for (i, j), v in np.ndenumerate(grid):
         if not math.isnan(v):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6)
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if v < 15 or v > 85 else "black")
     ax.set_yticks(range(len(tasks)), [labels[t].replace("\n", " ") for t in tasks], fontsize=6)
     ax.set_xticks(range(len(runs)), [method_label(r.method) for r in runs], rotation=90)
     if template:
