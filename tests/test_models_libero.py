@@ -16,7 +16,7 @@ def test_tiny_model_completes_a_real_libero_episode(tmp_path, model, calls):
                   "run.episodes_per_task=1", "run.max_steps=8", f"run.output_dir={tmp_path}",
                   "run.quiet=true")
     assert res.returncode == 0, res.stderr[-2000:]
-    run_dir = tmp_path / f"{model}-none-libero_spatial"
+    run_dir = next(tmp_path.glob(f"{model}-none-libero_spatial__*"))
     eps = read_rows(run_dir / "episodes.csv", EPISODE_COLUMNS)
     rows = read_rows(run_dir / "calls.csv", CALL_COLUMNS)
     assert len(eps) == 1 and eps[0]["error_type"] == "", eps[0]["error"]

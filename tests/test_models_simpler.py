@@ -21,7 +21,7 @@ def test_tiny_model_with_a_pruner_completes_a_simpler_episode(tmp_path, model, p
                   "run.episodes_per_task=1", "run.max_steps=8", f"suite.asset_dir={ASSETS}",
                   f"run.output_dir={tmp_path}", "run.quiet=true")
     assert res.returncode == 0, res.stderr[-2000:]
-    run_dir = tmp_path / f"{model}-{pruner}-simpler_bridge"
+    run_dir = next(tmp_path.glob(f"{model}-{pruner}-simpler_bridge__*"))
     eps = pd.read_csv(run_dir / "episodes.csv", keep_default_na=False)
     assert eps["error_type"].tolist() == [""] and eps["steps"].tolist() == [8]
     calls = pd.read_csv(run_dir / "calls.csv")

@@ -1,9 +1,10 @@
 """Which settings change what a recorded episode means, and which do not.
 
-Three kinds of keys, used by resume (runner.prepare_run_dir), growing a run, the default run
+Three kinds of keys, used by resume (resume.prepare_run_dir), growing a run, the default run
 name (one per distinct config) and `vlabench merge`:
 - NEUTRAL: how the work is executed or displayed (workers, launcher, output location, bench
-  settings): they may differ between a run, its resumption and its shards.
+  settings, where simulator assets live): they may differ between a run, its resumption and
+  its shards.
 - GROWABLE: how much is run (episodes per task, which tasks): a run directory may grow along
   them; what an existing episode means is unchanged.
 - everything else (model, pruner, suite protocol constants, seed, step limit, device) defines
@@ -16,6 +17,7 @@ from __future__ import annotations
 NEUTRAL: frozenset[tuple[str, str | None]] = frozenset({
     ("run", "quiet"), ("run", "overwrite"), ("run", "output_dir"), ("run", "env_workers"),
     ("run", "launcher"), ("run", "shards"), ("ray", None), ("bench", None),
+    ("suite", "asset_dir"),   # where SIMPLER's assets were unpacked, not what they are
 })
 GROWABLE: frozenset[tuple[str, str | None]] = frozenset({
     ("run", "episodes_per_task"), ("suite", "tasks"),
