@@ -41,7 +41,7 @@ def method_key(run: Run) -> str:
 
 
 def retention_label(retention: float | None) -> str:
-    return "n/a" if retention is None else f"{100 * retention:g}%"
+    return "no fixed ratio" if retention is None else f"{100 * retention:g}%"
 
 
 @dataclass
