@@ -84,7 +84,8 @@ def header(intro: list[str]) -> str:
     """The comment lines at the top: what the file needs, then the report's preamble."""
     lines = [f"% Needs in the document preamble: \\usepackage{{{','.join(PACKAGES)}}}",
              "% Wide tables are table* (both columns of a two-column paper); see vlabench/report/latex.py"]
-    return "\n".join(lines + ["% " + tex_escape(p) for p in intro]) + "\n\n"
+    plain = ["% " + "".join(c if c.isascii() else tex_escape(c) for c in p) for p in intro]
+    return "\n".join(lines + plain) + "\n\n"
 
 
 def notes_block(notes: list[str]) -> str:

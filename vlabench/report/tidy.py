@@ -91,7 +91,8 @@ def notes_csv(notes: list[str]) -> str:
 
 
 def provenance(rs: RunSet) -> list[dict[str, Any]]:
-    """Per run: where it is, what it is, and its manifest (commit, device, deviations ...)."""
+    """Per run: where it is, what it is, and its manifest (commit, device and machine,
+    deviations ...); manifest_sha256 is the digest of manifest.json as read."""
     out = []
     for r in sorted(rs.runs, key=lambda r: r.name):
         raw = (r.path / "manifest.json").read_bytes()
@@ -100,7 +101,8 @@ def provenance(rs: RunSet) -> list[dict[str, Any]]:
             "name": r.name, "path": str(r.path), "model": r.model, "pruner": r.pruner,
             "retention": r.retention, "variant": r.variant, "suite": r.suite,
             "protocol": r.protocol, "protocol_version": r.protocol_version, "status": r.status,
-            "episodes": len(r.episodes), "device": r.device, "deviations": r.deviations,
+            "episodes": len(r.episodes), "device": r.device, "machine": man.get("machine"),
+            "deviations": r.deviations,
             "git_commit": man.get("git_commit"), "git_dirty": man.get("git_dirty"),
             "manifest_sha256": hashlib.sha256(raw).hexdigest(), "manifest": man,
         })
