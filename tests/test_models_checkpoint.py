@@ -212,7 +212,7 @@ def written(tmp_path):
 
 
 @pytest.mark.parametrize("damage,message", [
-    ("rmdir", "does not exist"),
+    ("rmdir", "directory not found"),
     ("no_config", "has no config.json"),
     ("bad_config", "is not valid JSON"),
     ("missing_shard", "missing (incomplete download?)"),
@@ -262,7 +262,7 @@ def test_a_missing_checkpoint_path_is_one_line_before_any_download():
 
     with pytest.raises(ConfigError) as e:
         resolve_checkpoint("/nonexistent/openvla-7b-finetuned-libero-10", "libero_10", "openvla")
-    assert "does not exist" in _one_line(e) and "model=openvla-tiny" in str(e.value)
+    assert "directory not found" in _one_line(e) and "model=openvla-tiny" in str(e.value)
 
 
 def test_published_config_round_trips_through_dims_from_published():
@@ -279,4 +279,76 @@ def test_cli_run_with_a_missing_checkpoint_directory_exits_2_with_one_line(cli, 
               "suite.tasks=[0]", "run.episodes_per_task=1", f"run.output_dir={tmp_path / 'out'}")
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vlabench: error:")]
     assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr
-    assert "does not exist" in lines[0] and not (tmp_path / "out").exists()
+    assert "directory not found" in lines[0] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("spec", ["./ckpts/missing", "ckpts/missing", "/nonexistent/x", "~/no-such-ckpt-dir",
+                                  "ckpts/a/b"])
+def test_a_mistyped_local_path_says_directory_not_found_without_downloading(spec, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from vlabench.models.checkpoint import resolve_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpts").mkdir()   # "ckpts/missing" is a path here, not the repo id ckpts/missing
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(ConfigError) as e:
+        resolve_checkpoint(spec, "libero_10", "openvla-oft")
+    assert _one_line(e).startswith(f"checkpoint directory not found: {spec}")
+
+
+def test_an_uncached_repo_id_names_the_download_command_and_commands_that_work(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from vlabench.models import checkpoint_spec
+    from vlabench.models.checkpoint import resolve_checkpoint
+
+    class LocalEntryNotFoundError(Exception):
+        pass
+
+    def offline(*a, **k):
+        raise LocalEntryNotFoundError("offline")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(checkpoint_spec, "hf_cache_dir", lambda: str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(ConfigError) as e:
+        resolve_checkpoint({"libero_spatial": "moojink/openvla-7b-oft-finetuned-libero-spatial"},
+                           "libero_spatial", "openvla-oft")
+    line = _one_line(e)
+    assert "could not be downloaded (no network?)" in line
+    assert "`hf download moojink/openvla-7b-oft-finetuned-libero-spatial`" in line
+    assert "model=openvla-oft-tiny" in line
+    assert "`vlabench bench model=openvla-oft model.checkpoint=null`" in line
+    assert "model.checkpoint=null (" not in line      # no bare hint that `run` then refuses on a CPU
+
+
+def test_a_cached_repo_id_resolves_offline(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from vlabench.models import checkpoint_spec
+    from vlabench.models.checkpoint import resolve_checkpoint
+
+    snap = tmp_path / "hub" / "models--org--ckpt" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--org--ckpt" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--ckpt" / "refs" / "main").write_text("abc")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(checkpoint_spec, "hf_cache_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("downloaded"))
+    assert resolve_checkpoint("org/ckpt", "libero_10", "openvla") == snap
+
+
+@pytest.mark.slow
+def test_the_no_weights_hint_commands_run(cli, tmp_path):
+    # every command the hint names must work on this (CPU) machine
+    from vlabench.models.checkpoint import no_weights_hint
+
+    hint = no_weights_hint("openvla-oft")
+    assert "model=openvla-oft-tiny" in hint
+    res = cli("bench", "model=openvla-oft", "model.checkpoint=null", "bench.calls=1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = cli("run", "model=openvla-oft-tiny", "suite=libero_spatial", "suite.tasks=[0]",
+              "run.episodes_per_task=1", "run.max_steps=1", f"run.output_dir={tmp_path}")
+    assert res.returncode in (0, 1), res.stderr[-2000:]   # 1: the episode failed (random weights)

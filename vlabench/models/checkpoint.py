@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from vlabench.models.checkpoint_names import OURS_ONLY, remap
+from vlabench.models.checkpoint_spec import cached_snapshot, download_command, looks_local
 from vlabench.models.dims import (
     PrismaticDims,
     PublishedConfigError,
@@ -40,37 +41,63 @@ INDEX = "model.safetensors.index.json"
 
 
 # ---------------------------------------------------------------------------- resolution
-def _looks_local(spec: str) -> bool:
-    return spec.startswith(("/", ".", "~")) or spec.count("/") != 1 or Path(spec).expanduser().exists()
+def no_weights_hint(model_name: str) -> str:
+    """Commands that work without the published weights (each one tested to run on a CPU)."""
+    from vlabench import registry
+
+    base = model_name.removesuffix("-tiny")
+    tiny = f"{base}-tiny"
+    parts = []
+    if tiny in registry.entries("model"):
+        parts.append(f"model={tiny} runs episodes with random weights")
+    parts.append(f"`vlabench bench model={base} model.checkpoint=null` gives the full-size FLOPs and "
+                 f"tokens kept")
+    return "without weights: " + "; ".join(parts)
 
 
 def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
     """A local directory for `spec` (a path, an HF id, or a {suite: HF id} map)."""
-    tiny = model_name if model_name.endswith("-tiny") else f"{model_name}-tiny"
-    hint = (f"use model={tiny} (random weights) or model.checkpoint=null (full-size shapes and "
-            f"FLOPs)")
+    hint = no_weights_hint(model_name)
     if hasattr(spec, "items"):
         if suite not in spec:
             raise ConfigError(f"model {model_name!r} has no checkpoint for suite {suite!r} "
-                              f"(known: {', '.join(sorted(spec))}); {hint}")
+                              f"(known: {', '.join(sorted(spec))}); pass one with "
+                              f"model.checkpoint=<HF id or local directory>, or {hint}")
         spec = spec[suite]
     spec = str(spec)
     p = Path(spec).expanduser()
     if p.is_dir():
         return p
-    if _looks_local(spec):
-        what = "is not a directory" if p.exists() else "does not exist"
-        raise ConfigError(f"checkpoint directory {spec} of model {model_name!r} {what}; {hint}")
+    if looks_local(spec):
+        if p.exists():
+            raise ConfigError(f"checkpoint {spec} of model {model_name!r} is a file, not a directory; "
+                              f"model.checkpoint takes the directory holding config.json; {hint}")
+        raise ConfigError(f"checkpoint directory not found: {spec} (model.checkpoint of {model_name!r}); "
+                          f"pass an existing directory, or {hint}")
+    cached = cached_snapshot(spec)
+    if cached is not None:
+        return cached
     try:
         from huggingface_hub import snapshot_download
 
-        try:
-            return Path(snapshot_download(spec, local_files_only=True))
-        except Exception:
-            return Path(snapshot_download(spec, etag_timeout=10))
-    except Exception:
-        raise ConfigError(f"checkpoint {spec!r} of model {model_name!r} is neither a local directory "
-                          f"nor available from the Hugging Face Hub (offline?); {hint}") from None
+        return Path(snapshot_download(spec, etag_timeout=10))
+    except Exception as e:
+        why = _download_failure(e)
+        raise ConfigError(f"checkpoint {spec!r} of model {model_name!r} is not in the Hugging Face cache "
+                          f"and could not be downloaded ({why}); fetch it on a machine with network "
+                          f"access with `{download_command(spec)}` (same HF_HOME), or pass a local "
+                          f"directory with model.checkpoint=/path/to/dir; {hint}") from None
+
+
+def _download_failure(e: Exception) -> str:
+    """Why a download failed, in a few words."""
+    names = {c.__name__ for c in type(e).__mro__}
+    if "RepositoryNotFoundError" in names or "GatedRepoError" in names:
+        return "no such public repository: check the id, or log in with `hf auth login`"
+    if "ImportError" in names:
+        return "huggingface_hub is not installed"
+    return "no network?" if names & {"LocalEntryNotFoundError", "ConnectionError", "OfflineModeIsEnabled"} \
+        else type(e).__name__
 
 
 # ---------------------------------------------------------------------------- reading
@@ -190,7 +217,7 @@ def load_checkpoint(path: Path, base: PrismaticDims, oft: bool, device: str, dty
 
     path = Path(path)
     if not path.is_dir():
-        raise ConfigError(f"checkpoint directory {path} does not exist")
+        raise ConfigError(f"checkpoint directory not found: {path}")
     cfg = read_config(path)
     heads = {s: read_head(path, s) for s in ("action_head", "proprio_projector")} if oft else None
     d = checkpoint_dims(path, cfg, base, heads, overrides)
