@@ -7,8 +7,14 @@ plots and a regression verdict. The report reads records only (data flows one wa
   layouts.py     the papers' table layouts (SpecPrune-VLA 1-3, VLA-Pruner 1-2, SP-VLA 1, 3)
   runstable.py   the statistics tables (every run; mean speedup per method)
   reference.py   the published numbers of results/reference/*.csv, beside ours
-  render.py      Table -> markdown / LaTeX / CSV / HTML fragment
+  render.py      Table (display cells + numbers) -> markdown / HTML fragment
+  latex.py       LaTeX that pdflatex compiles (booktabs, amssymb, graphicx)
+  notes.py       report-wide footnotes (one number per note in every table)
+  tidy.py        tidy long CSV and JSON with provenance
   plots.py       matplotlib figures (PNG + SVG)
+  labels.py      suites in the papers' order and names; short task names
+  figstyle.py    figures' shared look: marker per method, colour per retention, captions saved in PNG/SVG
+  pngmeta.py     a PNG's size and text chunks (the HTML page reads captions from them)
   html.py        one self-contained HTML page
   build.py       the `report` command's pipeline
   compare.py     the `compare` regression gate

@@ -29,7 +29,7 @@ td:first-child, th:first-child { text-align: left; }
 tr.paper td { color: #555; font-style: italic; }
 tr.delta td { color: #06c; font-size: 0.85em; }
 tr.group td { background: #f3f3f3; font-style: italic; text-align: left; }
-ol.notes { font-size: 0.8em; color: #555; white-space: normal; }
+.notes { font-size: 0.8em; color: #555; white-space: normal; }
 figure { margin: 1.5em 0; }
 figure img { max-width: none; height: auto; border: 1px solid #eee; }
 figcaption { max-width: 60em; font-size: 0.9em; color: #444; }
