@@ -60,4 +60,14 @@ if ! command -v nvidia-smi >/dev/null 2>&1; then
       mesa-vulkan-drivers libvulkan1
   fi
 fi
+# 6. pdflatex, only so the test suite can prove that `vlabench report --format latex` compiles
+#    (tests/test_report_latex.py skips with this line as its reason when it is absent).
+#    About 150 MB and a minute; VLABENCH_NO_TEX=1 skips it.
+if [ -z "${VLABENCH_NO_TEX:-}" ] && ! command -v pdflatex >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "[install] pdflatex (texlive-latex-base, texlive-latex-recommended) for the LaTeX report test"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    texlive-latex-base texlive-latex-recommended
+fi
 echo "[install] done: $VENV/bin/vlabench"
