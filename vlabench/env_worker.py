@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.contracts import CallStats, Observation, PolicyOutput, TaskInfo
+from vlabench.contracts import Observation, PolicyOutput, TaskInfo
 
 Rng = tuple[Any, Any]
 
@@ -103,7 +103,7 @@ class RemotePolicy:
         (actions, stats), wait = self.link.call("act", (obs, self.begin))
         self.begin = False
         self.waits.append(wait)
-        return PolicyOutput(actions, stats if isinstance(stats, CallStats) else CallStats())
+        return PolicyOutput(actions, stats)
 
     def _observe(self, obs: Observation) -> None:
         self.pruner.answer, _ = self.link.call("observe", obs)

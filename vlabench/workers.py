@@ -165,10 +165,6 @@ class WorkerPool:
         slot.process, slot.conn, slot.pid, slot.ready = proc, here, proc.pid, False
         slot.inbox, slot.stopped = [], False
 
-    def pids(self) -> list[int]:
-        """The live workers' process ids (for tests and tools)."""
-        return [s.pid for s in self.slots if s.process is not None and s.process.is_alive()]
-
     def stop(self) -> None:
         """Stop every worker: a stop message, then SIGKILL after a grace period (workers ignore
         SIGINT and SIGTERM, which only the main process acts on); no orphans."""
