@@ -60,6 +60,14 @@ def test_three_workers_give_the_in_process_episodes_and_calls(tmp_path):
     assert {r["queue_wait_ms"] for r in rows(tmp_path / "one" / "calls.csv")} == {""}
 
 
+def test_a_pruner_that_replans_gets_every_open_loop_step_with_the_in_process_draws(tmp_path):
+    run_here(tmp_path, "one", 1, "pruner=test-replan")
+    run_here(tmp_path, "two", 2, "pruner=test-replan")
+    a, b = comparable(tmp_path / "one"), comparable(tmp_path / "two")
+    steps = sorted(int(dict(c[3])["step"]) for c in a[1])
+    assert a == b and any(s % 3 for s in steps)   # some calls came early: a replan
+
+
 def test_a_killed_worker_records_its_episode_as_failed_and_the_run_finishes(tmp_path, capsys):
     kill = "suite.kill_at=[0,1,2]"   # the worker running task 0 episode 1 SIGKILLs itself at step 2
     run_here(tmp_path, "k", 2, kill)

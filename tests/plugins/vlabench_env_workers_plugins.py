@@ -90,3 +90,18 @@ class DrawSuite:
 
     def make_env(self, task: TaskInfo, needs: Iterable[str]) -> DrawEnv:
         return DrawEnv(self.cfg, task)
+
+
+def _pruner_base() -> type:
+    from vlabench.pruners.base import Pruner
+
+    return Pruner
+
+
+class ReplanPruner(_pruner_base()):
+    """Asks for a new model call at random open-loop steps (a numpy draw per step)."""
+
+    name = "test-replan"
+
+    def replan(self) -> bool:
+        return bool(np.random.rand() < 0.4)
