@@ -52,9 +52,9 @@ def test_overwrite_no_on_a_finished_run_resumes_it_and_deletes_nothing(tmp_path)
     ("suite.max_steps=abc", "suite.max_steps='abc' is not an integer"),
     ("run.episodes_per_task=abc", "run.episodes_per_task must be a positive integer"),
     ("run.max_steps=0", "run.max_steps must be a positive integer"),
-    ("+run.nme=x", "unknown setting run.nme; valid: run.name"),
+    ("+run.nme=x", "unknown setting run.nme (did you mean run.name?); valid: run.name"),
     ("+bench.cals=3", "unknown setting bench.cals"),
-    ("run.nme=x", "Could not override 'run.nme'"),
+    ("run.nme=x", "unknown setting run.nme (did you mean run.name?); valid: run.name"),
     ("run.output_dir=''", "run.output_dir='' is invalid"),
     ("run.name=''", "run.name is empty"),
     ("run.name=..", "run.name='..' is not allowed"),
@@ -63,7 +63,8 @@ def test_overwrite_no_on_a_finished_run_resumes_it_and_deletes_nothing(tmp_path)
     ("run.device=cuda:x", "run.device='cuda:x' is invalid"),
 ])
 def test_wrong_types_and_ranges_are_refused_at_the_boundary(override, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")
+                       .replace("[", r"\[").replace(".", r"\.")):
         compose([*FAST, override])
 
 

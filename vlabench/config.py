@@ -8,6 +8,7 @@ The command-line options of `report` and `compare` are checked here too.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -69,8 +70,10 @@ def _check_group_choices(overrides: list[str]) -> None:
         registry.entry(key, value)
 
 
-def compose(overrides: list[str] | None = None, config_name: str = "config") -> Any:
-    """The composed, validated DictConfig for `overrides` (plain Hydra override strings)."""
+def compose(overrides: list[str] | None = None, config_name: str = "config",
+            shipped_cache: dict | None = None) -> Any:
+    """The composed, validated DictConfig for `overrides` (plain Hydra override strings).
+    `shipped_cache`: a dict that keeps the plugins' composed defaults between calls (a sweep)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -84,7 +87,12 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     shipped = None
     try:
         with initialize_config_dir(str(registry.BUILTIN_CONFIGS), version_base="1.3"):
-            shipped = hydra_compose(config_name, overrides=_group_choices(overrides) + _searchpath_override())
+            key = (config_name, *_group_choices(overrides), *_searchpath_override())
+            if shipped_cache is None or key not in shipped_cache:
+                shipped = hydra_compose(config_name, overrides=list(key[1:]))
+                if shipped_cache is not None:
+                    shipped_cache[key] = shipped
+            shipped = copy.deepcopy(shipped_cache[key]) if shipped_cache is not None else shipped
             cfg = hydra_compose(config_name, overrides=overrides + _searchpath_override())
     except (HydraException, OmegaConfBaseException) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -171,6 +171,7 @@ def compose_jobs(job_lists: list[list[str]]) -> tuple[list[Job], list[str]]:
     bad job or two jobs that would share a run directory; see the module docstring."""
     from vlabench.config import UnknownKey, compose
 
+    cache: dict = {}
     composed: list[tuple[list[str], Any]] = []
     dropped: dict[str, list[int]] = {}
     kept: set[str] = set()
@@ -179,7 +180,7 @@ def compose_jobs(job_lists: list[list[str]]) -> tuple[list[Job], list[str]]:
         overrides = list(overrides)
         while True:
             try:
-                cfg = compose(overrides)
+                cfg = compose(overrides, shipped_cache=cache)
                 break
             except UnknownKey as e:
                 hit = [o for o in overrides if _key(o) == e.key]
