@@ -16,8 +16,8 @@ Format (used when the user does not set run.name):
 - `~<hash8>`: the first 8 hex digits of the sha256 of the differing leaves (canonical JSON),
   added when a value had characters outside [A-Za-z0-9._+~-] (replaced by `_`) or the name would
   exceed MAX_CHARS (then the `__...` part is cut first); it keeps such names distinct.
-- `.shard-<i>-of-<n>`: for run.shard="i/n"; `vlabench merge` strips it (SHARD_SUFFIX) to find
-  the merged run's name.
+- `.shard-<i>-of-<n>`: for run.shard="i/n" (vlabench.shards.shard_name); `vlabench merge`
+  strips it (vlabench.shards.base_name) to find the merged run's name.
 
 Example: `openvla-oft-tiny-fastv-libero_spatial__retention=0.25,run.max_steps=8`.
 """
@@ -34,7 +34,6 @@ from vlabench.runkeys import NAME_KEY, SHARD_KEY, is_growable, is_neutral
 MAX_CHARS = 160
 SEP = "__"
 SAFE = re.compile(r"[^A-Za-z0-9._+~-]")
-SHARD_SUFFIX = re.compile(r"\.shard-(\d+)-of-(\d+)$")
 _DROPPED = object()
 
 
@@ -110,8 +109,10 @@ def default_name(cfg: Any, shipped: Any) -> str:
     shard = cfg.run.get("shard")
     suffix = ""
     if shard is not None:
-        i, _, n = str(shard).partition("/")
-        suffix = f".shard-{int(i)}-of-{int(n)}"
+        from vlabench.config import shard_spec
+        from vlabench.shards import shard_name
+
+        suffix = shard_name("", *shard_spec(shard))
     if not diff:
         return base + suffix
     all_paths = set(_flat(_plain(cfg))) | set(_flat(_plain(shipped)))
@@ -130,4 +131,6 @@ def default_name(cfg: Any, shipped: Any) -> str:
 
 def unshard(name: str) -> str:
     """`name` without a `.shard-i-of-n` suffix (the merged run's name)."""
-    return SHARD_SUFFIX.sub("", name)
+    from vlabench.shards import base_name
+
+    return base_name(name) or name
