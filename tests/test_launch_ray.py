@@ -49,3 +49,29 @@ def test_run_shard_and_ray_together_are_refused(tmp_path):
     j = job(f"run.output_dir={tmp_path}", "run.launcher=ray", "run.shard=1/2")
     with pytest.raises(ConfigError, match="run.shards=N"):
         launch([j], [])
+
+
+@pytest.mark.slow   # two local Ray sessions
+def test_a_failed_shard_keeps_the_others_episodes_and_the_same_command_completes_the_run(tmp_path, capsys):
+    j = job(f"run.output_dir={tmp_path}", "run.name=full", "run.launcher=ray", "run.shards=2")
+    (tmp_path / "full.shard-2-of-2").mkdir()
+    (tmp_path / "full.shard-2-of-2" / "notes.txt").write_text("in the way")   # shard 2 refuses
+    assert launch([j], []) == 1
+    err = capsys.readouterr().err
+    assert "full shard 2/2 failed: ConfigError" in err and "not a vlabench run directory" in err
+    m = json.loads((tmp_path / "full" / "manifest.json").read_text())
+    assert m["status"] == "partial" and [s["shard"] for s in m["merged_from"]] == ["1/2"]
+    assert m["merged_from"][0]["host"]
+    (tmp_path / "full.shard-2-of-2" / "notes.txt").unlink()
+    assert launch([j], []) == 0
+    m = json.loads((tmp_path / "full" / "manifest.json").read_text())
+    assert m["status"] == "complete" and [s["shard"] for s in m["merged_from"]] == ["1/2", "2/2"]
+
+
+def test_a_shard_directory_the_driver_cannot_see_is_named(tmp_path):
+    from vlabench.launch_ray import check_visible
+
+    (tmp_path / "manifest.json").write_text("{}")
+    check_visible({"host": "n1", "dir": str(tmp_path)}, tmp_path, "shard 1/2 of r")   # visible: fine
+    with pytest.raises(ConfigError, match="shard 2/2 of r ran on host n7 and wrote /scratch/r, .*every Ray node shares"):
+        check_visible({"host": "n7", "dir": "/scratch/r"}, tmp_path / "missing", "shard 2/2 of r")

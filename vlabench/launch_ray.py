@@ -148,6 +148,7 @@ def launch_ray(jobs: list[Job]) -> int:
         print(f"vlabench: {len(tasks)} shard tasks of {len(jobs)} run(s) on Ray "
               f"({int(ray.cluster_resources().get('CPU', 0))} CPUs, {int(gpus)} GPUs)", file=sys.stderr)
         failed: dict[str, list[str]] = {}
+        hosts: dict[Path, str] = {}
         pending = list(tasks)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -155,11 +156,8 @@ def launch_ray(jobs: list[Job]) -> int:
             try:
                 out = ray.get(ready[0])
                 problem = None if out["ok"] else "stopped before finishing"
-                if out["ok"] and not (path / "manifest.json").exists():
-                    raise ConfigError(
-                        f"shard {i}/{n} of {job.name} ran on host {out['host']} and wrote {out['dir']}, "
-                        f"which this machine cannot see: run.output_dir must be on a filesystem "
-                        f"that every Ray node shares")
+                check_visible(out, path, f"shard {i}/{n} of {job.name}")
+                hosts[path] = out["host"]
             except ray.exceptions.RayError as e:
                 problem = _why(e)
             if problem:
@@ -167,7 +165,15 @@ def launch_ray(jobs: list[Job]) -> int:
                 print(f"vlabench: {job.name} shard {i}/{n} failed: {problem}", file=sys.stderr)
     finally:
         ray.shutdown()
-    return _merge_all(jobs, tasks, failed)
+    return _merge_all(jobs, tasks, failed, hosts)
+
+
+def check_visible(out: dict[str, Any], path: Path, what: str) -> None:
+    """A shard's directory must be visible here (a shared filesystem), else one line naming it."""
+    if not (path / "manifest.json").exists():
+        raise ConfigError(f"{what} ran on host {out['host']} and wrote {out['dir']}, which this "
+                          f"machine ({socket.gethostname()}) cannot see: run.output_dir must be on "
+                          f"a filesystem that every Ray node shares (NFS, Lustre, ...)")
 
 
 def _why(e: Exception) -> str:
@@ -178,7 +184,7 @@ def _why(e: Exception) -> str:
 
 
 def _merge_all(jobs: list[Job], tasks: dict[Any, tuple[Job, int, int, Path]],
-               failed: dict[str, list[str]]) -> int:
+               failed: dict[str, list[str]], hosts: dict[Path, str]) -> int:
     from vlabench.merge import merge_runs
 
     rc = 0
@@ -189,7 +195,7 @@ def _merge_all(jobs: list[Job], tasks: dict[Any, tuple[Job, int, int, Path]],
             rc = 1
             continue
         out, status, count = merge_runs(dirs, str(job.run_dir), command=" ".join(["vlabench"] + sys.argv[1:]),
-                                        name=job.name)
+                                        name=job.name, hosts=hosts)
         note = ("" if status == "complete" else
                 "; re-run the same command to resume the missing shards")
         print(f"{job.name}: {len(dirs)} shards merged, {count} episodes in {out} (status {status}){note}")

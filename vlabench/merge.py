@@ -231,11 +231,11 @@ def planned_counts(parts: list[Part]) -> dict[str, int] | None:
     return None
 
 
-def _source(p: Part) -> dict[str, Any]:
+def _source(p: Part, hosts: dict[Path, str]) -> dict[str, Any]:
     """One `merged_from` entry: where and when a part ran, and its committed records."""
     m = p.manifest
     return {"path": str(p.path), "run_name": m.get("run_name"), "shard": (p.config.get("run") or {}).get("shard"),
-            "host": m.get("host"), "device": m.get("device"), "status": m.get("status"),
+            "host": hosts.get(p.path) or m.get("host"), "device": m.get("device"), "status": m.get("status"),
             "started_at": m.get("started_at"), "finished_at": m.get("finished_at"),
             "episodes": len(p.episodes), "records": m.get("records")}
 
@@ -260,9 +260,9 @@ def _merged_config(part: Part, name: str, output_dir: str) -> bytes:
 
 
 def build_files(out: Path, existing: Part | None, parts: list[Part], command: str,
-                name: str | None = None) -> dict[str, bytes]:
+                name: str | None = None, hosts: dict[Path, str] | None = None) -> dict[str, bytes]:
     """The merged run's files (name -> content), manifest last; `name`: the run name of a new
-    output (default: its folder's name)."""
+    output (default: its folder's name); `hosts`: the machine each input ran on, when known."""
     from vlabench.provenance import now, seal
 
     every = ([existing] if existing else []) + parts
@@ -290,7 +290,7 @@ def build_files(out: Path, existing: Part | None, parts: list[Part], command: st
         base.pop(key, None)
     earlier = list(existing.manifest.get("merged_from") or []) if existing else []
     sources = {e["path"]: e for e in earlier if isinstance(e, dict) and "path" in e}
-    sources.update({str(p.path): _source(p) for p in parts})
+    sources.update({str(p.path): _source(p, hosts or {}) for p in parts})
     starts = [str(p.manifest["started_at"]) for p in every if p.manifest.get("started_at")]
     max_steps: dict[str, Any] = {}
     deviations: list[str] = []
@@ -339,13 +339,13 @@ def commit_files(out: Path, files: dict[str, bytes]) -> None:
 
 
 def merge_runs(inputs: list[Path], into: str | None, command: str = "vlabench merge",
-               name: str | None = None) -> tuple[Path, str, int]:
+               name: str | None = None, hosts: dict[Path, str] | None = None) -> tuple[Path, str, int]:
     """Merge run directories `inputs` into one (`into`, else named after the shards); `name`:
-    the merged run's name when `into` is given (default: its last part). Returns (output,
-    status, episodes)."""
+    the merged run's name when `into` is given (default: its last part); `hosts`: the machine
+    each input ran on (the launcher knows it). Returns (output, status, episodes)."""
     from vlabench.rundir import RunDirClaim, remove_temporaries
 
-    parts = [read_part(p) for p in inputs]
+    parts = [read_part(Path(p).resolve()) for p in inputs]
     out, derived = merged_target(parts, into)
     name = name or derived
     parts = [p for p in parts if p.path != out]   # the output itself takes part as `existing`
@@ -366,7 +366,8 @@ def merge_runs(inputs: list[Path], into: str | None, command: str = "vlabench me
                                   f"{', '.join(held[:3])}); choose another directory with --into")
         if not parts:
             raise ConfigError(f"merge: no input besides the output {out}; give shard run directories")
-        files = build_files(out, existing, parts, command, name)
+        files = build_files(out, existing, parts, command, name,
+                            {Path(k).resolve(): v for k, v in (hosts or {}).items()})
         commit_files(out, files)
         man = json.loads(files["manifest.json"])
     except BaseException:
