@@ -49,10 +49,10 @@ def no_weights_hint(model_name: str) -> str:
     tiny = f"{base}-tiny"
     parts = []
     if tiny in registry.entries("model"):
-        parts.append(f"model={tiny} runs episodes with random weights")
+        parts.append(f"model={tiny} runs episodes (random weights)")
     parts.append(f"`vlabench bench model={base} model.checkpoint=null` gives the full-size FLOPs and "
                  f"tokens kept")
-    return "without weights: " + "; ".join(parts)
+    return "or, without weights: " + ", and ".join(parts)
 
 
 def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
@@ -62,7 +62,7 @@ def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
         if suite not in spec:
             raise ConfigError(f"model {model_name!r} has no checkpoint for suite {suite!r} "
                               f"(known: {', '.join(sorted(spec))}); pass one with "
-                              f"model.checkpoint=<HF id or local directory>, or {hint}")
+                              f"model.checkpoint=<HF id or local directory>; {hint}")
         spec = spec[suite]
     spec = str(spec)
     p = Path(spec).expanduser()
@@ -73,7 +73,7 @@ def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
             raise ConfigError(f"checkpoint {spec} of model {model_name!r} is a file, not a directory; "
                               f"model.checkpoint takes the directory holding config.json; {hint}")
         raise ConfigError(f"checkpoint directory not found: {spec} (model.checkpoint of {model_name!r}); "
-                          f"pass an existing directory, or {hint}")
+                          f"pass an existing directory; {hint}")
     cached = cached_snapshot(spec)
     if cached is not None:
         return cached
