@@ -91,7 +91,11 @@ def groups_epilog() -> str:
         names = ", ".join(sorted(registry.entries(group)))
         lines.append(f"  {group}: {names}")
     lines.append("Run settings: run.name run.output_dir run.episodes_per_task run.max_steps "
-                 "run.seed run.device run.quiet run.overwrite; suite.tasks=[0,3] selects tasks.")
+                 "run.seed run.device run.quiet run.overwrite run.env_workers run.shard "
+                 "run.launcher; suite.tasks=[0,3] selects tasks.")
+    from vlabench.sweep import preset_names
+
+    lines.append("Paper presets (+experiment=NAME, no -m needed): " + ", ".join(preset_names()))
     return "\n\n".join(lines)
 
 
