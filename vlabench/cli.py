@@ -105,7 +105,7 @@ def run(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     multirun: bool = typer.Option(False, "--multirun", "-m", help="Sweep: one run per point of the "
                                   "cross product (pruner=fastv,none pruner.retention=0.5,0.25)"),
-    cfg: str = typer.Option(None, "--cfg", help="job | all: print each job's composed config, run nothing"),
+    cfg: str = typer.Option(None, "--cfg", "-c", help="job | all: print each job's composed config, run nothing"),
     info: bool = typer.Option(False, "--info", help="Config search path, groups, defaults and jobs; run nothing"),
 ) -> None:
     """Roll out a model (+ pruner) on a suite's episodes and write records; re-run to resume.
