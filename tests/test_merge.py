@@ -71,7 +71,7 @@ def test_the_merged_run_is_one_run_for_the_report_and_the_shards_are_skipped(tmp
     assert find_run_dirs([str(a)]) == [a.resolve()]   # named explicitly: still readable
 
 
-def test_merging_again_is_idempotent_and_one_shard_gives_a_partial_run(tmp_path):
+def test_merging_again_is_idempotent_and_one_shard_gives_a_partial_run(tmp_path, capsys):
     a, b = shard(tmp_path, 1, 2), shard(tmp_path, 2, 2)
     out, status, n = merge_runs([a], None)
     assert (status, n) == ("partial", 5) and manifest(out)["status"] == "partial"
@@ -79,6 +79,7 @@ def test_merging_again_is_idempotent_and_one_shard_gives_a_partial_run(tmp_path)
     assert (status, n) == ("complete", 10)
     before = {f: (out / f).read_bytes() for f in ("episodes.csv", "calls.csv", "config.yaml", "summary.csv")}
     assert merge_cli([str(tmp_path / "full.shard-*")], None) == 0
+    assert capsys.readouterr().out == f"merged 10 episodes into {out} (status complete)\n"
     assert {f: (out / f).read_bytes() for f in before} == before
     assert manifest(out)["records"] == manifest(out)["records"] and manifest(out)["status"] == "complete"
 
@@ -213,3 +214,17 @@ def test_a_copied_shard_merges_like_the_original(tmp_path):
     shutil.copytree(b, here / b.name)
     out, status, n = merge_runs([here / a.name, here / b.name], None)
     assert out == (here / "full").resolve() and (status, n) == ("complete", 10)
+
+
+def test_shards_from_different_machines_are_merged_with_a_deviation(tmp_path):
+    from vlabench.provenance import seal
+
+    a, b = shard(tmp_path, 1, 2), shard(tmp_path, 2, 2)
+    m = manifest(b)
+    m["machine"] = {"cpu": "Other CPU", "cpu_cores": 64, "system": "Linux", "gpu": None}
+    m.pop("seal")
+    (b / "manifest.json").write_text(json.dumps(seal(m)))
+    out, status, _ = merge_runs([a, b], None)
+    devs = manifest(out)["deviations"]
+    assert status == "complete" and any("different machines" in d and "Other CPU" in d for d in devs)
+    assert [s["machine"]["cpu"] for s in manifest(out)["merged_from"]][1] == "Other CPU"

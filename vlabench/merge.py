@@ -235,9 +235,21 @@ def _source(p: Part, hosts: dict[Path, str]) -> dict[str, Any]:
     """One `merged_from` entry: where and when a part ran, and its committed records."""
     m = p.manifest
     return {"path": str(p.path), "run_name": m.get("run_name"), "shard": (p.config.get("run") or {}).get("shard"),
-            "host": hosts.get(p.path) or m.get("host"), "device": m.get("device"), "status": m.get("status"),
+            "host": hosts.get(p.path) or m.get("host"), "device": m.get("device"),
+            "machine": m.get("machine"), "status": m.get("status"),
             "started_at": m.get("started_at"), "finished_at": m.get("finished_at"),
             "episodes": len(p.episodes), "records": m.get("records")}
+
+
+def mixed_machines(parts: list[Part]) -> str | None:
+    """A deviation when the parts ran on different machines (their latencies mix them)."""
+    from vlabench.machine import describe, differ
+
+    machines = [p.manifest.get("machine") for p in parts]
+    kinds = list(dict.fromkeys(describe(m) for m in machines if m))
+    if any(differ(a, b) for a in machines for b in machines):
+        return f"merged from shards run on different machines ({'; '.join(kinds)}): latencies mix them"
+    return None
 
 
 def _summary_text(episodes_text: str, calls_text: str) -> str:
@@ -297,6 +309,9 @@ def build_files(out: Path, existing: Part | None, parts: list[Part], command: st
     for p in every:
         max_steps.update(p.manifest.get("max_steps") or {})
         deviations += [d for d in p.manifest.get("deviations") or [] if d not in deviations]
+    note = mixed_machines(every)
+    if note and note not in deviations:
+        deviations.append(note)
     info = {
         **base, "run_name": name, "command": command, "deviations": deviations,
         "started_at": min(starts) if starts else now(), "status": "complete" if complete else "partial",
@@ -388,5 +403,7 @@ def merge_cli(inputs: list[str], into: str | None) -> int:
 
     out, status, n = merge_runs(expand_inputs(inputs), into,
                                 command=" ".join(["vlabench"] + sys.argv[1:]) or "vlabench merge")
-    print(f"merged {n} episodes into {out} (status {status})")
+    hint = ("" if status == "complete" else "; episodes are missing: run the missing shards (or "
+            "`vlabench run` with the run's config, which resumes it) and merge again")
+    print(f"merged {n} episodes into {out} (status {status}){hint}")
     return 0
