@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -142,4 +143,5 @@ def test_bench_cli_interleaves_with_the_baseline_and_prints_tables_not_dicts(tmp
     assert r["baseline"]["model_calls"] == r["model_calls"] == 2
     assert r["machine"]["cpu_cores"] >= 1 and r["machine"]["gpu"] is None
     assert "{'" not in res.stdout and "speedup" in res.stdout and "95% CI" in res.stdout
-    assert max(len(line) for line in res.stdout.splitlines()) <= 80         # piped: rich's 80 columns
+    width = int(os.environ.get("COLUMNS", 80))                               # piped: rich's default
+    assert max(len(line) for line in res.stdout.splitlines()) <= width

@@ -1,9 +1,10 @@
 """`vlabench bench`: latency per stage, FLOPs and tokens kept of N policy calls, no simulator.
 
 The model is built once; the pruner under test and (with `bench.baseline`) `pruner=none` run
-on the same weights in the same process, on the same synthetic observation sequence, so the
-speedup compares like with like. Warm-up calls (the model config's `warmup_calls`) run first
-and are excluded. On the meta device (full size without a GPU) there are no values: the same
+on the same weights in the same process, on the same synthetic observation sequence, their calls
+interleaved in ABBA order so that machine drift cancels; the speedup of each stage is summarised
+over the pairs (median, bootstrap 95% interval, IQR: `bench_pairs`). Warm-up calls (the model
+config's `warmup_calls`) run first and are excluded. On the meta device (full size without a GPU) there are no values: the same
 calls run for their shapes, and only FLOPs and token counts are reported. Methods with history
 (VLA-Pruner's first w calls, SpecPrune's previous-call attention) reach their steady state
 after a few calls: `flops_last_call` is that state, `flops_per_call` the mean over the calls.
