@@ -75,3 +75,42 @@ def test_a_shard_directory_the_driver_cannot_see_is_named(tmp_path):
     check_visible({"host": "n1", "dir": str(tmp_path)}, tmp_path, "shard 1/2 of r")   # visible: fine
     with pytest.raises(ConfigError, match="shard 2/2 of r ran on host n7 and wrote /scratch/r, .*every Ray node shares"):
         check_visible({"host": "n7", "dir": "/scratch/r"}, tmp_path / "missing", "shard 2/2 of r")
+
+
+@pytest.mark.slow   # a local Ray session, slowed episodes
+def test_a_shard_worker_killed_mid_run_is_retried_and_resumes_without_losing_or_doubling(tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from vlabench.records import EPISODE_COLUMNS, read_rows
+
+    run(tmp_path / "ref", "run.name=full", "suite.step_sleep_s=0.1")
+    d = tmp_path / "full.shard-1-of-2"
+    killed: list[int] = []
+
+    def kill_when_two_episodes_are_done() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if (d / "episodes.csv").exists() and len(read_rows(d / "episodes.csv", EPISODE_COLUMNS)) >= 2:
+                try:
+                    pid = json.loads((d / ".vlabench.lock").read_text())["pid"]
+                except (ValueError, KeyError):   # the holder is writing its name: look again
+                    continue
+                os.kill(pid, signal.SIGKILL)   # the Ray worker running shard 1 (it holds the lock)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_when_two_episodes_are_done)
+    watcher.start()
+    j = job(f"run.output_dir={tmp_path}", "run.name=full", "run.launcher=ray", "run.shards=2",
+            "suite.step_sleep_s=0.1")
+    rc = launch([j], [])
+    watcher.join()
+    assert killed and rc == 0
+    assert json.loads((d / "manifest.json").read_text()).get("resumed_at")   # the retry resumed it
+    rows = read_rows(d / "episodes.csv", EPISODE_COLUMNS)
+    assert len(rows) == len({(r["task_id"], r["episode"]) for r in rows}) == 5
+    assert results(tmp_path / "full") == results(tmp_path / "ref" / "full")
