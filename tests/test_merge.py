@@ -228,3 +228,11 @@ def test_shards_from_different_machines_are_merged_with_a_deviation(tmp_path):
     devs = manifest(out)["deviations"]
     assert status == "complete" and any("different machines" in d and "Other CPU" in d for d in devs)
     assert [s["machine"]["cpu"] for s in manifest(out)["merged_from"]][1] == "Other CPU"
+
+
+def test_shards_merged_one_at_a_time_are_complete_only_with_the_last(tmp_path):
+    dirs = [shard(tmp_path, i, 3) for i in (1, 2, 3)]
+    assert [merge_runs([d], None)[1] for d in dirs] == ["partial", "partial", "complete"]
+    out = tmp_path / "full"
+    assert manifest(out)["episodes_per_task"] == {"0": 5, "1": 5}
+    assert [s["shard"] for s in manifest(out)["merged_from"]] == ["1/3", "2/3", "3/3"]

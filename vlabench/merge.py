@@ -211,21 +211,37 @@ def dedup(parts: list[Part]) -> tuple[list[dict[str, str]], list[dict[str, str]]
     return ([episodes[k] for k in keys], [c for k in keys for c in calls[k]], where)
 
 
-def planned_counts(parts: list[Part]) -> dict[str, int] | None:
-    """Episodes per task of the whole run, when the inputs say: a part that is a whole run
-    (run.shard null), or all n shards of one split; None when unknown."""
-    for p in parts:
-        if p.shard is None and isinstance(p.manifest.get("episodes_per_task"), dict):
-            return {str(t): int(c) for t, c in p.manifest["episodes_per_task"].items()}
-    by_n: dict[int, dict[int, Part]] = {}
-    for p in parts:
-        if p.shard is not None and isinstance(p.manifest.get("episodes_per_task"), dict):
-            by_n.setdefault(p.shard[1], {})[p.shard[0]] = p
+def _plan_units(existing: Part | None, parts: list[Part]) -> list[tuple[Any, Any]]:
+    """(shard spec or None, episodes per task) of everything merged: the inputs, the inputs of
+    an earlier merge into the output, and the output itself when its plan is known (a whole
+    run, or a merge that was complete)."""
+    units = [((p.config.get("run") or {}).get("shard"), p.manifest.get("episodes_per_task")) for p in parts]
+    if existing is not None:
+        merged = existing.manifest.get("merged_from")
+        units += [(e.get("shard"), e.get("episodes_per_task")) for e in merged or [] if isinstance(e, dict)]
+        if not merged or existing.manifest.get("status") == "complete":
+            units.append((None, existing.manifest.get("episodes_per_task")))
+    return units
+
+
+def planned_counts(units: list[tuple[Any, Any]]) -> dict[str, int] | None:
+    """Episodes per task of the whole run, when `units` (see `_plan_units`) say: a whole run
+    (shard None), or all n shards of one split; None when unknown."""
+    from vlabench.shards import shard_spec
+
+    for spec, counts in units:
+        if spec is None and isinstance(counts, dict):
+            return {str(t): int(c) for t, c in counts.items()}
+    by_n: dict[int, dict[int, dict]] = {}
+    for spec, counts in units:
+        ij = shard_spec(spec) if spec is not None else None
+        if ij is not None and isinstance(counts, dict):
+            by_n.setdefault(ij[1], {})[ij[0]] = counts
     for n, got in sorted(by_n.items()):
         if len(got) == n:
             total: dict[str, int] = {}
-            for p in got.values():
-                for t, c in p.manifest["episodes_per_task"].items():
+            for counts in got.values():
+                for t, c in counts.items():
                     total[str(t)] = total.get(str(t), 0) + int(c)
             return total
     return None
@@ -238,7 +254,8 @@ def _source(p: Part, hosts: dict[Path, str]) -> dict[str, Any]:
             "host": hosts.get(p.path) or m.get("host"), "device": m.get("device"),
             "machine": m.get("machine"), "status": m.get("status"),
             "started_at": m.get("started_at"), "finished_at": m.get("finished_at"),
-            "episodes": len(p.episodes), "records": m.get("records")}
+            "episodes": len(p.episodes), "episodes_per_task": m.get("episodes_per_task"),
+            "records": m.get("records")}
 
 
 def mixed_machines(parts: list[Part]) -> str | None:
@@ -292,7 +309,7 @@ def build_files(out: Path, existing: Part | None, parts: list[Part], command: st
         r["run_id"] = name
     ep_text = format_rows(EPISODE_COLUMNS, episodes, header=True)
     call_text = format_rows(CALL_COLUMNS, calls, header=True)
-    plan = planned_counts(every)
+    plan = planned_counts(_plan_units(existing, parts))
     have: dict[str, int] = {}
     for r in episodes:
         have[r["task_id"]] = have.get(r["task_id"], 0) + 1
