@@ -213,13 +213,13 @@ def dedup(parts: list[Part]) -> tuple[list[dict[str, str]], list[dict[str, str]]
 
 def _plan_units(existing: Part | None, parts: list[Part]) -> list[tuple[Any, Any]]:
     """(shard spec or None, episodes per task) of everything merged: the inputs, the inputs of
-    an earlier merge into the output, and the output itself when its plan is known (a whole
-    run, or a merge that was complete)."""
+    an earlier merge into the output, and the output itself unless it is a partial merge (a
+    run's manifest, written by the runner, always holds the whole plan)."""
     units = [((p.config.get("run") or {}).get("shard"), p.manifest.get("episodes_per_task")) for p in parts]
     if existing is not None:
         merged = existing.manifest.get("merged_from")
         units += [(e.get("shard"), e.get("episodes_per_task")) for e in merged or [] if isinstance(e, dict)]
-        if not merged or existing.manifest.get("status") == "complete":
+        if existing.manifest.get("status") != "partial":
             units.append((None, existing.manifest.get("episodes_per_task")))
     return units
 
