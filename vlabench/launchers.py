@@ -40,6 +40,8 @@ def launch(jobs: list[Job], hydra_overrides: list[str]) -> int:
     """Run `jobs` on the chosen launcher; the exit code (0: every run finished, 1: one failed)."""
     from vlabench.registry import ConfigError
 
+    if not jobs:
+        return 0
     chosen = hydra_launcher(hydra_overrides)
     if chosen is not None and chosen not in ("basic", *SUBMITIT_LAUNCHERS):
         raise ConfigError(f"hydra/launcher={chosen} is not supported; valid: "
