@@ -73,9 +73,10 @@ def connect(address: Any) -> None:
         _reachable(str(address))
         kwargs["address"] = str(address)
     kwargs["runtime_env"] = {"env_vars": env}
-    warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", category=FutureWarning)
     try:
-        ray.init(**kwargs)
+        with warnings.catch_warnings():   # Ray's tips and client time-outs: our line says it
+            warnings.simplefilter("ignore")
+            ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
         line = " ".join(str(e).split())[:300]
         raise ConfigError(f"ray.address={address}: cannot connect to the Ray cluster ({line}); "
