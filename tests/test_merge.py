@@ -236,3 +236,22 @@ def test_shards_merged_one_at_a_time_are_complete_only_with_the_last(tmp_path):
     out = tmp_path / "full"
     assert manifest(out)["episodes_per_task"] == {"0": 5, "1": 5}
     assert [s["shard"] for s in manifest(out)["merged_from"]] == ["1/3", "2/3", "3/3"]
+
+
+def test_shards_of_a_grown_run_grow_the_merged_run(tmp_path):
+    run(tmp_path / "ref", "run.name=full", "run.episodes_per_task=7")
+    merge_runs([shard(tmp_path, 1, 2), shard(tmp_path, 2, 2)], None)
+    before = read_rows(tmp_path / "full" / "episodes.csv", EPISODE_COLUMNS)
+    a, b = (shard(tmp_path, i, 2, "full", "run.episodes_per_task=7") for i in (1, 2))  # each resumes, grown
+    out, status, n = merge_runs([a, b], None)
+    assert (status, n) == ("complete", 14) and manifest(out)["episodes_per_task"] == {"0": 7, "1": 7}
+    assert "episodes_per_task: 7" in (out / "config.yaml").read_text()
+    rows = read_rows(out / "episodes.csv", EPISODE_COLUMNS)
+    assert [r for r in rows if int(r["episode"]) < 5] == before   # nothing re-run or lost
+    assert results(out) == results(tmp_path / "ref" / "full")
+    c = shard(tmp_path / "small", 1, 2, "full", "run.episodes_per_task=3")
+    with pytest.raises(ConfigError, match="only grows"):
+        merge_runs([c], str(out))
+    d = shard(tmp_path / "seed", 1, 2, "full", "run.seed=9")
+    with pytest.raises(ConfigError, match="differs from .* in run.seed"):
+        merge_runs([d], str(out))

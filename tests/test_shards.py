@@ -16,14 +16,19 @@ from vlabench.shards import base_name, select_shard, shard_name
 from vlabench.contracts import EpisodeSpec
 
 
-def test_shard_names_round_trip_and_shards_partition_the_plan():
+def test_shard_names_round_trip_and_shards_partition_the_plan_stably_as_it_grows():
     assert shard_name("a/b-c", 2, 4) == "a/b-c.shard-2-of-4" and base_name("a/b-c.shard-2-of-4") == "a/b-c"
     assert base_name("plain") is None
     plan = {t: [EpisodeSpec(t, i, i, 7) for i in range(5)] for t in (0, 3)}
     parts = [select_shard(plan, f"{i}/3") for i in (1, 2, 3)]
     got = sorted((t, ep.index) for p in parts for t, eps in p.items() for ep in eps)
     assert got == sorted((t, i) for t in (0, 3) for i in range(5))   # every episode exactly once
-    assert [len(p[0]) + len(p[3]) for p in parts] == [4, 3, 3]
+    assert [[ep.index for ep in p[0]] for p in parts] == [[0, 3], [1, 4], [2]]
+    assert [[ep.index for ep in p[3]] for p in parts] == [[0, 3], [1, 4], [2]]   # (3 + e) % 3
+    grown = {t: [EpisodeSpec(t, i, i, 7) for i in range(8)] for t in (0, 3, 4)}
+    for i in (1, 2, 3):   # more episodes and tasks: each shard keeps what it had
+        kept = select_shard(grown, f"{i}/3")
+        assert all(set(ep.index for ep in parts[i - 1][t]) <= set(ep.index for ep in kept[t]) for t in (0, 3))
 
 
 def test_a_shard_spec_beyond_its_count_is_one_line_exit_2_and_nothing_written(tmp_path):

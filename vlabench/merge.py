@@ -3,7 +3,8 @@
 Each input is verified as the report verifies a run (sealed manifest, config.yaml against its
 sha256, records against their committed digest; a torn last line is left out, as a resume would
 drop it). Their configs must be equal apart from run.shard, run.name and the neutral keys
-(vlabench/runkeys.py). Episodes are de-duplicated by (task, episode): duplicates equal in every
+(vlabench/runkeys.py); shards of a run that grew (more episodes or tasks: the growable keys)
+grow the output's run as a resume would. Episodes are de-duplicated by (task, episode): duplicates equal in every
 column but the run name and the timings (and their calls likewise) are kept once; any other
 difference is an error naming the task, the episode, the column and both directories.
 
@@ -171,6 +172,25 @@ def check_configs(parts: list[Part]) -> None:
                               f"configs differ in {shown}")
 
 
+def grows(out: Path, existing: Part, part: Part) -> bool:
+    """Whether the inputs (like `part`) grow the output's run (more episodes or tasks: True),
+    or run its config (False); any other difference, or a shrink, is one line."""
+    from vlabench.resume import resume_problem
+    from vlabench.runkeys import is_growable
+
+    old, new = episode_config(existing.config), episode_config(part.config)
+    diff = config_diff(old, new)
+    other = [k for k in diff if not is_growable(k)]
+    if other:
+        shown = ", ".join(other[:6]) + (" ..." if len(other) > 6 else "")
+        raise ConfigError(f"merge: {out} holds a run whose config differs from {part.path}'s in "
+                          f"{shown}; merge into another directory (--into)")
+    problem = resume_problem(out, old, new) if diff else None
+    if problem:
+        raise ConfigError(f"merge: {problem}")
+    return bool(diff)
+
+
 def _first_difference(a: dict[str, str], b: dict[str, str], free: Any) -> str | None:
     for col in a:
         if not free(col) and a.get(col, "") != b.get(col, ""):
@@ -295,11 +315,14 @@ def build_files(out: Path, existing: Part | None, parts: list[Part], command: st
     from vlabench.provenance import now, seal
 
     every = ([existing] if existing else []) + parts
-    check_configs(every)
+    check_configs(parts)
+    grown = existing is not None and grows(out, existing, parts[0])
     episodes, calls, _ = dedup(every)
     if existing is not None:
-        config_raw = existing.config_raw      # kept byte for byte: merging again changes nothing
         name = str((existing.config.get("run") or {}).get("name") or out.name)
+        root = str((existing.config.get("run") or {}).get("output_dir") or out.parent)
+        # kept byte for byte (merging again changes nothing), unless the shards grew the run
+        config_raw = _merged_config(parts[0], name, root) if grown else existing.config_raw
     else:
         name = name or out.name
         n = len(PurePath(name).parts)
@@ -309,7 +332,7 @@ def build_files(out: Path, existing: Part | None, parts: list[Part], command: st
         r["run_id"] = name
     ep_text = format_rows(EPISODE_COLUMNS, episodes, header=True)
     call_text = format_rows(CALL_COLUMNS, calls, header=True)
-    plan = planned_counts(_plan_units(existing, parts))
+    plan = planned_counts(_plan_units(None if grown else existing, parts))
     have: dict[str, int] = {}
     for r in episodes:
         have[r["task_id"]] = have.get(r["task_id"], 0) + 1

@@ -16,14 +16,13 @@ from vlabench.contracts import EpisodeSpec
 
 
 def select_shard(plan: dict[int, list[EpisodeSpec]], spec: Any) -> dict[int, list[EpisodeSpec]]:
-    """The episodes of shard `spec` ("i/n"; None: all): every n-th episode of the plan in
-    (task, episode) order, starting at the i-th, so each shard holds a slice of every task."""
+    """The episodes of shard `spec` ("i/n"; None: all): those with (task id + episode index) % n
+    == i - 1, so each shard holds a slice of every task, and a run that grows (more episodes,
+    more tasks) keeps every existing episode in the shard that has it."""
     if spec is None:
         return plan
     i, n = shard_spec(spec)
-    flat = [(t, ep) for t, eps in plan.items() for ep in eps]
-    keep = {(t, ep.index) for k, (t, ep) in enumerate(flat) if k % n == i - 1}
-    return {t: [ep for ep in eps if (t, ep.index) in keep] for t, eps in plan.items()}
+    return {t: [ep for ep in eps if (t + ep.index) % n == i - 1] for t, eps in plan.items()}
 
 
 SHARD_SUFFIX = re.compile(r"\.shard-(\d+)-of-(\d+)$")

@@ -174,7 +174,8 @@ def load_config(run_dir: Path, man: dict[str, Any]) -> dict[str, Any]:
             raise RecordsError(f"{path} is missing (the run recorded one); restore it")
         return {}
     raw = path.read_bytes()
-    if man.get("config_sha256") and sha256(raw) != man["config_sha256"]:
+    # config_sha256_grown: a run grown by a resume that stopped between its two writes (resume.py)
+    if man.get("config_sha256") and sha256(raw) not in (man["config_sha256"], man.get("config_sha256_grown")):
         raise RecordsError(f"{path} was edited after the run started (its sha256 differs from "
                            f"manifest.json's); restore it")
     try:
