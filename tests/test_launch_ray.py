@@ -31,9 +31,10 @@ def test_a_ray_launched_run_equals_the_single_process_run(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == \
         ["full", "full.shard-1-of-2", "full.shard-2-of-2"]
     assert "2 shards merged, 10 episodes" in capsys.readouterr().out
-    # the same command again: every shard resumes (nothing left to run) and merges identically
-    before = (out / "episodes.csv").read_bytes()
-    assert launch([j], []) == 0 and (out / "episodes.csv").read_bytes() == before
+    # the same command again: the run is complete, nothing is launched or rewritten
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    assert launch([j], []) == 0 and {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+    assert "full: already complete" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("address", ["ray://127.0.0.1:1", "127.0.0.1:1", "auto"])

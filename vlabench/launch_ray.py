@@ -126,9 +126,34 @@ def _overwrite(job: Job) -> None:
         claim.close()
 
 
+def already_complete(job: Job) -> bool:
+    """The job's run directory holds the whole run of this config (nothing for Ray to do)."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from vlabench.merge import config_diff, episode_config
+
+    if job.cfg.run.get("overwrite"):
+        return False
+    try:
+        man = json.loads((job.run_dir / "manifest.json").read_text(encoding="utf-8"))
+        saved = OmegaConf.to_container(OmegaConf.load(job.run_dir / "config.yaml"), resolve=True)
+    except Exception:   # absent or damaged: the shards and the merge say what is wrong
+        return False
+    wanted = OmegaConf.to_container(job.cfg, resolve=True)
+    return man.get("status") == "complete" and not config_diff(episode_config(saved), episode_config(wanted))
+
+
 def launch_ray(jobs: list[Job]) -> int:
     """Run every job's shards on Ray, then merge each job's shards into its run directory."""
     _check_jobs(jobs)
+    done = [j for j in jobs if already_complete(j)]
+    for j in done:
+        print(f"{j.name}: already complete; records in {j.run_dir}")
+    jobs = [j for j in jobs if j not in done]
+    if not jobs:
+        return 0
     connect(jobs[0].cfg.ray.get("address"))
     import ray
 
