@@ -96,7 +96,7 @@ def test_crash_inside_an_episode_is_recorded_and_the_run_goes_on(tmp_path):
 
 def test_rerun_with_a_different_config_is_refused(tmp_path):
     base = ["run", "model=test-zero", "suite=libero_spatial", "suite.tasks=[0]",
-            "run.episodes_per_task=1", f"run.output_dir={tmp_path}", "run.quiet=true"]
+            "run.episodes_per_task=1", f"run.output_dir={tmp_path}", "run.name=r", "run.quiet=true"]
     assert run_cli(*base, "run.max_steps=2").returncode == 0
     res = run_cli(*base, "run.max_steps=3")
     assert res.returncode == 2
