@@ -173,3 +173,20 @@ def test_cfg_and_info_run_nothing(tmp_path):
 def test_version():
     res = run_cli("--version")
     assert res.returncode == 0 and res.stdout.startswith("vlabench ")
+
+
+def test_sweep_hands_jobs_and_launcher_overrides_to_the_launchers(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import vlabench.launchers
+    from vlabench.cli import app
+
+    seen = []
+    monkeypatch.setattr(vlabench.launchers, "launch", lambda jobs, hydra: seen.append((jobs, hydra)) or 0)
+    res = CliRunner().invoke(app, ["run", "-m", *FAST, f"run.output_dir={tmp_path}", "run.seed=1,2",
+                                   "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"])
+    assert res.exit_code == 0, res.output
+    (jobs_, hydra), = seen
+    assert [j.cfg.run.seed for j in jobs_] == [1, 2]
+    assert hydra == ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"]
+    assert "sweep: 2 runs (launcher: submitit_local)" in res.output and not any(tmp_path.iterdir())
