@@ -304,16 +304,7 @@ def plan_lines(jobs: list[Job], hydra: list[str]) -> list[str]:
 
 
 def launch(jobs: list[Job], hydra: list[str]) -> int:
-    """Run the jobs through vlabench.launchers.launch (local, Ray, submitit); the exit code.
-    Without that module: the jobs in order, here."""
-    import importlib.util
+    """Run the jobs through vlabench.launchers (local, Ray, submitit); the exit code."""
+    from vlabench.launchers import launch as launch_jobs
 
-    if importlib.util.find_spec("vlabench.launchers") is not None:
-        from vlabench.launchers import launch as launch_jobs
-
-        return launch_jobs(jobs, hydra)
-    if hydra:
-        raise ConfigError(f"{hydra[0]}: launcher overrides need vlabench.launchers (not installed)")
-    from vlabench.runner import run_from_config
-
-    return max((0 if run_from_config(job.cfg) is not None else 1 for job in jobs), default=0)
+    return launch_jobs(jobs, hydra)
