@@ -104,18 +104,20 @@ def test_per_task_step_caps_are_recorded_as_deviations():
 
 
 def test_list_shows_the_simpler_suites_with_availability():
-    res = run_cli("list")
-    assert res.returncode == 0, res.stderr
-    lines = {ln.split("│")[2].strip(): ln for ln in res.stdout.splitlines() if ln.count("│") >= 4}
-    for name in ("simpler_bridge", "simpler_google_vm", "simpler_google_va"):
-        assert name in lines, res.stdout
     import importlib.util
 
-    bridge_ok = all(importlib.util.find_spec(m) for m in ("mani_skill", "sapien"))
-    assert lines["simpler_bridge"].split("│")[3].strip().startswith("yes" if bridge_ok else "no")
+    from vlabench import listing, registry
+
+    res = run_cli("list")
+    assert res.returncode == 0, res.stderr
+    for name in ("simpler_bridge", "simpler_google_vm", "simpler_google_va"):
+        assert name in res.stdout
+    if not all(importlib.util.find_spec(m) for m in ("mani_skill", "sapien")):
+        assert listing.readiness(registry.entry("suite", "simpler_bridge")).status == "no"
     if importlib.util.find_spec("simpler_env") is None:
-        assert "no: needs simpler_env" in lines["simpler_google_vm"]
-        assert "SimplerEnv" in res.stdout
+        r = listing.readiness(registry.entry("suite", "simpler_google_vm"))
+        assert r.status == "no" and "simpler_env" in r.missing[0]
+        assert "SimplerEnv" in " ".join(res.stdout.split())
 
 
 def test_google_suite_without_simplerenv_stops_in_one_line(tmp_path):

@@ -180,33 +180,10 @@ def list_plugins(
                                   "and public code disagree, and the side each run follows."),
     markdown: bool = typer.Option(False, "--markdown", help="With --readings: the README table."),
 ) -> None:
-    """Every registered model, pruner and suite, and whether it is usable on this machine."""
-    from rich.console import Console
-    from rich.table import Table
+    """Every registered model, pruner and suite, and what is missing to use it on this machine."""
+    from vlabench.listing import print_list
 
-    if readings:
-        from vlabench.pruners.readings import COLUMNS, cells, readings_markdown, readings_rows
-
-        if markdown:
-            typer.echo(readings_markdown(), nl=False)
-            return
-        table = Table(show_lines=True)
-        for col in COLUMNS:
-            table.add_column(col, overflow="fold")
-        for name, r in readings_rows():
-            table.add_row(*cells(name, r))
-        Console().print(table)
-        return
-
-    table = Table(show_lines=False)
-    for col in ("group", "name", "usable", "description"):
-        table.add_column(col, overflow="fold")
-    for group in registry.GROUPS:
-        for name, e in sorted(registry.entries(group).items()):
-            missing = e.missing()
-            usable = "yes" if not missing else f"no: needs {', '.join(missing)}; install: {registry.install_hint(e)}"
-            table.add_row(group, name, usable, e.description)
-    Console(width=160).print(table)
+    print_list(readings, markdown)
 
 
 @app.command()
@@ -214,8 +191,9 @@ def list_plugins(
 def report(
     runs: list[str] = typer.Argument(None, help="Run directories or globs (default: every run under results/)",
                                      show_default=False),
-    fmt: str = typer.Option("md", "--format", "-f", help="md | latex | csv | html"),
-    out: str = typer.Option(None, "--out", "-o", help="Write report, runs.csv and plots (PNG+SVG) here"),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | latex | csv | json | html"),
+    out: str = typer.Option(None, "--out", "-o", help="Write the report, tidy CSV and plots (PNG+SVG) here; without it every format "
+                           "prints to stdout (html: one self-contained page)"),
     with_reference: bool = typer.Option(False, "--with-reference", help="Show the papers' numbers and the difference"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw plots when writing to --out or html"),
 ) -> None:
