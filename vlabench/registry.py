@@ -21,8 +21,10 @@ from typing import Any
 
 import yaml
 
+from vlabench.resources import CONFIGS_DIR
+
 GROUPS = ("model", "pruner", "suite")
-BUILTIN_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+BUILTIN_CONFIGS = CONFIGS_DIR   # inside the package when installed from a wheel (resources.py)
 
 
 class ConfigError(ValueError):

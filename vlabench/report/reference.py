@@ -15,8 +15,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from vlabench.records import RecordsError
+from vlabench.resources import REFERENCE_DIR  # inside the package when installed from a wheel
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 COLUMNS = ["paper", "table", "method", "model", "suite", "task", "metric", "value",
            "retention", "variant", "label"]
 
