@@ -7,6 +7,7 @@ import datetime as _dt
 import importlib.metadata as md
 import os
 import platform
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,7 @@ def manifest(cfg: Any, policy: Any, deviations: list[str], started_at: str) -> d
         "model": cfg.model.name, "pruner": cfg.pruner.name, "suite": cfg.suite.name,
         "suite_family": cfg.suite.get("family"),
         "git_commit": commit, "git_dirty": dirty,
+        "host": socket.gethostname(),
         "python": sys.version.split()[0], "platform": platform.platform(),
         "packages": package_versions(),
         "device": device, "machine": machine(device),
