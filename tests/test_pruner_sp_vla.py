@@ -112,3 +112,49 @@ def test_spatial_semantic_keep_breaks_exact_ties_by_position():
     priority = torch.zeros(10, dtype=torch.bool)
     priority[7] = True
     assert spatial_semantic_keep(accu, priority, 3).tolist() == [0, 1, 7]
+
+
+def _edge_scene():
+    p_img = np.zeros((56, 56, 3), np.uint8)
+    p_img[:, 21:] = 255                                              # edges in patches 1, 5, 9, 13
+    att = torch.full((1, 16, 16), 1 / 16)
+    att[:, :, 0] += 0.01                                             # patch 0 most attended
+    return VisualTokens(torch.zeros(16, 4), torch.zeros(16, 4), {"agentview": p_img},
+                        {"agentview": att}, "task", 1)
+
+
+@pytest.mark.parametrize("edges", [True, False])
+def test_table2_without_canny_drops_the_edge_tokens_from_t_select(edges):
+    """Table 2 "w/o Canny" (`edges=false`): T_select = T_se; at T_r = 0.25 (4 of 16) the four
+    edge patches are kept only with edges, else the top-up follows AccuAttn (0 then lowest ids)."""
+    p = SPVLA({"v_pmin": 0.2, "v_pmax": 1.0, "semantic_threshold": 0.5, "edges": edges})
+    p.bind(model_info(grid=4, cameras=("agentview",)))
+    p.end_of_step(np.array([[0.8, 0, 0, 0, 0, 0, 1]]), None)       # T_r = 0.25 -> 4 of 16
+    keep = p.before_llm(_edge_scene()).tolist()
+    assert keep == ([1, 5, 9, 13] if edges else [0, 1, 2, 3])
+
+
+def test_table2_without_pruning_or_scheduling_switch_one_module_off():
+    fast = np.array([[0.3, -0.3, 0.3, 0, 0, 0, 1]] * 8)
+    no_prune = SPVLA({"prune": False, "v_pmin": 0.2, "v_pmax": 1.0})
+    no_prune.bind(model_info(grid=4, cameras=("agentview",)))
+    no_prune.end_of_step(fast, None)
+    assert no_prune.before_llm(_edge_scene()) is None                  # every call keeps all tokens
+    assert no_prune.skip_call(None) is not None                        # the scheduler still serves
+    no_sched = SPVLA({"schedule": False, "v_pmin": 0.2, "v_pmax": 1.0, "semantic_threshold": 0.5})
+    no_sched.bind(model_info(grid=4, cameras=("agentview",)))
+    no_sched.end_of_step(fast, None)
+    assert no_sched.skip_call(None) is None                            # every step calls the model
+    assert no_sched.before_llm(_edge_scene()) is not None              # and prunes
+
+
+def test_table2_ablation_configs_differ_from_sp_vla_in_one_setting():
+    import yaml
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "pruner"
+    base = yaml.safe_load((root / "sp-vla.yaml").read_text())
+    for name, key in (("no-pruning", "prune"), ("no-scheduling", "schedule"), ("no-canny", "edges")):
+        cfg = yaml.safe_load((root / f"sp-vla-{name}.yaml").read_text())
+        diff = {k for k in base if k not in ("name", "description") and cfg.get(k) != base[k]}
+        assert diff == {key} and cfg[key] is False and base[key] is True

@@ -32,6 +32,12 @@ Readings where the paper is silent (no public code found):
   would scale a constant-velocity extrapolation by 201/167 = 1.2).
 - The buffer must be full (n actions) before the generator may serve; OpenVLA-OFT chunks
   enter the buffer action by action, and a served step returns a one-action chunk.
+
+Table 2 ablations (Sec. 4.3), as settings (configs/pruner/sp-vla-no-*.yaml):
+- w/o Pruning: `pruner.prune=false`; the scheduler alone (every model call keeps all tokens).
+- w/o Scheduling: `pruner.schedule=false`; every step calls the model, pruning as above.
+- w/o Canny: `pruner.edges=false`; T_select = T_se (semantic tokens only), the same Eq. 7
+  budget topped up by AccuAttn ("excluding positional information from the token pruning").
 """
 
 from __future__ import annotations
@@ -125,6 +131,7 @@ class SPVLA(Pruner):
         self.canny = (float(cfg_get(cfg, "canny_low", 100)), float(cfg_get(cfg, "canny_high", 200)))
         self.schedule = bool(cfg_get(cfg, "schedule", True))
         self.prune = bool(cfg_get(cfg, "prune", True))
+        self.edges = bool(cfg_get(cfg, "edges", True))
         self.reset()
 
     def bind(self, info: ModelInfo) -> None:
@@ -168,7 +175,8 @@ class SPVLA(Pruner):
         for c, cam in enumerate(info.cameras):
             accu = accumulated_attention(att[cam]).cpu()
             prio = accu > self.t_ks
-            prio[canny_patch_ids(tokens.images[cam], info.grid, *self.canny)] = True
+            if self.edges:
+                prio[canny_patch_ids(tokens.images[cam], info.grid, *self.canny)] = True
             keep.append(spatial_semantic_keep(accu, prio, k) + c * per)
         return torch.cat(keep)
 

@@ -1,0 +1,111 @@
+"""LLaVA-PruMerge (Shang et al. 2024, arXiv 2403.15388), as SP-VLA's Table 1 "PruMerge + R".
+
+Official code: 42Shawn/LLaVA-PruMerge @ 1ca8b2b, `llava/model/multimodal_encoder/clip_encoder.py`
+(functions `outlier_dectection`, `token_prune_merge_advanced`, `..._plus`; `forward` runs
+`token_prune_merge_advanced(images, if_adaptive=True, reduction_ratio=1/8)`). Per image:
+1. CLS attention a (N,) over the patches (code: `attn[:, 0, 1:]` from query/key of CLIP's last
+   layer, `layers[23]`, one head over the full width).
+2. Keep count: adaptive (paper Sec. 3.1, `outlier_dectection`): the share of patches whose a is
+   an IQR outlier, a > Q3 + 1.5 IQR, times N (floored by `int`); or a fixed `pruner.retention`.
+3. Keep the top-k by a (`torch.topk`, so the code's order is by descending a).
+4. Merge (paper Sec. 3.2): each kept token i becomes x_i + sum_j a_j x_j over the 32 tokens j
+   (kept or not, i excluded) whose keys are most cosine-similar to i's key (the weights are
+   not normalised: the code's `#/ torch.sum(weights)` is commented out).
+5. One extra token sum_j a_j x_j over the pruned tokens is appended (`extra_one_token`).
+PruMerge+ (`pruner.plus=true`, `token_prune_merge_advanced_plus`): the adaptive top-k plus
+patches sampled every int(int(1/ratio) / 3) ids below N - 1 (not already kept), same merging.
+
+On a VLA (vlabench/pruners/sp_adapt.py): a = the attention each patch receives in SigLIP's
+feature layer (no CLS token); keys -> the patch's fused vision features; merges in the LLM-input
+space. The extra token needs a place when positions are kept (+R): the highest-id pruned patch.
+SP-VLA Sec. A.4: no "+S" for PruMerge (it has its own spatial mechanism); Table 1 runs "+R".
+
+Settings SP-VLA does not give: Table 1's 73.63% FLOPs cannot come from the adaptive count
+(LLaVA keeps ~5.5% of tokens, which would cost ~30% FLOPs on OpenVLA), so the default is a fixed
+count (code path `if_adaptive=False`): retention 0.66 (169 patches + the extra token), the
+retention at which full-size OpenVLA's FLOPs per call equal Table 1's 73.63%. At retention 1
+nothing is pruned and the method is the identity (the code would still blend every token with
+its neighbours; a keep-all setting here means the unpruned model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlabench.config import cfg_get
+from vlabench.pruners.common import retention_of
+from vlabench.pruners.selection import keep_count, top_k_indices
+from vlabench.pruners.sp_adapt import AdaptedBaseline, Plan, received_attention
+
+
+def iqr_outlier_ratio(scores: torch.Tensor) -> float:
+    """Share of scores above Q3 + 1.5 IQR (numpy's linear percentiles, as the code)."""
+    a = scores.detach().float().cpu().numpy().ravel()
+    q1, q3 = np.percentile(a, 25), np.percentile(a, 75)
+    return float(np.count_nonzero(a > q3 + 1.5 * (q3 - q1))) / a.size
+
+
+def spatial_samples(ratio: float, n: int) -> torch.Tensor:
+    """PruMerge+'s uniform samples: ids 0, s, 2s, ... below n - 1 with s = int(int(1/ratio)/3)."""
+    step = max(1, int(int(1.0 / ratio) / 3)) if ratio > 0 else 1
+    return torch.arange(0, n - 1, step)
+
+
+def prumerge_tokens(x: torch.Tensor, keys: torch.Tensor, a: torch.Tensor, kept: torch.Tensor,
+                    neighbours: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(merged kept tokens (k, d), the extra token (d,)): kept token i -> x_i + sum a_j x_j over
+    its `neighbours` most key-similar other tokens; extra = sum a_j x_j over the pruned ones."""
+    n = x.shape[0]
+    xf, af = x.float(), a.float().to(x.device)
+    kn = torch.nn.functional.normalize(keys.float(), dim=-1)
+    kept = kept.to(x.device)
+    sim = kn[kept] @ kn.T                                        # (k, n)
+    sim[torch.arange(kept.numel(), device=x.device), kept] = float("-inf")   # not itself
+    m = min(neighbours, n - 1)
+    nb = torch.sort(sim, dim=1, descending=True, stable=True).indices[:, :m]
+    merged = xf[kept] + (af[nb][..., None] * xf[nb]).sum(1)
+    pruned = torch.ones(n, dtype=torch.bool, device=x.device)
+    pruned[kept] = False
+    extra = (af[pruned][:, None] * xf[pruned]).sum(0)
+    return merged, extra
+
+
+class PruMerge(AdaptedBaseline):
+    name = "prumerge"
+
+    def __init__(self, cfg: Any = None) -> None:
+        super().__init__(cfg)
+        self.retention = retention_of(cfg, 0.66)
+        self.adaptive = bool(cfg_get(cfg, "adaptive", False))
+        self.plus = bool(cfg_get(cfg, "plus", False))
+        self.neighbours = int(cfg_get(cfg, "neighbours", 32))
+
+    def budget(self, per: int) -> int:
+        # shape-only builds have no attention: the fixed count (+ the extra token); adaptive
+        # counts are content-dependent and priced at the fixed retention
+        return keep_count(per, self.retention) + 1
+
+    def plan(self, attn, feats, emb) -> Plan | None:
+        per = emb.shape[0]
+        a = received_attention(attn).cpu()
+        if self.adaptive:
+            ratio = iqr_outlier_ratio(a)
+            k = max(1, int(per * ratio))
+        else:
+            ratio = self.retention
+            k = keep_count(per, self.retention)
+            if k >= per:
+                return None
+        order = top_k_indices(a, k)                              # descending a (the code's order)
+        if self.plus:
+            extra_ids = spatial_samples(ratio, per)
+            order = torch.cat([order, extra_ids[~torch.isin(extra_ids, order)]])
+        if order.numel() >= per:
+            return None
+        merged, extra = prumerge_tokens(emb, feats, a, order, self.neighbours)
+        free = torch.nonzero(~torch.isin(torch.arange(per), order)).flatten()
+        anchors = torch.cat([order, free[-1:]])
+        return Plan(anchors, torch.cat([merged, extra[None]]).to(emb.dtype))
