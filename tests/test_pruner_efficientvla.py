@@ -148,3 +148,36 @@ def test_diversity_top_up_breaks_exact_ties_by_position():
     feats = torch.ones(6, 4)
     ids = torch.arange(10, 16)
     assert task_relevant_diverse(score, feats, ids, budget=4, key=1, alpha=0.0).tolist() == [10, 11, 12, 13]
+
+
+def test_without_layer_skipping_only_prunes_tokens_and_never_calibrates():
+    """VLA-Pruner Table 3's 'EfficientVLA (w/o layer)': 50% of M tokens, nothing skipped."""
+    p = EfficientVLA({"retention": 0.5, "layers_kept": 32})
+    p.bind(info(num_visual=8, num_layers=4))
+    assert p.tokens_kept == 4 and p.n_skip == 0
+    for call in (0, 1, 2):
+        p.before_llm(_tokens(call=call))
+        assert p.mode() is None and p.attention_layers == frozenset({2})
+        assert not any(p.skip_layer(i) for i in range(4))
+
+
+def test_retention_replaces_tokens_kept_and_is_validated():
+    p = EfficientVLA({"retention": 0.25, "tokens_kept": 112})
+    p.bind(info(num_visual=512, num_layers=32))
+    assert p.tokens_kept == 128
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError):
+            EfficientVLA({"retention": bad})
+
+
+def test_vla_pruner_table3_configs():
+    import yaml
+
+    from conftest import ROOT
+    d = ROOT / "configs" / "pruner"
+    nolayer = EfficientVLA(yaml.safe_load((d / "efficientvla-nolayer.yaml").read_text()))
+    nolayer.bind(info(num_visual=256, num_layers=32))
+    assert (nolayer.tokens_kept, nolayer.n_skip, nolayer.skip) == (128, 0, frozenset())
+    full = EfficientVLA(yaml.safe_load((d / "efficientvla-skip8.yaml").read_text()))
+    full.bind(info(num_visual=256, num_layers=32))
+    assert (full.tokens_kept, full.n_skip, full.skip) == (128, 8, None)   # calibrated per episode

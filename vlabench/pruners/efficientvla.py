@@ -33,6 +33,13 @@ scores drive the token pruning). The last layer's output is compared before the 
 (the code compares the normed output). On OpenVLA (no placeholders) the code reading's rows are
 the last prompt row, whose output predicts the first action token. On meta builds the skipped
 layers stand in as the deepest ones before the last (same FLOPs).
+
+VLA-Pruner Table 3 / App. B.3 runs it on OpenVLA with "visual-token retention at 50% and [...]
+8 layers" reduced (configs/pruner/efficientvla-skip8.yaml: `retention: 0.5`, `layers_kept: 24`)
+and as "EfficientVLA (w/o layer)", its token pruning alone (efficientvla-nolayer.yaml:
+`layers_kept: 32`, no calibration call, nothing skipped). `pruner.retention`, when set, replaces
+`tokens_kept` by round(M r) of the model's M visual tokens (one pool over both OFT cameras).
+VLA-Pruner's EfficientVLA code is not public either; the other settings stay as above.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from vlabench.config import cfg_get
 from vlabench.pruners.base import ACTION, TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import REF_LAYERS, check_layer, is_meta, meta_keep
 from vlabench.pruners.readings import Reading
-from vlabench.pruners.selection import top_k_indices
+from vlabench.pruners.selection import keep_count, top_k_indices
 from vlabench.registry import ConfigError
 
 _SP = "alexwhz-sjtu/SpecPrune-VLA @ d3b06ed"
@@ -115,6 +122,10 @@ class EfficientVLA(Pruner):
         super().__init__(cfg)
         self.tokens_kept = int(by_reading(cfg_get(cfg, "tokens_kept", {"code": 112, "paper": 56}),
                                           self.reading))
+        ret = cfg_get(cfg, "retention", None)     # a fraction of M instead (VLA-Pruner Table 3)
+        self.retention = None if ret is None else float(ret)
+        if self.retention is not None and not 0.0 < self.retention <= 1.0:
+            raise ConfigError(f"pruner.retention must lie in (0, 1] or be null, got {self.retention}")
         self.layers_kept = int(cfg_get(cfg, "layers_kept", 28))
         self.ref_layers = int(cfg_get(cfg, "ref_layers", REF_LAYERS))
         self.attn_layer = int(cfg_get(cfg, "attention_layer", 2))
@@ -141,12 +152,14 @@ class EfficientVLA(Pruner):
             raise ConfigError(f"pruner.layers_kept must lie in 1..{self.ref_layers}, got {self.layers_kept}")
         removed = self.ref_layers - self.layers_kept
         self.n_skip = int(removed * info.num_layers / self.ref_layers + 0.5)
+        if self.retention is not None:
+            self.tokens_kept = keep_count(info.num_visual, self.retention)
         if self.pinned is not None and not all(0 < x < info.num_layers for x in self.pinned):
             raise ConfigError(f"pruner.skip_layers={sorted(self.pinned)} out of 1..{info.num_layers - 1}")
         self.reset()
 
     def reset(self) -> None:
-        self.skip = self.pinned
+        self.skip = self.pinned if self.pinned is not None or self.n_skip else frozenset()
         self.calibrating = False
         self._prev, self._similarity = None, {}
         self.attention_layers = frozenset({self.attn_layer})

@@ -1,0 +1,78 @@
+"""HoloV: crops, the attention + similarity-variance score, proportional allocation, per-camera
+selection before the LLM."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from baseline_views import info  # noqa: E402
+from vlabench.pruners.base import VisualTokens  # noqa: E402
+from vlabench.pruners.holov import (HoloV, allocate, block_crops, holov_select,  # noqa: E402
+                                    row_crops, token_scores)
+from vlabench.registry import ConfigError  # noqa: E402
+
+
+def test_code_crops_are_contiguous_runs_and_paper_crops_square_blocks():
+    assert [c.tolist() for c in row_crops(10, 4)] == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
+    assert [c.tolist() for c in block_crops(4, 4)] == [[0, 1, 4, 5], [2, 3, 6, 7],
+                                                       [8, 9, 12, 13], [10, 11, 14, 15]]
+    with pytest.raises(ConfigError):
+        block_crops(4, 8)
+
+
+def test_token_score_adds_the_rescaled_similarity_variance():
+    # cosines: s12 = 0, s13 = s23 = 1/sqrt2; diagonal masked to 0. Row means /2: (.354, .354, .707);
+    # variances (sum over the 3 entries, diagonal included, /2): (.1875, .1875, .25)
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    a = torch.tensor([0.2, 0.1, 0.3])
+    scale = 0.2 / ((0.1875 + 0.1875 + 0.25) / 3)            # mean |attn| / mean |var| = .96
+    want = [0.2 + 0.09 * 0.1875 * scale, 0.1 + 0.09 * 0.1875 * scale, 0.3 + 0.09 * 0.25 * scale]
+    assert token_scores(f, a, 0.09).tolist() == pytest.approx(want, abs=1e-5)
+
+
+def test_allocation_floors_then_tops_up_the_heaviest_crops():
+    assert allocate(torch.tensor([0.5, 0.3, 0.2]), 4).tolist() == [3, 1, 0]
+    assert allocate(torch.full((4,), 0.25), 6).tolist() == [2, 2, 1, 1]     # ties: lower crop
+
+
+def test_budget_follows_crop_scores_not_a_global_top_k():
+    # three 2-token crops of identical features: a crop's score is 1.09 x its mean attention,
+    # weights (.586, .216, .198); budget 3 -> floor (1, 0, 0), +1 to crops 0 and 1 -> (2, 1, 0).
+    # A global top-3 by attention would take token 4 (.32) over token 2 (.30).
+    attn = torch.tensor([0.5, 0.45, 0.3, 0.05, 0.32, 0.0])
+    keep = holov_select(torch.ones(6, 2), attn, row_crops(6, 3), 3, 0.09)
+    assert keep.tolist() == [0, 1, 2]
+
+
+def _tokens(att: dict) -> VisualTokens:
+    return VisualTokens(torch.ones(8, 2), torch.zeros(8, 3), {}, att, "t", 0)
+
+
+def test_each_camera_is_an_image_with_its_own_budget_and_ids_offset():
+    p = HoloV({"retention": 0.5, "crops": 2})
+    p.bind(info(num_visual=8, cameras=("a", "b"), grid=2))
+    # received attention = each row: camera a (.4, .1 | .3, .2) -> crops equal -> one each (0, 2);
+    # camera b (.1, .2 | .3, .4) -> weights (.3, .7) -> floor (0, 1), +1 to crop 1 -> ids 2, 3
+    att = {"a": torch.tensor([0.4, 0.1, 0.3, 0.2]).expand(1, 4, 4),
+           "b": torch.tensor([0.1, 0.2, 0.3, 0.4]).expand(1, 4, 4)}
+    assert p.before_llm(_tokens(att)).tolist() == [0, 2, 6, 7]
+    assert p.contiguous_positions                       # code: the shorter sequence is renumbered
+
+
+def test_full_retention_keeps_all_meta_counts_and_paper_keeps_positions():
+    p = HoloV({"retention": 1.0})
+    p.bind(info(num_visual=4, grid=2))
+    assert p.before_llm(_tokens(None)) is None
+    p = HoloV({"retention": 0.5})
+    p.bind(info(num_visual=8, cameras=("a", "b"), grid=2))
+    meta = VisualTokens(torch.zeros(8, 2, device="meta"), torch.zeros(8, 3), {}, None, "t", 0)
+    out = p.before_llm(meta)
+    assert out.device.type == "meta" and out.numel() == 4
+    q = HoloV({"reading": "paper", "crops": 4})
+    q.bind(info(num_visual=16, grid=4))
+    assert not q.contiguous_positions and q.crops[0].tolist() == [0, 1, 4, 5]
+    assert math.isclose(HoloV({}).alpha, 0.09)

@@ -1,0 +1,171 @@
+"""HoloV (Zou et al., NeurIPS 2025, "Don't Just Chase 'Highlighted Tokens' in MLLMs: Revisiting
+Visual Holistic Context Retention", arXiv 2510.02912), as the baseline of VLA-Pruner App. B.3 /
+Fig. 9 ("HoloV (NeurIPS25) pruner", OpenVLA, varying retention).
+
+Method (code obananas/HoloV @ 1d2e65e, `llava/model/utils.py` `HoloV()` L22-151, called before
+the LLM on the projected image features in `llava/model/llava_arch.py` L239 with 16 crops):
+the image's tokens are split into crops; each token scores its vision-encoder [CLS] attention
+plus alpha = 0.09 times the variance of its cosine similarities to the other tokens of its crop
+(rescaled to the attention's mean magnitude, L78-92); a crop's score is its tokens' mean; the
+budget is allocated to crops in proportion to their scores (floor, then one more to each of the
+highest-weighted crops until the budget is met, L102-112); each crop keeps its allocation by
+[CLS] attention alone (L124-127), or all its tokens when the allocation exceeds them (the
+excess is not reallocated: the code pads zero vectors to the budget, L138-146, which carry no
+image content and are not added here, so such a call keeps fewer tokens). `holov_select` is
+this rule; the code's 1e3 attention scale cancels against the variance rescaling and is left
+out; exact ties go to the lower index.
+
+Readings (`pruner.reading`, see `readings`):
+- crops: the code cuts each image's row-major token sequence into 16 contiguous runs (L32-50;
+  on a 16x16 grid, 16 rows), the paper's text speaks of spatial crops, read here as square
+  blocks (a 4x4 grid of 4x4-token blocks) under `paper`;
+- positions: the code feeds the pruned features to the LLM as a shorter sequence (positions
+  renumbered 0..n'-1, order kept: `contiguous_positions`), `paper` keeps the original ones.
+  Within a crop the code also reorders the kept tokens by attention; a keep set cannot, and
+  they stay in row-major order.
+
+VLA mapping. OpenVLA's SigLIP tower has no [CLS] token: its stand-in is the attention each
+patch receives from all patches (feature layer, averaged over heads and queries; the SigLIP
+probabilities `VisualTokens.vision_attention` holds), the nearest "how much the encoder
+looks at this patch" signal. The crop features are the projected visual tokens (LLM input),
+as HoloV prunes LLaVA's projected features. HoloV's unit is an image (batch element): OpenVLA
+has one (256 tokens); on OpenVLA-OFT each camera is pruned as its own image with its own
+budget (round(256 r) each) and 16 crops. VLA-Pruner's HoloV runs are not public; its Fig. 9
+sweeps the retention (`pruner.retention`, default 0.5 as VLA-Pruner's 50% setting).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from vlabench.config import cfg_get
+from vlabench.pruners.base import ModelInfo, Pruner, VisualTokens
+from vlabench.pruners.common import is_meta, meta_keep, retention_of
+from vlabench.pruners.readings import Reading
+from vlabench.pruners.selection import keep_count, top_k_indices
+from vlabench.registry import ConfigError
+
+_CODE = "obananas/HoloV @ 1d2e65e llava/model/utils.py"
+READINGS = (
+    Reading("crops",
+            "HoloV Sec. 3: the image is divided into spatial crops (here square blocks of the "
+            "patch grid)",
+            f"{_CODE} L32-50: the row-major token sequence cut into num_patches = 16 contiguous "
+            "runs (16 rows of a 16x16 grid)",
+            "code", "the public code produced HoloV's tables; VLA-Pruner's HoloV run is not public"),
+    Reading("rotary positions of the kept tokens",
+            "not discussed (the paper side keeps each token's original position)",
+            f"obananas/HoloV @ 1d2e65e llava_arch.py L239: the pruned features enter the LLM as a "
+            "shorter sequence, positions 0..n'-1",
+            "code", "the public code produced HoloV's tables"),
+)
+
+
+def row_crops(n: int, crops: int) -> list[torch.Tensor]:
+    """The code's crops: `crops` contiguous runs of 0..n-1, the first n % crops one longer."""
+    size, extra = divmod(n, crops)
+    out, start = [], 0
+    for c in range(crops):
+        end = start + size + (1 if c < extra else 0)
+        if end > start:
+            out.append(torch.arange(start, end))
+        start = end
+    return out
+
+
+def block_crops(grid: int, crops: int) -> list[torch.Tensor]:
+    """Square crops: the grid x grid patches cut into sqrt(crops) x sqrt(crops) blocks, row-major
+    ids, blocks in row-major order (sides as even as `row_crops` splits them)."""
+    side = math.isqrt(crops)
+    if side * side != crops:
+        raise ConfigError(f"pruner.crops={crops} must be a square under reading=paper (4, 9, 16, ...)")
+    bands = row_crops(grid, side)
+    ids = torch.arange(grid * grid).reshape(grid, grid)
+    return [ids[r][:, c].flatten() for r in bands for c in bands]
+
+
+def token_scores(feats: torch.Tensor, attn: torch.Tensor, alpha: float, eps: float = 1e-6) -> torch.Tensor:
+    """HoloV's token score in one crop: attention + alpha * (variance of the cosine similarities
+    to the crop's other tokens, rescaled to the attention's mean magnitude)."""
+    n = feats.shape[0]
+    x = feats.float() / (feats.float().norm(dim=1, keepdim=True) + eps)
+    s = (x @ x.T) * (1 - torch.eye(n, device=x.device))
+    mean = s.sum(1) / (n - 1)
+    var = ((s - mean[:, None]) ** 2).sum(1) / (n - 1)
+    scale = attn.abs().mean() / (var.abs().mean() + eps)
+    return attn + alpha * var * scale
+
+
+def allocate(weights: torch.Tensor, budget: int) -> torch.Tensor:
+    """floor(w * budget) per crop, then +1 to the highest-weighted crops (ties: lower crop) until
+    the budget is met (HoloV code L102-112)."""
+    alloc = torch.floor(weights * budget).long()
+    rest = budget - int(alloc.sum())
+    if rest > 0:
+        alloc[top_k_indices(weights, min(rest, weights.numel()))] += 1
+    return alloc
+
+
+def holov_select(feats: torch.Tensor, attn: torch.Tensor, crops: list[torch.Tensor], budget: int,
+                 alpha: float, eps: float = 1e-6) -> torch.Tensor:
+    """Indices (sorted) of the tokens HoloV keeps among `feats` (n, d) with [CLS]-style
+    attention `attn` (n,)."""
+    attn = attn.float()
+    scores = []
+    for c in crops:
+        if c.numel() <= 1:
+            scores.append(attn[c].mean() if c.numel() else attn.new_zeros(()))
+        else:
+            scores.append(token_scores(feats[c], attn[c], alpha, eps).mean())
+    s = torch.stack(scores)
+    alloc = allocate(s / (s.sum() + eps), budget)
+    kept = [c if a >= c.numel() else c[top_k_indices(attn[c], int(a))]
+            for c, a in zip(crops, alloc.tolist()) if a > 0]
+    return torch.sort(torch.cat(kept)).values if kept else torch.empty(0, dtype=torch.long)
+
+
+def received_attention(probs: torch.Tensor) -> torch.Tensor:
+    """Stand-in for [CLS] attention on a tower without [CLS]: the attention each patch receives,
+    averaged over heads and query patches. (heads, P, P) -> (P,)."""
+    return probs.float().mean(dim=(0, 1))
+
+
+class HoloV(Pruner):
+    name = "holov"
+    vision_attention = True
+    readings = READINGS
+
+    def __init__(self, cfg: Any = None) -> None:
+        super().__init__(cfg)
+        self.retention = retention_of(cfg, 0.5)
+        self.n_crops = int(cfg_get(cfg, "crops", 16))
+        self.alpha = float(cfg_get(cfg, "alpha", 0.09))
+        if self.n_crops < 1:
+            raise ConfigError(f"pruner.crops must be >= 1, got {self.n_crops}")
+        self.contiguous_positions = self.reading == "code"
+        self.crops: list[torch.Tensor] = []
+
+    def bind(self, info: ModelInfo) -> None:
+        super().bind(info)
+        per = info.grid * info.grid
+        self.crops = (row_crops(per, self.n_crops) if self.reading == "code"
+                      else block_crops(info.grid, self.n_crops))
+
+    def before_llm(self, tokens: VisualTokens) -> torch.Tensor | None:
+        info = self.info
+        per = info.grid * info.grid
+        k = keep_count(per, self.retention)
+        if k >= per:
+            return None
+        att = tokens.vision_attention
+        if is_meta(tokens.embeddings) or att is None or any(is_meta(a) for a in att.values()):
+            return meta_keep(k * len(info.cameras))
+        keep = []
+        for c, cam in enumerate(info.cameras):
+            feats = tokens.embeddings[c * per:(c + 1) * per]
+            a = received_attention(att[cam]).to(feats.device)
+            keep.append(holov_select(feats, a, self.crops, k, self.alpha).to(feats.device) + c * per)
+        return torch.cat(keep)
