@@ -58,7 +58,7 @@ READINGS = (
             "code", "the public code produced HoloV's tables; VLA-Pruner's HoloV run is not public"),
     Reading("rotary positions of the kept tokens",
             "not discussed (the paper side keeps each token's original position)",
-            f"obananas/HoloV @ 1d2e65e llava_arch.py L239: the pruned features enter the LLM as a "
+            "obananas/HoloV @ 1d2e65e llava_arch.py L239: the pruned features enter the LLM as a "
             "shorter sequence, positions 0..n'-1",
             "code", "the public code produced HoloV's tables"),
 )
