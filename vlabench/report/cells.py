@@ -8,7 +8,14 @@ Definitions (the same for every table):
   vanilla's mean step latency / this run's, with a bootstrap interval; for methods that call
   the model at every step it is the ratio of mean model-call latencies.
 - flops: mean FLOPs per policy call, warm-up included (0 for steps without a model call);
-  flops_pct vs vanilla. pruned_tokens: mean tokens_in - tokens_kept of model calls.
+  flops_pct vs vanilla. pruned_tokens: mean tokens_in - tokens_kept of model calls;
+  pruning_rate: 100 * their sum / the sum of tokens_in (SP-VLA Tables 9/11 "Pruning Rate").
+- intuitive_rate: % of policy calls (warm-up excluded) served without a model call (SP-VLA's
+  "Intuitive Action Rate"). hz = 1000 / step latency (policy calls per second of policy time,
+  SP-VLA Tables 5-7 "Frequency"), latency_s = step latency in seconds.
+- mem_gb: the largest calls.csv `mem_peak_mb` of model calls (warm-up excluded) / 1024 (what
+  `mem_kind` says: "cuda" = torch.cuda.max_memory_allocated per call, "rss" = CPU peak RSS
+  delta); cuda_ms: mean `cuda_ms` of model calls. NaN (n/a) where calls.csv lacks them.
 - rel_acc: 100 * success_rate / vanilla's success_rate.
 - McNemar's exact test on the (task, episode) pairs both runs finished.
 """
@@ -67,6 +74,11 @@ class Own:
     step_lat: np.ndarray      # per policy call latencies (warm-up excluded)
     flops: float
     pruned_tokens: float
+    pruning_rate: float = math.nan
+    intuitive_rate: float = math.nan
+    mem_mb: float = math.nan
+    mem_kind: str = ""
+    cuda_ms: float = math.nan
 
     @property
     def sr(self) -> float:
@@ -87,13 +99,27 @@ def _own(run: Run, col: Col) -> Own:
     flops = calls["flops"].where(every, calls["flops"].fillna(0.0)).dropna()
     real = calls[every]
     pruned = (real["tokens_in"] - real["tokens_kept"]).dropna()
+    tokens_in = real.loc[pruned.index, "tokens_in"].sum()
+    mem, kind = _column(live[model], "mem_peak_mb"), live.get("mem_kind")
+    kinds = sorted({str(k) for k in kind[model] if str(k) not in ("", "nan")}) if kind is not None else []
     return Own(
         n=len(eps), k=int(eps["success"].sum()),
         pairs=eps.set_index(["task_id", "episode"])["success"],
         lat=lat, step_lat=step.to_numpy(float),
         flops=float(flops.mean()) if len(flops) else math.nan,
         pruned_tokens=float(pruned.mean()) if len(pruned) else math.nan,
+        pruning_rate=100 * float(pruned.sum()) / tokens_in if tokens_in else math.nan,
+        intuitive_rate=100 * float((~model).sum()) / len(live) if len(live) else math.nan,
+        mem_mb=float(mem.max()) if mem.size else math.nan, mem_kind="/".join(kinds),
+        cuda_ms=_mean(_column(live[model], "cuda_ms")),
     )
+
+
+def _column(calls: pd.DataFrame, name: str) -> np.ndarray:
+    """The numbers of an optional calls.csv column (empty where the records lack it)."""
+    if name not in calls:
+        return np.empty(0)
+    return pd.to_numeric(calls[name], errors="coerce").dropna().to_numpy(float)
 
 
 def own(run: Run, col: Col) -> Own:
@@ -138,6 +164,10 @@ def metrics(run: Run, base: Run | None, col: Col, boot: bool = False) -> dict[st
         "latency_ms": _mean(o.lat), "latency_p50_ms": _q(o.lat, 0.5),
         "latency_p95_ms": _q(o.lat, 0.95), "step_latency_ms": _mean(o.step_lat),
         "flops_t": o.flops / 1e12, "pruned_tokens": o.pruned_tokens,
+        "pruning_rate": o.pruning_rate, "intuitive_rate": o.intuitive_rate,
+        "mem_gb": o.mem_mb / 1024, "cuda_ms": o.cuda_ms,
+        "hz": 1000 / _mean(o.step_lat) if o.step_lat.size and o.step_lat.mean() > 0 else math.nan,
+        "latency_s": _mean(o.step_lat) / 1000,
     }
     if base is None:
         return m

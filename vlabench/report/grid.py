@@ -7,6 +7,7 @@ turns it into a Table with "paper" and "Δ ours − paper" rows under each of ou
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,13 @@ PRUNER_NAMES = {
     "none": "Vanilla", "random": "Random", "fastv": "FastV", "sparsevlm": "SparseVLM",
     "divprune": "DivPrune", "vla-cache": "VLA-Cache", "efficientvla": "EfficientVLA",
     "specprune": "SpecPrune-VLA", "vla-pruner": "VLA-Pruner", "sp-vla": "SP-VLA",
+    "vtw": "VTW", "fitprune": "FitPrune", "holov": "HoloV", "fopru": "FoPru", "prumerge": "PruMerge",
+    "visionzip": "VisionZip", "fastvlm": "FastVLM",
 }
+SPATIAL, OBJECT = Col("Spatial", "libero_spatial"), Col("Object", "libero_object")
+GOAL, LONG = Col("Goal", "libero_goal"), Col("Long", "libero_10")
+LIBERO = [SPATIAL, OBJECT, GOAL, LONG]
+GOOGLE_VA, GOOGLE_VM, BRIDGE = "simpler_google_va", "simpler_google_vm", "simpler_bridge"
 MODEL_NAMES = {"openvla-oft": "OpenVLA-OFT", "openvla": "OpenVLA", "cogact": "CogACT"}
 
 
@@ -28,6 +35,17 @@ def model_name(model: str) -> str:
     fam = model_family(model)
     name = MODEL_NAMES.get(fam, fam)
     return name if fam == model else f"{name} ({model.removeprefix(fam + '-')})"
+
+
+def models_of(rs: RunSet, cols: list[Col], families: set[str] | None) -> list[str]:
+    """The models with runs on the columns' suites, of the given published families."""
+    return [m for m in rs.models([c.suite for c in cols])
+            if families is None or model_family(m) in families]
+
+
+def locs(cols: list[Col], n_summary: int, summary_suite: str = "") -> list[tuple[str, str]]:
+    """Reference-CSV (suite, task) of each value column, then `n_summary` summary columns."""
+    return [(c.suite, c.task) for c in cols] + [(summary_suite, "")] * n_summary
 
 
 def method_label(m: Method, with_retention: bool = True) -> str:
@@ -125,18 +143,41 @@ def ident(model: str, m: Method, runs: list[Run]) -> dict[str, Any]:
 def suite_cells(rs: RunSet, model: str, method: Method, cols: list[Col],
                 boot: bool = False) -> tuple[list[dict[str, float]], list[Run], list[str]]:
     """Metrics per column of one method's row, the runs used, and n/a footnote texts."""
+    return run_cells(rs, [rs.get(model, method, c.suite) for c in cols], cols, boot)
+
+
+def run_cells(rs: RunSet, runs: list[Run | None], cols: list[Col],
+              boot: bool = False) -> tuple[list[dict[str, float]], list[Run], list[str]]:
+    """Metrics of the given run per column (None: an empty cell), runs used, n/a footnotes."""
     out, used, marks = [], [], []
-    for col in cols:
-        run = rs.get(model, method, col.suite)
+    for run, col in zip(runs, cols, strict=True):
         if run is None:
             out.append({})
             continue
-        base, why = rs.baseline(model, col.suite, run.protocol)
+        base, why = rs.baseline(run.model, col.suite, run.protocol)
         if base is None:
             marks.append(why)
         out.append(cells.metrics(run, base, col, boot=boot))
         used.append(run)
     return out, used, list(dict.fromkeys(marks))
+
+
+def by_setting(rs: RunSet, model: str, pruners: set[str], suites: list[str],
+               classify: Callable[[Run], Hashable | None]) -> tuple[dict[Hashable, dict[str, Run]], list[str]]:
+    """The runs of `model` and `pruners` on `suites`, by their setting (`classify`; None leaves
+    a run out) and suite; footnotes where several runs fill one cell (the first name is used)."""
+    found: dict[Hashable, dict[str, list[Run]]] = {}
+    for r in sorted(rs.runs, key=lambda r: r.name):
+        if r.model == model and r.pruner in pruners and r.suite in suites:
+            key = classify(r)
+            if key is not None:
+                found.setdefault(key, {}).setdefault(r.suite, []).append(r)
+    out, marks = {}, []
+    for key, per in found.items():
+        out[key] = {s: rr[0] for s, rr in per.items()}
+        marks += [f"several runs fill one cell ({', '.join(r.name for r in rr)}); {rr[0].name} is shown"
+                  for rr in per.values() if len(rr) > 1]
+    return out, marks
 
 
 PARTIAL = "average over the columns present (— cells are missing runs), not over the paper's full set"

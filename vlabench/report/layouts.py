@@ -1,7 +1,9 @@
 """The papers' table layouts, filled from a RunSet (and the published numbers on request).
 
-SpecPrune-VLA Tables 1-3, VLA-Pruner Tables 1-2 and SP-VLA Tables 1 and 3: same columns,
-row order and number formats as printed, one table per model.
+SpecPrune-VLA Tables 1-4, VLA-Pruner Tables 1-2 and SP-VLA Tables 1 and 3 here; VLA-Pruner
+Tables 3, 5, 6 in tables_vp.py, SP-VLA Tables 2 and 6-11 in tables_sp.py (which config keys
+make which row: settings.py). Same columns, row order and number formats as printed, one
+table per model; LAYOUTS lists them all.
 
 Which runs go where (the rule, per table):
 - A table holds runs of its paper's model families on its columns (suites, or tasks of a
@@ -11,7 +13,8 @@ Which runs go where (the rule, per table):
   at least one of those methods other than vanilla: a baseline alone fills nothing.
 - SpecPrune-VLA Table 2 (ablation) appears when SpecPrune-VLA runs on LIBERO-Spatial include
   an ablation variant (`+pruner.variant=tech1` ...); Table 3 (pruning ratio) when SpecPrune-VLA
-  runs on LIBERO-Object hold at least two values of `pruner.alpha`.
+  runs on LIBERO-Object hold at least two values of `pruner.alpha`; Table 4 (pruned tokens
+  per suite) when SpecPrune-VLA runs fill one of its suites.
 """
 
 from __future__ import annotations
@@ -20,16 +23,16 @@ from collections.abc import Callable
 
 from vlabench.report.cells import Col
 from vlabench.report.grid import (
-    GRow, Grid, averages, ident, method_label, model_name, paper_ident, paper_only_rows, paper_values,
-    run_notes,
-    suite_cells,
+    GOAL, GOOGLE_VA, GOOGLE_VM, LIBERO, LONG, OBJECT, SPATIAL, GRow, Grid, averages, ident, method_label, model_name,
+    paper_ident, paper_only_rows, paper_values, run_notes, suite_cells,
 )
+from vlabench.report.grid import locs as _locs
+from vlabench.report.grid import models_of as _models
 from vlabench.report.reference import Reference, RefRow
+from vlabench.report import tables_sp, tables_vp
+from vlabench.report.tables_sp import SP_T3
 from vlabench.report.runs import Method, Run, RunSet, model_family
 
-SPATIAL, OBJECT = Col("Spatial", "libero_spatial"), Col("Object", "libero_object")
-GOAL, LONG = Col("Goal", "libero_goal"), Col("Long", "libero_10")
-LIBERO = [SPATIAL, OBJECT, GOAL, LONG]
 
 SPEC_ORDER = ["none", "sparsevlm", "vla-cache", "efficientvla", "specprune"]
 VP_ORDER = ["none", "fastv", "sparsevlm", "divprune", "vla-cache", "vla-pruner"]
@@ -51,15 +54,6 @@ def _listed(methods: list[Method], order: list[str]) -> list[Method]:
 def _filled(g: Grid) -> bool:
     """A comparison table is worth printing when it holds one of our pruned rows."""
     return any(r.ours is not None and r.ident.get("pruner") != "none" for r in g.rows)
-
-
-def _models(rs: RunSet, cols: list[Col], families: set[str] | None) -> list[str]:
-    return [m for m in rs.models([c.suite for c in cols])
-            if families is None or model_family(m) in families]
-
-
-def _locs(cols: list[Col], n_summary: int, summary_suite: str = "") -> list[tuple[str, str]]:
-    return [(c.suite, c.task) for c in cols] + [(summary_suite, "")] * n_summary
 
 
 def _grid_rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, cols: list[Col],
@@ -182,6 +176,33 @@ def specprune_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
     return grids
 
 
+def specprune_t4(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """SpecPrune-VLA Table 4: visual tokens pruned per call (tokens_in - tokens_kept) per suite."""
+    cols = [SPATIAL, GOAL, OBJECT, LONG]
+    grids = []
+    for model in _models(rs, cols, {"openvla-oft"}):
+        methods = [m for m in rs.methods(model, [c.suite for c in cols]) if m.pruner == "specprune"]
+        if not methods:
+            continue
+        g = Grid(f"specprune-vla-table4-{model}",
+                 f"SpecPrune-VLA Table 4 ({model_name(model)}): pruned visual tokens per call",
+                 [c.header for c in cols] + ["Average"], ["{pruned_tokens:.0f}"] * 4 + ["{avg_pruned_tokens:.0f}"],
+                 first="Benchmark")
+        g.note("pruned tokens: mean of tokens_in - tokens_kept (visual tokens at the last layer) over "
+               "the model calls; Average: mean of the suites' values")
+
+        def summary(per: list[dict]) -> tuple[list[dict], list[str]]:
+            avg, mark = averages(per, {"avg_pruned_tokens": "pruned_tokens"})
+            for m in mark:   # a table of one row, typically: said under it
+                g.note(m)
+            return [avg], []
+
+        used = _grid_rows(rs, ref, g, model, cols, ["specprune"], summary, "specprune-vla", "4", False)
+        paper_only_rows(ref, g, "specprune-vla", "4", model, used, _locs(cols, 1))
+        grids.append(g)
+    return grids
+
+
 # ---------------------------------------------------------------- VLA-Pruner
 
 def _retention_group(r: float | None, pruner: str) -> tuple[float, str]:
@@ -238,7 +259,6 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
     return grids
 
 
-GOOGLE_VA, GOOGLE_VM, BRIDGE = "simpler_google_va", "simpler_google_vm", "simpler_bridge"
 VP_T2 = [Col("Move Near (VA)", GOOGLE_VA, "movenear", ("movenear",)),
          Col("Pick Coke Can (VA)", GOOGLE_VA, "pickcan", ("coke",)),
          Col("Open/Close Drawer (VM)", GOOGLE_VM, "drawer", ("drawer",), ("apple",))]
@@ -294,18 +314,6 @@ def spvla_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
     return grids
 
 
-SP_T3 = {
-    "google": ("Google robot", [
-        ("Visual Matching", GOOGLE_VM), ("Visual Aggregation", GOOGLE_VA)],
-        [("PickCan", "pickcan", ("coke",), ()), ("MoveNear", "movenear", ("movenear",), ()),
-         ("Drawer", "drawer", ("drawer",), ("apple",)), ("DrawerApple", "drawerapple", ("apple",), ())]),
-    "bridge": ("WidowX (Bridge)", [("WidowX", BRIDGE)],
-               [("PutSpoon", "putspoon", ("spoon",), ()), ("PutCarrot", "putcarrot", ("carrot",), ()),
-                ("StackBlock", "stackblock", ("stack", "cube"), ()),
-                ("PutEggplant", "puteggplant", ("eggplant",), ())]),
-}
-
-
 def spvla_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
     """SP-VLA Table 3: SIMPLER per-task SR / speedup, per setting average and FLOPs."""
     grids = []
@@ -333,6 +341,10 @@ def spvla_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
 
 LAYOUTS: dict[str, Callable[[RunSet, Reference | None], list[Grid]]] = {
     "specprune-vla/1": specprune_t1, "specprune-vla/2": specprune_t2, "specprune-vla/3": specprune_t3,
-    "vla-pruner/1": vlapruner_t1, "vla-pruner/2": vlapruner_t2,
-    "sp-vla/1": spvla_t1, "sp-vla/3": spvla_t3,
+    "specprune-vla/4": specprune_t4,
+    "vla-pruner/1": vlapruner_t1, "vla-pruner/2": vlapruner_t2, "vla-pruner/3": tables_vp.vlapruner_t3,
+    "vla-pruner/5": tables_vp.vlapruner_t5, "vla-pruner/6": tables_vp.vlapruner_t6,
+    "sp-vla/1": spvla_t1, "sp-vla/2": tables_sp.spvla_t2, "sp-vla/3": spvla_t3,
+    "sp-vla/6": tables_sp.spvla_t6, "sp-vla/7": tables_sp.spvla_t7, "sp-vla/8": tables_sp.spvla_t8,
+    "sp-vla/9": tables_sp.spvla_t9, "sp-vla/10": tables_sp.spvla_t10, "sp-vla/11": tables_sp.spvla_t11,
 }
