@@ -93,3 +93,18 @@ def load(root: Path) -> RunSet:
             if k != "mem_kind":
                 run.calls.loc[run.calls["source"] != "model", k] = float("nan")
     return rs
+
+
+def paced(pct: float, decimals: int = 2, *, speedup: float = 1.0, hz: float | None = None,
+          flops_pct: float = 100.0, intuitive: float = 0.0, pruning: float = 0.0,
+          base_ms: float = 100.0, base_flops: float = 4e12, name: str = "task 0") -> Task:
+    """A one-task run's figures: success rate `pct`; mean step latency base_ms / speedup (or
+    1000 / hz); `intuitive` % of its policy calls served without the model (latency 0, no
+    FLOPs); mean FLOPs per call `flops_pct` % of base_flops; `pruning` % of tokens pruned."""
+    skipped, whole = ratio(intuitive)
+    model = whole - skipped
+    step = 1000.0 / hz if hz is not None else base_ms / speedup
+    flops = base_flops * flops_pct / 100 * (model + 1 + skipped) / (model + 1)  # + the warm-up call
+    t = sr(pct, decimals, name, model_calls=model, skipped=skipped, latency_ms=step * whole / model,
+           flops=flops, tokens_in=10000, tokens_kept=10000 - round(100 * pruning))
+    return t

@@ -47,6 +47,7 @@ SP_T3 = {
                 ("StackBlock", "stackblock", ("stack", "cube"), ()),
                 ("PutEggplant", "puteggplant", ("eggplant",), ())]),
 }
+ABLATION_ORDER = ["", "w/o Pruning", "w/o Scheduling", "w/o Canny"]   # the paper's row order
 Summary = Callable[[list[dict]], tuple[list[dict], list[str]]]
 
 
@@ -123,7 +124,7 @@ def _ablation_tables(rs: RunSet, ref: Reference | None, table: str) -> list[Grid
                "at its 'Ours (Acc.)' setting, whose parameters are not published")
         for d in dup:
             g.note(d)
-        keys = sorted(found, key=lambda k: (k[1] != "", k[1]))
+        keys = sorted(found, key=lambda k: (ABLATION_ORDER.index(k[1]) if k[1] in ABLATION_ORDER else 9, k[1]))
         _rows(rs, ref, g, model, SP_COLS, found, keys, table,
               lambda k: RefRow("sp-vla", table, "sp-vla", model_family(model), None, k[1]),
               lambda k: k[1] or "SP-VLA", summary)
