@@ -29,6 +29,10 @@ ascending order (LIBERO replays the placement stream's skipped resets, see
 suites/libero_stream.py); an idle worker takes the next untouched task, else the back half of
 the longest block another worker still holds.
 
+Throughput: the workers overlap simulation with the policy's calls; on a CPU-only machine the
+simulators and the model share the cores, so more workers than free cores only adds
+contention (and each call's latency grows with it; see `lat_*` against env_workers=1).
+
 Failures: a worker that dies (killed, segfault) is restarted, and the episode it was running is
 committed as failed with error_type `EnvWorkerDied` and the exit code or signal; committed
 episodes are never lost or doubled. Ctrl-C or SIGTERM in the main process (and any error)
