@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from vlabench.report import cells
 from vlabench.report.cells import Col
 from vlabench.report.grid import method_label, protocol_note, run_notes
@@ -17,6 +19,19 @@ D_SR, P_PAIRS = "{d_sr:+.1f}", "{mcnemar_p:.3g} ({pairs:.0f})"
 LAT = "{latency_ms:.1f} / {latency_p50_ms:.1f} / {latency_p95_ms:.1f}"
 SPEEDUP, FLOPS = "{speedup:.2f}× [{speedup_ci_low:.2f}, {speedup_ci_high:.2f}]", "{flops_pct:.1f}"
 NO_LATENCY = "latency n/a: no model call after the warm-up calls"
+# shown when some run's calls.csv records per-call memory or CUDA time (cells.py)
+EFFICIENCY = ["Peak memory (GB)", "CUDA time (ms)", "Hz", "Pruned tokens"]
+EFF_TEMPLATES = ["{mem_gb:.3f}", "{cuda_ms:.2f}", "{hz:.2f}", "{pruned_tokens:.0f}"]
+RSS_NOTE = "memory measured on the CPU (mem_kind rss: peak RSS delta per call), not GPU memory"
+
+
+def _measured(rs: RunSet) -> bool:
+    """Some run's calls carry per-call memory or CUDA time."""
+    for r in rs.runs:
+        for c in ("mem_peak_mb", "cuda_ms"):
+            if c in r.calls and pd.to_numeric(r.calls[c], errors="coerce").notna().any():
+                return True
+    return False
 
 
 def _ids(run: Run) -> dict[str, Any]:
@@ -26,10 +41,16 @@ def _ids(run: Run) -> dict[str, Any]:
 
 def runs_table(rs: RunSet) -> Table:
     """One row per run: success with Wilson 95% CI, McNemar vs vanilla, latency, speedup CI."""
+    eff = _measured(rs)
+    header = HEADER[:-1] + EFFICIENCY + HEADER[-1:] if eff else HEADER
     t = Table("runs", "All runs: success with 95% Wilson interval, paired test against the "
               "pruner=none run (McNemar exact), latency of model calls, speedup with 95% bootstrap "
-              "interval", HEADER, mark_col=1)
+              "interval", header, mark_col=1)
     t.note("≈ within noise (McNemar p ≥ 0.05); ▲/▼ significantly better/worse than vanilla")
+    if eff:
+        t.note("Peak memory: the largest per-call peak (calls.csv mem_peak_mb / 1024); CUDA time: mean "
+               "per model call; Hz: policy calls per second of policy time (1000 / mean step latency); "
+               "pruned tokens: mean tokens_in - tokens_kept per model call")
     for run in sorted(rs.runs, key=lambda r: (r.model, r.suite, r.pruner != "none", r.pruner,
                                               r.retention or 0, r.variant)):
         base, why = rs.baseline(run.model, run.suite, run.protocol)
@@ -50,9 +71,15 @@ def runs_table(rs: RunSet) -> Table:
         if m["latency_ms"] != m["latency_ms"]:  # NaN: nothing but warm-up calls
             marks.append(NO_LATENCY)
         values = [{}, {}, {}, shown(EPISODES, m), shown(SR, m)] + [shown(tp, m) for tp in templates[:2]] \
-            + [shown(LAT, m)] + [shown(tp, m) for tp in templates[2:]] + [{}]
-        t.add([run.model, method_label(run.method), run.suite, fill(EPISODES, m), fill(SR, m), d_sr,
-               p_cell, fill(LAT, m), sp_cell, fl, run.status], marks=marks, values=values, ids=_ids(run))
+            + [shown(LAT, m)] + [shown(tp, m) for tp in templates[2:]]
+        row = [run.model, method_label(run.method), run.suite, fill(EPISODES, m), fill(SR, m), d_sr,
+               p_cell, fill(LAT, m), sp_cell, fl]
+        if eff:
+            row += [fill(tp, m) for tp in EFF_TEMPLATES]
+            values += [shown(tp, m) for tp in EFF_TEMPLATES]
+            if "rss" in cells.own(run, Col("", run.suite)).mem_kind:
+                marks.append(RSS_NOTE)
+        t.add(row + [run.status], marks=marks, values=values + [{}], ids=_ids(run))
     return t
 
 
