@@ -245,6 +245,8 @@ def _start(cfg: Any, files: RunFiles, old: dict[str, Any] | None) -> tuple[Any, 
     if old:
         info["started_at"] = old.get("started_at", info["started_at"])
         info["resumed_at"] = (old.get("resumed_at") or []) + [now()]
+        if old.get("merged_from"):   # a merged run resumed: its shards stay named
+            info["merged_from"] = old["merged_from"]
     return runner, plan, tasks, done, info
 
 
