@@ -36,7 +36,8 @@ from vlabench.report.runs import Method, Run, RunSet, model_family
 
 SPEC_ORDER = ["none", "sparsevlm", "vla-cache", "efficientvla", "specprune"]
 VP_ORDER = ["none", "fastv", "sparsevlm", "divprune", "vla-cache", "vla-pruner"]
-SP_ORDER = ["none", "sparsevlm", "random", "fastv", "vla-cache", "efficientvla", "sp-vla"]
+SP_ORDER = ["none", "sparsevlm", "random", "fopru", "prumerge", "fastv", "fastvlm", "visionzip", "vla-cache",
+            "efficientvla", "sp-vla"]   # Table 1 (+R / +S adaptations: the baselines' YAML options) and Table 3
 
 
 def _ordered(methods: list[Method], order: list[str]) -> list[Method]:
