@@ -230,3 +230,21 @@ def test_specprune_table4_reproduces_pruned_tokens_per_suite(tmp_path):
     assert ours(t)["SpecPrune-VLA"][1:] == ["333", "326", "318", "304", "320"]
     i = [r[0] for r in t.rows].index("SpecPrune-VLA")
     assert t.rows[i + 1] == ["paper: Pruned tokens", "333", "326", "318", "304", "315"]
+
+
+def test_ablation_and_sensitivity_runs_stay_out_of_the_comparison_tables(tmp_path):
+    vanilla(tmp_path)
+    for name, cfg in (("sp", {}), ("nopr", {"prune": False}), ("tau", {"tau": 0.625})):
+        write_run(tmp_path, name, model="openvla", pruner="sp-vla", suite="libero_goal", pruner_cfg=cfg,
+                  tasks=[paced(73.6, speedup=1.5)])
+    for k in (3, 5):
+        write_run(tmp_path, f"vp{k}", model="openvla", pruner="vla-pruner", suite="libero_goal", retention=0.25,
+                  pruner_cfg={"prune_layer": k}, tasks=[paced(70.0, speedup=1.6)])
+    ts = tables(tmp_path)
+    assert [r[0] for r in ts["sp-vla-table1-openvla"].rows] == ["OpenVLA", "SP-VLA"]
+    vp1 = [r[0] for r, k in zip(ts["vla-pruner-table1-openvla"].rows, ts["vla-pruner-table1-openvla"].kinds,
+                                strict=True) if k == "ours"]
+    assert [re.sub(r" (\[\d+\])+$", "", x) for x in vp1] == ["Vanilla", "VLA-Pruner"]
+    assert list(ours(ts["sp-vla-table2-openvla"])) == ["SP-VLA", "w/o Pruning"]
+    assert list(ours(ts["sp-vla-table8-openvla"])) == ["0", "↑ [25%, 25%, 5/8, 8]"]
+    assert list(ours(ts["vla-pruner-table6-openvla"])) == ["K=3", "K=5"]

@@ -7,8 +7,10 @@ table per model; LAYOUTS lists them all.
 
 Which runs go where (the rule, per table):
 - A table holds runs of its paper's model families on its columns (suites, or tasks of a
-  suite), and only of the methods that paper compared in it (SPEC_ORDER, VP_ORDER, SP_ORDER;
-  no SpecPrune-VLA row in VLA-Pruner's table). Other runs are in the statistics tables only.
+  suite), and only of the methods that paper compared in it (SPEC_ORDER, VP_ORDER, SP_T1_ORDER,
+  SP_T3_ORDER; no SpecPrune-VLA row in VLA-Pruner's table). Other runs are in the statistics
+  tables only; runs of an ablation or sensitivity setting (settings.main_setting: SP-VLA
+  without a module or with a moved parameter, VLA-Pruner at K != 3) only in their own tables.
 - A comparison table (SpecPrune-VLA 1, VLA-Pruner 1-2, SP-VLA 1 and 3) appears when it holds
   at least one of those methods other than vanilla: a baseline alone fills nothing.
 - SpecPrune-VLA Table 2 (ablation) appears when SpecPrune-VLA runs on LIBERO-Spatial include
@@ -19,25 +21,30 @@ Which runs go where (the rule, per table):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from vlabench.report.cells import Col
 from vlabench.report.grid import (
     GOAL, GOOGLE_VA, GOOGLE_VM, LIBERO, LONG, OBJECT, SPATIAL, GRow, Grid, averages, ident, method_label, model_name,
-    paper_ident, paper_only_rows, paper_values, run_notes, suite_cells,
+    paper_ident, paper_only_rows, paper_values, run_cells, run_notes, suite_cells,
 )
 from vlabench.report.grid import locs as _locs
 from vlabench.report.grid import models_of as _models
 from vlabench.report.reference import Reference, RefRow
 from vlabench.report import tables_sp, tables_vp
+from vlabench.report.settings import main_setting, user_variant
 from vlabench.report.tables_sp import SP_T3
 from vlabench.report.runs import Method, Run, RunSet, model_family
 
 
 SPEC_ORDER = ["none", "sparsevlm", "vla-cache", "efficientvla", "specprune"]
 VP_ORDER = ["none", "fastv", "sparsevlm", "divprune", "vla-cache", "vla-pruner"]
+# SP-VLA Table 1 (+R / +S adaptations: the baselines' YAML options) and Table 3
+SP_T1_ORDER = ["none", "sparsevlm", "fopru", "prumerge", "fastvlm", "visionzip", "sp-vla"]
+SP_T3_ORDER = ["none", "random", "fopru", "fastv", "fastvlm", "vla-cache", "efficientvla", "sp-vla"]
 SP_ORDER = ["none", "sparsevlm", "random", "fopru", "prumerge", "fastv", "fastvlm", "visionzip", "vla-cache",
-            "efficientvla", "sp-vla"]   # Table 1 (+R / +S adaptations: the baselines' YAML options) and Table 3
+            "efficientvla", "sp-vla"]
 
 
 def _ordered(methods: list[Method], order: list[str]) -> list[Method]:
@@ -47,9 +54,21 @@ def _ordered(methods: list[Method], order: list[str]) -> list[Method]:
     return sorted(methods, key=key)
 
 
-def _listed(methods: list[Method], order: list[str]) -> list[Method]:
-    """The methods a paper compared in the table (its order list), in its row order."""
-    return _ordered([m for m in methods if m.pruner in order], order)
+def _listed(rs: RunSet, model: str, suites: list[str], order: list[str]) -> dict[Method, dict[str, Run]]:
+    """The rows of a comparison table: the runs of the methods the paper compared in it (its
+    order list), by method in its row order and suite, without the runs of an ablation or
+    sensitivity table (settings.main_setting). A run's row is (pruner, retention, pruner.variant);
+    only where two such runs would share a cell does the RunSet's disambiguated variant (run
+    name or protocol) tell them apart."""
+    cands = [r for r in rs.runs if r.model == model and r.suite in suites and r.pruner in order
+             and main_setting(r)]
+    count = Counter((r.pruner, r.retention, user_variant(r), r.suite) for r in cands)
+    rows: dict[Method, dict[str, Run]] = {}
+    for r in sorted(cands, key=lambda r: r.name):
+        base = Method(r.pruner, r.retention, user_variant(r))
+        m = base if count[(*base, r.suite)] == 1 else r.method
+        rows.setdefault(m, {})[r.suite] = r
+    return {m: rows[m] for m in _ordered(list(rows), order)}
 
 
 def _filled(g: Grid) -> bool:
@@ -63,8 +82,8 @@ def _grid_rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, cols: lis
     """One row per method of `model` on `cols` (plus the paper's rows); the reference rows used."""
     used: set[RefRow] = set()
     locs = _locs(cols, len(g.headers) - len(cols), summary_suite)
-    for m in _listed(rs.methods(model, list({c.suite for c in cols})), order):
-        per, runs, mark = suite_cells(rs, model, m, cols)
+    for m, by_suite in _listed(rs, model, list({c.suite for c in cols}), order).items():
+        per, runs, mark = run_cells(rs, [by_suite.get(c.suite) for c in cols], cols)
         if not runs:
             continue
         extra, amark = summary(per)
@@ -229,7 +248,8 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                "are means over the suites (the paper's Acc.(%) is not always the mean of its own "
                "per-suite figures)")
         groups: dict[tuple[float, str], list[Method]] = {}
-        for m in _listed(rs.methods(model, [c.suite for c in LIBERO]), VP_ORDER):
+        listed = _listed(rs, model, [c.suite for c in LIBERO], VP_ORDER)
+        for m in listed:
             groups.setdefault(_retention_group(m.retention, m.pruner), []).append(m)
         paper_keys = ref.rows("vla-pruner", "1", model_family(model)) if ref else []
         for key in paper_keys:
@@ -238,7 +258,7 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
         for gkey in sorted(groups, reverse=True):
             g.rows.append(GRow(gkey[1], group=True))
             for m in _ordered(groups[gkey], VP_ORDER):
-                per, runs, mark = suite_cells(rs, model, m, LIBERO)
+                per, runs, mark = run_cells(rs, [listed[m].get(c.suite) for c in LIBERO], LIBERO)
                 if not runs:
                     continue
                 avg, amark = averages(per, {"avg_rel_acc": "rel_acc", "flops_t": "flops_t",
@@ -307,7 +327,7 @@ def spvla_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  f"SP-VLA Table 1 ({model_name(model)}): success rate (%) / speedup on LIBERO",
                  [c.header for c in SP_T1_COLS] + ["Average", "FLOPs (%)"],
                  [SP_CELL] * 4 + [SP_AVG, "{flops_pct:.2f}"])
-        used = _grid_rows(rs, ref, g, model, SP_T1_COLS, SP_ORDER, _sp_summary,
+        used = _grid_rows(rs, ref, g, model, SP_T1_COLS, SP_T1_ORDER, _sp_summary,
                           "sp-vla", "1", False)
         paper_only_rows(ref, g, "sp-vla", "1", model, used, _locs(SP_T1_COLS, 2))
         if _filled(g):
@@ -330,7 +350,7 @@ def spvla_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
                 if not any(r.suite == suite and r.model == model for r in rs.runs):
                     continue
                 g.rows.append(GRow(setting, group=True))
-                used = _grid_rows(rs, ref, g, model, cols, SP_ORDER, _sp_summary, "sp-vla", "3",
+                used = _grid_rows(rs, ref, g, model, cols, SP_T3_ORDER, _sp_summary, "sp-vla", "3",
                                   False, summary_suite=suite)
                 paper_only_rows(ref, g, "sp-vla", "3", model, used, _locs(cols, 2, suite))
                 if g.rows[-1].group:  # no row of a compared method in this setting

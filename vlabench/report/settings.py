@@ -100,3 +100,15 @@ def sp_setting_label(run: Run) -> str:
     p = sp_params(run)
     return ", ".join(f"{key}={v:g}" for (_, key, c, _, _), v in zip(SP_T8_PARAMS, p, strict=True)
                      if abs(v - c) > 1e-9)
+
+
+def main_setting(run: Run) -> bool:
+    """A run of a method's own setting, for the main comparison tables: not an SP-VLA ablation
+    or Table 8 move, not a VLA-Pruner layer other than K=3, unless tagged with pruner.variant."""
+    if user_variant(run):
+        return True
+    if run.pruner == "sp-vla":
+        return not sp_ablation(run) and not sp_setting_label(run)
+    if run.pruner == "vla-pruner":
+        return vp_layer(run) in (None, VP_DEFAULT_K)
+    return True
