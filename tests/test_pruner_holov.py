@@ -76,3 +76,8 @@ def test_full_retention_keeps_all_meta_counts_and_paper_keeps_positions():
     q.bind(info(num_visual=16, grid=4))
     assert not q.contiguous_positions and q.crops[0].tolist() == [0, 1, 4, 5]
     assert math.isclose(HoloV({}).alpha, 0.09)
+
+
+def test_a_model_without_a_patch_grid_per_camera_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match="patch grid per camera"):
+        HoloV({}).bind(info(num_visual=6, grid=2))

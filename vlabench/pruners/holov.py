@@ -151,6 +151,10 @@ class HoloV(Pruner):
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
         per = info.grid * info.grid
+        if info.num_visual != per * len(info.cameras):
+            raise ConfigError(f"holov needs {info.name}'s visual tokens as one {info.grid}x{info.grid} "
+                              f"patch grid per camera; it has {info.num_visual} for {len(info.cameras)} "
+                              "camera(s)")
         self.crops = (row_crops(per, self.n_crops) if self.reading == "code"
                       else block_crops(info.grid, self.n_crops))
 

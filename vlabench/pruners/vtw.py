@@ -16,7 +16,7 @@ over the calibration samples and picks the first K whose mean KL <= eta, eta = 0
 LLaVA-1.5-7B): `choose_withdrawal_layer` is that rule. VLA-Pruner App. B.3 calibrates it on
 100 LIBERO tasks but does not print the K it found; this harness cannot rerun the full model
 once per candidate K inside one call, so K is a setting. Its default, 16 of 32 layers, gives
-Table 3's FLOPs on OpenVLA (55.4% of the LLM's vs the printed 55.17%; K = 15 gives 52.3%) and
+Table 3's FLOPs on OpenVLA best (LLM FLOPs 56.3% of the unpruned, printed 55.17%; K = 15: 53.6%) and
 matches the "late withdrawal layer" B.3 reports. Other depths scale K to the same relative depth.
 
 VLA mapping. VTW's "image span" is every visual token of the call: OpenVLA's 256, and both

@@ -1,0 +1,90 @@
+"""VLA-Pruner Table 3 / App. B.3 baselines through the CLI on both tiny models, in a short real
+LIBERO episode: each run exits 0 and keeps the tokens its setting says, layer by layer.
+
+One simulator serves every run (the suite's `make_env` memoised, as tests/test_pruners_integration
+does). OpenVLA (tiny: 4 layers, M = 256) is called at every step; OFT (M = 512) every 8 steps.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
+
+pytestmark = [pytest.mark.libero, pytest.mark.slow]
+PRUNERS = ("vtw", "fitprune", "holov", "efficientvla-nolayer", "efficientvla-skip8")
+MODELS = ("openvla-oft-tiny", "openvla-tiny")
+MAX_STEPS = 8
+
+# tokens_by_layer on the 4-layer tiny models: (OFT, OpenVLA)
+TOKENS_BY_LAYER = {
+    "vtw": ([512, 512, 0, 0], [256, 256, 0, 0]),             # K = 16 of 32 -> 2 of 4
+    "holov": ([256] * 4, [128] * 4),                          # before the LLM, 50% per camera
+    "efficientvla-nolayer": ([512, 512, 512, 256], [256, 256, 256, 128]),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(model, pruner) -> (exit code, episodes, calls), all from one simulator build."""
+    from vlabench.cli import app
+    from vlabench.suites.libero import LiberoSuite
+
+    out = tmp_path_factory.mktemp("table3")
+    envs: dict = {}
+    original = LiberoSuite.make_env
+
+    def shared_env(self, task, needs):
+        key = (self.cfg.name, task.id, frozenset(needs))
+        if key not in envs:
+            env = original(self, task, needs)
+            env._real_close, env.close = env.close, lambda: None
+            envs[key] = env
+        return envs[key]
+
+    LiberoSuite.make_env = shared_env
+    results = {}
+    try:
+        for model in MODELS:
+            for name in PRUNERS:
+                run = f"{model}-{name}"
+                rc = app(["run", f"model={model}", f"pruner={name}", "suite=libero_spatial",
+                          "suite.tasks=[0]", "run.episodes_per_task=1", f"run.max_steps={MAX_STEPS}",
+                          f"run.output_dir={out}", "run.quiet=true", f"run.name={run}"],
+                         standalone_mode=False)
+                d = out / run
+                results[model, name] = (rc, pd.DataFrame(read_rows(d / "episodes.csv", EPISODE_COLUMNS)),
+                                        pd.DataFrame(read_rows(d / "calls.csv", CALL_COLUMNS)))
+    finally:
+        LiberoSuite.make_env = original
+        for env in envs.values():
+            env._real_close()
+    return results
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", PRUNERS)
+def test_each_baseline_runs_an_episode_and_exits_0(runs, model, name):
+    rc, eps, calls = runs[model, name]
+    assert rc in (0, None)
+    assert list(eps["error_type"]) == [""], eps["error"].tolist()
+    assert list(eps["steps"]) == [str(MAX_STEPS)]
+    m = calls[calls["source"] == "model"]
+    assert len(m) >= 1 and all(float(f) > 0 for f in m["flops"])
+    assert all(int(k) <= int(i) for k, i in zip(m["tokens_kept"], m["tokens_in"]))
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", sorted(TOKENS_BY_LAYER))
+def test_tokens_by_layer_follow_the_setting(runs, model, name):
+    calls = runs[model, name][2]
+    want = TOKENS_BY_LAYER[name][MODELS.index(model)]
+    assert [[int(x) for x in str(v).split(";")] for v in calls["tokens_by_layer"]] == [want] * len(calls)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fitprune_drops_tokens_layer_by_layer(runs, model):
+    for v in runs[model, "fitprune"][2]["tokens_by_layer"]:
+        layers = [int(x) for x in str(v).split(";")]
+        assert layers == sorted(layers, reverse=True) and layers[-1] < layers[0]
