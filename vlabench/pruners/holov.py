@@ -17,8 +17,9 @@ out; exact ties go to the lower index.
 
 Readings (`pruner.reading`, see `readings`):
 - crops: the code cuts each image's row-major token sequence into 16 contiguous runs (L32-50;
-  on a 16x16 grid, 16 rows), the paper's text speaks of spatial crops, read here as square
-  blocks (a 4x4 grid of 4x4-token blocks) under `paper`;
+  on a 16x16 grid, 16 rows); the paper speaks of "spatial crops" without fixing their shape
+  (its OpenReview reviews ask how they are defined), read here as square blocks (a 4x4 grid of
+  4x4-token blocks) under `paper`;
 - positions: the code feeds the pruned features to the LLM as a shorter sequence (positions
   renumbered 0..n'-1, order kept: `contiguous_positions`), `paper` keeps the original ones.
   Within a crop the code also reorders the kept tokens by attention; a keep set cannot, and
@@ -51,8 +52,8 @@ from vlabench.registry import ConfigError
 _CODE = "obananas/HoloV @ 1d2e65e llava/model/utils.py"
 READINGS = (
     Reading("crops",
-            "HoloV Sec. 3: the image is divided into spatial crops (here square blocks of the "
-            "patch grid)",
+            "HoloV (abstract, method): the budget is distributed 'across different spatial "
+            "crops'; their shape is not specified (read here as square blocks of the patch grid)",
             f"{_CODE} L32-50: the row-major token sequence cut into num_patches = 16 contiguous "
             "runs (16 rows of a 16x16 grid)",
             "code", "the public code produced HoloV's tables; VLA-Pruner's HoloV run is not public"),
