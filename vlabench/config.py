@@ -223,8 +223,17 @@ RANGES: dict[str, tuple[Any, str]] = {
     "ray.address": (lambda v: isinstance(v, str) and v.strip() != "", "auto, ray://host:port, or null"),
     "ray.num_gpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0, or null"),
     "ray.num_cpus": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "run.video": (lambda v: v in ("none", "failures", "all"), "none, failures, all"),
+    "run.logger": (lambda v: _logger_ok(v), "none, wandb, tensorboard"),
 }
 LAUNCHERS = ("local", "ray")
+
+
+def _logger_ok(v: Any) -> bool:
+    """A known tracker whose package is installed (ConfigError naming the pip install if not)."""
+    from vlabench.loggers import check
+
+    return check(v)
 
 
 def shard_spec(v: Any) -> tuple[int, int] | None:

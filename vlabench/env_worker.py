@@ -8,9 +8,14 @@ one model and serves calls one at a time), or, for policies that read the live s
 in this process. The finished episode (row and call rows) goes back to the main process, the
 only writer of records.
 
+Simulator chatter goes to the run directory's sim.log (vlabench/simlog.py); the running
+episode's step count goes to the main process's progress display at most every STEP_EVERY_S;
+with run.video the worker writes the episode's video once the main process has committed it.
+
 Messages, worker -> main: ("ready", pid), ("fatal", text), ("call", kind, payload, rng, sent_at)
-with kind "act" or "observe", ("episode", row, calls, overhead_s, steps).
-Main -> worker: ("episode", task, spec), ("reply", ok, value, rng, queue_wait_ms), ("stop",).
+with kind "act" or "observe", ("step", steps), ("episode", row, calls, overhead_s, steps).
+Main -> worker: ("episode", task, spec), ("reply", ok, value, rng, queue_wait_ms), ("stop",)
+and ("stop", True) (the last episode is committed: write its video, then stop).
 `rng` is the process's (random, numpy) global state: it travels with each call, so the policy
 draws from, and the simulator continues, the one stream an in-process episode has.
 """
@@ -29,6 +34,7 @@ import numpy as np
 from vlabench.contracts import Observation, PolicyOutput, TaskInfo
 
 Rng = tuple[Any, Any]
+STEP_EVERY_S = 0.2   # the fastest a worker reports its step count
 
 
 def rng_state() -> Rng:
@@ -119,10 +125,31 @@ def _die_with_parent() -> None:
         pass
 
 
+def step_reporter(conn: Any) -> Any:
+    """The per-step hook: sends ("step", n) at most every STEP_EVERY_S."""
+    due = [0.0]
+
+    def on_step(steps: int) -> None:
+        now = time.monotonic()
+        if now >= due[0]:
+            due[0] = now + STEP_EVERY_S
+            conn.send(("step", steps))
+
+    return on_step
+
+
 def worker_main(conn: Any, cfg_data: dict, spec: dict) -> None:
     """The worker process: build, say ready, then run episodes until told to stop.
 
-    `spec`: needs (the rendered keys), local (build the policy here), observes, replans."""
+    `spec`: needs (the rendered keys), local (build the policy here), observes, replans,
+    steps (report step counts), run_dir (sim.log, videos)."""
+    from vlabench.simlog import attached
+
+    with attached(spec["run_dir"]):
+        _worker(conn, cfg_data, spec)
+
+
+def _worker(conn: Any, cfg_data: dict, spec: dict) -> None:
     # Ctrl-C, or a SIGTERM sent to the whole process group (a scheduler's cancel): the main
     # process stops the workers, so no episode is recorded as a worker's death
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -144,18 +171,25 @@ def worker_main(conn: Any, cfg_data: dict, spec: dict) -> None:
             policy = RemotePolicy(Link(conn), pruner, frozenset(spec["needs"]), spec["observes"])
         runner = Runner(cfg, suite, policy, pruner, files=None)
         runner.needs = frozenset(spec["needs"])
+        if spec.get("steps"):
+            runner.on_step = step_reporter(conn)
     except Exception as e:
         conn.send(("fatal", f"{type(e).__name__}: {one_line(e)}"))
         return
     conn.send(("ready", os.getpid()))
     warm_up = getattr(policy, "warm_up", None) if spec["local"] else None
     env, env_task = None, None
+    from vlabench import video
+
     try:
         while True:
             try:
                 msg = conn.recv()
             except (EOFError, OSError):
                 return   # the main process is gone
+            pending, runner.pending_video = runner.pending_video, None
+            if msg[0] == "episode" or msg[1:] == (True,):   # the last episode is committed
+                video.write(spec["run_dir"], pending)
             if msg[0] != "episode":
                 return
             _, task, ep = msg

@@ -1,4 +1,11 @@
-"""Progress display for a run: a rich bar on terminals, one line per task in quiet mode."""
+"""Progress display for a run: a rich bar on terminals, one line per task in quiet mode.
+
+The top line counts episodes (done / total), the running success rate of the episodes finished
+in this invocation, the elapsed time and an ETA; below it one line per running episode (one per
+environment worker with run.env_workers > 1) advances with its steps (step / the episode's step
+limit). `step` is called by the episode loop at every control step: it only stores the count
+and redraws at most REFRESH_S apart, so a step costs a clock read and a dict store.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,28 @@ import sys
 import time
 from typing import Any
 
+REFRESH_S = 0.1     # the fastest the step lines are redrawn
+ETA_AFTER_S = 2.0   # no ETA before this much time has passed (the first rates are noise)
+
+
+def eta_s(elapsed: float, finished: int, running: list[float], remaining: float) -> float | None:
+    """Seconds left: `remaining` episodes (not finished) at the rate of the `finished` ones plus
+    the fractions of the `running` ones (steps / step limit); None before any progress."""
+    units = finished + sum(running)
+    if units <= 0 or elapsed < ETA_AFTER_S:
+        return None
+    return elapsed / units * max(0.0, remaining - sum(running))
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
 
 class RunProgress:
-    """Episodes done / total, running success rate and ETA."""
+    """Episodes done / total, running success rate, ETA, and each running episode's steps."""
 
     def __init__(self, total: int, already_done: int, quiet: bool, title: str):
         self.total = total
@@ -20,6 +46,8 @@ class RunProgress:
         self.t0 = time.perf_counter()
         self._bar: Any = None
         self._task_id: Any = None
+        self._slots: dict[int, list] = {}   # slot -> [rich task id, steps, step limit]
+        self._next_draw = 0.0
 
     def __enter__(self) -> RunProgress:
         if self.quiet:
@@ -27,25 +55,65 @@ class RunProgress:
                   file=sys.stderr, flush=True)
             return self
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+        console = Console(stderr=True)
+        console.print(f"[bold]{self.title}[/bold]", highlight=False)
         self._bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("SR {task.fields[sr]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+            TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), console=console, transient=False,
         )
         self._bar.__enter__()
-        self._task_id = self._bar.add_task(self.title, total=self.total, completed=self.done, sr="-")
+        self._task_id = self._bar.add_task("episodes", total=self.total, completed=self.done,
+                                           info=self._info())
         return self
 
-    def episode_done(self, success: bool, label: str) -> None:
+    def _info(self) -> str:
+        sr = f"{100.0 * self.successes / self.finished_now:.1f}%" if self.finished_now else "-"
+        el = time.perf_counter() - self.t0
+        running = [min(1.0, s / n) for _, s, n in self._slots.values() if n]
+        eta = eta_s(el, self.finished_now, running, self.total - self.done)
+        return f"SR {sr}  elapsed {clock(el)}  ETA {clock(eta)}"
+
+    def episode_start(self, slot: int, label: str, max_steps: int) -> None:
+        """Slot `slot` (0 in-process; the worker's index otherwise) starts an episode."""
+        if self._bar is None:
+            return
+        desc = f"  {label}"
+        if slot in self._slots:
+            entry = self._slots[slot]
+            entry[1], entry[2] = 0, max_steps
+            self._bar.reset(entry[0], total=max_steps, description=desc)
+        else:
+            tid = self._bar.add_task(desc, total=max_steps, info="steps")
+            self._slots[slot] = [tid, 0, max_steps]
+
+    def step(self, slot: int, steps: int) -> None:
+        """The episode in `slot` has executed `steps` steps (cheap; redraws are throttled)."""
+        entry = self._slots.get(slot)
+        if entry is None:
+            return
+        entry[1] = steps
+        now = time.perf_counter()
+        if now >= self._next_draw:
+            self._next_draw = now + REFRESH_S
+            self._draw()
+
+    def _draw(self) -> None:
+        for tid, steps, _ in self._slots.values():
+            self._bar.update(tid, completed=steps)
+        self._bar.update(self._task_id, info=self._info())
+
+    def episode_done(self, success: bool, label: str, slot: int = 0) -> None:
         self.done += 1
         self.finished_now += 1
         self.successes += int(success)
-        sr = f"{100.0 * self.successes / self.finished_now:.1f}%"
-        if self._bar is not None:
-            self._bar.update(self._task_id, advance=1, sr=sr, description=f"{self.title} {label}")
+        if self._bar is None:
+            return
+        entry = self._slots.get(slot)
+        if entry is not None:
+            entry[1], entry[2] = 0, 0
+        self._bar.update(self._task_id, advance=1, info=self._info())
 
     def task_done(self, label: str, successes: int, episodes: int) -> None:
         if self.quiet:
@@ -56,4 +124,8 @@ class RunProgress:
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
+            for tid, _, _ in self._slots.values():   # the final display: the episodes line
+                self._bar.remove_task(tid)
+            self._slots = {}
+            self._bar.update(self._task_id, info=self._info())
             self._bar.__exit__(*exc)

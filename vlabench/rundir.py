@@ -5,7 +5,10 @@ creates the directory (and any missing parents), takes the single-writer lock, a
 what existed before: a start that fails or is interrupted removes only the files and folders
 this invocation created, never a directory or file that was there before. A directory that
 holds anything but vlabench records is never used (nor deleted); `run.overwrite=true` deletes
-only the record files, under the lock.
+only the record files, under the lock. Besides the records a run directory may hold what vlabench
+writes alongside them: sim.log (simulator chatter, vlabench/simlog.py), videos/ (run.video,
+vlabench/video.py) and tensorboard/ (run.logger=tensorboard); a resume keeps them, run.overwrite
+deletes them (in a folder only the files vlabench names so, then the folder if it is empty).
 """
 
 from __future__ import annotations
@@ -26,6 +29,26 @@ MERGE_JOURNAL = ".vlabench-merge.json"
 _TEMP = re.compile(r"^\.(?:%s)\.(\d+)\.tmp$"
                    % "|".join(re.escape(f) for f in (*RECORD_FILES, MERGE_JOURNAL)))
 _OLD_PROBE = ".write-probe"  # left by vlabench versions before the lock file
+LOG_FILES = ("sim.log",)
+# folder -> test of a file name vlabench writes there
+RUN_FOLDERS = {
+    "videos": lambda n: n.endswith(".mp4") and (n.startswith("task") or n.startswith(".tmp-")),
+    "tensorboard": lambda n: n.startswith("events.out.tfevents."),
+}
+
+
+def _remove_folder_files(folder: Path) -> None:
+    """Delete the files vlabench writes in `folder` (RUN_FOLDERS), then the folder if empty."""
+    ours = RUN_FOLDERS[folder.name]
+    if not folder.is_dir():
+        return
+    for e in os.listdir(folder):
+        if ours(e) and (folder / e).is_file():
+            (folder / e).unlink(missing_ok=True)
+    try:
+        folder.rmdir()   # never recursive: a file someone put there stays, with its folder
+    except OSError:
+        pass
 
 
 def run_dir_path(output_dir: object, name: object) -> Path:
@@ -131,13 +154,19 @@ class RunDirClaim:
     def foreign(self) -> list[str]:
         """Entries that are neither vlabench records nor its lock or temporaries."""
         return sorted(e for e in os.listdir(self.path) if e not in RECORD_FILES
-                      and e not in (LOCK_NAME, MERGE_JOURNAL) and not is_temporary(e))
+                      and e not in (LOCK_NAME, MERGE_JOURNAL, *LOG_FILES, *RUN_FOLDERS)
+                      and not is_temporary(e))
 
     def records(self) -> list[str]:
         return [f for f in RECORD_FILES if (self.path / f).exists()]
 
     def remove_records(self) -> None:
-        """run.overwrite: delete the record files (only those), then count the dir as fresh."""
+        """run.overwrite: delete the record files, sim.log and what vlabench wrote in videos/ and
+        tensorboard/ (only those), then count the dir as fresh."""
+        for f in LOG_FILES:
+            (self.path / f).unlink(missing_ok=True)
+        for d in RUN_FOLDERS:
+            _remove_folder_files(self.path / d)
         for f in RECORD_FILES:   # (prepare_run_dir removed the temporaries under this lock)
             (self.path / f).unlink(missing_ok=True)
         self.snapshot()
@@ -148,9 +177,12 @@ class RunDirClaim:
         Only files absent when the claim was taken are removed, and folders only when this
         invocation made them and they are empty again: nothing that existed before is touched."""
         if self.before is not None and self.path.is_dir():
-            for f in RECORD_FILES:
+            for f in (*RECORD_FILES, *LOG_FILES):
                 if f not in self.before:
                     (self.path / f).unlink(missing_ok=True)
+            for d in RUN_FOLDERS:
+                if d not in self.before:
+                    _remove_folder_files(self.path / d)
             for e in os.listdir(self.path):
                 m = _TEMP.match(e)
                 if m and int(m.group(1)) == os.getpid():

@@ -14,10 +14,16 @@ run directory is locked for the whole run (vlabench/locking.py: one writer, also
 worker or shard), and a start that fails or is interrupted undoes only what it created
 (vlabench/rundir.py). With run.env_workers=N > 1 the episodes run on N simulator processes that
 share the one policy (vlabench/workers.py); each runs `Runner.run_episode`, this same loop.
+Around the loop: the progress display advances per step (vlabench/progress.py), simulator
+chatter goes to the run directory's sim.log (vlabench/simlog.py), and after each commit the
+episode's video is written (run.video, vlabench/video.py) and its metrics are sent to the
+user's tracker (run.logger, vlabench/loggers.py); none of them is counted as harness overhead
+except the per-step hooks themselves.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import time
@@ -27,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from vlabench import registry
+from vlabench import registry, video
 from vlabench.contracts import IMAGE_KEYS, STATE_KEYS, EpisodeSpec, TaskInfo
 from vlabench.progress import RunProgress
 from vlabench.provenance import manifest, now, protocol_deviations, seal
@@ -75,6 +81,13 @@ class Runner:
         self.steps_total = 0
         self.on_commit: Any = None  # called after each committed episode (the manifest's digest)
         self.pool: Any = None       # run.env_workers > 1: the vlabench.workers.WorkerPool
+        self.on_step: Any = None    # called with the step count after every step (progress)
+        self.logger: Any = None     # run.logger: a vlabench.loggers.RunLogger
+        mode = video.mode_of(cfg)
+        self.frames = video.EpisodeFrames(mode) if mode != "none" else None
+        if self.frames is not None:   # rendered for the video (rendering cost, same results)
+            self.needs = self.needs | {video.CAMERA}
+        self.pending_video: video.Pending | None = None   # the last episode's, until committed
 
     def max_steps(self, task: TaskInfo) -> int:
         """The suite's limit for `task`, capped by run.max_steps."""
@@ -91,11 +104,16 @@ class Runner:
         sim_s = policy_s = 0.0
         calls: list[dict] = []
         steps, success, err_type, err = 0, False, "", ""
+        rec, on_step = self.frames, self.on_step
+        if rec is not None:
+            rec.begin(max_steps)
         try:
             seed_everything(ep.seed)
             ts = time.perf_counter()
             obs = env.reset(ep)
             sim_s += time.perf_counter() - ts
+            if rec is not None:
+                rec.add(obs, 0, None, None)
             self.pruner.reset()
             self.policy.reset(task)
             queue: deque = deque()
@@ -117,6 +135,10 @@ class Runner:
                 obs, done = env.step(action, steps + 1)
                 sim_s += time.perf_counter() - ts
                 steps += 1
+                if rec is not None:
+                    rec.add(obs, steps, action, calls[-1]["tokens_kept"] if calls else None)
+                if on_step is not None:
+                    on_step(steps)
                 if self.final_step_success:
                     success = done
                 elif done:
@@ -129,6 +151,8 @@ class Runner:
         self.steps_total += steps
         row = self.episode_row(task, ep, success=success, steps=steps, calls=calls, wall_s=wall,
                                sim_s=sim_s, policy_s=policy_s, error_type=err_type, error=err)
+        if rec is not None:
+            self.pending_video = rec.take(task.id, ep.index, success)
         return row, calls
 
     def episode_row(self, task: TaskInfo, ep: EpisodeSpec, *, success: bool = False, steps: int = 0,
@@ -149,6 +173,15 @@ class Runner:
     def _committed(self) -> None:
         if self.on_commit is not None:
             self.on_commit()
+
+    def after_commit(self, row: dict, calls: list[dict]) -> None:
+        """The episode is on disk: send its metrics to the tracker and, in-process, write its
+        video (a worker writes its own, see env_worker.py)."""
+        if self.logger is not None:
+            self.logger.episode(row, calls)
+        if self.files is not None and self.pending_video is not None:
+            pending, self.pending_video = self.pending_video, None
+            video.write(self.files.dir, pending)
 
     def run(self, done: set[tuple[int, int]], progress: RunProgress, plan: dict[int, list[EpisodeSpec]],
             tasks: list[TaskInfo]) -> None:
@@ -172,11 +205,14 @@ class Runner:
                         try:
                             env = self.suite.make_env(task, self.needs)
                         except Exception as e:
-                            self.files.append_episode(self.episode_row(
-                                task, ep, error_type=type(e).__name__, error=one_line(e)), [])
+                            row = self.episode_row(task, ep, error_type=type(e).__name__,
+                                                   error=one_line(e))
+                            self.files.append_episode(row, [])
                             self._committed()
                             progress.episode_done(False, f"task {task.id}")
+                            self.after_commit(row, [])
                             continue
+                    progress.episode_start(0, f"task {task.id} episode {ep.index}", self.max_steps(task))
                     row, calls = self.run_episode(env, task, ep)
                     tc = time.perf_counter()
                     self.files.append_episode(row, calls)
@@ -184,6 +220,7 @@ class Runner:
                     self.overhead_s += time.perf_counter() - tc  # the commit is harness time too
                     task_succ += int(row["success"])
                     progress.episode_done(row["success"], f"task {task.id}")
+                    self.after_commit(row, calls)
                     if row["error_type"]:
                         env.close()
                         env = None
@@ -207,10 +244,18 @@ def run_from_config(cfg: Any) -> Any:
     """Run (or resume) the composed config; returns the summary table.
 
     The run directory is locked for the whole call. A start that fails or is interrupted
-    before the first episode undoes only what this invocation created."""
+    before the first episode undoes only what this invocation created. Simulator chatter and
+    Python warnings go to the run directory's sim.log meanwhile."""
+    from vlabench.simlog import attached
+
     files, old, claim = prepare_run_dir(cfg)
     try:
-        return _run_locked(cfg, files, old, claim)
+        with attached(files.dir) as simlog:
+            table = _run_locked(cfg, files, old, claim)
+        if simlog.count:
+            print(f"vlabench: {simlog.count} simulator/library messages in {files.dir / 'sim.log'}",
+                  file=sys.stderr, flush=True)
+        return table
     finally:
         claim.close()
 
@@ -268,7 +313,12 @@ def _run_locked(cfg: Any, files: RunFiles, old: dict[str, Any] | None, claim: An
     already = sum(1 for t, eps in plan.items() for ep in eps if (t, ep.index) in done)
     title = f"{cfg.model.name}/{cfg.pruner.name}/{cfg.suite.name}"
     try:
+        from vlabench.loggers import make
+
+        runner.logger = make(cfg, files.dir, start_index=already)
         with RunProgress(total, already, bool(cfg.run.quiet), title) as progress:
+            if not progress.quiet:
+                runner.on_step = functools.partial(progress.step, 0)
             runner.run(done, progress, plan, tasks)
         table = write_summary(files)
     except BaseException:
@@ -277,9 +327,12 @@ def _run_locked(cfg: Any, files: RunFiles, old: dict[str, Any] | None, claim: An
             commit()
         except (OSError, RecordsError):  # disk full: the last good manifest stays (resumable)
             pass
+        if runner.logger is not None:
+            runner.logger.finish(None, "interrupted")
         raise
     info["status"], info["finished_at"] = "complete", now()
     commit()
+    runner.logger.finish(table, "complete")
     _print_result(table, files.dir, runner)
     return table
 

@@ -33,6 +33,11 @@ Throughput: the workers overlap simulation with the policy's calls; on a CPU-onl
 simulators and the model share the cores, so more workers than free cores only adds
 contention (and each call's latency grows with it; see `lat_*` against env_workers=1).
 
+Progress and videos: a worker reports its running episode's step count at most every
+STEP_EVERY_S (a ("step", n) message; the main process shows one line per slot), and with
+run.video it keeps the episode's frames and writes the video itself once the main process has
+committed the episode (its next "episode" message, or the final ("stop", True), says so).
+
 Failures: a worker that dies (killed, segfault) is restarted, and the episode it was running is
 committed as failed with error_type `EnvWorkerDied` and the exit code or signal; committed
 episodes are never lost or doubled. Ctrl-C or SIGTERM in the main process (and any error)
@@ -52,6 +57,7 @@ from vlabench.contracts import PRIVILEGED_KEY, EpisodeSpec, TaskInfo
 
 START_ATTEMPTS = 3     # a slot whose worker dies this often before its first episode stops the run
 STOP_GRACE_S = 5.0
+VIDEO_GRACE_S = 120.0  # at the normal end: a worker may still be encoding its last video
 
 
 def serves_in_main(policy: Any) -> bool:
@@ -144,7 +150,8 @@ class WorkerPool:
         self.in_main = serves_in_main(runner.policy)
         observes, replans = step_hooks(runner.policy, runner.pruner) if self.in_main else (False, False)
         self.spec = {"needs": sorted(runner.needs), "local": not self.in_main,
-                     "observes": observes, "replans": replans}
+                     "observes": observes, "replans": replans,
+                     "steps": not getattr(progress, "quiet", True), "run_dir": str(runner.files.dir)}
         self.scheduler = Scheduler(pending)
         self.left = {t.id: len(eps) for t, eps in pending}
         self.size = dict(self.left)
@@ -169,7 +176,7 @@ class WorkerPool:
         slot.process, slot.conn, slot.pid, slot.ready = proc, here, proc.pid, False
         slot.inbox, slot.stopped = [], False
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Stop every worker: a stop message, then SIGKILL after a grace period (workers ignore
         SIGINT and SIGTERM, which only the main process acts on); no orphans."""
         live = [s for s in self.slots if s.process is not None]
@@ -178,7 +185,7 @@ class WorkerPool:
                 s.conn.send(("stop",))
             except (OSError, ValueError):
                 pass
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + grace
         for s in live:
             s.process.join(max(0.0, deadline - time.monotonic()))
             if s.process.is_alive():
@@ -207,8 +214,10 @@ class WorkerPool:
                 self._start(s)
             while any(self.left.values()):
                 self._pump()
-        finally:
+        except BaseException:
             self.stop()
+            raise
+        self.stop(VIDEO_GRACE_S if runner.frames is not None else STOP_GRACE_S)
 
     def _pump(self) -> None:
         """Wait for messages, collect them, serve the oldest one."""
@@ -279,15 +288,19 @@ class WorkerPool:
         elif kind == "episode":
             self._finished(slot, msg)
             self._assign(slot)
+        elif kind == "step":
+            self.progress.step(slot.index, msg[1])
 
     def _assign(self, slot: Slot) -> None:
         nxt = self.scheduler.next(slot, self.slots)
         slot.running = nxt
         if nxt is None:
             slot.stopped = True
-            slot.conn.send(("stop",))
+            slot.conn.send(("stop", True))   # True: its last episode is committed
             return
         slot.conn.send(("episode", nxt[0], nxt[1]))
+        self.progress.episode_start(slot.index, f"worker {slot.index}: task {nxt[0].id} episode "
+                                    f"{nxt[1].index}", self.runner.max_steps(nxt[0]))
 
     def _finished(self, slot: Slot, msg: tuple) -> None:
         _, row, calls, overhead, steps = msg
@@ -307,7 +320,9 @@ class WorkerPool:
         tid = int(row["task_id"])
         self.left[tid] -= 1
         self.succ[tid] += int(bool(row["success"]))
-        self.progress.episode_done(row["success"], f"task {tid}, {len(self.slots)} env workers")
+        self.progress.episode_done(row["success"], f"task {tid}, {len(self.slots)} env workers",
+                                   slot=slot.index)
+        runner.after_commit(row, calls)
         if self.left[tid] == 0:
             self.progress.task_done(f"{runner.cfg.suite.name} task {tid}", self.succ[tid],
                                     self.size[tid])

@@ -65,12 +65,42 @@ def preamble(rs: RunSet, with_reference: bool = False) -> list[str]:
     return lines
 
 
-def _html(rs: RunSet, tables: list[Table], notes: list[str], intro: list[str], plot_dir: Path | None) -> str:
+def video_links(rs: RunSet, page_dir: Path | None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each run's episode videos (run.video): (run name, [(file name, href)]), hrefs relative
+    to `page_dir` (the report's folder), or file:// URIs for a page printed to stdout."""
+    import os
+    import re
+    from urllib.parse import quote
+
+    def order(p: Path) -> tuple:
+        return tuple(int(x) if x.isdigit() else x for x in re.split(r"(\d+)", p.name))
+
+    out = []
+    for run in rs.runs:
+        folder = Path(run.path) / "videos"
+        found = sorted((p for p in folder.glob("task*.mp4") if p.is_file()), key=order) \
+            if folder.is_dir() else []
+        if not found:
+            continue
+        links = []
+        for p in found:
+            if page_dir is None:
+                href = p.resolve().as_uri()
+            else:
+                href = quote(Path(os.path.relpath(p.resolve(), Path(page_dir).resolve())).as_posix())
+            links.append((p.name, href))
+        out.append((run.name, links))
+    return out
+
+
+def _html(rs: RunSet, tables: list[Table], notes: list[str], intro: list[str], plot_dir: Path | None,
+          page_dir: Path | None = None) -> str:
     from vlabench.report.html import page
     from vlabench.report.plots import make_plots
 
     images = make_plots(rs, plot_dir) if plot_dir is not None else []
-    return page("vlabench report", intro, tables, images, notes=notes)
+    return page("vlabench report", intro, tables, images, notes=notes,
+                videos=video_links(rs, page_dir))
 
 
 def _text(fmt: str, rs: RunSet, tables: list[Table], notes: list[str], intro: list[str]) -> str:
@@ -101,7 +131,8 @@ def report(paths: list[str] | None, fmt: str = "md", out: Path | None = None,
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         target = out / "report.html"
-        target.write_text(_html(rs, tables, notes, intro, out / "plots" if plots else None), encoding="utf-8")
+        target.write_text(_html(rs, tables, notes, intro, out / "plots" if plots else None, out),
+                          encoding="utf-8")
         (out / "runs.csv").write_text(metrics_csv(rs))
         return f"wrote {target} ({len(tables)} tables{', plots in ' + str(out / 'plots') if plots else ''})\n"
     text = _text(fmt, rs, tables, notes, intro)

@@ -3,7 +3,8 @@ as base64), each figure with its caption.
 
 Tables and figures sit in boxes that scroll sideways rather than squeeze; a figure is shown at
 its drawn size (100 pixels per inch of the matplotlib figure: fonts as drawn), its caption read
-from the PNG (figstyle.save) unless `captions` gives one.
+from the PNG (figstyle.save) unless `captions` gives one. Runs recorded with run.video get a
+Videos section: per run, links to its episode videos (the first failure shown inline).
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ figure img { max-width: none; height: auto; border: 1px solid #eee; }
 figcaption { max-width: 60em; font-size: 0.9em; color: #444; }
 ol.report-notes { font-size: 0.9em; max-width: 60em; }
 a.top { font-size: 0.8em; font-weight: normal; margin-left: 0.8em; }
+ul.videos { columns: 18em; font-size: 0.85em; }
+video { display: block; margin: 0.5em 0; max-width: 100%; }
 """
+# (run name, [(label, href)]): a run's videos, hrefs relative to the page or file:// URIs
+Videos = list[tuple[str, list[tuple[str, str]]]]
 _SCALE = DPI / 100  # PNG pixels per CSS pixel
 
 
@@ -67,11 +72,27 @@ def _figure(fid: str, number: int, img: Path, caption: str | None) -> str:
             f"<figcaption><b>Figure {number}.</b> {e(caption)}</figcaption></figure>")
 
 
+def _videos(runs: Videos, top: str) -> list[str]:
+    """The Videos section: a sub-heading per run, its videos as links, the first failure inline."""
+    e = html.escape
+    parts = [f'<h2 id="videos">Videos{top}</h2>']
+    for rid, (run, links) in zip(_ids([r for r, _ in runs], "videos"), runs, strict=True):
+        parts.append(f'<section id="{rid}"><h3>{e(run)}</h3>')
+        failures = [h for label, h in links if "failure" in label]
+        if failures:
+            parts.append(f'<video controls preload="metadata" src="{e(failures[0])}"></video>')
+        parts.append('<ul class="videos">' + "".join(
+            f'<li><a href="{e(h)}">{e(label)}</a></li>' for label, h in links) + "</ul></section>")
+    return parts
+
+
 def page(title: str, preamble: list[str], tables: list[Table], images: list[Path],
-         captions: dict[str, str] | None = None, notes: list[str] | None = None) -> str:
-    """The whole page; images are read and embedded, so the file stands alone. `captions`
-    maps an image's file stem to its caption (default: the caption stored in the PNG);
-    `notes` are the report's numbered footnotes ([1] is notes[0], anchor `note-1`)."""
+         captions: dict[str, str] | None = None, notes: list[str] | None = None,
+         videos: Videos | None = None) -> str:
+    """The whole page; images are read and embedded, so the file stands alone (videos are
+    linked, not embedded). `captions` maps an image's file stem to its caption (default: the
+    caption stored in the PNG); `notes` are the report's numbered footnotes ([1] is notes[0],
+    anchor `note-1`); `videos` lists each run's episode videos."""
     e = html.escape
     captions = captions or {}
     tids, fids = _ids([t.key for t in tables], "table"), _ids([p.stem for p in images], "figure")
@@ -86,6 +107,8 @@ def page(title: str, preamble: list[str], tables: list[Table], images: list[Path
         toc.append('<li><a href="#figures">Figures</a><ol>' + "".join(
             f'<li><a href="#{i}">Figure {n}: {e(_title(p))}</a></li>'
             for n, (i, p) in enumerate(zip(fids, images, strict=True), 1)) + "</ol></li>")
+    if videos:
+        toc.append('<li><a href="#videos">Videos</a></li>')
     toc.append("</ol></nav>")
     top = '<a class="top" href="#contents">↑ contents</a>'
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -103,6 +126,8 @@ def page(title: str, preamble: list[str], tables: list[Table], images: list[Path
         parts.append(f'<h2 id="figures">Figures{top}</h2>')
     for n, (fid, img) in enumerate(zip(fids, images, strict=True), 1):
         parts.append(_figure(fid, n, img, captions.get(img.stem)))
+    if videos:
+        parts += _videos(videos, top)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
