@@ -88,8 +88,12 @@ LAYOUT = {
 }
 
 
+# tables no vlabench model can fill yet (their layouts and published numbers are there)
+NO_PRESET = {"vla-pruner/4": "pi0 (VLA-Pruner App. B.4) has no vlabench model adapter"}
+
+
 def test_every_rendered_table_has_a_preset():
-    assert {k for v in LAYOUT.values() for k in v[0]} == set(layouts.LAYOUTS)
+    assert {k for v in LAYOUT.values() for k in v[0]} | set(NO_PRESET) == set(layouts.LAYOUTS)
     assert set(sweep.preset_names()) == set(EXPECTED)
 
 

@@ -28,7 +28,7 @@ SPATIAL, OBJECT = Col("Spatial", "libero_spatial"), Col("Object", "libero_object
 GOAL, LONG = Col("Goal", "libero_goal"), Col("Long", "libero_10")
 LIBERO = [SPATIAL, OBJECT, GOAL, LONG]
 GOOGLE_VA, GOOGLE_VM, BRIDGE = "simpler_google_va", "simpler_google_vm", "simpler_bridge"
-MODEL_NAMES = {"openvla-oft": "OpenVLA-OFT", "openvla": "OpenVLA", "cogact": "CogACT"}
+MODEL_NAMES = {"openvla-oft": "OpenVLA-OFT", "openvla": "OpenVLA", "cogact": "CogACT", "pi0": "π0"}
 
 
 def model_name(model: str) -> str:

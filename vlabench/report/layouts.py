@@ -1,6 +1,6 @@
 """The papers' table layouts, filled from a RunSet (and the published numbers on request).
 
-SpecPrune-VLA Tables 1-4, VLA-Pruner Tables 1-2 and SP-VLA Tables 1 and 3 here; VLA-Pruner
+SpecPrune-VLA Tables 1-4, VLA-Pruner Tables 1, 2, 4 and SP-VLA Tables 1 and 3 here; VLA-Pruner
 Tables 3, 5, 6 in tables_vp.py, SP-VLA Tables 2 and 6-11 in tables_sp.py (which config keys
 make which row: settings.py). Same columns, row order and number formats as printed, one
 table per model; LAYOUTS lists them all.
@@ -235,9 +235,7 @@ def _retention_group(r: float | None, pruner: str) -> tuple[float, str]:
 
 def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
     """VLA-Pruner Table 1: per suite SR (relative accuracy), Acc., FLOPs, latency (speedup)."""
-    grids = []
-    locs = _locs(LIBERO, 3)
-    for model in _models(rs, LIBERO, {"openvla", "openvla-oft"}):
+    def grid(model: str) -> Grid:
         g = Grid(f"vla-pruner-table1-{model}",
                  f"VLA-Pruner Table 1 ({model_name(model)}): success rate (%) (relative accuracy), "
                  "FLOPs (T), latency (ms) (speedup)",
@@ -247,11 +245,44 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
         g.note("Acc.(%) is the mean of the four per-suite relative accuracies; FLOPs and latency "
                "are means over the suites (the paper's Acc.(%) is not always the mean of its own "
                "per-suite figures)")
+        return g
+    return _by_retention(rs, ref, "1", {"openvla", "openvla-oft"}, grid, 3,
+                         {"avg_rel_acc": "rel_acc", "flops_t": "flops_t", "flops_pct": "flops_pct",
+                          "latency_ms": "latency_ms", "speedup": "speedup"})
+
+
+def vlapruner_t4(rs: RunSet, ref: Reference | None) -> list[Grid]:
+    """VLA-Pruner Table 4 (App. B.4): pi0 on LIBERO per retention: SR per suite, Avg., Acc.,
+    latency, speedup, FLOP ratio. vlabench has no pi0 adapter yet: the table appears with runs
+    of a pi0-family model (`--with-reference` alone shows nothing, as for every table)."""
+    def grid(model: str) -> Grid:
+        g = Grid(f"vla-pruner-table4-{model}",
+                 f"VLA-Pruner Table 4 ({model_name(model)}): success rate (%), relative accuracy, "
+                 "latency, speedup and FLOP ratio on LIBERO",
+                 [c.header for c in LIBERO] + ["Avg. (%)", "Acc. (%)", "Latency(ms)", "Speedup (×)",
+                                               "FLOP ratio (%)"],
+                 ["{success_rate:.2f}"] * 4 + ["{avg_success_rate:.2f}", "{avg_rel_acc:.2f}",
+                                               "{latency_ms:.2f}", "{speedup:.3f}", "{flops_pct:.1f}"])
+        g.note("Avg. is the mean success rate and Acc. the mean relative accuracy over the suites; "
+               "latency, speedup and FLOP ratio are means over the suites")
+        return g
+    return _by_retention(rs, ref, "4", {"pi0"}, grid, 5,
+                         {"avg_success_rate": "success_rate", "avg_rel_acc": "rel_acc",
+                          "latency_ms": "latency_ms", "speedup": "speedup", "flops_pct": "flops_pct"})
+
+
+def _by_retention(rs: RunSet, ref: Reference | None, table: str, families: set[str],
+                  make: Callable[[str], Grid], n_summary: int, avg_keys: dict[str, str]) -> list[Grid]:
+    """VLA-Pruner's tables grouped by retention (Tables 1 and 4): one grid per model."""
+    grids = []
+    locs = _locs(LIBERO, n_summary)
+    for model in _models(rs, LIBERO, families):
+        g = make(model)
         groups: dict[tuple[float, str], list[Method]] = {}
         listed = _listed(rs, model, [c.suite for c in LIBERO], VP_ORDER)
         for m in listed:
             groups.setdefault(_retention_group(m.retention, m.pruner), []).append(m)
-        paper_keys = ref.rows("vla-pruner", "1", model_family(model)) if ref else []
+        paper_keys = ref.rows("vla-pruner", table, model_family(model)) if ref else []
         for key in paper_keys:
             groups.setdefault(_retention_group(key.retention, key.method), [])
         matched: set[RefRow] = set()
@@ -261,14 +292,12 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                 per, runs, mark = run_cells(rs, [listed[m].get(c.suite) for c in LIBERO], LIBERO)
                 if not runs:
                     continue
-                avg, amark = averages(per, {"avg_rel_acc": "rel_acc", "flops_t": "flops_t",
-                                               "flops_pct": "flops_pct", "latency_ms": "latency_ms",
-                                               "speedup": "speedup"})
-                key = RefRow("vla-pruner", "1", m.pruner, model_family(model), m.retention, m.variant)
+                avg, amark = averages(per, avg_keys)
+                key = RefRow("vla-pruner", table, m.pruner, model_family(model), m.retention, m.variant)
                 pv = paper_values(ref, key, locs)
                 matched |= {key} if pv is not None else set()
                 label = "Vanilla" if m.pruner == "none" else method_label(m, with_retention=False)
-                g.rows.append(GRow(label, per + [avg] * 3, pv, ref.labels[key] if pv is not None else "",
+                g.rows.append(GRow(label, per + [avg] * n_summary, pv, ref.labels[key] if pv is not None else "",
                                    marks=mark + amark + run_notes(runs), ident=ident(model, m, runs),
                                    locs=locs))
             for key in paper_keys:
@@ -364,6 +393,7 @@ LAYOUTS: dict[str, Callable[[RunSet, Reference | None], list[Grid]]] = {
     "specprune-vla/1": specprune_t1, "specprune-vla/2": specprune_t2, "specprune-vla/3": specprune_t3,
     "specprune-vla/4": specprune_t4,
     "vla-pruner/1": vlapruner_t1, "vla-pruner/2": vlapruner_t2, "vla-pruner/3": tables_vp.vlapruner_t3,
+    "vla-pruner/4": vlapruner_t4,
     "vla-pruner/5": tables_vp.vlapruner_t5, "vla-pruner/6": tables_vp.vlapruner_t6,
     "sp-vla/1": spvla_t1, "sp-vla/2": tables_sp.spvla_t2, "sp-vla/3": spvla_t3,
     "sp-vla/6": tables_sp.spvla_t6, "sp-vla/7": tables_sp.spvla_t7, "sp-vla/8": tables_sp.spvla_t8,
