@@ -101,8 +101,9 @@ class WandbTracker(Tracker):
         import wandb
 
         self.wandb = wandb
+        # console="off": wandb does not wrap the terminal (the progress bar owns it)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "vlabench"), name=run_name,
-                              config=cfg_dict)
+                              config=cfg_dict, settings=wandb.Settings(console="off", quiet=True))
 
     def episode(self, index: int, task_id: int, metrics: dict[str, float]) -> None:
         self.run.log({**{f"episode/{k}": v for k, v in metrics.items()}, "episode/task_id": task_id,
