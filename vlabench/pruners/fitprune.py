@@ -23,8 +23,8 @@ hooks of one policy call cannot do. The default is therefore FitPrune's publishe
 recipe for `reduction_ratio = 60` (modeling_llama.py L379-381; also the fitting script's
 example, README "--reduction_ratio 0.6"), given in YAML as `scheme` (per-layer counts of
 `scheme_tokens` = 576 tokens), scaled to the model's M visual tokens on the cumulative counts.
-It gives Table 3's FLOPs on OpenVLA (48.8% of the LLM by the token count; printed 47.71%;
-recipe 55: 53.3%). A recipe fitted on LIBERO replaces it with `pruner.scheme=[...]`. Other depths
+It comes closest to Table 3's FLOPs on OpenVLA (LLM FLOPs 49.7% of the unpruned; printed 47.71%;
+recipe 55: about 54%). A recipe fitted on LIBERO replaces it with `pruner.scheme=[...]`. Other depths
 map layer l to the same relative depth (a count landing on the last layer is void there).
 
 VLA mapping. The image span is every visual token of the call (OpenVLA 256; both OpenVLA-OFT
