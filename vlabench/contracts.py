@@ -62,6 +62,11 @@ class CallStats:
     source: "model" for a real forward pass, anything else (e.g. "extrapolator") for a step
       served without calling the model.
     tokens_by_layer: visual tokens alive entering each decoder layer, when known.
+    mem_peak_mb / mem_kind: peak memory of the call in MiB and what was measured ("cuda": the
+      absolute peak of torch.cuda.max_memory_allocated, weights included; "rss": the peak
+      resident-set increase of the process during the call); None when not metered
+      (vlabench/metrics/memory.py).
+    cuda_ms: GPU time of the call (CUDA events around the whole call); None off CUDA.
     """
 
     latency_ms: dict[str, float] = field(default_factory=dict)
@@ -72,6 +77,9 @@ class CallStats:
     mode: str | None = None
     source: str = "model"
     warmup: bool = False
+    mem_peak_mb: float | None = None
+    mem_kind: str | None = None
+    cuda_ms: float | None = None
 
 
 @dataclass

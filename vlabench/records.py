@@ -6,7 +6,10 @@ Layout of `<run.output_dir>/<run.name>/`:
   episodes.csv   one row per finished episode (EPISODE_COLUMNS); the commit record of resume
   calls.csv      one row per policy call (CALL_COLUMNS; `queue_wait_ms`: how long the call
                  waited for the policy behind other environment workers' calls, empty when
-                 run.env_workers=1)
+                 run.env_workers=1; `mem_peak_mb` / `mem_kind` / `cuda_ms`: the call's peak
+                 memory in MiB, "cuda" (absolute peak of torch.cuda.max_memory_allocated) or
+                 "rss" (peak RSS increase of the process during the call), and its GPU time
+                 from CUDA events, empty where not measured: vlabench/metrics/memory.py)
   summary.csv    derived per task and per suite (SUMMARY_COLUMNS); never typed by hand
 
 Crash safety: a row block is appended with a single `os.write` on an O_APPEND descriptor and
@@ -47,15 +50,20 @@ CALL_COLUMNS = [
     "task_id", "episode", "call", "step", "source", "warmup",
     "lat_vision_ms", "lat_llm_ms", "lat_action_head_ms", "lat_pruner_ms", "lat_total_ms",
     "tokens_in", "tokens_kept", "tokens_by_layer", "flops", "mode", "queue_wait_ms",
+    "mem_peak_mb", "mem_kind", "cuda_ms",
 ]
-# Columns appended after records version 1 was first written: a file whose header lacks them
-# (an older run) still reads, with those cells empty, and a resumed run appends in its layout.
-ADDED_COLUMNS = frozenset({"queue_wait_ms"})
 SUMMARY_COLUMNS = [
     "level", "suite", "task_id", "task_name", "episodes", "successes", "success_rate",
     "sr_ci_low", "sr_ci_high", "errors", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms",
     "model_calls", "flops_mean", "tokens_kept_mean",
+    "calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "mem_kind", "cuda_ms_mean",
 ]
+# Columns appended (at the end, in this order) after records version 1 was first written: a
+# file whose header lacks some of them (an older run: calls.csv before queue_wait_ms, or before
+# the memory columns; summary.csv before its efficiency columns) still reads, with those cells
+# empty, and a resumed run appends in its own layout.
+ADDED_COLUMNS = frozenset({"queue_wait_ms", "mem_peak_mb", "mem_kind", "cuda_ms",
+                           "calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "cuda_ms_mean"})
 LATENCY_STAGES = ("vision", "llm", "action_head", "pruner", "total")
 
 
@@ -197,9 +205,11 @@ def parse_rows(path: Path, text: str, columns: list[str]) -> list[dict[str, str]
 
 
 def is_older_layout(head: list[str], columns: list[str]) -> bool:
-    """True when `head` is `columns` without some of the later-added columns (ADDED_COLUMNS)."""
+    """True when `head` is `columns` without some of the later-added columns (ADDED_COLUMNS),
+    the others in their order."""
     missing = set(columns) - set(head)
-    return bool(missing) and missing <= ADDED_COLUMNS and head == [c for c in columns if c in head]
+    return (bool(missing) and missing <= ADDED_COLUMNS and set(head) <= set(columns)
+            and head == [c for c in columns if c in head])
 
 
 def header_of(text: str, columns: list[str]) -> list[str]:
@@ -393,12 +403,15 @@ def check_call_counts(ep_path: Path, episodes: list[Mapping[str, Any]], calls_pa
 
 def call_row(task_id: int, episode: int, call: int, step: int, stats: Any,
              queue_wait_ms: float | None = None) -> dict[str, Any]:
-    """One calls.csv row from a `CallStats` (`queue_wait_ms`: None when no queue was involved)."""
+    """One calls.csv row from a `CallStats` (`queue_wait_ms`: None when no queue was involved;
+    the memory / CUDA-time cells are empty when the stats carry none)."""
     row: dict[str, Any] = {"queue_wait_ms": queue_wait_ms,
         "task_id": task_id, "episode": episode, "call": call, "step": step,
         "source": stats.source, "warmup": stats.warmup, "tokens_in": stats.tokens_in,
         "tokens_kept": stats.tokens_kept, "tokens_by_layer": stats.tokens_by_layer,
         "flops": stats.flops, "mode": stats.mode,
+        "mem_peak_mb": getattr(stats, "mem_peak_mb", None), "mem_kind": getattr(stats, "mem_kind", None),
+        "cuda_ms": getattr(stats, "cuda_ms", None),
     }
     unknown = set(stats.latency_ms) - set(LATENCY_STAGES)
     if unknown:

@@ -1,4 +1,16 @@
-"""Derive summary.csv (per task and per suite) from episodes.csv and calls.csv."""
+"""Derive summary.csv (per task and per suite) from episodes.csv and calls.csv.
+
+Efficiency columns (empty where calls.csv lacks what they need, e.g. an older run):
+- calls_hz: policy calls per second of policy time, warm-up excluded:
+  1000 * n / sum(lat_total_ms) over the n policy calls, a step served without the model (SP-VLA's
+  extrapolator) counting with its own lat_total_ms, 0 when not recorded. That is 1 / mean
+  per-step latency in seconds: SP-VLA Tables 5-7 print Frequency (Hz) / Latency (s) pairs with
+  Hz = 1 / latency (4.00 / 0.25, 9.09 / 0.11), latency averaged over every action step.
+- tokens_pruned_mean: mean tokens_in - tokens_kept over model calls (SpecPrune-VLA Table 4).
+- mem_peak_mb_max / mem_kind: the largest mem_peak_mb of model calls, warm-up excluded, and
+  what it measured ("cuda", "rss"; "cuda/rss" if mixed): metrics/memory.py.
+- cuda_ms_mean: mean cuda_ms of model calls, warm-up excluded.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +36,35 @@ def _latency(calls: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def _num(calls: pd.DataFrame, col: str) -> pd.Series:
+    """An optional calls column as numbers (all NaN when the records lack it)."""
+    if col not in calls:
+        return pd.Series(np.nan, index=calls.index, dtype=float)
+    return pd.to_numeric(calls[col], errors="coerce")
+
+
+def efficiency(calls: pd.DataFrame) -> dict[str, Any]:
+    """calls_hz, tokens_pruned_mean, mem_peak_mb_max, mem_kind, cuda_ms_mean (module docstring)."""
+    live = calls[calls["warmup"] != 1]
+    model = live["source"] == "model"
+    lat = _num(live, "lat_total_ms")
+    step = lat.where(model, lat.fillna(0.0)).dropna()
+    total = float(step.sum())
+    every = calls[calls["source"] == "model"]
+    pruned = (_num(every, "tokens_in") - _num(every, "tokens_kept")).dropna()
+    mem = _num(live[model], "mem_peak_mb").dropna()
+    cuda = _num(live[model], "cuda_ms").dropna()
+    kinds = live.loc[model, "mem_kind"] if "mem_kind" in live else pd.Series([], dtype=object)
+    kinds = sorted({str(k) for k in kinds if str(k) not in ("", "nan")})
+    return {
+        "calls_hz": 1000.0 * len(step) / total if total > 0 else np.nan,
+        "tokens_pruned_mean": float(pruned.mean()) if len(pruned) else np.nan,
+        "mem_peak_mb_max": float(mem.max()) if len(mem) else np.nan,
+        "mem_kind": "/".join(kinds),
+        "cuda_ms_mean": float(cuda.mean()) if len(cuda) else np.nan,
+    }
+
+
 def _group_row(level: str, suite: str, task_id: Any, task_name: str,
                eps: pd.DataFrame, calls: pd.DataFrame) -> dict[str, Any]:
     n = len(eps)
@@ -40,6 +81,7 @@ def _group_row(level: str, suite: str, task_id: Any, task_name: str,
         **_latency(calls), "model_calls": len(real),
         "flops_mean": float(flops.mean()) if len(flops) else np.nan,
         "tokens_kept_mean": float(kept.mean()) if len(kept) else np.nan,
+        **efficiency(calls),
     }
 
 
@@ -62,5 +104,5 @@ def load_run_frames(run_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
                       dtype={"error_type": str, "error": str, "task_name": str})
     eps["error_type"] = eps["error_type"].fillna("")
     calls = pd.read_csv(run_dir / "calls.csv", keep_default_na=False, na_values=[""],
-                        dtype={"source": str, "mode": str, "tokens_by_layer": str})
+                        dtype={"source": str, "mode": str, "tokens_by_layer": str, "mem_kind": str})
     return eps, calls

@@ -8,6 +8,8 @@ config's `warmup_calls`) run first and are excluded. On the meta device (full si
 calls run for their shapes, and only FLOPs and token counts are reported. Methods with history
 (VLA-Pruner's first w calls, SpecPrune's previous-call attention) reach their steady state
 after a few calls: `flops_last_call` is that state, `flops_per_call` the mean over the calls.
+Each model call's peak memory and CUDA time (`mem_peak_mb`, `cuda_ms`: metrics/memory.py) are
+summarised beside the latency when measured.
 
 Token counts on the meta device (issue 11 item 17): a method whose choices need values (attention,
 frames, actions) cannot choose there, and what its meta rule reports (a budget, an upper bound,
@@ -124,7 +126,22 @@ def _summary(calls: _Calls, observations: list, count_once: bool) -> dict[str, A
     if not meta:
         stages = sorted({k for s in stats for k in s.latency_ms})
         res["latency_ms"] = {k: _pct([s.latency_ms.get(k, 0.0) for s in stats]) for k in stages}
+    res.update(_meter_summary(stats))
     return res
+
+
+def _meter_summary(stats: list[Any]) -> dict[str, Any]:
+    """Peak memory (MiB; max and percentiles, and its kind) and CUDA time (ms) of the model
+    calls, where they were measured (metrics/memory.py)."""
+    out: dict[str, Any] = {}
+    mem = [s.mem_peak_mb for s in stats if s.mem_peak_mb is not None]
+    if mem:
+        kinds = sorted({s.mem_kind for s in stats if s.mem_kind})
+        out["mem_peak_mb"] = {**_pct(mem), "max": float(max(mem)), "kind": "/".join(kinds)}
+    cuda = [s.cuda_ms for s in stats if s.cuda_ms is not None]
+    if cuda:
+        out["cuda_ms"] = {**_pct(cuda), "max": float(max(cuda))}
+    return out
 
 
 TWIN_KEYS = ("flops_per_call", "flops_last_call", "flops_by_stage", "tokens_kept_mean",

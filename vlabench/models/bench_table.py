@@ -73,6 +73,37 @@ def latency_table(r: dict[str, Any], width: int = 120) -> Any:
     return t
 
 
+MEM_NOTE = {"cuda": "absolute peak of torch.cuda.max_memory_allocated, reset before each call",
+            "rss": "peak increase of the process's resident set during the call (CPU)"}
+
+
+def meter_table(r: dict[str, Any]) -> Any | None:
+    """Peak memory and CUDA time per model call (p50 / p95 / max), pruned and baseline; None
+    when neither was measured (meta device)."""
+    from rich.table import Table
+
+    base = r.get("baseline") or {}
+    rows = [(f"peak MiB ({r['mem_peak_mb']['kind']})", "mem_peak_mb")] if "mem_peak_mb" in r else []
+    rows += [("CUDA time, ms", "cuda_ms")] if "cuda_ms" in r else []
+    if not rows:
+        return None
+    name = r["pruner"]
+    t = Table(title="Memory and GPU time per model call")
+    cols = ["", f"{name} p50", f"{name} p95", f"{name} max"]
+    if base:
+        cols += ["none p50", "none max"]
+    for c in cols:
+        t.add_column(c, no_wrap=True, justify="left" if not c else "right")
+    for label, key in rows:
+        q = r[key]
+        cells = [label, f"{q['p50']:.1f}", f"{q['p95']:.1f}", f"{q['max']:.1f}"]
+        if base:
+            bq = base.get(key)
+            cells += [f"{bq['p50']:.1f}", f"{bq['max']:.1f}"] if bq else ["", ""]
+        t.add_row(*cells)
+    return t
+
+
 def summary_line(r: dict[str, Any]) -> str | None:
     """One sentence with the headline numbers (instead of a Python dict)."""
     sp = r.get("speedup")
@@ -101,6 +132,15 @@ def print_result(r: dict[str, Any], console: Any = None) -> None:
                       "pruner stage has no ratio (the baseline does no pruning work)")
     else:
         con.print("meta device: FLOPs and token counts only (latency needs real tensors: a GPU)")
+    meters = meter_table(r)
+    if meters is not None:
+        con.print(meters)
+        kind = r.get("mem_peak_mb", {}).get("kind", "")
+        notes = [f"{k}: {MEM_NOTE[k]}" for k in kind.split("/") if k in MEM_NOTE]
+        if "cuda_ms" in r:
+            notes.append("CUDA time: span of the GPU timeline between events recorded before and after "
+                         "the call")
+        con.print("peak memory " + "; ".join(notes) + " (metered outside the timed latency stages)")
     con.print(f"token counts: {r.get('counts_source', 'exact shapes')}")
     if "meta_rule" in r:
         m = r["meta_rule"]

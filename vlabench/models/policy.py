@@ -4,7 +4,8 @@ A subclass defines the cameras, the token layout after the visual tokens, and ho
 output becomes an action chunk (`_llm_and_head`). `act()` runs: pruner.skip_call -> vision
 (preprocessing, both towers, projector) -> pruner.before_llm / reuse_kv -> decoder (with the
 layer hooks) -> action head -> pruner.end_of_step, timing each stage and recording the FLOPs
-(analytic from the decoder trace; counted with FlopCounterMode when `count_flops` is set).
+(analytic from the decoder trace; counted with FlopCounterMode when `count_flops` is set), and
+the call's peak memory and CUDA time (`metrics/memory.py`, metered outside the timed region).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from vlabench.contracts import CallStats, Observation, PolicyOutput, TaskInfo
 from vlabench.metrics import flops as F
 from vlabench.metrics.latency import StageClock
+from vlabench.metrics.memory import CallMeter
 from vlabench.models.decoder import PrunableDecoder
 from vlabench.models.dims import PrismaticDims
 from vlabench.models.preprocess import pixel_tensor, policy_image, postprocess_gripper
@@ -188,6 +190,8 @@ class PrismaticPolicy:
         _PROCESS_CALLS["n"] += 1
         clock = StageClock(self.device)
         self.decoder.clock = clock
+        meter = self._meter()
+        meter.start()   # outside the timed region (metrics/memory.py)
         with torch.inference_mode():
             if self.count_flops:
                 with F.counter() as fc:
@@ -216,9 +220,17 @@ class PrismaticPolicy:
         if stats.latency_ms:
             stats.latency_ms["pruner"] = stats.latency_ms.get("pruner", 0.0) + dt
             stats.latency_ms["total"] += dt
+        stats.mem_peak_mb, stats.mem_kind, stats.cuda_ms = meter.stop()
         self.calls_in_episode += 1
         self.last_trace = trace
         return PolicyOutput(actions, stats)
+
+    def _meter(self) -> CallMeter:
+        """The per-call memory / CUDA-time meter (one per policy, made on first use)."""
+        m = self.__dict__.get("_call_meter")
+        if m is None or m.device != str(self.device):
+            m = self.__dict__["_call_meter"] = CallMeter(self.device)
+        return m
 
     # -------------------------------------------------------------- pieces
     def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:

@@ -1,0 +1,98 @@
+"""calls.csv's memory / CUDA-time columns (mem_peak_mb, mem_kind, cuda_ms) and summary.csv's
+efficiency columns: they round-trip, and run directories written before them (calls.csv with
+or without queue_wait_ms, summary.csv without the new columns) still read, resume in their own
+layout and load in the report."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlabench.contracts import CallStats
+from vlabench.metrics.summary import load_run_frames, summarize
+from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, SUMMARY_COLUMNS, RecordsError,
+                              RunFiles, call_row, format_rows, read_rows)
+
+NEW = ["mem_peak_mb", "mem_kind", "cuda_ms"]
+BEFORE_MEMORY = [c for c in CALL_COLUMNS if c not in NEW]                      # with queue_wait_ms
+BEFORE_QUEUE = [c for c in BEFORE_MEMORY if c != "queue_wait_ms"]             # the first layout
+SUMMARY_NEW = ["calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "mem_kind", "cuda_ms_mean"]
+
+
+def episode(task: int, ep: int, calls: int) -> dict:
+    row = {c: "" for c in EPISODE_COLUMNS}
+    row.update(run_id="r", model="m", pruner="none", suite="s", task_id=task, task_name="t",
+               episode=ep, init_state=ep, seed=7, success=True, steps=3, policy_calls=calls,
+               model_calls=calls, wall_s=0.1, sim_s=0.05, policy_s=0.01)
+    return row
+
+
+def calls(task: int, ep: int, n: int) -> list[dict]:
+    s = CallStats(latency_ms={"total": 5.0}, tokens_in=8, tokens_kept=6, mem_peak_mb=512.5,
+                  mem_kind="rss", cuda_ms=None)
+    return [call_row(task, ep, i, i, s, 1.5) for i in range(n)]
+
+
+def test_the_new_columns_come_last_and_round_trip(tmp_path):
+    assert CALL_COLUMNS[-3:] == NEW and CALL_COLUMNS[:-3] == BEFORE_MEMORY
+    assert SUMMARY_COLUMNS[-5:] == SUMMARY_NEW
+    cuda = call_row(0, 0, 0, 0, CallStats(latency_ms={"total": 60.0}, mem_peak_mb=15104.0,
+                                          mem_kind="cuda", cuda_ms=51.43))
+    (tmp_path / "calls.csv").write_text(format_rows(CALL_COLUMNS, calls(0, 0, 1) + [cuda], header=True))
+    rows = read_rows(tmp_path / "calls.csv", CALL_COLUMNS)
+    assert [(r["mem_peak_mb"], r["mem_kind"], r["cuda_ms"]) for r in rows] == [
+        ("512.5", "rss", ""), ("15104.0", "cuda", "51.43")]
+    blank = call_row(0, 0, 0, 0, CallStats())
+    assert blank["mem_peak_mb"] is None and blank["mem_kind"] is None and blank["cuda_ms"] is None
+
+
+def old_run(d, columns: list[str]) -> None:
+    """A run directory in an older calls.csv layout: one episode of two calls."""
+    (d / "episodes.csv").write_text(format_rows(EPISODE_COLUMNS, [episode(0, 0, 2)], header=True))
+    old = [{k: v for k, v in c.items() if k in columns} for c in calls(0, 0, 2)]
+    (d / "calls.csv").write_text(format_rows(columns, old, header=True))
+
+
+@pytest.mark.parametrize("layout", [BEFORE_QUEUE, BEFORE_MEMORY], ids=["before-queue", "before-memory"])
+def test_an_older_calls_csv_reads_resumes_in_its_layout_and_summarises(tmp_path, layout):
+    old_run(tmp_path, layout)
+    rows = read_rows(tmp_path / "calls.csv", CALL_COLUMNS)
+    assert [r["mem_peak_mb"] for r in rows] == ["", ""] and rows[1]["lat_total_ms"] == "5.0"
+    files = RunFiles(tmp_path)
+    assert files.open() == {(0, 0)}
+    files.append_episode(episode(0, 1, 3), calls(0, 1, 3))       # the new cells are dropped
+    lines = (tmp_path / "calls.csv").read_text().splitlines()
+    assert lines[0].split(",") == layout and len(lines) == 6
+    assert all(len(line.split(",")) == len(layout) for line in lines)
+    assert RunFiles(tmp_path).open() == {(0, 0), (0, 1)}
+    eps, frame = load_run_frames(tmp_path)
+    table = summarize(eps, frame)
+    suite = table[table["level"] == "suite"].iloc[0]
+    assert suite["calls_hz"] == pytest.approx(200.0)            # 5 calls of 5 ms
+    assert suite["tokens_pruned_mean"] == pytest.approx(2.0)
+    assert suite["mem_peak_mb_max"] != suite["mem_peak_mb_max"] and suite["mem_kind"] == ""
+
+
+def test_the_report_loads_an_older_run_and_an_older_summary(tmp_path):
+    from vlabench.report.runs import _check_summary, _load_calls
+
+    old_run(tmp_path, BEFORE_QUEUE)
+    frame = _load_calls(tmp_path / "calls.csv", (tmp_path / "calls.csv").read_bytes())
+    assert len(frame) == 2 and list(frame["mem_peak_mb"]) == ["", ""]
+    eps, c = load_run_frames(tmp_path)
+    old = [c for c in SUMMARY_COLUMNS if c not in SUMMARY_NEW]
+    summary = summarize(eps, c)
+    (tmp_path / "summary.csv").write_text(summary[old].to_csv(index=False))
+    assert read_rows(tmp_path / "summary.csv", SUMMARY_COLUMNS)[-1]["calls_hz"] == ""
+    _check_summary(tmp_path, eps)
+    (tmp_path / "summary.csv").write_text(summary.to_csv(index=False))
+    assert float(read_rows(tmp_path / "summary.csv", SUMMARY_COLUMNS)[-1]["calls_hz"]) == pytest.approx(200.0)
+
+
+def test_other_header_changes_are_still_refused(tmp_path):
+    reordered = BEFORE_MEMORY + ["cuda_ms", "mem_peak_mb", "mem_kind"]
+    (tmp_path / "calls.csv").write_text(",".join(reordered) + "\n")
+    with pytest.raises(RecordsError, match="expected"):
+        read_rows(tmp_path / "calls.csv", CALL_COLUMNS)
+    (tmp_path / "calls.csv").write_text(",".join(CALL_COLUMNS + ["extra"]) + "\n")
+    with pytest.raises(RecordsError, match="expected"):
+        read_rows(tmp_path / "calls.csv", CALL_COLUMNS)
