@@ -25,7 +25,7 @@ WIDE_CHARS = 62   # ~ a 3.3 in column at \small, counting 2 characters of paddin
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
         "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-        "×": r"$\times$", "±": r"$\pm$", "≈": r"$\approx$", "▲": r"$\blacktriangle$",
+        "×": r"$\times$", "±": r"$\pm$", "π": r"$\pi$", "≈": r"$\approx$", "▲": r"$\blacktriangle$",
         "▼": r"$\blacktriangledown$", "α": r"$\alpha$", "Δ": r"$\Delta$", "↓": r"$\downarrow$",
         "↑": r"$\uparrow$", "→": r"$\rightarrow$", "–": "--", "—": "---", "−": r"$-$",
         "≥": r"$\geq$", "≤": r"$\leq$", "≠": r"$\neq$", "✓": r"\checkmark{}", "✔": r"\checkmark{}",
