@@ -145,3 +145,11 @@ def test_the_html_report_links_each_runs_videos(tmp_path):
     assert '<video controls preload="metadata" src="../runs/r/videos/task0_ep1_failure.mp4">' in page
     text = report([str(d)], fmt="html", plots=False)   # to stdout: file:// links
     assert (d / "videos" / "task0_ep1_failure.mp4").resolve().as_uri() in text
+
+
+def test_a_suite_without_agentview_says_so_once_and_writes_nothing(tmp_path, capsys):
+    run_from_config(compose(["model=test-zero", "suite=test-fast", f"run.output_dir={tmp_path}",
+                             "run.name=r", "run.quiet=true", "run.video=all"]))
+    err = capsys.readouterr().err
+    assert err.count("run.video: the suite rendered no agentview image") == 1
+    assert not (tmp_path / "r" / "videos").exists()

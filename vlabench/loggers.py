@@ -6,8 +6,8 @@ success, steps, policy and model calls, mean latency (model calls, warm-up exclu
 tokens kept, at step = the episode's position in the run's commit order; at the end the suite
 summary row and the run's config. wandb: `wandb.init` with the run's name and config (project
 from WANDB_PROJECT, default "vlabench"; WANDB_MODE=offline and WANDB_DIR are honoured).
-tensorboard: event files in `<run dir>/tensorboard/` (torch.utils.tensorboard when the
-`tensorboard` package is there, else tensorboardX). A tracker that fails mid-run is one line on
+tensorboard: event files in `<run dir>/tensorboard/` (torch.utils.tensorboard when torch and the
+`tensorboard` package are there, else tensorboardX). A tracker that fails mid-run is one line on
 stderr and is dropped; the run and its records go on.
 """
 
@@ -38,6 +38,11 @@ def _has(module: str) -> bool:
         return False
 
 
+def _torch_tb() -> bool:
+    """torch.utils.tensorboard is usable: torch and the tensorboard package are installed."""
+    return _has("torch") and _has("tensorboard")
+
+
 def check(value: Any) -> bool:
     """RANGES test of run.logger: False for an unknown name; ConfigError (naming the pip
     install) when the chosen tracker's package is missing."""
@@ -46,7 +51,7 @@ def check(value: Any) -> bool:
         return False
     if v == "wandb" and not _has("wandb"):
         raise ConfigError("run.logger=wandb needs the wandb package: pip install wandb")
-    if v == "tensorboard" and not (_has("tensorboard") or _has("tensorboardX")):
+    if v == "tensorboard" and not (_torch_tb() or _has("tensorboardX")):
         raise ConfigError("run.logger=tensorboard needs the tensorboard package: pip install tensorboard")
     return True
 
@@ -118,7 +123,7 @@ class WandbTracker(Tracker):
 
 class TensorboardTracker(Tracker):
     def __init__(self, cfg_yaml: str, log_dir: Path):
-        if _has("tensorboard"):
+        if _torch_tb():
             from torch.utils.tensorboard import SummaryWriter
         else:
             from tensorboardX import SummaryWriter

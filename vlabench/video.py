@@ -40,6 +40,16 @@ def video_name(task_id: int, episode: int, success: bool) -> str:
     return f"task{task_id}_ep{episode}_{'success' if success else 'failure'}.mp4"
 
 
+def _copy(img: np.ndarray) -> np.ndarray:
+    """A copy of an image that may be a flipped view (LIBERO flips both axes): the flipped axes
+    are copied in memory order (a plain copy of a negative-stride view is ~500x slower)."""
+    img = np.asarray(img)
+    axes = tuple(i for i, s in enumerate(img.strides) if s < 0)
+    if not axes:
+        return img.copy()
+    return np.flip(np.flip(img, axes).copy(), axes)
+
+
 @dataclass
 class Frame:
     image: np.ndarray
@@ -65,6 +75,7 @@ class EpisodeFrames:
     frames: list[Frame] = field(default_factory=list)
     max_steps: int = 0
     missing: int = 0    # observations without an agentview image
+    warned: bool = False
 
     def begin(self, max_steps: int) -> None:
         self.frames, self.max_steps = [], max_steps
@@ -74,7 +85,7 @@ class EpisodeFrames:
         if img is None:
             self.missing += 1
             return
-        self.frames.append(Frame(np.array(img, dtype=np.uint8, copy=True), step,
+        self.frames.append(Frame(_copy(img), step,
                                  None if action is None else np.asarray(action, dtype=float),
                                  None if tokens_kept is None else int(tokens_kept)))
 
@@ -82,6 +93,10 @@ class EpisodeFrames:
         """The finished episode's frames when the mode keeps it (None otherwise); clears them."""
         frames, self.frames = self.frames, []
         keep = self.mode == "all" or (self.mode == "failures" and not success)
+        if keep and not frames and self.missing and not self.warned:
+            self.warned = True
+            print(f"vlabench: run.video: the suite rendered no {CAMERA} image, so no video is "
+                  f"written", file=sys.stderr, flush=True)
         if not keep or not frames:
             return None
         return Pending(video_name(task_id, episode, success), frames, self.max_steps)
@@ -98,7 +113,7 @@ def compose(f: Frame, max_steps: int) -> np.ndarray:
     both sides even (H.264's 4:2:0 sampling)."""
     import cv2
 
-    img = f.image
+    img = np.ascontiguousarray(f.image, dtype=np.uint8)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     h, w = img.shape[:2]
