@@ -1,0 +1,80 @@
+"""SP-VLA's Table 1 baselines and Table 2 ablations through the CLI on both tiny models in a
+short real LIBERO episode (`vlabench run model=... pruner=... suite=libero_spatial
+suite.tasks=[0] run.episodes_per_task=1 run.max_steps=8`), one simulator per camera set."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
+
+pytestmark = [pytest.mark.libero, pytest.mark.slow]
+MODELS = ("openvla-oft-tiny", "openvla-tiny")
+# visual tokens kept per image at the YAML defaults, without +S edge tokens
+BUDGET = {"fopru": 182, "prumerge": 170, "visionzip": 85, "fastvlm": 64}
+ABLATIONS = ("sp-vla-no-pruning", "sp-vla-no-scheduling", "sp-vla-no-canny")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(model, pruner) -> (episodes, calls) DataFrames, every run exiting 0."""
+    from vlabench.cli import app
+    from vlabench.suites.libero import LiberoSuite
+
+    out = tmp_path_factory.mktemp("sp_baselines")
+    envs: dict = {}
+    original = LiberoSuite.make_env
+
+    def shared_env(self, task, needs):
+        key = (self.cfg.name, task.id, frozenset(needs))
+        if key not in envs:
+            env = original(self, task, needs)
+            env._real_close, env.close = env.close, lambda: None
+            envs[key] = env
+        return envs[key]
+
+    LiberoSuite.make_env = shared_env
+    results = {}
+    try:
+        for model in MODELS:
+            for name in (*BUDGET, *ABLATIONS):
+                run = f"{model}-{name}"
+                args = ["run", f"model={model}", f"pruner={name}", "suite=libero_spatial",
+                        "suite.tasks=[0]", "run.episodes_per_task=1", "run.max_steps=8",
+                        f"run.output_dir={out}", "run.quiet=true", f"run.name={run}"]
+                try:
+                    rc = app(args, standalone_mode=False)
+                except SystemExit as e:   # pragma: no cover - reported below
+                    rc = e.code
+                assert rc in (0, None), f"vlabench {' '.join(args)} exited {rc}"
+                d = out / run
+                results[model, name] = (pd.DataFrame(read_rows(d / "episodes.csv", EPISODE_COLUMNS)),
+                                        pd.DataFrame(read_rows(d / "calls.csv", CALL_COLUMNS)))
+    finally:
+        LiberoSuite.make_env = original
+        for env in envs.values():
+            env._real_close()
+    return results
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", [*BUDGET, *ABLATIONS])
+def test_each_completes_an_episode(runs, model, name):
+    eps, calls = runs[model, name]
+    assert list(eps["error_type"]) == [""], eps["error"].tolist()
+    model_calls = calls[calls["source"] == "model"]
+    assert len(model_calls) >= 1
+    assert all(int(k) <= int(i) for k, i in zip(model_calls["tokens_kept"], model_calls["tokens_in"]))
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", list(BUDGET))
+def test_baselines_keep_their_budget_plus_edge_tokens_only_with_s(runs, model, name):
+    calls = runs[model, name][1]
+    cams = 2 if "oft" in model else 1
+    kept = [int(k) for k in calls["tokens_kept"]]
+    if name in ("visionzip", "fastvlm"):          # +S: LIBERO's scene has Canny edges
+        assert all(cams * BUDGET[name] < k < cams * 256 for k in kept)
+    else:
+        assert kept == [cams * BUDGET[name]] * len(kept)
