@@ -43,3 +43,38 @@ def test_print_result_notes_what_was_measured():
     print_result(_result(mem_peak_mb=mem), con)
     text = con.export_text()
     assert "peak MiB (rss)" in text and "resident set" in text and "CUDA time" not in text
+
+
+def test_kernel_time_sums_the_profiled_self_device_times(monkeypatch):
+    import torch
+
+    from vlabench.metrics import kernels
+
+    class Avg:
+        def __init__(self, us):
+            self.self_device_time_total = us
+
+    class Prof:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def key_averages(self):
+            return [Avg(30000.0), Avg(21430.0), Avg(0.0)]
+
+    seen = {}
+    monkeypatch.setattr(torch.profiler, "profile", lambda activities: seen.setdefault("a", activities) and Prof())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: seen.setdefault("sync", True))
+    out, ms = kernels.kernel_ms(lambda: "actions")
+    assert out == "actions" and ms == 51.43 and seen["sync"]
+    assert seen["a"] == [torch.profiler.ProfilerActivity.CUDA]
+
+
+def test_the_table_shows_the_profiled_kernel_time():
+    r = _result(cuda_kernel_ms_one_call=25.58, baseline={"cuda_kernel_ms_one_call": 51.43})
+    con = Console(width=160, record=True)
+    con.print(meter_table(r))
+    text = con.export_text()
+    assert "kernel time" in text and "25.6" in text and "51.4" in text

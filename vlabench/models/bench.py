@@ -9,7 +9,8 @@ calls run for their shapes, and only FLOPs and token counts are reported. Method
 (VLA-Pruner's first w calls, SpecPrune's previous-call attention) reach their steady state
 after a few calls: `flops_last_call` is that state, `flops_per_call` the mean over the calls.
 Each model call's peak memory and CUDA time (`mem_peak_mb`, `cuda_ms`: metrics/memory.py) are
-summarised beside the latency when measured.
+summarised beside the latency when measured; on CUDA one extra, profiled call gives the GPU
+kernel time (`cuda_kernel_ms_one_call`, metrics/kernels.py: VLA-Pruner Table 5's "CUDA Time").
 
 Token counts on the meta device (issue 11 item 17): a method whose choices need values (attention,
 frames, actions) cannot choose there, and what its meta rule reports (a budget, an upper bound,
@@ -108,8 +109,14 @@ def _summary(calls: _Calls, observations: list, count_once: bool) -> dict[str, A
             counted = policy.act(observations[-1]).stats.flops
         finally:
             policy.count_flops = False
+    kernels = None
+    if count_once and str(policy.device).startswith("cuda"):
+        from vlabench.metrics.kernels import kernel_ms
+
+        kernels = kernel_ms(lambda: policy.act(observations[-1]))[1]
     res: dict[str, Any] = {
         "model_calls": len(stats), "served_without_model": calls.served,
+        "cuda_kernel_ms_one_call": kernels,
         "flops_per_call": float(np.mean([s.flops for s in stats])),
         "flops_last_call": float(stats[-1].flops),
         "flops_counted_one_call": counted,

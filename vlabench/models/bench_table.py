@@ -77,28 +77,37 @@ MEM_NOTE = {"cuda": "absolute peak of torch.cuda.max_memory_allocated, reset bef
             "rss": "peak increase of the process's resident set during the call (CPU)"}
 
 
+def _meters(r: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Row label -> {p50, p95, max} of the memory / GPU-time figures `r` holds."""
+    out = {}
+    if "mem_peak_mb" in r:
+        out[f"peak MiB ({r['mem_peak_mb']['kind']})"] = r["mem_peak_mb"]
+    if "cuda_ms" in r:
+        out["CUDA time, ms"] = r["cuda_ms"]
+    k = r.get("cuda_kernel_ms_one_call")
+    if k is not None:
+        out["kernel time, ms (1 profiled call)"] = {"p50": k, "p95": k, "max": k}
+    return out
+
+
 def meter_table(r: dict[str, Any]) -> Any | None:
-    """Peak memory and CUDA time per model call (p50 / p95 / max), pruned and baseline; None
-    when neither was measured (meta device)."""
+    """Peak memory and GPU time per model call (p50 / p95 / max), pruned and baseline; None
+    when none was measured (meta device)."""
     from rich.table import Table
 
-    base = r.get("baseline") or {}
-    rows = [(f"peak MiB ({r['mem_peak_mb']['kind']})", "mem_peak_mb")] if "mem_peak_mb" in r else []
-    rows += [("CUDA time, ms", "cuda_ms")] if "cuda_ms" in r else []
-    if not rows:
+    ours, base = _meters(r), r.get("baseline")
+    if not ours:
         return None
+    theirs = _meters({**base, "pruner": "none"}) if base else {}
     name = r["pruner"]
     t = Table(title="Memory and GPU time per model call")
-    cols = ["", f"{name} p50", f"{name} p95", f"{name} max"]
-    if base:
-        cols += ["none p50", "none max"]
+    cols = ["", f"{name} p50", f"{name} p95", f"{name} max"] + (["none p50", "none max"] if base else [])
     for c in cols:
         t.add_column(c, no_wrap=True, justify="left" if not c else "right")
-    for label, key in rows:
-        q = r[key]
+    for label, q in ours.items():
         cells = [label, f"{q['p50']:.1f}", f"{q['p95']:.1f}", f"{q['max']:.1f}"]
         if base:
-            bq = base.get(key)
+            bq = theirs.get(label)
             cells += [f"{bq['p50']:.1f}", f"{bq['max']:.1f}"] if bq else ["", ""]
         t.add_row(*cells)
     return t
@@ -140,6 +149,9 @@ def print_result(r: dict[str, Any], console: Any = None) -> None:
         if "cuda_ms" in r:
             notes.append("CUDA time: span of the GPU timeline between events recorded before and after "
                          "the call")
+        if r.get("cuda_kernel_ms_one_call") is not None:
+            notes.append("kernel time: sum of the GPU kernel durations of one extra call under "
+                         "torch.profiler (the GPU's busy time; VLA-Pruner Table 5 'CUDA Time')")
         con.print("peak memory " + "; ".join(notes) + " (metered outside the timed latency stages)")
     con.print(f"token counts: {r.get('counts_source', 'exact shapes')}")
     if "meta_rule" in r:
