@@ -9,8 +9,8 @@ import pytest
 
 from vlabench.contracts import CallStats
 from vlabench.metrics.summary import load_run_frames, summarize
-from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, SUMMARY_COLUMNS, RecordsError,
-                              RunFiles, call_row, format_rows, read_rows)
+from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, MEASURED_CALL_COLUMNS, SUMMARY_COLUMNS,
+                              RecordsError, RunFiles, call_row, format_rows, read_rows)
 
 NEW = ["mem_peak_mb", "mem_kind", "cuda_ms"]
 BEFORE_MEMORY = [c for c in CALL_COLUMNS if c not in NEW]                      # with queue_wait_ms
@@ -96,3 +96,9 @@ def test_other_header_changes_are_still_refused(tmp_path):
     (tmp_path / "calls.csv").write_text(",".join(CALL_COLUMNS + ["extra"]) + "\n")
     with pytest.raises(RecordsError, match="expected"):
         read_rows(tmp_path / "calls.csv", CALL_COLUMNS)
+
+
+def test_memory_and_gpu_time_are_measurements_like_latency():
+    """Tests comparing two runs of one config leave these cells out (they measure the machine)."""
+    assert {"mem_peak_mb", "cuda_ms", "lat_total_ms", "queue_wait_ms"} <= MEASURED_CALL_COLUMNS
+    assert MEASURED_CALL_COLUMNS <= set(CALL_COLUMNS) and "mem_kind" not in MEASURED_CALL_COLUMNS

@@ -65,6 +65,9 @@ SUMMARY_COLUMNS = [
 ADDED_COLUMNS = frozenset({"queue_wait_ms", "mem_peak_mb", "mem_kind", "cuda_ms",
                            "calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "cuda_ms_mean"})
 LATENCY_STAGES = ("vision", "llm", "action_head", "pruner", "total")
+# calls.csv cells that measure the machine (time, memory): two runs of one config differ there
+MEASURED_CALL_COLUMNS = frozenset({f"lat_{s}_ms" for s in LATENCY_STAGES}
+                                  | {"queue_wait_ms", "mem_peak_mb", "cuda_ms"})
 
 
 class RecordsError(RuntimeError):
