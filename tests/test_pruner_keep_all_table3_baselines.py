@@ -1,5 +1,6 @@
 """VLA-Pruner Table 3 / App. B.3 baselines (VTW, FitPrune, HoloV, EfficientVLA w/o layer) set to
-keep everything are the unpruned model, bit for bit, under both readings and on both models."""
+keep everything are the unpruned model, bit for bit, under both readings and on both models
+(EfficientVLA's calibration probes included: with layers_kept = 32 it no longer calibrates)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ def keep_all(reading: str) -> list[Pruner]:
     return [VTW({"k": 32, "reading": reading}),                 # withdrawal after the last layer
             FitPrune({"scheme": [0] * 32, "reading": reading}),  # a recipe that removes nothing
             HoloV({"retention": 1.0, "reading": reading}),
-            EfficientVLA({"retention": 1.0, "layers_kept": 32, "reading": reading})]
+            EfficientVLA({"retention": 1.0, "layers_kept": 32, "reading": reading}),
+            # calibrates (all-layer probes on call 0 or 1) but no layer passes the threshold
+            EfficientVLA({"retention": 1.0, "layers_kept": 28, "similarity_threshold": 2.0,
+                          "reading": reading})]
 
 
 @pytest.mark.parametrize("model", ["openvla-oft", "openvla"])
