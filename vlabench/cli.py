@@ -7,16 +7,16 @@ Every user error is one line on stderr and exit code 2 (see `main`).
 from __future__ import annotations
 
 import functools
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from vlabench import registry
+from vlabench import registry, stopping
 from vlabench.records import RecordsError
 from vlabench.registry import ConfigError
+from vlabench.stopping import Terminated
 
 app = typer.Typer(
     add_completion=False,
@@ -42,10 +42,6 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
     """vlabench: benchmark harness for accelerated Vision-Language-Action policies."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (`timeout`, a cluster's preemption): stops a run exactly like Ctrl-C."""
-
-
 class Stopped(Exception):
     """A command stopped by a signal: its exit code and one line (typer would swallow the
     KeyboardInterrupt into a silent exit 130)."""
@@ -53,10 +49,6 @@ class Stopped(Exception):
     def __init__(self, code: int, line: str):
         super().__init__(line)
         self.code = code
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
 
 
 RESUME_NOTE = "; finished episodes are saved, re-run the same command to resume"
@@ -249,7 +241,7 @@ def main() -> None:
 
     Ctrl-C exits 130 and SIGTERM 143 (128 + the signal, as a shell reports them); both leave
     the manifest `interrupted`, every finished episode saved and the run resumable."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    stopping.install()   # SIGINT/SIGTERM: also remembered, in case simulator code swallows them
     try:
         # with standalone_mode=False, click returns typer.Exit's code instead of raising it
         rc = app(standalone_mode=False)

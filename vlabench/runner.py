@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from vlabench import registry, video
+from vlabench import registry, stopping, video
 from vlabench.contracts import IMAGE_KEYS, STATE_KEYS, EpisodeSpec, TaskInfo
 from vlabench.progress import RunProgress
 from vlabench.provenance import manifest, now, protocol_deviations, seal
@@ -120,6 +120,7 @@ class Runner:
             observe = getattr(self.policy, "observe", None)
             replan = getattr(self.pruner, "replan", None)
             while steps < max_steps:
+                stopping.check()   # a Ctrl-C the simulator's code swallowed (stopping.py)
                 tp = time.perf_counter()
                 if queue and observe is not None:   # a step served open-loop from the chunk
                     observe(obs)
@@ -145,6 +146,7 @@ class Runner:
                     success = True
                     break
         except Exception as e:  # recorded, never fatal: the run goes on
+            stopping.check()   # an error made of a swallowed Ctrl-C is not a failed episode
             err_type, err = type(e).__name__, one_line(e)
         wall = time.perf_counter() - t0
         self.overhead_s += max(0.0, wall - sim_s - policy_s)
@@ -205,6 +207,7 @@ class Runner:
                         try:
                             env = self.suite.make_env(task, self.needs)
                         except Exception as e:
+                            stopping.check()   # a build cut by Ctrl-C is no failed episode
                             row = self.episode_row(task, ep, error_type=type(e).__name__,
                                                    error=one_line(e))
                             self.files.append_episode(row, [])
