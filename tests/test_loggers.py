@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_env
+from conftest import cli_env, vlabench_cmd
 
 from vlabench import loggers
 from vlabench.config import compose
@@ -59,13 +59,15 @@ def test_tensorboard_receives_every_episode_the_summary_and_the_config(tmp_path)
     assert any(t.startswith("config") for t in tags)
 
 
-def test_wandb_offline_run_holds_the_episode_and_summary_metrics(tmp_path, monkeypatch):
+def test_wandb_offline_run_holds_the_episode_and_summary_metrics(tmp_path):
     pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
     (tmp_path / "wb").mkdir()
-    run(tmp_path / "runs", "run.logger=wandb")
+    env = {**cli_env(), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wb"), "WANDB_SILENT": "true"}
+    # its own process, as a user runs it: wandb's writer may finish the file after finish() returns
+    res = subprocess.run(vlabench_cmd("run", "model=test-zero", "suite=test-fast", "run.quiet=true",
+                                      f"run.output_dir={tmp_path / 'runs'}", "run.logger=wandb"),
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
     files = list((tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1
     data = files[0].read_bytes()   # the keys travel as plain strings in wandb's record log

@@ -115,6 +115,12 @@ class RunProgress:
             entry[1], entry[2] = 0, 0
         self._bar.update(self._task_id, advance=1, info=self._info())
 
+    def slot_done(self, slot: int) -> None:
+        """Slot `slot` has no more episodes: its line goes."""
+        entry = self._slots.pop(slot, None)
+        if entry is not None and self._bar is not None:
+            self._bar.remove_task(entry[0])
+
     def task_done(self, label: str, successes: int, episodes: int) -> None:
         if self.quiet:
             rate = 100.0 * successes / episodes if episodes else float("nan")

@@ -297,6 +297,7 @@ class WorkerPool:
         if nxt is None:
             slot.stopped = True
             slot.conn.send(("stop", True))   # True: its last episode is committed
+            self.progress.slot_done(slot.index)
             return
         slot.conn.send(("episode", nxt[0], nxt[1]))
         self.progress.episode_start(slot.index, f"worker {slot.index}: task {nxt[0].id} episode "
