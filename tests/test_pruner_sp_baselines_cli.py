@@ -12,7 +12,7 @@ from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
 pytestmark = [pytest.mark.libero, pytest.mark.slow]
 MODELS = ("openvla-oft-tiny", "openvla-tiny")
 # visual tokens kept per image at the YAML defaults, without +S edge tokens
-BUDGET = {"fopru": 182, "prumerge": 170, "visionzip": 85, "fastvlm": 64}
+BUDGET = {"fopru": 183, "prumerge": 171, "visionzip": 85, "fastvlm": 64}
 ABLATIONS = ("sp-vla-no-pruning", "sp-vla-no-scheduling", "sp-vla-no-canny")
 
 
