@@ -20,7 +20,7 @@ from vlabench.contracts import EpisodeSpec, TaskInfo
 from vlabench.runner import run_from_config
 from vlabench.workers import Block, Scheduler, Slot, exit_reason
 
-TIMING = {"run_id", "wall_s", "sim_s", "policy_s", "queue_wait_ms"}   # and lat_*
+TIMING = {"run_id", "wall_s", "sim_s", "policy_s", "queue_wait_ms", "mem_peak_mb", "cuda_ms"}   # and lat_*
 
 
 def rows(path: Path) -> list[dict[str, str]]:

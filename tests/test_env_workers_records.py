@@ -10,7 +10,7 @@ from vlabench.metrics.summary import load_run_frames
 from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, RecordsError, RunFiles, call_row,
                               format_rows, read_rows)
 
-OLD_CALLS = [c for c in CALL_COLUMNS if c != "queue_wait_ms"]
+OLD_CALLS = [c for c in CALL_COLUMNS if c not in ("queue_wait_ms", "mem_peak_mb", "mem_kind", "cuda_ms")]
 
 
 def episode(task: int, ep: int, calls: int) -> dict:
@@ -29,12 +29,12 @@ def calls(task: int, ep: int, n: int, wait: float | None = None) -> list[dict]:
 def old_run(d) -> None:
     """A run directory as written before queue_wait_ms existed: one episode of two calls."""
     (d / "episodes.csv").write_text(format_rows(EPISODE_COLUMNS, [episode(0, 0, 2)], header=True))
-    old = [{k: v for k, v in c.items() if k != "queue_wait_ms"} for c in calls(0, 0, 2)]
+    old = [{k: v for k, v in c.items() if k in OLD_CALLS} for c in calls(0, 0, 2)]
     (d / "calls.csv").write_text(format_rows(OLD_CALLS, old, header=True))
 
 
-def test_the_new_column_is_last_and_filled_from_the_call_row():
-    assert CALL_COLUMNS[-1] == "queue_wait_ms" and CALL_COLUMNS[:-1] == OLD_CALLS
+def test_the_new_column_follows_the_old_ones_and_is_filled_from_the_call_row():
+    assert CALL_COLUMNS[len(OLD_CALLS)] == "queue_wait_ms" and CALL_COLUMNS[:len(OLD_CALLS)] == OLD_CALLS
     assert calls(0, 0, 1, 12.5)[0]["queue_wait_ms"] == 12.5
     assert calls(0, 0, 1)[0]["queue_wait_ms"] is None
 

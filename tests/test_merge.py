@@ -11,7 +11,8 @@ import pytest
 
 from vlabench.config import compose
 from vlabench.merge import merge_cli, merge_runs
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, RecordsError, read_rows
+from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, MEASURED_CALL_COLUMNS, RecordsError,
+                              read_rows)
 from vlabench.registry import ConfigError
 from vlabench.runner import run_from_config
 
@@ -32,7 +33,7 @@ def results(run_dir: Path) -> tuple[list[dict], list[dict]]:
     """episodes.csv without timing columns, calls.csv without latency/queue columns."""
     eps = [{k: v for k, v in r.items() if k not in EPISODE_TIMING}
            for r in read_rows(run_dir / "episodes.csv", EPISODE_COLUMNS)]
-    calls = [{k: v for k, v in r.items() if not k.startswith("lat_") and "queue" not in k}
+    calls = [{k: v for k, v in r.items() if k not in MEASURED_CALL_COLUMNS}
              for r in read_rows(run_dir / "calls.csv", CALL_COLUMNS)]
     order = lambda r: (int(r["task_id"]), int(r["episode"]), int(r.get("call") or 0))  # noqa: E731
     return sorted(eps, key=order), sorted(calls, key=order)
