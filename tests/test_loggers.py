@@ -120,3 +120,15 @@ def test_no_tracker_is_imported_without_run_logger(tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_with_environment_workers_the_main_process_logs_every_committed_episode(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    d = run(tmp_path, "run.logger=tensorboard", "run.env_workers=2")
+    acc = EventAccumulator(str(d / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    eps = committed(d)   # commit order: the order the tracker saw them
+    assert [e.value for e in acc.Scalars("episode/task_id")] == [float(r["task_id"]) for r in eps]
+    assert [e.value for e in acc.Scalars("episode/success")] == [float(r["success"] == "1") for r in eps]
