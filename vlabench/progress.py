@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-REFRESH_S = 0.1     # the fastest the step lines are redrawn
+REFRESH_S = 0.25    # the fastest the step lines are updated (rich redraws at 10 Hz)
 ETA_AFTER_S = 2.0   # no ETA before this much time has passed (the first rates are noise)
 
 
