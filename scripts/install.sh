@@ -25,7 +25,7 @@ PIP="$VENV/bin/python -m pip"
 CONSTRAINTS=""
 command -v nvidia-smi >/dev/null 2>&1 || CONSTRAINTS="-c constraints-cpu.txt"
 $PIP install -q --upgrade pip setuptools wheel $CONSTRAINTS
-$PIP install -q $CONSTRAINTS -e ".[models,libero,report,test,simpler,ray,slurm]"
+$PIP install -q $CONSTRAINTS -e ".[models,libero,report,test,simpler,ray,slurm,video,wandb,tensorboard]"
 
 # 3. torchvision (pulled in by robomimic via libero) has no working build for torch 2.13 CPU and
 #    breaks `import transformers`; vlabench needs none of it.

@@ -2,8 +2,8 @@
 
 Three kinds of keys, used by resume (resume.prepare_run_dir), growing a run, the default run
 name (one per distinct config) and `vlabench merge`:
-- NEUTRAL: how the work is executed or displayed (workers, launcher, output location, bench
-  settings, where simulator assets live): they may differ between a run, its resumption and
+- NEUTRAL: how the work is executed, displayed or logged (workers, launcher, output location,
+  bench settings, where simulator assets live, episode videos, experiment trackers): they may differ between a run, its resumption and
   its shards.
 - GROWABLE: how much is run (episodes per task, which tasks): a run directory may grow along
   them; what an existing episode means is unchanged.
@@ -16,7 +16,8 @@ from __future__ import annotations
 # (group, key); a key of None stands for the whole group.
 NEUTRAL: frozenset[tuple[str, str | None]] = frozenset({
     ("run", "quiet"), ("run", "overwrite"), ("run", "output_dir"), ("run", "env_workers"),
-    ("run", "launcher"), ("run", "shards"), ("ray", None), ("bench", None),
+    ("run", "launcher"), ("run", "shards"), ("run", "video"), ("run", "logger"), ("ray", None),
+    ("bench", None),
     ("suite", "asset_dir"),   # where SIMPLER's assets were unpacked, not what they are
 })
 GROWABLE: frozenset[tuple[str, str | None]] = frozenset({
