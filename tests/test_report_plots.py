@@ -136,6 +136,15 @@ def test_task_figure_has_a_panel_per_method_and_task_names_on_the_axis(rs):
     assert title.endswith("LIBERO-Spatial: success rate per task") and "vanilla" in caption
 
 
+def test_task_figure_of_baselines_only_shows_them(tmp_path):
+    for name in ("vanilla-a", "vanilla-b"):   # e.g. two pruner=none runs and no pruned one
+        make_run(tmp_path, name, model="openvla-oft", pruner="none", suite="libero_spatial",
+                 tasks=[TaskSpec(n, 3, 6, latency_ms=100.0) for n in SPATIAL])
+    fig, title, _ = tasks_figure(RunSet.load([str(tmp_path)]), "openvla-oft", "libero_spatial")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 1 and len([p for p in axes[0].patches if p.get_gid()]) == 2 * len(SPATIAL)
+
+
 def test_many_tasks_become_a_heat_map_with_readable_labels(tmp_path):
     names = [f"KITCHEN_SCENE{i % 5}_{('open', 'close', 'push')[i % 3]}_the_top_drawer_{i}"
              for i in range(30)]

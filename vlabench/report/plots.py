@@ -210,8 +210,9 @@ def tasks_figure(rs: RunSet, model: str, suite: str) -> Figure | None:
         fig.suptitle(title)
         return fig, title, f"{what} (%), one column per method and retention.{shared}"
     groups: dict[str, list[Run]] = {}
+    only_baselines = all(r.pruner == "none" for r in runs)   # then the baselines get the panel
     for r in runs:
-        if r.pruner != "none" or len(runs) == 1:
+        if r.pruner != "none" or only_baselines:
             groups.setdefault(method_key(r), []).append(r)
     size = max(len(g) for g in groups.values())
     fig, axes = panels(len(groups), 4, (3.4, (0.13 * size + 0.2) * len(tasks) + 1.2), sharey=True)
