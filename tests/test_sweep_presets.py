@@ -42,8 +42,8 @@ EXPECTED = {
                          for s in L4],
     "specprune-table2": [("openvla-oft", p, None, "libero_spatial") for p in ("none", "specprune")],
     "specprune-table3": [("openvla-oft", p, None, "libero_object") for p in ["none"] + ["specprune"] * 3],
-    "sp-vla-table1": [("openvla", p, 0.5 if p == "sparsevlm" else None, s)
-                      for p in ("none", "sparsevlm", "sp-vla")
+    "sp-vla-table1": [("openvla", p, {"sparsevlm": 0.5, "fopru": 0.715, "prumerge": 0.664}.get(p), s)
+                      for p in ("none", "sparsevlm", "fopru", "prumerge", "fastvlm", "visionzip", "sp-vla")
                       for s in ("libero_goal", "libero_object", "libero_spatial", "libero_10")],
     "sp-vla-table3": (
         [("openvla", p, 0.5 if p in ("random", "fastv") else None, s)

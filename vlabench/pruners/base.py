@@ -9,6 +9,9 @@ model's decoder loop (vlabench/models/decoder.py) calls, in this order:
   before_llm(tokens)        on the projected visual tokens: ids of visual tokens to keep
                             (DivPrune, SP-VLA); `tokens.vision_attention` holds the SigLIP
                             attention of the feature layer when `vision_attention` is True
+                            it may also overwrite rows of `tokens.embeddings` in place
+                            (merging methods: PruMerge, VisionZip, the FastVLM row); the LLM
+                            input is a view of that tensor, so written rows are what it sees
   reuse_kv(tokens)          ids of visual tokens whose keys/values are taken from the
                             previous call, at every layer (a tensor) or from given layers
                             on (a {layer: ids} plan; the reused set only grows) (VLA-Cache);

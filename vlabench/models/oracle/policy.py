@@ -9,6 +9,8 @@ import numpy as np
 
 from vlabench.contracts import PRIVILEGED_KEY, CallStats, Observation, PolicyOutput, TaskInfo
 from vlabench.models.oracle.statemachine import PickPlaceMachine
+from vlabench.pruners.base import Pruner
+from vlabench.registry import ConfigError
 
 
 class OraclePolicy:
@@ -25,6 +27,10 @@ class OraclePolicy:
         self.needs = frozenset(cfg.get("needs") or (PRIVILEGED_KEY, "proprio"))
         if PRIVILEGED_KEY not in self.needs:
             raise ValueError("the oracle reads simulator state: its config must list 'privileged' in needs")
+        if pruner is not None and type(pruner) is not Pruner:   # Pruner: the `none` pruner
+            raise ConfigError(f"model=oracle reads simulator state, not image tokens: it cannot be "
+                              f"pruned ({type(pruner).__name__}); use pruner=none, or a VLA model "
+                              f"such as model=openvla-oft-tiny for pruners")
         self.device = "cpu"
         self.machine: PickPlaceMachine | None = None
         self.task: TaskInfo | None = None
