@@ -4,10 +4,9 @@ suite.tasks=[0] run.episodes_per_task=1 run.max_steps=8`), one simulator per cam
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
+from cli_runs import run_all
 
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
 
 pytestmark = [pytest.mark.libero, pytest.mark.slow]
 MODELS = ("openvla-oft-tiny", "openvla-tiny")
@@ -19,43 +18,14 @@ ABLATIONS = ("sp-vla-no-pruning", "sp-vla-no-scheduling", "sp-vla-no-canny")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """(model, pruner) -> (episodes, calls) DataFrames, every run exiting 0."""
-    from vlabench.cli import app
-    from vlabench.suites.libero import LiberoSuite
-
-    out = tmp_path_factory.mktemp("sp_baselines")
-    envs: dict = {}
-    original = LiberoSuite.make_env
-
-    def shared_env(self, task, needs):
-        key = (self.cfg.name, task.id, frozenset(needs))
-        if key not in envs:
-            env = original(self, task, needs)
-            env._real_close, env.close = env.close, lambda: None
-            envs[key] = env
-        return envs[key]
-
-    LiberoSuite.make_env = shared_env
-    results = {}
-    try:
-        for model in MODELS:
-            for name in (*BUDGET, *ABLATIONS):
-                run = f"{model}-{name}"
-                args = ["run", f"model={model}", f"pruner={name}", "suite=libero_spatial",
-                        "suite.tasks=[0]", "run.episodes_per_task=1", "run.max_steps=8",
-                        f"run.output_dir={out}", "run.quiet=true", f"run.name={run}"]
-                try:
-                    rc = app(args, standalone_mode=False)
-                except SystemExit as e:   # pragma: no cover - reported below
-                    rc = e.code
-                assert rc in (0, None), f"vlabench {' '.join(args)} exited {rc}"
-                d = out / run
-                results[model, name] = (pd.DataFrame(read_rows(d / "episodes.csv", EPISODE_COLUMNS)),
-                                        pd.DataFrame(read_rows(d / "calls.csv", CALL_COLUMNS)))
-    finally:
-        LiberoSuite.make_env = original
-        for env in envs.values():
-            env._real_close()
-    return results
+    results = run_all(tmp_path_factory.mktemp("sp_baselines"),
+                      {(m, p): [f"model={m}", f"pruner={p}"] for m in MODELS
+                       for p in (*BUDGET, *ABLATIONS)},
+                      ["suite=libero_spatial", "suite.tasks=[0]", "run.episodes_per_task=1",
+                       "run.max_steps=8"])
+    for key, (rc, *_) in results.items():
+        assert rc in (0, None), f"vlabench run model={key[0]} pruner={key[1]} exited {rc}"
+    return {key: (eps, calls) for key, (_, eps, calls) in results.items()}
 
 
 @pytest.mark.parametrize("model", MODELS)

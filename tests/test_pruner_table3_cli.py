@@ -7,10 +7,9 @@ does). OpenVLA (tiny: 4 layers, M = 256) is called at every step; OFT (M = 512) 
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
+from cli_runs import run_all
 
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
 
 pytestmark = [pytest.mark.libero, pytest.mark.slow]
 PRUNERS = ("vtw", "fitprune", "holov", "efficientvla-nolayer", "efficientvla-skip8")
@@ -28,39 +27,10 @@ TOKENS_BY_LAYER = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """(model, pruner) -> (exit code, episodes, calls), all from one simulator build."""
-    from vlabench.cli import app
-    from vlabench.suites.libero import LiberoSuite
-
-    out = tmp_path_factory.mktemp("table3")
-    envs: dict = {}
-    original = LiberoSuite.make_env
-
-    def shared_env(self, task, needs):
-        key = (self.cfg.name, task.id, frozenset(needs))
-        if key not in envs:
-            env = original(self, task, needs)
-            env._real_close, env.close = env.close, lambda: None
-            envs[key] = env
-        return envs[key]
-
-    LiberoSuite.make_env = shared_env
-    results = {}
-    try:
-        for model in MODELS:
-            for name in PRUNERS:
-                run = f"{model}-{name}"
-                rc = app(["run", f"model={model}", f"pruner={name}", "suite=libero_spatial",
-                          "suite.tasks=[0]", "run.episodes_per_task=1", f"run.max_steps={MAX_STEPS}",
-                          f"run.output_dir={out}", "run.quiet=true", f"run.name={run}"],
-                         standalone_mode=False)
-                d = out / run
-                results[model, name] = (rc, pd.DataFrame(read_rows(d / "episodes.csv", EPISODE_COLUMNS)),
-                                        pd.DataFrame(read_rows(d / "calls.csv", CALL_COLUMNS)))
-    finally:
-        LiberoSuite.make_env = original
-        for env in envs.values():
-            env._real_close()
-    return results
+    return run_all(tmp_path_factory.mktemp("table3"),
+                   {(m, p): [f"model={m}", f"pruner={p}"] for m in MODELS for p in PRUNERS},
+                   ["suite=libero_spatial", "suite.tasks=[0]", "run.episodes_per_task=1",
+                    f"run.max_steps={MAX_STEPS}"])
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from cli_runs import run_all
 
 from conftest import ROOT
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
 
 pytestmark = [pytest.mark.libero, pytest.mark.slow]
 PRUNERS = sorted(p.stem for p in (ROOT / "configs" / "pruner").glob("*.yaml"))
@@ -34,38 +34,12 @@ TOKENS_BY_LAYER = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """pruner name -> (episodes, calls) DataFrames, all from one simulator build."""
-    from vlabench.cli import app
-    from vlabench.suites.libero import LiberoSuite
-
-    out = tmp_path_factory.mktemp("pruners")
-    envs: dict = {}
-    original = LiberoSuite.make_env
-
-    def shared_env(self, task, needs):
-        key = (self.cfg.name, task.id, frozenset(needs))
-        if key not in envs:
-            env = original(self, task, needs)
-            env._real_close, env.close = env.close, lambda: None
-            envs[key] = env
-        return envs[key]
-
-    LiberoSuite.make_env = shared_env
-    results = {}
-    try:
-        for name in PRUNERS:
-            args = ["run", "model=openvla-oft-tiny", f"pruner={name}", "suite=libero_spatial",
-                    "suite.tasks=[0]", "run.episodes_per_task=1", f"run.max_steps={MAX_STEPS}",
-                    f"run.output_dir={out}", "run.quiet=true", f"run.name={name}"]
-            rc = app(args, standalone_mode=False)
-            assert rc in (0, None), f"vlabench run with pruner={name} exited {rc}"
-            d = out / name
-            results[name] = (pd.DataFrame(read_rows(d / "episodes.csv", EPISODE_COLUMNS)),
-                             pd.DataFrame(read_rows(d / "calls.csv", CALL_COLUMNS)))
-    finally:
-        LiberoSuite.make_env = original
-        for env in envs.values():
-            env._real_close()
-    return results
+    results = run_all(tmp_path_factory.mktemp("pruners"), {p: [f"pruner={p}"] for p in PRUNERS},
+                      ["model=openvla-oft-tiny", "suite=libero_spatial", "suite.tasks=[0]",
+                       "run.episodes_per_task=1", f"run.max_steps={MAX_STEPS}"])
+    for name, (rc, *_) in results.items():
+        assert rc in (0, None), f"vlabench run with pruner={name} exited {rc}"
+    return {name: (eps, calls) for name, (_, eps, calls) in results.items()}
 
 
 def _layers(calls: pd.DataFrame) -> list[list[int]]:
