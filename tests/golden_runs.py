@@ -10,6 +10,7 @@ to calls.csv where the records format has those columns, else set on the loaded 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +18,9 @@ from pathlib import Path
 from report_helpers import counts_for, make_run
 
 from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, atomic_write_text, format_rows
+from vlabench.report.grid import to_table
+from vlabench.report.layouts import LAYOUTS
+from vlabench.report.reference import Reference
 from vlabench.report.runs import RunSet
 
 EXTRA = ("mem_peak_mb", "mem_kind", "cuda_ms")
@@ -108,3 +112,16 @@ def paced(pct: float, decimals: int = 2, *, speedup: float = 1.0, hz: float | No
     t = sr(pct, decimals, name, model_calls=model, skipped=skipped, latency_ms=step * whole / model,
            flops=flops, tokens_in=10000, tokens_kept=10000 - round(100 * pruning))
     return t
+
+
+def tables(root, with_reference=False):
+    """Every paper table the report renders from the runs under `root`, by key."""
+    rs = load(root)
+    ref = Reference.load() if with_reference else None
+    return {g.key: to_table(g) for layout in LAYOUTS.values() for g in layout(rs, ref)}
+
+
+def ours(table):
+    """A table's own rows (not the paper's or the difference) by label, footnote marks cut."""
+    return {re.sub(r" (\[\d+\])+$", "", r[0]): r for r, k in zip(table.rows, table.kinds, strict=True)
+            if k == "ours"}

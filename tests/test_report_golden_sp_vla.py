@@ -6,24 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from golden_runs import Task, load, paced, write_run
+from golden_runs import Task, paced, write_run, ours, tables
 
-from vlabench.report.grid import to_table
-from vlabench.report.layouts import LAYOUTS
-from vlabench.report.reference import Reference
 
 SP4 = ["libero_goal", "libero_object", "libero_spatial", "libero_10"]
 
 
-def tables(root, with_reference=False):
-    rs = load(root)
-    ref = Reference.load() if with_reference else None
-    return {g.key: to_table(g) for layout in LAYOUTS.values() for g in layout(rs, ref)}
-
-
-def ours(table):
-    return {re.sub(r" (\[\d+\])+$", "", r[0]): r for r, k in zip(table.rows, table.kinds, strict=True)
-            if k == "ours"}
 
 
 def cells(text):

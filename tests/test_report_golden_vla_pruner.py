@@ -6,25 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from golden_runs import Task, load, sr, write_run
+from golden_runs import Task, sr, write_run, ours, tables
 
-from vlabench.report.grid import to_table
-from vlabench.report.layouts import LAYOUTS
-from vlabench.report.reference import Reference
 
 L4 = ["libero_spatial", "libero_object", "libero_goal", "libero_10"]
 BASE_MS, BASE_FLOPS = 100.0, 4e12
 
 
-def tables(root, with_reference=False):
-    rs = load(root)
-    ref = Reference.load() if with_reference else None
-    return {g.key: to_table(g) for layout in LAYOUTS.values() for g in layout(rs, ref)}
-
-
-def ours(table):
-    return {re.sub(r" (\[\d+\])+$", "", r[0]): r for r, k in zip(table.rows, table.kinds, strict=True)
-            if k == "ours"}
 
 
 def vanilla(root, suites=L4, **extra):
