@@ -212,3 +212,32 @@ def paper_only_rows(ref: Reference | None, g: Grid, paper: str, table: str, mode
 def paper_ident(key: RefRow) -> dict[str, Any]:
     return {"model": key.model, "pruner": key.method, "retention": key.retention,
             "variant": key.variant, "runs": []}
+
+
+def setting_rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, cols: list[Col], found: dict,
+                 keys: list[Hashable], paper: str, table: str, ref_key: Callable[[Hashable], RefRow],
+                 label: Callable[[Hashable], str],
+                 summary: Callable[[list[dict]], tuple[list[dict], list[str]]],
+                 summary_suite: str = "") -> None:
+    """Our rows of a settings table (one per key, its runs per suite in `found[key]`, keys
+    without runs left out), then the rows of `paper`'s table `table` that none of ours matched
+    (with `summary_suite`, only those that have a value in that suite)."""
+    where = locs(cols, len(g.headers) - len(cols), summary_suite)
+    used: set[RefRow] = set()
+    for k in keys:
+        per, runs, marks = run_cells(rs, [found[k].get(c.suite) for c in cols], cols)
+        if not runs:
+            continue
+        vals, extra = summary(per)
+        rk = ref_key(k)
+        pv = paper_values(ref, rk, where)
+        used |= {rk} if pv is not None else set()
+        g.rows.append(GRow(label(k), vals, pv, ref.labels[rk] if pv is not None else "",
+                           marks=marks + extra + run_notes(runs),
+                           ident={**paper_ident(rk), "model": model, "runs": [r.name for r in runs]},
+                           locs=where))
+    if ref is not None:
+        for rk in ref.rows(paper, table, model_family(model)):
+            if rk not in used and (summary_suite == "" or any(s == summary_suite for s, _ in ref.values[rk])):
+                g.rows.append(GRow("", paper=paper_values(ref, rk, where), paper_label=ref.labels[rk],
+                                   ident=paper_ident(rk), locs=where))

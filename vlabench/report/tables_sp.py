@@ -23,8 +23,8 @@ from collections.abc import Callable, Hashable
 
 from vlabench.report.cells import Col
 from vlabench.report.grid import (
-    BRIDGE, GOAL, GOOGLE_VA, GOOGLE_VM, LONG, OBJECT, SPATIAL, GRow, Grid, averages, by_setting, locs,
-    model_name, models_of, paper_ident, paper_values, run_cells, run_notes,
+    BRIDGE, GOAL, GOOGLE_VA, GOOGLE_VM, LONG, OBJECT, SPATIAL, GRow, Grid, averages, by_setting,
+    model_name, models_of, paper_ident, paper_values, run_cells, run_notes, setting_rows,
 )
 from vlabench.report.reference import Reference, RefRow
 from vlabench.report.runs import Run, RunSet, model_family
@@ -64,31 +64,6 @@ RATE_SUM = _summary({"avg_pruning_rate": "pruning_rate", "avg_intuitive_rate": "
 HZ_SUM = _summary({"avg_hz": "hz", "avg_latency_s": "latency_s"}, 1)
 
 
-def _rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, cols: list[Col], found: dict,
-          keys: list[Hashable], table: str, ref_key: Callable[[Hashable], RefRow],
-          label: Callable[[Hashable], str], summary: Summary, summary_suite: str = "") -> None:
-    """Our rows (one per setting key, runs per suite in `found`), then the paper's unmatched."""
-    where = locs(cols, len(g.headers) - len(cols), summary_suite)
-    used: set[RefRow] = set()
-    for k in keys:
-        per, runs, marks = run_cells(rs, [found[k].get(c.suite) for c in cols], cols)
-        if not runs:
-            continue
-        vals, extra = summary(per)
-        rk = ref_key(k)
-        pv = paper_values(ref, rk, where)
-        used |= {rk} if pv is not None else set()
-        g.rows.append(GRow(label(k), vals, pv, ref.labels[rk] if pv is not None else "",
-                           marks=marks + extra + run_notes(runs),
-                           ident={**paper_ident(rk), "model": model, "runs": [r.name for r in runs]},
-                           locs=where))
-    if ref is not None:
-        for rk in ref.rows("sp-vla", table, model_family(model)):
-            if rk not in used and (summary_suite == "" or any(s == summary_suite for s, _ in ref.values[rk])):
-                g.rows.append(GRow("", paper=paper_values(ref, rk, where), paper_label=ref.labels[rk],
-                                   ident=paper_ident(rk), locs=where))
-
-
 def _plain(run: Run) -> bool:
     """An SP-VLA run at the centre settings with every module on and no tag."""
     return not sp_setting_label(run) and not sp_ablation(run) and not user_variant(run)
@@ -125,9 +100,9 @@ def _ablation_tables(rs: RunSet, ref: Reference | None, table: str) -> list[Grid
         for d in dup:
             g.note(d)
         keys = sorted(found, key=lambda k: (ABLATION_ORDER.index(k[1]) if k[1] in ABLATION_ORDER else 9, k[1]))
-        _rows(rs, ref, g, model, SP_COLS, found, keys, table,
-              lambda k: RefRow("sp-vla", table, "sp-vla", model_family(model), None, k[1]),
-              lambda k: k[1] or "SP-VLA", summary)
+        setting_rows(rs, ref, g, model, SP_COLS, found, keys, "sp-vla", table,
+                     lambda k: RefRow("sp-vla", table, "sp-vla", model_family(model), None, k[1]),
+                     lambda k: k[1] or "SP-VLA", summary)
         grids.append(g)
     return grids
 
@@ -164,8 +139,9 @@ def spvla_t6(rs: RunSet, ref: Reference | None) -> list[Grid]:
                "without a model call count with their own latency); Average: means of the suites' values")
         for d in dup:
             g.note(d)
-        _rows(rs, ref, g, model, SP_COLS, found, [k for k in ("none", "sp-vla") if k in found], "6",
-              lambda k: RefRow("sp-vla", "6", k, model_family(model), None, ""), _label(model), HZ_SUM)
+        setting_rows(rs, ref, g, model, SP_COLS, found, [k for k in ("none", "sp-vla") if k in found],
+                     "sp-vla", "6", lambda k: RefRow("sp-vla", "6", k, model_family(model), None, ""),
+                     _label(model), HZ_SUM)
         grids.append(g)
     return grids
 
@@ -190,9 +166,9 @@ def spvla_t7(rs: RunSet, ref: Reference | None) -> list[Grid]:
                 g.rows.append(GRow(setting, group=True))
                 for d in dup:
                     g.note(d)
-                _rows(rs, ref, g, model, cols, found, [k for k in ("none", "sp-vla") if k in found], "7",
-                      lambda k: RefRow("sp-vla", "7", k, model_family(model), None, ""), _label(model),
-                      HZ_SUM, summary_suite=suite)
+                setting_rows(rs, ref, g, model, cols, found, [k for k in ("none", "sp-vla") if k in found],
+                             "sp-vla", "7", lambda k: RefRow("sp-vla", "7", k, model_family(model), None, ""),
+                             _label(model), HZ_SUM, summary_suite=suite)
             if g.rows:
                 grids.append(g)
     return grids
@@ -295,8 +271,8 @@ def _settings_tables(rs: RunSet, ref: Reference | None, table: str) -> list[Grid
                "(-3, -4) tags a run as another of the paper's rows")
         for d in dup:
             g.note(d)
-        _rows(rs, ref, g, model, SP_COLS, found, keys, table, _setting_ref(model, table),
-              _setting_label(model), summary)
+        setting_rows(rs, ref, g, model, SP_COLS, found, keys, "sp-vla", table, _setting_ref(model, table),
+                     _setting_label(model), summary)
         grids.append(g)
     return grids
 

@@ -23,7 +23,7 @@ from vlabench.report import cells
 from vlabench.report.cells import Col
 from vlabench.report.grid import (
     LIBERO, PRUNER_NAMES, GRow, Grid, averages, by_setting, locs, model_name, models_of,
-    paper_ident, paper_values, run_cells, run_notes,
+    paper_ident, paper_values, run_cells, run_notes, setting_rows,
 )
 from vlabench.report.reference import Reference, RefRow
 from vlabench.report.runs import Run, RunSet, model_family
@@ -57,30 +57,6 @@ def _order(key: tuple[str, str]) -> tuple:
     return (VP_T3_ORDER.index(key) if key in VP_T3_ORDER else len(VP_T3_ORDER), key)
 
 
-def _setting_rows(rs: RunSet, ref: Reference | None, g: Grid, model: str, rows: dict, keys: list,
-                  table: str, key_of, label_of, summary) -> set[RefRow]:
-    """One row per setting key (runs per suite in `rows`), the paper's below; the refs used."""
-    used: set[RefRow] = set()
-    where = locs(LIBERO, len(g.headers) - len(LIBERO))
-    for k in keys:
-        runs_by_suite = rows[k]
-        per, runs, marks = run_cells(rs, [runs_by_suite.get(s) for s in SUITES], LIBERO)
-        per, extra = summary(per)
-        rkey = key_of(k)
-        pv = paper_values(ref, rkey, where)
-        used |= {rkey} if pv is not None else set()
-        g.rows.append(GRow(label_of(k), per, pv, ref.labels[rkey] if pv is not None else "",
-                           marks=marks + extra + run_notes(runs),
-                           ident={**paper_ident(rkey), "model": model, "runs": [r.name for r in runs]},
-                           locs=where))
-    if ref is not None:
-        for rkey in ref.rows("vla-pruner", table, model_family(model)):
-            if rkey not in used:
-                g.rows.append(GRow("", paper=paper_values(ref, rkey, where), paper_label=ref.labels[rkey],
-                                   ident=paper_ident(rkey), locs=where))
-    return used
-
-
 def vlapruner_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
     """VLA-Pruner Table 3: VLA-Pruner (25%) against EfficientVLA (w/o layer), EfficientVLA,
     VTW and FitPrune on LIBERO: SR per suite, Avg., FLOPs %, speedup."""
@@ -103,10 +79,10 @@ def vlapruner_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
                                        "avg_speedup": "speedup"})
             return per + [avg] * 3, mark
 
-        _setting_rows(rs, ref, g, model, rows, sorted(rows, key=_order), "3",
-                      lambda k: RefRow("vla-pruner", "3", k[0], model_family(model),
-                                       VP_T3_RETENTION if k[0] == "vla-pruner" else None, k[1]),
-                      lambda k: _label(*k), summary)
+        setting_rows(rs, ref, g, model, LIBERO, rows, sorted(rows, key=_order), "vla-pruner", "3",
+                     lambda k: RefRow("vla-pruner", "3", k[0], model_family(model),
+                                      VP_T3_RETENTION if k[0] == "vla-pruner" else None, k[1]),
+                     lambda k: _label(*k), summary)
         grids.append(g)
     return grids
 
