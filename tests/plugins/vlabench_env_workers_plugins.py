@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from vlabench.contracts import CallStats, EpisodeSpec, Observation, PolicyOutput, TaskInfo
-from vlabench.suites.common import select_tasks
+from vlabench_test_suites import FastSuite
 
 
 class DrawPolicy:
@@ -69,20 +69,8 @@ class DrawEnv:
         pass
 
 
-class DrawSuite:
-    success_mode = "first_done"
-
-    def __init__(self, cfg: Any):
-        self.cfg = cfg
-
-    def max_steps(self, task: TaskInfo) -> int:
-        return int(self.cfg.max_steps)
-
-    def all_tasks(self) -> list[TaskInfo]:
-        return [TaskInfo(i, f"task {i}", f"do task {i}") for i in range(int(self.cfg.num_tasks))]
-
-    def tasks(self) -> list[TaskInfo]:
-        return select_tasks(self.all_tasks(), self.cfg)
+class DrawSuite(FastSuite):
+    """The fast suite's tasks and episodes, each episode with its own seed, and DrawEnv."""
 
     def episodes(self, task: TaskInfo, count: int | None, seed: int) -> list[EpisodeSpec]:
         count = int(self.cfg.episodes_per_task) if count is None else count
