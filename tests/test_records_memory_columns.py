@@ -6,6 +6,7 @@ layout and load in the report."""
 from __future__ import annotations
 
 import pytest
+from test_env_workers_records import episode
 
 from vlabench.contracts import CallStats
 from vlabench.metrics.summary import load_run_frames, summarize
@@ -16,14 +17,6 @@ NEW = ["mem_peak_mb", "mem_kind", "cuda_ms"]
 BEFORE_MEMORY = [c for c in CALL_COLUMNS if c not in NEW]                      # with queue_wait_ms
 BEFORE_QUEUE = [c for c in BEFORE_MEMORY if c != "queue_wait_ms"]             # the first layout
 SUMMARY_NEW = ["calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "mem_kind", "cuda_ms_mean"]
-
-
-def episode(task: int, ep: int, calls: int) -> dict:
-    row = {c: "" for c in EPISODE_COLUMNS}
-    row.update(run_id="r", model="m", pruner="none", suite="s", task_id=task, task_name="t",
-               episode=ep, init_state=ep, seed=7, success=True, steps=3, policy_calls=calls,
-               model_calls=calls, wall_s=0.1, sim_s=0.05, policy_s=0.01)
-    return row
 
 
 def calls(task: int, ep: int, n: int) -> list[dict]:
