@@ -68,7 +68,8 @@ def test_environment_workers_report_steps_of_their_episodes(tmp_path, recording)
     assert len(starts) == 6 and {s[2] for s in starts} == {6}
     steps = [s for s in recording if s[0] == "step"]
     slots = {s[1] for s in starts}
-    assert slots == {0, 1}
+    # which worker takes which episode is a race (a slow-starting worker may get none)
+    assert slots and slots <= {0, 1}
     assert steps and {s[1] for s in steps} <= slots
     assert all(1 <= s[2] <= 6 for s in steps)
     for slot in slots:   # within an episode a slot's count only grows
