@@ -104,14 +104,15 @@ def _index_device(x: torch.Tensor) -> torch.device:
 
 
 def _view(i: int, phase: str, h: torch.Tensor, probs: torch.Tensor | None, q: _KV,
-          keys: _KV) -> LayerView:
+          keys: _KV, flow_step: int = -1) -> LayerView:
     """The after_layer view. Token metadata always has values (on the CPU when the model is
     on the meta device); a pruner whose scores are meta returns a meta keep tensor, which
     `_keep_rows` reads by its length."""
     col = torch.nonzero(keys.vid >= 0).flatten()
     return LayerView(i, phase, h[0], probs[0] if probs is not None else None,
                      q.kind, q.pos, q.vid, keys.kind, keys.pos, keys.vid,
-                     visual_key_index=col.to(h.device), visual_key_ids=keys.vid[col])
+                     visual_key_index=col.to(h.device), visual_key_ids=keys.vid[col],
+                     flow_step=flow_step)
 
 
 class PrunableDecoder:

@@ -80,12 +80,17 @@ class PrismaticPolicy:
         self.attn_implementation = "sdpa" + (
             f" ({probe} attention probabilities at layers {sorted(self.pruner.attention_layers)})"
             if self.pruner.attention_layers else "")
-        self.decoder = PrunableDecoder(model.language_model, self.pruner, probe_mode=probe,
-                                       causal=self.causal)
+        self.probe_mode = probe
+        self.decoder = self._new_decoder(self.pruner)
         self.calls_in_episode = 0
         self.pruner.bind(self.info())
         self.last_trace = None
         self.last_flops_by_stage: dict[str, float] = {}
+
+    def _new_decoder(self, pruner: Pruner) -> PrunableDecoder:
+        """The decoder loop bound to `pruner` (one per episode slot)."""
+        return PrunableDecoder(self.model.language_model, pruner, probe_mode=self.probe_mode,
+                               causal=self.causal)
 
     # -------------------------------------------------------------- contract
     def _cameras_offered(self) -> tuple[str, ...]:
@@ -132,8 +137,7 @@ class PrismaticPolicy:
         twin = copy.copy(self)
         twin.deviations = list(self.deviations)
         twin.pruner = pruner
-        twin.decoder = PrunableDecoder(self.model.language_model, pruner,
-                                       probe_mode=self.decoder.probe_mode, causal=self.causal)
+        twin.decoder = twin._new_decoder(pruner)
         twin.calls_in_episode = 0
         twin.last_trace = None
         twin.last_flops_by_stage = {}

@@ -22,7 +22,10 @@ model's decoder loop (vlabench/models/decoder.py) calls, in this order:
                             layer's attention probabilities (heads, queries, keys) and hidden
                             states; at prefill it may return visual ids to keep (FastV,
                             SparseVLM, VLA-Pruner, SpecPrune, EfficientVLA); at OpenVLA's
-                            decode steps it observes only (action-to-vision attention)
+                            decode steps it observes only (action-to-vision attention);
+                            on pi0's action expert (phase "flow", `LayerView.flow_step`) it
+                            observes the expert layers in `flow_attention_layers` at every
+                            flow-matching step (action queries against the pruned prefix KV)
   end_of_step(actions, stats)  the action chunk produced (LIBERO convention) and the call's
                             stats (SpecPrune's controller, VLA-Pruner's history, SP-VLA)
   observe_frame(step, images)  every control step served open-loop from a chunk (no model
@@ -77,6 +80,7 @@ class ModelInfo:
     action_dim: int
     chunk: int                     # actions per call
     autoregressive: bool           # True: OpenVLA decodes its action tokens one by one
+    flow_steps: int = 0            # pi0: flow-matching integration steps per call (0: none)
 
 
 @dataclass
@@ -98,7 +102,7 @@ class LayerView:
     reused tokens)."""
 
     layer: int
-    phase: str                     # "prefill" or "decode"
+    phase: str                     # "prefill", "decode" or "flow" (pi0's action expert)
     hidden: torch.Tensor           # (n_q, hidden) output of the layer
     attn: torch.Tensor | None      # (heads, n_q, n_k) softmax probabilities, float32
     query_kinds: torch.Tensor      # (n_q,) kinds (BOS, VISUAL, ...)
@@ -109,6 +113,7 @@ class LayerView:
     key_visual_ids: torch.Tensor
     visual_key_index: torch.Tensor  # columns of `attn` that are visual keys (ascending)
     visual_key_ids: torch.Tensor    # their visual ids
+    flow_step: int = -1             # phase "flow": the integration step (0-based)
 
     def visual_ids(self) -> torch.Tensor:
         """Visual ids alive among the keys of this layer."""
@@ -131,6 +136,7 @@ class Pruner:
 
     name: str = "none"
     attention_layers: frozenset[int] = frozenset()
+    flow_attention_layers: frozenset[int] = frozenset()   # pi0 expert layers after_layer sees
     vision_attention: bool = False
     reuses_kv: bool = False
     observes_frames: bool = False

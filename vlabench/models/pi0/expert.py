@@ -1,0 +1,134 @@
+"""pi0's action expert: flow matching over the (possibly pruned) prefix KV.
+
+Per call (lerobot 0.4.4 `PI0Pytorch.sample_actions` / `denoise_step` / `embed_suffix`, ports of
+openpi `pi0_pytorch.py`): x_1 = Gaussian noise (chunk x max_action_dim); for step s = 0..9,
+t = 1 - s/10: the suffix = [state_proj(state); MLP_out(silu(MLP_in([action_in_proj(x_t);
+sincos(t)])))] (1 + chunk tokens of the expert's width), run through the expert's layers, where
+expert layer i attends to the prefix keys/values of prefix layer i (the pruned prefix's, as
+`PrunableDecoder` left them) and to the suffix; the state token sees the prefix and itself, the
+action tokens see the prefix, the state and each other (openpi's att_mask [1, 1, 0, ...]).
+Suffix positions continue after the prefix (its alive tokens' last position + 1). Then
+v_t = action_out_proj(final_norm(h)[-chunk:]) and x_{t+dt} = x_t + dt v_t with dt = -1/10.
+The expert's Gemma does not scale its inputs by sqrt(width) (openpi's patched GemmaModel,
+`transformers_replace/models/gemma/modeling_gemma.py`, removes the normalizer).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+from torch.nn import functional as F
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+
+from vlabench.models.decoder import LayerTrace, _KV, _view
+from vlabench.models.pi0.dims import Pi0Dims
+from vlabench.pruners.base import ACTION, PROPRIO, Pruner
+
+
+def sincos_time(t: torch.Tensor, dim: int, min_period: float, max_period: float) -> torch.Tensor:
+    """openpi `create_sinusoidal_pos_embedding` (float64, then the time's dtype): (B, dim)."""
+    dtype = torch.float64 if t.device.type != "mps" else torch.float32
+    frac = torch.linspace(0.0, 1.0, dim // 2, dtype=dtype, device=t.device)
+    period = min_period * (max_period / min_period) ** frac
+    x = (1.0 / period * 2 * math.pi)[None, :] * t[:, None]
+    return torch.cat([torch.sin(x), torch.cos(x)], dim=1).to(t.dtype)
+
+
+def suffix_mask(n: int, device: torch.device) -> torch.Tensor:
+    """(n, n) bool: suffix row j may see suffix column k (openpi att_mask [1, 1, 0, ...])."""
+    block = torch.tensor([1] + [2] * (n - 1), device=device)
+    return block[None, :] <= block[:, None]
+
+
+class FlowExpert:
+    """Runs the expert's flow-matching loop against a `PrunableDecoder`'s prefix caches."""
+
+    def __init__(self, model, dims: Pi0Dims, pruner: Pruner, clock=None):
+        self.model = model
+        self.dims = dims
+        self.pruner = pruner
+        self.clock = clock
+        self.traces: list[list[LayerTrace]] = []
+
+    def _pruner_stage(self):
+        return self.clock.stage("pruner") if self.clock is not None else nullcontext()
+
+    def suffix_embeds(self, state: torch.Tensor, x_t: torch.Tensor, t: float) -> torch.Tensor:
+        m = self.model
+        d = self.dims
+        tt = torch.full((x_t.shape[0],), t, dtype=torch.float32, device=x_t.device)
+        temb = sincos_time(tt, d.expert_hidden, d.min_period, d.max_period).to(x_t.dtype)
+        act = m.action_in_proj(x_t)
+        h = torch.cat([act, temb[:, None, :].expand_as(act)], dim=2)
+        h = m.action_time_mlp_out(F.silu(m.action_time_mlp_in(h)))
+        return torch.cat([m.state_proj(state)[:, None, :], h], dim=1)
+
+    def sample(self, caches: list[_KV | None], start_pos: int, state: torch.Tensor,
+               noise: torch.Tensor) -> torch.Tensor:
+        """Integrate from `noise` (1, chunk, max_action_dim); returns x_0 (same shape)."""
+        d = self.dims
+        steps = d.flow_steps
+        dt = -1.0 / steps
+        x = noise
+        self.traces = []
+        for s in range(steps):
+            v = self.velocity(caches, start_pos, state, x, 1.0 + s * dt, s)
+            x = x + dt * v
+        return x
+
+    def velocity(self, caches: list[_KV | None], start_pos: int, state: torch.Tensor,
+                 x_t: torch.Tensor, t: float, step: int) -> torch.Tensor:
+        expert = self.model.expert
+        h = self.suffix_embeds(state, x_t, t)
+        n = h.shape[1]
+        meta_dev = caches[0].pos.device if caches and caches[0] is not None else torch.device("cpu")
+        q_meta = _KV(h.new_zeros(0), h.new_zeros(0),
+                     torch.arange(start_pos, start_pos + n, device=meta_dev),
+                     torch.tensor([PROPRIO] + [ACTION] * (n - 1), device=meta_dev),
+                     torch.full((n,), -1, device=meta_dev))
+        own = suffix_mask(n, meta_dev)
+        traces = []
+        for i, layer in enumerate(expert.layers):
+            prefix = caches[i]
+            h, tr, probs, keys = self._layer(i, layer, h, q_meta, prefix, own)
+            traces.append(tr)
+            if i in self.pruner.flow_attention_layers:
+                view = _view(i, "flow", h, probs, q_meta, keys, flow_step=step)
+                with self._pruner_stage():
+                    if self.pruner.after_layer(view) is not None:
+                        raise RuntimeError("after_layer may not prune in the action expert")
+        self.traces.append(traces)
+        out = expert.norm(h)[:, -self.dims.chunk:]
+        return self.model.action_out_proj(out.to(self.model.action_out_proj.weight.dtype))
+
+    def _layer(self, i, layer, h, q_meta: _KV, prefix: _KV | None, own: torch.Tensor):
+        attn = layer.self_attn
+        x = layer.input_layernorm(h)
+        b, n, _ = x.shape
+        q = attn.q_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+        cos, sin = self.model.expert.rotary_emb(x, q_meta.pos[None].to(x.device))
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        new = _KV(k, v, q_meta.pos, q_meta.kind, q_meta.vid)
+        keys = new if prefix is None else prefix.cat(new)
+        n_prefix = 0 if prefix is None else prefix.pos.numel()
+        allowed = torch.cat([torch.ones(n, n_prefix, dtype=torch.bool, device=own.device), own], 1)
+        mask = allowed.to(q.device)[None, None]
+        kk = repeat_kv(keys.k, attn.num_key_value_groups)
+        vv = repeat_kv(keys.v, attn.num_key_value_groups)
+        probed = i in self.pruner.flow_attention_layers
+        probs = None
+        if probed:
+            scores = torch.matmul(q, kk.transpose(2, 3)) * attn.scaling
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+        out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=attn.scaling)
+        out = out.transpose(1, 2).reshape(b, n, -1)
+        h = h + attn.o_proj(out)
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+        tr = LayerTrace(n_q=n, n_k=keys.k.shape[2], probed=probed,
+                        visual=int((keys.vid >= 0).sum()))
+        return h, tr, probs, keys
