@@ -160,8 +160,9 @@ def twin_model_cfg(cfg: Any, dims: Any) -> Any:
     checkpoint, and the full model's depth and sequence layout (`dims`)."""
     from omegaconf import OmegaConf
 
-    layout = {k: getattr(dims, k) for k in ("llm_layers", "chunk", "action_dim", "proprio_dim",
-                                             "image_size", "patch_size", "vocab_size")}
+    keys = getattr(type(dims), "layout_fields", ("llm_layers", "chunk", "action_dim", "proprio_dim",
+                                                 "image_size", "patch_size", "vocab_size"))
+    layout = {k: getattr(dims, k) for k in keys}
     node = OmegaConf.to_container(cfg.model, resolve=True)
     node.update(size="tiny", checkpoint=None, dtype="float32", count_flops=False,
                 dims={**dict(node.get("dims") or {}), **layout})

@@ -49,6 +49,10 @@ class Pi0Dims:
     state_dim: int = 8              # LIBERO: eef pos, axis-angle, gripper qpos
     image_slots: int = 3            # base, left wrist, right wrist (the LIBERO config masks the last)
 
+    # the sequence layout a real-valued twin keeps at tiny widths (`vlabench bench` on meta)
+    layout_fields = ("llm_layers", "chunk", "action_dim", "state_dim", "image_size", "patch_size",
+                     "vocab_size", "flow_steps", "max_state_dim", "max_action_dim", "max_prompt_tokens")
+
     @property
     def grid(self) -> int:
         return self.image_size // self.patch_size
