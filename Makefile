@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test test-fast demo clean
+.PHONY: install lerobot-env test test-fast demo clean
 
 install: $(STAMP)
 
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml constraints-cpu.txt scripts/install.sh
 	bash scripts/install.sh
 	touch $@
 
-test: install
+# The separate environment holding lerobot's PI0, the reference model=pi0 is tested against
+# (tests/test_pi0_lerobot_equivalence.py; its pins clash with ours: scripts/lerobot_env.sh).
+lerobot-env:
+	bash scripts/lerobot_env.sh
+
+test: install lerobot-env
 	$(VENV)/bin/python -m pytest -q -ra
 
 test-fast: install
@@ -39,4 +44,4 @@ demo: install
 	@echo "FLOPs and tokens kept carry over (full size: vlabench bench model=openvla-oft model.checkpoint=null)."
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-lerobot .pytest_cache

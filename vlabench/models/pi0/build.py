@@ -73,6 +73,9 @@ def build_pi0(cfg: Any = None, pruner: Pruner | None = None, suite_cfg: Any = No
         suite_name = str(cfg_get(suite_cfg, "name", "") or "")
         path = resolve_checkpoint(ckpt, suite_name, name)
         dtype = DTYPES[str(dtype_name or ("float32" if dev == "cpu" else "bfloat16"))]
-        model, d, tokenizer, stats = load_pi0(path, dev, dtype, overrides, cfg_get(cfg, "tokenizer"))
+        tok = cfg_get(cfg, "tokenizer")
+        model, d, tokenizer, stats = load_pi0(path, dev, dtype, overrides, tok)
+        if not tokenizer.exact:
+            deviations.append("stand-in word tokenizer (model.tokenizer=stand-in)")
     return Pi0Policy(model, d, pruner, tokenizer, stats, dev, dtype, cfg=cfg or {},
                      deviations=deviations, io=io)

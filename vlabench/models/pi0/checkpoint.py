@@ -32,6 +32,7 @@ _OLD = (("paligemma.language_model.model.", "paligemma.model.language_model."),
         ("paligemma.vision_tower.", "paligemma.model.vision_tower."),
         ("paligemma.multi_modal_projector.", "paligemma.model.multi_modal_projector."))
 _TIED = "paligemma_with_expert.paligemma.lm_head.weight"
+STAND_IN = "stand-in"   # model.tokenizer=stand-in: the word tokenizer of random builds
 _NORM_BUFFERS = ("normalize_inputs.", "normalize_targets.", "unnormalize_outputs.")
 
 
@@ -47,7 +48,8 @@ def from_lerobot_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             continue
         for old, new in _OLD:
             k = k.replace(old, new)
-        k = k.replace("time_mlp_in.", "action_time_mlp_in.").replace("time_mlp_out.", "action_time_mlp_out.")
+        if k.startswith("time_mlp_"):   # openpi's pi0.5 naming of the action-time MLP
+            k = "action_" + k
         out[k.replace(_VISION_THEIRS, _VISION_OURS)] = v
     return out
 
@@ -119,9 +121,18 @@ def load_pi0(path: Path, device: str, dtype: torch.dtype, overrides: dict[str, A
     if _TIED not in ours and "paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight" in ours:
         ours[_TIED] = ours["paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight"]
     _check_names_and_shapes(path, ours, expected)
-    model.load_state_dict({k: v.to(dtype) for k, v in ours.items()}, strict=True, assign=True)
+    # fresh, aligned storage per tensor (file-backed tensors can make CPU kernels sum in another
+    # order: ~1e-7 differences from the same weights), one tensor at a time to bound the peak
+    weights = {}
+    for k in list(ours):
+        weights[k] = ours.pop(k).to(dtype).clone()
+    model.load_state_dict(weights, strict=True, assign=True)
     _reset_buffers(model, device)
     model = model.to(device=device, dtype=dtype).eval()
+    if tokenizer_id == STAND_IN:
+        from vlabench.models.pi0.inputs import Pi0WordTokenizer
+
+        return model, d, Pi0WordTokenizer(), stats
     tok_src = str(path) if (path / "tokenizer.model").is_file() or (path / "tokenizer.json").is_file() \
         else (tokenizer_id or "google/paligemma-3b-pt-224")
     try:
@@ -139,6 +150,9 @@ def _reset_buffers(model, device: str) -> None:
 
     for lm in (model.prefix_lm, model.expert):
         lm.rotary_emb = GemmaRotaryEmbedding(lm.config).to(device)
+    tok = model.prefix_lm.embed_tokens
+    if isinstance(getattr(tok, "embed_scale", None), torch.Tensor):   # transformers 5 (unused here)
+        tok.embed_scale = torch.tensor(model.prefix_lm.config.hidden_size ** 0.5)
     emb = model.vision_tower.embeddings
     emb.position_ids = torch.arange(emb.num_positions).expand((1, -1))
     left = [n for n, b in model.named_buffers() if b.device.type == "meta"]
