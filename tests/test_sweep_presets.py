@@ -53,6 +53,10 @@ EXPECTED = {
         [("openvla", p, 0.5 if p.startswith("efficientvla") else None, s)
          for p in ("none", "efficientvla-nolayer", "efficientvla-skip8", "vtw", "fitprune") for s in L4]
         + [("openvla", "vla-pruner", 0.25, s) for s in L4]),
+    "vla-pruner-table4": (
+        [("pi0", "none", None, s) for s in L4]
+        + [("pi0", p, r, s) for p in ("fastv", "sparsevlm", "divprune", "vla-pruner") for r in R3 for s in L4]
+        + [("pi0", "vla-cache", None, s) for s in L4]),
     "vla-pruner-table5": ([("openvla", "none", None, "libero_spatial")]
                           + [("openvla", p, r, "libero_spatial")
                              for p in ("fastv", "sparsevlm", "divprune", "vla-pruner") for r in R3]),
@@ -73,6 +77,7 @@ LAYOUT = {
     "vla-pruner-table1": (["vla-pruner/1"], layouts.VP_ORDER, L4, {"openvla", "openvla-oft"}),
     "vla-pruner-table2": (["vla-pruner/2"], layouts.VP_ORDER, [VA, VM], {"openvla"}),
     "vla-pruner-table3": (["vla-pruner/3"], T3_ORDER, L4, {"openvla"}),
+    "vla-pruner-table4": (["vla-pruner/4"], layouts.VP_ORDER, L4, {"pi0"}),
     "vla-pruner-table5": (["vla-pruner/5"], ["none"] + tables_vp.VP_T5_ORDER, L4, {"openvla"}),
     "vla-pruner-table6": (["vla-pruner/6"], ["none", "vla-pruner"], L4, {"openvla"}),
     "specprune-table1": (["specprune-vla/1"], layouts.SPEC_ORDER, L4, {"openvla-oft"}),
@@ -89,7 +94,7 @@ LAYOUT = {
 
 
 # tables no vlabench model can fill yet (their layouts and published numbers are there)
-NO_PRESET = {"vla-pruner/4": "pi0 (VLA-Pruner App. B.4) has no vlabench model adapter"}
+NO_PRESET: dict[str, str] = {}
 
 
 def test_every_rendered_table_has_a_preset():
@@ -158,6 +163,17 @@ def test_user_overrides_apply_to_every_job_and_replace_the_presets_value():
         [("openvla-oft-tiny", p, r, "libero_spatial") for m, p, r, s in EXPECTED["vla-pruner-table1"]
          if s == "libero_spatial"], key=str)
     assert all(list(j.cfg.suite.tasks) == [0] and j.cfg.run.max_steps == 8 for j in js)
+
+
+def test_table4_preset_runs_only_pruners_pi0_has_and_shrinks_to_pi0_tiny():
+    from vlabench.models.pi0.policy import SUPPORTED_PRUNERS
+    assert {str(j.cfg.pruner.name) for j in expand("vla-pruner-table4")} <= set(SUPPORTED_PRUNERS)
+    js = expand("vla-pruner-table4", "model=pi0-tiny", "suite=libero_spatial", "suite.tasks=[0]",
+                "run.episodes_per_task=1", "run.max_steps=16")
+    assert sorted(map(ident, js), key=str) == sorted(
+        [("pi0-tiny", p, r, "libero_spatial") for m, p, r, s in EXPECTED["vla-pruner-table4"]
+         if s == "libero_spatial"], key=str)
+    assert len(js) == 1 + 4 * 3 + 1
 
 
 def test_unknown_preset_is_one_line_naming_the_valid_ones():

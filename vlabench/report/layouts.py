@@ -253,8 +253,9 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
 
 def vlapruner_t4(rs: RunSet, ref: Reference | None) -> list[Grid]:
     """VLA-Pruner Table 4 (App. B.4): pi0 on LIBERO per retention: SR per suite, Avg., Acc.,
-    latency, speedup, FLOP ratio. vlabench has no pi0 adapter yet: the table appears with runs
-    of a pi0-family model (`--with-reference` alone shows nothing, as for every table)."""
+    latency, speedup, FLOP ratio. Filled by runs of a pi0-family model (`model=pi0`, or
+    `pi0-tiny` as a table of its own; preset configs/experiment/vla-pruner-table4.yaml);
+    `--with-reference` alone shows nothing, as for every table."""
     def grid(model: str) -> Grid:
         g = Grid(f"vla-pruner-table4-{model}",
                  f"VLA-Pruner Table 4 ({model_name(model)}): success rate (%), relative accuracy, "
