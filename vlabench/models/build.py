@@ -35,8 +35,8 @@ def resolve_device(device: str | None) -> str:
     return str(device)
 
 
-def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
-                 suite_cfg: Any, device: str | None) -> PrismaticPolicy:
+def build_settings(cfg: Any, device: str | None) -> tuple[str, str, dict[str, Any]]:
+    """(device, size, `model.dims` overrides) of a model config; CPU thread count applied."""
     dev = resolve_device(device)
     threads = cfg_get(cfg, "threads")
     if threads and dev == "cpu":
@@ -44,7 +44,12 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
     size = str(cfg_get(cfg, "size", "tiny"))
     if size not in ("tiny", "full"):
         raise ConfigError(f"model.size must be tiny or full, got {size!r}")
-    overrides = dict(cfg_get(cfg, "dims", {}) or {})
+    return dev, size, dict(cfg_get(cfg, "dims", {}) or {})
+
+
+def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
+                 suite_cfg: Any, device: str | None) -> PrismaticPolicy:
+    dev, size, overrides = build_settings(cfg, device)
     oft = cls.model_name == "openvla-oft"
     name = str(cfg_get(cfg, "name", cls.model_name))
     ckpt = cfg_get(cfg, "checkpoint")

@@ -74,6 +74,20 @@ class _KV:
                    self.vid[idx])
 
 
+def project_qkv(layer, h: torch.Tensor, pos: torch.Tensor, rotary) -> tuple[torch.Tensor, ...]:
+    """A decoder layer's pre-norm q, k, v (batch, heads, n, head_dim) with the rotary embedding
+    of original positions `pos` applied to q and k (Llama and Gemma layers alike)."""
+    attn = layer.self_attn
+    x = layer.input_layernorm(h)
+    b, n, _ = x.shape
+    q = attn.q_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+    k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+    v = attn.v_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
+    cos, sin = rotary(x, pos[None].to(x.device))
+    q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    return q, k, v
+
+
 def build_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Causal additive mask (1, 1, n_q, n_k): a key is visible iff its original position is <=
     the query's (gaps left by pruned tokens change nothing)."""
@@ -146,13 +160,8 @@ class PrunableDecoder:
                 mask_needed: bool) -> tuple[torch.Tensor, _KV, LayerTrace, torch.Tensor | None]:
         layer = self.layers[i]
         attn = layer.self_attn
-        x = layer.input_layernorm(h)
-        b, n, _ = x.shape
-        q = attn.q_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-        cos, sin = self.lm.model.rotary_emb(x, q_meta.pos[None].to(x.device))
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        q, k, v = project_qkv(layer, h, q_meta.pos, self.lm.model.rotary_emb)
+        b, n, _ = h.shape
         new = _KV(k, v, q_meta.pos, q_meta.kind, q_meta.vid)
         keys = new if past is None else past.cat(new)
         kk = repeat_kv(keys.k, attn.num_key_value_groups)

@@ -27,8 +27,23 @@ from typing import Any
 from vlabench.registry import ConfigError
 
 
+class PatchGrid:
+    """Patches of a square image: `image_size` // `patch_size` per side."""
+
+    image_size: int
+    patch_size: int
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def patches(self) -> int:
+        return self.grid * self.grid
+
+
 @dataclass(frozen=True)
-class PrismaticDims:
+class PrismaticDims(PatchGrid):
     dino_hidden: int = 1024
     dino_layers: int = 24
     dino_heads: int = 16
@@ -57,14 +72,6 @@ class PrismaticDims:
     n_action_bins: int = 256       # OpenVLA discrete action bins
 
     @property
-    def grid(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def patches(self) -> int:
-        return self.grid * self.grid
-
-    @property
     def vision_dim(self) -> int:
         return self.dino_hidden + self.siglip_hidden
 
@@ -86,10 +93,11 @@ TINY = replace(
 SIZES = {"full": FULL, "tiny": TINY}
 
 
-def with_overrides(d: PrismaticDims, over: dict[str, Any] | None) -> PrismaticDims:
-    """`d` with the `model.dims` field overrides `over`; an unknown field is a ConfigError."""
+def with_overrides(d: Any, over: dict[str, Any] | None) -> Any:
+    """`d` (any dims dataclass) with the `model.dims` field overrides `over`; an unknown field
+    is a ConfigError naming the known ones."""
     over = dict(over or {})
-    known = [f.name for f in fields(PrismaticDims)]
+    known = [f.name for f in fields(d)]
     unknown = sorted(set(over) - set(known))
     if unknown:
         raise ConfigError(f"unknown model.dims field(s) {unknown}; known: {', '.join(known)}")

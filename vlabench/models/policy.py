@@ -119,7 +119,8 @@ class PrismaticPolicy:
             name=self.model_name, num_layers=d.llm_layers, hidden_size=d.llm_hidden,
             num_heads=d.llm_heads, cameras=self.cameras, grid=d.grid,
             num_visual=len(self.cameras) * d.patches, action_dim=d.action_dim,
-            chunk=self.chunk, autoregressive=self.autoregressive)
+            chunk=self.chunk, autoregressive=self.autoregressive,
+            flow_steps=getattr(d, "flow_steps", 0))
 
     @property
     def chunk(self) -> int:

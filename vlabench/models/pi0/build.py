@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from vlabench.config import cfg_get
-from vlabench.models.build import DTYPES, resolve_device
+from vlabench.models.build import DTYPES, build_settings
 from vlabench.models.suite_io import SuiteIO
 from vlabench.pruners.base import Pruner
 from vlabench.registry import ConfigError
@@ -33,22 +33,13 @@ def check_suite(suite_cfg: Any) -> SuiteIO:
 
 def build_pi0(cfg: Any = None, pruner: Pruner | None = None, suite_cfg: Any = None,
               device: str | None = "auto"):
-    import torch
-
     from vlabench.models.pi0.dims import pi0_dims
     from vlabench.models.pi0.inputs import Pi0WordTokenizer, identity_stats
     from vlabench.models.pi0.policy import Pi0Policy, check_pruner
 
     check_pruner(pruner)
     io = check_suite(suite_cfg)
-    dev = resolve_device(device)
-    threads = cfg_get(cfg, "threads")
-    if threads and dev == "cpu":
-        torch.set_num_threads(int(threads))
-    size = str(cfg_get(cfg, "size", "tiny"))
-    if size not in ("tiny", "full"):
-        raise ConfigError(f"model.size must be tiny or full, got {size!r}")
-    overrides = dict(cfg_get(cfg, "dims", {}) or {})
+    dev, size, overrides = build_settings(cfg, device)
     ckpt = cfg_get(cfg, "checkpoint")
     name = str(cfg_get(cfg, "name", "pi0"))
     dtype_name = cfg_get(cfg, "dtype")

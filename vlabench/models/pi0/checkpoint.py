@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from vlabench.models.checkpoint import _check_names_and_shapes, _load_file, _read_json, read_safetensors
+from vlabench.models.dims import with_overrides
 from vlabench.models.pi0.dims import Pi0Dims, dims_from_lerobot
 from vlabench.registry import ConfigError
 
@@ -70,7 +71,7 @@ def checkpoint_dims(cfg: dict[str, Any], overrides: dict[str, Any] | None) -> Pi
     if sizes:
         d = dataclasses.replace(d, **{k: v for k, v in sizes.items()
                                       if k in {f.name for f in dataclasses.fields(Pi0Dims)}})
-    return dataclasses.replace(d, **dict(overrides or {})) if overrides else d
+    return with_overrides(d, overrides)
 
 
 def _stats_pair(flat: dict[str, Any], prefix: str) -> dict[str, list[float]] | None:

@@ -13,14 +13,15 @@ layout) with small widths and 4 layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from vlabench.models.dims import PatchGrid, with_overrides
 from vlabench.registry import ConfigError
 
 
 @dataclass(frozen=True)
-class Pi0Dims:
+class Pi0Dims(PatchGrid):
     siglip_hidden: int = 1152
     siglip_layers: int = 27
     siglip_heads: int = 16
@@ -54,18 +55,6 @@ class Pi0Dims:
                      "vocab_size", "flow_steps", "max_state_dim", "max_action_dim", "max_prompt_tokens")
 
     @property
-    def grid(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def patches(self) -> int:
-        return self.grid * self.grid
-
-    @property
-    def llm_layers_expert(self) -> int:
-        return self.llm_layers       # the expert has one layer per prefix layer
-
-    @property
     def q_dim(self) -> int:
         return self.llm_heads * self.head_dim
 
@@ -83,12 +72,7 @@ SIZES = {"full": FULL, "tiny": TINY}
 
 def pi0_dims(size: str, overrides: dict[str, Any] | None = None) -> Pi0Dims:
     """The named size with `model.dims` overrides; an unknown field is a ConfigError."""
-    over = dict(overrides or {})
-    known = [f.name for f in fields(Pi0Dims)]
-    unknown = sorted(set(over) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown model.dims field(s) {unknown}; known: {', '.join(known)}")
-    return replace(SIZES[size], **over)
+    return with_overrides(SIZES[size], overrides)
 
 
 # lerobot's PI0Config names the two Gemma sizes by variant (configuration_pi0.py).
@@ -118,4 +102,4 @@ def dims_from_lerobot(cfg: dict[str, Any], overrides: dict[str, Any] | None = No
                          ("min_period", "min_period"), ("max_period", "max_period")):
         if cfg.get(theirs) is not None:
             d = replace(d, **{ours: type(getattr(d, ours))(cfg[theirs])})
-    return replace(d, **dict(overrides or {})) if overrides else d
+    return with_overrides(d, overrides)

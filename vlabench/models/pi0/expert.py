@@ -20,9 +20,9 @@ from contextlib import nullcontext
 
 import torch
 from torch.nn import functional as F
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+from transformers.models.llama.modeling_llama import repeat_kv
 
-from vlabench.models.decoder import LayerTrace, _KV, _view
+from vlabench.models.decoder import LayerTrace, _KV, _view, project_qkv
 from vlabench.models.pi0.dims import Pi0Dims
 from vlabench.pruners.base import ACTION, PROPRIO, Pruner
 
@@ -105,13 +105,8 @@ class FlowExpert:
 
     def _layer(self, i, layer, h, q_meta: _KV, prefix: _KV | None, own: torch.Tensor):
         attn = layer.self_attn
-        x = layer.input_layernorm(h)
-        b, n, _ = x.shape
-        q = attn.q_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-        cos, sin = self.model.expert.rotary_emb(x, q_meta.pos[None].to(x.device))
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        q, k, v = project_qkv(layer, h, q_meta.pos, self.model.expert.rotary_emb)
+        b, n, _ = h.shape
         new = _KV(k, v, q_meta.pos, q_meta.kind, q_meta.vid)
         keys = new if prefix is None else prefix.cat(new)
         n_prefix = 0 if prefix is None else prefix.pos.numel()

@@ -26,7 +26,7 @@ from vlabench.models.pi0.expert import FlowExpert
 from vlabench.models.pi0.inputs import image_tensor, normalize, pad_to, resize_with_pad, unnormalize
 from vlabench.models.policy import PrismaticPolicy
 from vlabench.models.preprocess import oft_proprio
-from vlabench.pruners.base import BOS, TEXT, VISUAL, ModelInfo, Pruner, VisualTokens
+from vlabench.pruners.base import BOS, TEXT, VISUAL, Pruner, VisualTokens
 from vlabench.registry import ConfigError
 
 # Pruners whose mechanism applies to pi0 (VLA-Pruner App. B.4, Table 4), and why others do not.
@@ -63,14 +63,6 @@ class Pi0Policy(PrismaticPolicy):
     def _new_decoder(self, pruner: Pruner) -> PrunableDecoder:
         return PrunableDecoder(SimpleNamespace(model=self.model.prefix_lm), pruner,
                                probe_mode=self.probe_mode, causal=False)
-
-    def info(self) -> ModelInfo:
-        d = self.dims
-        return ModelInfo(
-            name=self.model_name, num_layers=d.llm_layers, hidden_size=d.llm_hidden,
-            num_heads=d.llm_heads, cameras=self.cameras, grid=d.grid,
-            num_visual=len(self.cameras) * d.patches, action_dim=d.action_dim,
-            chunk=self.chunk, autoregressive=False, flow_steps=d.flow_steps)
 
     @property
     def chunk(self) -> int:
