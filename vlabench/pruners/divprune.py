@@ -18,6 +18,13 @@ Readings (`pruner.reading`, see `readings`):
   positions, and `paper` keeps each token's original rotary position (vlabench's convention).
 Choice: both OFT cameras form one pool (the max-min problem over all visual tokens of the call),
 not a per-camera split.
+
+pi0 (VLA-Pruner App. B.4, Table 4's DivPrune rows): no DivPrune code for pi0 was released, so pi0
+runs DivPrune's paper mechanism as above on PaliGemma's projected image tokens (one pool over
+both cameras' 512), before the Gemma prefix. Under `code` the kept image tokens, BOS and prompt
+are renumbered 0..n'-1 and the action expert's suffix positions continue from n' (pi0's own
+positions count the tokens present: openpi src/openpi/models/pi0.py L236 `cumsum(prefix_mask)
+- 1`, L259 the suffix from `sum(prefix_mask)`; a shortened prefix is numbered the same way).
 """
 
 from __future__ import annotations

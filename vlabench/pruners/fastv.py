@@ -33,6 +33,15 @@ runs behind Table 1's OFT columns; `pruner.reading=paper` runs FastV as FastV's 
 is the bidirectional attention the model computes (decoder.py). Budgets here round half up
 (`keep_count`); Python's `round` halves to even: they differ only on exact halves, never at
 Table 1's ratios. Exact score ties go to the lowest id (`top_k_ids`).
+
+pi0 (`ModelInfo.flow_steps` > 0; VLA-Pruner App. B.4, Table 4's FastV rows): no FastV code for
+pi0 was released (VLA-Pruner's repository has only its OpenVLA and OpenVLA-OFT forks), so pi0
+runs FastV as FastV defines it under both readings: layer K-1's attention scores, layers
+0..K-1 see every token (App. A.2 Eq. 12: K full layers), one top-k over all M = 512 visual
+tokens, scored by the last prefix token (the prompt's final token; FastV's
+`last_layer_attention_avg[-1]`) over the bidirectional PaliGemma prefix. The OFT points above
+(prefill rows, layer K, per-camera pools) belong to the OFT fork and do not apply.
+`pruner.score_rows` still overrides the rows.
 """
 
 from __future__ import annotations
@@ -98,7 +107,8 @@ class FastV(Pruner):
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
-        oft = self.reading == "code" and not info.autoregressive   # VLA-Pruner's OFT fork
+        # VLA-Pruner's OFT fork; pi0 (flow_steps > 0) has no released code: FastV's layout
+        oft = self.reading == "code" and not info.autoregressive and info.flow_steps == 0
         self.score_layer = oft_score_layer(self.k, info.num_layers) if oft else self.k - 1
         self.pools = len(info.cameras) if oft else 1
         self.rows = self.score_rows_cfg or ("prefill" if oft else "last")

@@ -38,6 +38,18 @@ can only keep ids, so a merged token is placed at its cluster centre (a pruned t
 own rotary position) and the cluster mean is written into `view.hidden` in place (it aliases the
 decoder's hidden states; tests/test_pruner_sparsevlm.py checks that). Positions of kept tokens
 stay original (SparseVLM's own code renumbers them; VLA-Pruner's does not).
+
+pi0 (`ModelInfo.flow_steps` > 0; VLA-Pruner App. B.4, Table 4's SparseVLM rows): no SparseVLM
+code for pi0 was released (neither SparseVLM's nor VLA-Pruner's, whose forks are OpenVLA and
+OpenVLA-OFT only), so the method is SparseVLM's paper mechanism on the PaliGemma prefix
+[512 image tokens, BOS, prompt]: text raters are prompt tokens (kind TEXT; BOS is not one),
+one pool over both cameras. `reading=code` keeps VLA-Pruner's single step at layer K (Table 4's
+SparseVLM FLOP ratios, 61.5/41.3/31.3%, sit next to FastV's single step, 60.7/39.9/30.1%, as
+they do in Table 1; `vlabench bench model=pi0 model.checkpoint=null` gives prefix FLOP ratios of
+0.595 for this reading and 0.515 for the progressive one at retention 0.5), and its text span
+[image_end + 1, seq_len - 1) maps onto pi0 as every prompt token but the last (the token right
+after the image is BOS); `reading=paper` runs SparseVLM's progressive schedule with recycling,
+as on the other models.
 """
 
 from __future__ import annotations
@@ -138,14 +150,16 @@ def rater_mask(vis_h: torch.Tensor, text_h: torch.Tensor, inclusive: bool = Fals
     return mask if bool(mask.any()) else torch.ones_like(mask)    # all equal: every text token
 
 
-def rater_candidates(kinds: torch.Tensor, positions: torch.Tensor, trim: bool) -> torch.Tensor:
-    """Rows that may rate: prompt tokens; with `trim` (VLA-Pruner's span) not the first prompt
-    token nor the sequence's last token."""
+def rater_candidates(kinds: torch.Tensor, positions: torch.Tensor, trim: bool,
+                     trim_first: bool = True) -> torch.Tensor:
+    """Rows that may rate: prompt tokens; with `trim` (VLA-Pruner's span) not the sequence's
+    last token, nor, with `trim_first`, the first prompt token (on OpenVLA the token right after
+    the image; on pi0 that token is BOS, never a candidate, so pi0 passes `trim_first=False`)."""
     text = kinds == TEXT
     if not trim or not bool(text.any()):
         return text
-    first = positions[text].min()
-    return text & (positions > first) & (positions < positions.max())
+    out = text & (positions < positions.max())
+    return out & (positions > positions[text].min()) if trim_first else out
 
 
 class SparseVLM(Pruner):
@@ -193,7 +207,8 @@ class SparseVLM(Pruner):
         dev = view.hidden.device
         if stage == 0 and not meta:                                  # raters: once per call
             q_vis = (view.query_visual_ids >= 0).to(dev)
-            q_text = rater_candidates(view.query_kinds, view.query_positions, self.vla_pruner).to(dev)
+            q_text = rater_candidates(view.query_kinds, view.query_positions, self.vla_pruner,
+                                      trim_first=not self.info.flow_steps).to(dev)
             mask = rater_mask(view.hidden[q_vis], view.hidden[q_text], inclusive=self.vla_pruner)
             self.raters = view.query_positions.to(dev)[q_text][mask]
         if target >= ids.numel():

@@ -42,6 +42,19 @@ Choices: layers 15 and [2, 6, 9, 11] are scaled to the model's depth (on the tin
 overridden with a plain number. Every layer's attention is probed, as the official code runs
 with `output_attentions=True`. On the meta device (FLOPs only) there are no frames to compare,
 so nothing is reused and FLOPs equal the unpruned model's: VLA-Cache's saving is data-dependent.
+
+pi0 (`ModelInfo.flow_steps` > 0; VLA-Pruner App. B.4, Table 4's VLA-Cache rows): VLA-Cache's
+paper and code cover OpenVLA and OpenVLA-OFT only (siyuhsu/vla-cache @ a490988 has no pi0
+path, nor a pi0 constant), and VLA-Pruner did not release its pi0 baseline code, so pi0 runs
+VLA-Cache as its paper describes under both readings: the task-relevance rows are the prompt
+tokens (kind TEXT; pi0's prefix is [512 image tokens, BOS, prompt], so the code's fixed span
+after the image has no counterpart). The per-camera constants are OFT's (150 static candidates,
+100 always-recomputed relevant patches per camera): OFT is the official setting nearest pi0
+(two 224 px cameras of 256 patches each, a non-autoregressive action chunk); a `pi0:` entry in
+a per-model mapping overrides them. Layers 15 and [2, 6, 9, 11] scale to Gemma 2B's 18 layers
+as 8 and [1, 3, 5, 6]. The previous frame is the previous call's (5 steps back with
+`model.execute` = 5, as OFT's chunk of 8 is 8 steps back). The reused prefix KV is also what
+the action expert attends to at each layer (`vlabench/models/pi0/expert.py`).
 """
 
 from __future__ import annotations
@@ -77,9 +90,12 @@ READINGS = (
 
 
 def per_model(value: Any, info: ModelInfo) -> int:
-    """A per-model constant: a number, or a mapping {openvla: n, openvla-oft: n} read by the
-    model family (`ModelInfo.autoregressive` = OpenVLA)."""
+    """A per-model constant: a number, or a mapping {openvla: n, openvla-oft: n[, pi0: n]} read
+    by the model family (`ModelInfo.autoregressive` = OpenVLA; `flow_steps` > 0 = pi0, which
+    takes OFT's entry unless the mapping has a `pi0` one)."""
     if hasattr(value, "keys"):
+        if info.flow_steps > 0 and "pi0" in value:
+            return int(value["pi0"])
         return int(value["openvla" if info.autoregressive else "openvla-oft"])
     return int(value)
 
@@ -188,9 +204,9 @@ class VLACache(Pruner):
         if view.layer != self.layer:
             return None
         dev = view.attn.device
-        if self.reading == "code":   # the span after the image tokens (BOS + M visual)
+        if self.reading == "code" and not self.info.flow_steps:   # the span after BOS + M visual
             rows = span_rows(view.query_positions, 1 + self.info.num_visual, self.text_span).to(dev)
-        else:
+        else:                        # the prompt tokens (paper; pi0 under both readings)
             rows = (view.query_kinds == TEXT).to(dev)
         cols = (view.key_visual_ids >= 0).to(dev)
         score = view.attn.mean(0)[rows][:, cols].mean(0).float().cpu()

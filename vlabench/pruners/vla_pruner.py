@@ -43,6 +43,20 @@ Readings (`pruner.reading`, default `code`: the released scripts behind Table 1)
 On OpenVLA (one camera, OV fork) the last two coincide. On the meta device (no attention values)
 the budget gives the count.
 
+pi0 (`ModelInfo.flow_steps` > 0; App. B.1 "pi0 Model", App. B.4, Table 4): no VLA-Pruner code
+for pi0 was released (the repository has only the OpenVLA and OpenVLA-OFT forks), so on pi0
+both readings run the paper's side of every point above: layer K-1 scores and layers 0..K-1
+see every token (Sec. 4.2c, App. A.2 Eq. 12), one Top-M~ and one filter over all M = 512
+visual tokens (Alg. 2), Algorithm 1's second-nearest first token, Eq. 7's window order. S_vl
+averages every prefix row (images, BOS, prompt: pi0's prefix has no proprio or action rows).
+S_act^t comes from the action expert (Sec. 4.2c (iii): "we average action attention scores over
+its flow-matching steps"): the attention of the 50 action queries (kind ACTION; the state
+token is not an action query) to the alive prefix visual keys, averaged over heads and action
+rows, at the expert layers of the latter half (Sec. 4.2c, `flow_attention_layers` = L/2..L-1
+of the expert's L layers, one per prefix layer) and the flow steps of the latter half (App.
+B.1: "averaged over the latter half of these integration steps", steps 5..9 of 10), then
+averaged over those (step, layer) pairs. The prefix probes only the scoring layer.
+
 `pruner.semantic_rows=last` scores C_vl by the last token's row instead (the OpenVLA scripts
 without the `_prefil` suffix, "FastV's last-token attention selection criterion combined with
 temporal guidance", OV: README_VLA_Pruner.md; modeling_llama.py:1081); the default `prefill` is
@@ -59,7 +73,7 @@ import torch
 
 from vlabench.config import cfg_get
 from vlabench.pruners.attn_scores import (PREFILL_KINDS, has_values, last_row, query_to_visual,
-                                          rows_of_kinds, scatter_scores)
+                                          rows_of_kinds)
 from vlabench.pruners.base import ACTION, GENERATED, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import camera_pools, oft_score_layer, scale_layer
 from vlabench.pruners.readings import Reading
@@ -166,6 +180,7 @@ class VLAPruner(Pruner):
         self.first: FirstRule = (first_by_nearest_other if self.reading == "code"
                                  else second_nearest_first)
         self.score_layer = self.prune_layer - 1
+        self.first_flow_step = 0
         self.action_layers: frozenset[int] = frozenset()
         self.attention_layers = frozenset({self.score_layer})
         self.pools = 1
@@ -175,16 +190,25 @@ class VLAPruner(Pruner):
 
     def bind(self, info: ModelInfo) -> None:
         super().bind(info)
-        oft = self.reading == "code" and not info.autoregressive   # the OFT fork's layout
+        flow = info.flow_steps > 0                       # pi0: the paper under both readings
+        code = self.reading == "code" and not flow
+        oft = code and not info.autoregressive           # the OFT fork's layout
+        self.first = first_by_nearest_other if code else second_nearest_first
         self.score_layer = (oft_score_layer(self.prune_layer, info.num_layers) if oft
                             else self.prune_layer - 1)
         if not 0 <= self.score_layer < info.num_layers - 1:
             raise ConfigError(f"vla-pruner prunes after layer K={self.prune_layer}, which "
                               f"{info.name} ({info.num_layers} layers) does not have")
-        if self.reading == "code":
+        latter_half = frozenset(range(info.num_layers // 2, info.num_layers))
+        # pi0: action scores from the expert (it has one layer per prefix layer)
+        self.flow_attention_layers = latter_half if flow else frozenset()
+        if flow:
+            self.action_layers = frozenset()
+        elif code:
             self.action_layers = frozenset({scale_layer(CODE_ACTION_LAYER, info.num_layers)})
         else:
-            self.action_layers = frozenset(range(info.num_layers // 2, info.num_layers))
+            self.action_layers = latter_half
+        self.first_flow_step = info.flow_steps // 2      # App. B.1: the latter half of the steps
         self.attention_layers = frozenset({self.score_layer}) | self.action_layers
         self.pools = len(info.cameras) if oft else 1
         self.pool_budget = keep_count(info.num_visual // self.pools, self.retention)
@@ -203,6 +227,10 @@ class VLAPruner(Pruner):
         return None
 
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
+        if view.phase == "flow":
+            if view.layer in self.flow_attention_layers and view.flow_step >= self.first_flow_step:
+                self._observe_action(view)
+            return None
         if view.layer in self.action_layers:
             self._observe_action(view)
         if view.phase == "prefill" and view.layer == self.score_layer \
@@ -212,22 +240,25 @@ class VLAPruner(Pruner):
 
     def end_of_step(self, actions: np.ndarray, stats: Any) -> None:
         m = self.info.num_visual
-        s = self._act_sum / self._act_n if self._act_n else torch.zeros(m)
+        s = (self._act_sum / self._act_n).cpu() if self._act_n else torch.zeros(m)
         self._history.append(s)
 
     # ------------------------------------------------------------ pieces
     def _action_rows(self, view: LayerView) -> torch.Tensor:
-        if not self.info.autoregressive:
+        if not self.info.autoregressive:                # OFT's placeholders; pi0's expert rows
             return rows_of_kinds(view, (ACTION,))
         if view.phase == "decode":
             return rows_of_kinds(view, (GENERATED,))
         return last_row(view)                          # the row that emits the first action token
 
     def _observe_action(self, view: LayerView) -> None:
+        """Add this view's S_act (heads and action rows averaged; zeros at pruned ids) to the
+        call's sum, on the attention's device (pi0 observes 5 steps x L/2 layers per call)."""
         ids, sc = query_to_visual(view, self._action_rows(view))
         if sc is None:
             return
-        v = scatter_scores(ids, sc, self.info.num_visual)
+        v = torch.zeros(self.info.num_visual, dtype=torch.float32, device=sc.device)
+        v[ids.long().to(sc.device)] = sc.float()
         self._act_sum = v if self._act_sum is None else self._act_sum + v
         self._act_n += 1
 
