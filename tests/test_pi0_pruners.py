@@ -160,7 +160,9 @@ def test_vla_pruner_scores_actions_from_the_experts_latter_steps_and_layers(read
         p.views, p.scored = [], []
         out = act_seeded(policy, o, i)
         assert out.stats.tokens_by_layer == ([M] * L if i < 3 else [M] * 3 + [256])
-        assert {(v[0], v[1]) for v in p.views} == {(l, s) for l in (2, 3) for s in range(STEPS)}
+        # the expert probes (and hands over) only the latter half of the steps (first_flow_step)
+        assert p.first_flow_step == STEPS // 2
+        assert {(v[0], v[1]) for v in p.views} == {(l, s) for l in (2, 3) for s in range(5, STEPS)}
         assert sorted(p.scored) == sorted((l, s) for l in (2, 3) for s in range(5, STEPS))
         assert all(v[3].tolist() == [PROPRIO] + [ACTION] * 50 for v in p.views)   # state, actions
         s_act = p._history[-1]

@@ -137,6 +137,7 @@ class Pruner:
     name: str = "none"
     attention_layers: frozenset[int] = frozenset()
     flow_attention_layers: frozenset[int] = frozenset()   # pi0 expert layers after_layer sees
+    first_flow_step: int = 0              # ... from this flow-matching step on (earlier: not probed)
     vision_attention: bool = False
     reuses_kv: bool = False
     observes_frames: bool = False

@@ -92,9 +92,10 @@ class FlowExpert:
         traces = []
         for i, layer in enumerate(expert.layers):
             prefix = caches[i]
-            h, tr, probs, keys = self._layer(i, layer, h, q_meta, prefix, own)
+            probing = i in self.pruner.flow_attention_layers and step >= self.pruner.first_flow_step
+            h, tr, probs, keys = self._layer(i, layer, h, q_meta, prefix, own, probing)
             traces.append(tr)
-            if i in self.pruner.flow_attention_layers:
+            if probing:
                 view = _view(i, "flow", h, probs, q_meta, keys, flow_step=step)
                 with self._pruner_stage():
                     if self.pruner.after_layer(view) is not None:
@@ -103,7 +104,8 @@ class FlowExpert:
         out = expert.norm(h)[:, -self.dims.chunk:]
         return self.model.action_out_proj(out.to(self.model.action_out_proj.weight.dtype))
 
-    def _layer(self, i, layer, h, q_meta: _KV, prefix: _KV | None, own: torch.Tensor):
+    def _layer(self, i, layer, h, q_meta: _KV, prefix: _KV | None, own: torch.Tensor,
+               probed: bool):
         attn = layer.self_attn
         q, k, v = project_qkv(layer, h, q_meta.pos, self.model.expert.rotary_emb)
         b, n, _ = h.shape
@@ -114,7 +116,6 @@ class FlowExpert:
         mask = allowed.to(q.device)[None, None]
         kk = repeat_kv(keys.k, attn.num_key_value_groups)
         vv = repeat_kv(keys.v, attn.num_key_value_groups)
-        probed = i in self.pruner.flow_attention_layers
         probs = None
         if probed:
             scores = torch.matmul(q, kk.transpose(2, 3)) * attn.scaling
