@@ -28,7 +28,14 @@ TOKENS_BY_LAYER = {
     "random": [512, 512, 512, 256],
     "divprune": [256] * 4,                # before the LLM, retention .5
     "sparsevlm": [512, 512, 512, 256],    # VLA-Pruner's run: one step at K = 3, retention .5
+    # VLA-Pruner Table 3 baselines (their OpenVLA runs: tests/test_pruner_table3_cli.py)
+    "vtw": [512, 512, 0, 0],              # K = 16 of 32 -> 2 of 4
+    "holov": [256] * 4,                   # before the LLM, 50% per camera
+    "efficientvla-nolayer": [512, 512, 512, 256],
 }
+# SP-VLA Table 1 baselines: visual tokens kept per image at the YAML defaults, without +S edge
+# tokens (their OpenVLA runs: tests/test_pruner_sp_baselines_cli.py)
+SP_BUDGET = {"fopru": 183, "prumerge": 171, "visionzip": 85, "fastvlm": 64}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +93,20 @@ def test_efficientvla_keeps_112_tokens_and_calibrates_on_the_second_call(runs):
     assert list(calls["mode"])[:2] == ["", "calibrate"]
     assert _layers(calls)[:2] == [[512, 512, 512, 112]] * 2
     assert max(_flops(calls)) < _flops(runs["none"][1])[0]
+
+
+def test_fitprune_drops_tokens_layer_by_layer(runs):
+    for layers in _layers(runs["fitprune"][1]):
+        assert layers == sorted(layers, reverse=True) and layers[-1] < layers[0]
+
+
+@pytest.mark.parametrize("name", sorted(SP_BUDGET))
+def test_sp_vla_baselines_keep_their_budget_per_camera_plus_edge_tokens_only_with_s(runs, name):
+    kept = [int(k) for k in runs[name][1]["tokens_kept"]]
+    if name in ("visionzip", "fastvlm"):          # +S: LIBERO's scene has Canny edges
+        assert kept and all(2 * SP_BUDGET[name] < k < 2 * 256 for k in kept)
+    else:
+        assert kept == [2 * SP_BUDGET[name]] * len(kept)
 
 
 def test_vla_cache_reuses_static_patches_on_the_second_call(runs):
