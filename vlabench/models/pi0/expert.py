@@ -58,20 +58,23 @@ class FlowExpert:
     def suffix_embeds(self, state: torch.Tensor, x_t: torch.Tensor, t: float) -> torch.Tensor:
         m = self.model
         d = self.dims
+        dtype = m.action_in_proj.weight.dtype
         tt = torch.full((x_t.shape[0],), t, dtype=torch.float32, device=x_t.device)
-        temb = sincos_time(tt, d.expert_hidden, d.min_period, d.max_period).to(x_t.dtype)
-        act = m.action_in_proj(x_t)
+        temb = sincos_time(tt, d.expert_hidden, d.min_period, d.max_period).to(dtype)
+        act = m.action_in_proj(x_t.to(dtype))
         h = torch.cat([act, temb[:, None, :].expand_as(act)], dim=2)
         h = m.action_time_mlp_out(F.silu(m.action_time_mlp_in(h)))
-        return torch.cat([m.state_proj(state)[:, None, :], h], dim=1)
+        return torch.cat([m.state_proj(state.to(dtype))[:, None, :], h], dim=1)
 
     def sample(self, caches: list[_KV | None], start_pos: int, state: torch.Tensor,
                noise: torch.Tensor) -> torch.Tensor:
-        """Integrate from `noise` (1, chunk, max_action_dim); returns x_0 (same shape)."""
+        """Integrate from `noise` (1, chunk, max_action_dim); returns x_0 (same shape). The
+        integration state x_t and the velocities stay float32 whatever the model's dtype (openpi
+        samples float32 noise and updates it in float32); only the layers run in bf16 on a GPU."""
         d = self.dims
         steps = d.flow_steps
         dt = -1.0 / steps
-        x = noise
+        x = noise.float()
         self.traces = []
         for s in range(steps):
             v = self.velocity(caches, start_pos, state, x, 1.0 + s * dt, s)
@@ -102,7 +105,7 @@ class FlowExpert:
                         raise RuntimeError("after_layer may not prune in the action expert")
         self.traces.append(traces)
         out = expert.norm(h)[:, -self.dims.chunk:]
-        return self.model.action_out_proj(out.to(self.model.action_out_proj.weight.dtype))
+        return self.model.action_out_proj(out.to(self.model.action_out_proj.weight.dtype)).float()
 
     def _layer(self, i, layer, h, q_meta: _KV, prefix: _KV | None, own: torch.Tensor,
                probed: bool):

@@ -131,8 +131,7 @@ class Pi0Policy(PrismaticPolicy):
     def noise(self) -> torch.Tensor:
         """x_1 ~ N(0, I) from the global torch RNG (the runner seeds it per episode)."""
         d = self.dims
-        return torch.randn((1, d.chunk, d.max_action_dim), dtype=torch.float32).to(
-            device=self.device, dtype=self.dtype)
+        return torch.randn((1, d.chunk, d.max_action_dim), dtype=torch.float32).to(self.device)
 
     def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
         d = self.dims
