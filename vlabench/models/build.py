@@ -47,6 +47,11 @@ def build_settings(cfg: Any, device: str | None) -> tuple[str, str, dict[str, An
     return dev, size, dict(cfg_get(cfg, "dims", {}) or {})
 
 
+def model_dtype(cfg: Any, dev: str) -> torch.dtype:
+    """`model.dtype`, or float32 on the CPU / meta device and bfloat16 on a GPU."""
+    return DTYPES[str(cfg_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
+
+
 def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
                  suite_cfg: Any, device: str | None) -> PrismaticPolicy:
     dev, size, overrides = build_settings(cfg, device)
@@ -61,7 +66,7 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
         if dev == "cpu" and size == "full":
             dev = "meta"
             deviations.append("full-size random weights on the meta device: FLOPs and shapes only")
-        dtype = DTYPES[str(cfg_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
+        dtype = model_dtype(cfg, dev)
         model = build_random(d, oft, dev, dtype, seed=int(cfg_get(cfg, "seed", 0)))
         tokenizer = WordTokenizer()
         stats = {"action": identity_stats(d.action_dim), "proprio": identity_stats(d.proprio_dim, False)}
@@ -71,7 +76,7 @@ def build_policy(cls: type[PrismaticPolicy], cfg: Any, pruner: Pruner | None,
         from vlabench.models.checkpoint import load_checkpoint, resolve_checkpoint
 
         path = resolve_checkpoint(ckpt, suite_name, name)
-        dtype = DTYPES[str(cfg_get(cfg, "dtype") or ("float32" if dev == "cpu" else "bfloat16"))]
+        dtype = model_dtype(cfg, dev)
         model, d, tokenizer, all_stats = load_checkpoint(path, FULL, oft, dev, dtype, overrides)
         stats = pick_stats(all_stats, unnorm_key, suite_name)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from vlabench.config import cfg_get
-from vlabench.models.build import DTYPES, build_settings
+from vlabench.models.build import build_settings, model_dtype
 from vlabench.models.suite_io import SuiteIO
 from vlabench.pruners.base import Pruner
 from vlabench.registry import ConfigError
@@ -42,14 +42,13 @@ def build_pi0(cfg: Any = None, pruner: Pruner | None = None, suite_cfg: Any = No
     dev, size, overrides = build_settings(cfg, device)
     ckpt = cfg_get(cfg, "checkpoint")
     name = str(cfg_get(cfg, "name", "pi0"))
-    dtype_name = cfg_get(cfg, "dtype")
     deviations: list[str] = []
     if ckpt is None:
         d = pi0_dims(size, overrides)
         if dev == "cpu" and size == "full":
             dev = "meta"
             deviations.append("full-size random weights on the meta device: FLOPs and shapes only")
-        dtype = DTYPES[str(dtype_name or ("float32" if dev == "cpu" else "bfloat16"))]
+        dtype = model_dtype(cfg, dev)
         from vlabench.models.pi0.model import build_random_pi0
 
         model = build_random_pi0(d, dev, dtype, seed=int(cfg_get(cfg, "seed", 0)))
@@ -63,7 +62,7 @@ def build_pi0(cfg: Any = None, pruner: Pruner | None = None, suite_cfg: Any = No
 
         suite_name = str(cfg_get(suite_cfg, "name", "") or "")
         path = resolve_checkpoint(ckpt, suite_name, name)
-        dtype = DTYPES[str(dtype_name or ("float32" if dev == "cpu" else "bfloat16"))]
+        dtype = model_dtype(cfg, dev)
         tok = cfg_get(cfg, "tokenizer")
         model, d, tokenizer, stats = load_pi0(path, dev, dtype, overrides, tok)
         if not tokenizer.exact:

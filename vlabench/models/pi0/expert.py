@@ -76,27 +76,42 @@ class FlowExpert:
         dt = -1.0 / steps
         x = noise.float()
         self.traces = []
-        for s in range(steps):
-            v = self.velocity(caches, start_pos, state, x, 1.0 + s * dt, s)
-            x = x + dt * v
-        return x
-
-    def velocity(self, caches: list[_KV | None], start_pos: int, state: torch.Tensor,
-                 x_t: torch.Tensor, t: float, step: int) -> torch.Tensor:
-        expert = self.model.expert
-        h = self.suffix_embeds(state, x_t, t)
-        n = h.shape[1]
+        n = 1 + d.chunk
         meta_dev = caches[0].pos.device if caches and caches[0] is not None else torch.device("cpu")
-        q_meta = _KV(h.new_zeros(0), h.new_zeros(0),
+        q_meta = _KV(noise.new_zeros(0), noise.new_zeros(0),
                      torch.arange(start_pos, start_pos + n, device=meta_dev),
                      torch.tensor([PROPRIO] + [ACTION] * (n - 1), device=meta_dev),
                      torch.full((n,), -1, device=meta_dev))
-        own = suffix_mask(n, meta_dev)
+        masks = self._masks(caches, n, noise.device)
+        for s in range(steps):
+            v = self.velocity(caches, q_meta, masks, state, x, 1.0 + s * dt, s)
+            x = x + dt * v
+        return x
+
+    @staticmethod
+    def _masks(caches: list[_KV | None], n: int, device: torch.device) -> list[torch.Tensor]:
+        """Per expert layer, the (1, 1, n, n_prefix + n) bool mask of the suffix queries: every
+        alive prefix key, then `suffix_mask`. Built once per call on the model's device (the
+        prefix length per layer is fixed for the call's 10 steps)."""
+        own = suffix_mask(n, device)
+        by_len: dict[int, torch.Tensor] = {}
+        out = []
+        for c in caches:
+            k = 0 if c is None else c.pos.numel()
+            if k not in by_len:
+                by_len[k] = torch.cat([torch.ones(n, k, dtype=torch.bool, device=device), own], 1)[None, None]
+            out.append(by_len[k])
+        return out
+
+    def velocity(self, caches: list[_KV | None], q_meta: _KV, masks: list[torch.Tensor],
+                 state: torch.Tensor, x_t: torch.Tensor, t: float, step: int) -> torch.Tensor:
+        expert = self.model.expert
+        h = self.suffix_embeds(state, x_t, t)
         traces = []
         for i, layer in enumerate(expert.layers):
             prefix = caches[i]
             probing = i in self.pruner.flow_attention_layers and step >= self.pruner.first_flow_step
-            h, tr, probs, keys = self._layer(i, layer, h, q_meta, prefix, own, probing)
+            h, tr, probs, keys = self._layer(layer, h, q_meta, prefix, masks[i], probing)
             traces.append(tr)
             if probing:
                 view = _view(i, "flow", h, probs, q_meta, keys, flow_step=step)
@@ -107,16 +122,12 @@ class FlowExpert:
         out = expert.norm(h)[:, -self.dims.chunk:]
         return self.model.action_out_proj(out.to(self.model.action_out_proj.weight.dtype)).float()
 
-    def _layer(self, i, layer, h, q_meta: _KV, prefix: _KV | None, own: torch.Tensor,
-               probed: bool):
+    def _layer(self, layer, h, q_meta: _KV, prefix: _KV | None, mask: torch.Tensor, probed: bool):
         attn = layer.self_attn
         q, k, v = project_qkv(layer, h, q_meta.pos, self.model.expert.rotary_emb)
         b, n, _ = h.shape
         new = _KV(k, v, q_meta.pos, q_meta.kind, q_meta.vid)
         keys = new if prefix is None else prefix.cat(new)
-        n_prefix = 0 if prefix is None else prefix.pos.numel()
-        allowed = torch.cat([torch.ones(n, n_prefix, dtype=torch.bool, device=own.device), own], 1)
-        mask = allowed.to(q.device)[None, None]
         kk = repeat_kv(keys.k, attn.num_key_value_groups)
         vv = repeat_kv(keys.v, attn.num_key_value_groups)
         probs = None
