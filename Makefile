@@ -4,6 +4,11 @@ VLABENCH := $(VENV)/bin/vlabench
 STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
+# The SIMPLER Bridge asset fixture the tests use (README, SIMPLER): set VLABENCH_SIMPLER_ASSETS, or
+# CI's checkout of the fixtures beside the repository is used when present; without either, the
+# tests that need it skip and say why.
+SIMPLER_FIXTURE := $(abspath ../shared/simpler_assets)
+export VLABENCH_SIMPLER_ASSETS ?= $(if $(wildcard $(SIMPLER_FIXTURE)),$(SIMPLER_FIXTURE),)
 
 .PHONY: install lerobot-env test test-fast demo clean
 

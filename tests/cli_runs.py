@@ -1,6 +1,6 @@
 """Many short `vlabench run` invocations in one process, sharing one LIBERO simulator.
 
-The CLI entry point runs in-process (`vlabench.cli.app`), and LiberoSuite.make_env is memoised
+The CLI entry point runs in-process (`vlabench.commands.cli.app`), and LiberoSuite.make_env is memoised
 per (suite, task, cameras) with its `close` deferred: building a simulator costs ~20 s, so the
 pruner smoke tests build each one once. Used by the pruner integration and baseline CLI tests.
 """
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.records.files import read_rows
 
 
 def run_all(out: Path, runs: dict, common: list[str]) -> dict:
     """key -> (exit code, episodes, calls) for each `runs[key]` override list (+ `common`), the
     run named by its position; every simulator is closed at the end."""
-    from vlabench.cli import app
+    from vlabench.commands.cli import app
     from vlabench.suites.libero import LiberoSuite
 
     envs: dict = {}

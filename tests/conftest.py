@@ -16,6 +16,14 @@ TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"
 os.environ["VLABENCH_CONFIG_PATH"] = str(TEST_CONFIGS)
 sys.path.insert(0, str(TEST_PLUGINS))
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+# The SIMPLER Bridge asset fixture (ManiSkill's data/ folder with the carrot, spoon and cube
+# assets; too large to ship) is found through VLABENCH_SIMPLER_ASSETS; `make test` points it at
+# the CI's fixture checkout when there is one. Tests that need it skip with this reason otherwise.
+SIMPLER_ASSETS_ENV = "VLABENCH_SIMPLER_ASSETS"
+SIMPLER_ASSETS = Path(os.environ.get(SIMPLER_ASSETS_ENV) or "/nonexistent").resolve()
+NO_SIMPLER_ASSETS = (f"no SIMPLER asset fixture: set {SIMPLER_ASSETS_ENV} to a folder holding "
+                     f"ManiSkill's data/ for the Bridge tasks (README, SIMPLER assets)")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 
@@ -26,7 +34,7 @@ def cli_env() -> dict[str, str]:
 
 
 def vlabench_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "vlabench.cli", *args]
+    return [sys.executable, "-m", "vlabench", *args]
 
 
 def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from report_helpers import counts_for, make_run
 
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, atomic_write_text, format_rows
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.records.files import atomic_write_text, format_rows
 from vlabench.report.grid import to_table
 from vlabench.report.layouts import LAYOUTS
 from vlabench.report.reference import Reference

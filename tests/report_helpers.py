@@ -1,4 +1,4 @@
-"""Fabricate run directories (the records format of vlabench.records) from summary numbers.
+"""Fabricate run directories (the records format of vlabench.records.files) from summary numbers.
 
 Used by the report, stats and compare tests: a run whose success counts, latencies and FLOPs
 reproduce a paper's figures, without running a model.
@@ -13,9 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from vlabench.records import (
-    CALL_COLUMNS, EPISODE_COLUMNS, RECORDS_VERSION, atomic_write_text, format_rows,
-)
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS, RECORDS_VERSION
+from vlabench.records.files import atomic_write_text, format_rows
 
 
 @dataclass

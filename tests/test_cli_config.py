@@ -7,20 +7,20 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import cli_env, run_cli
-from vlabench import registry
-from vlabench.config import compose
-from vlabench.registry import ConfigError
+
+from vlabench.core import registry
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
 
 PROTOCOL_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300,
                       "libero_10": 520, "libero_90": 400}
 
 
 def test_importing_vlabench_and_listing_do_not_import_heavy_modules():
-    code = ("import sys, json, vlabench, vlabench.cli, vlabench.config, vlabench.runner, "
-            "vlabench.records\n"
-            "from vlabench import registry\n"
+    code = ("import sys, json, vlabench, vlabench.commands.cli, vlabench.launch.compose, vlabench.run.runner, "
+            "vlabench.records.files\n"
+            "from vlabench.core import registry\n"
             "[registry.entries(g) for g in registry.GROUPS]\n"
             "print(json.dumps([m for m in ('torch','mujoco','libero','mani_skill','robosuite') "
             "if m in sys.modules]))")

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from report_helpers import TaskSpec, make_run, suite_tasks
 
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
 from vlabench.report.compare import compare
 
 

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vlabench.contracts import TaskInfo  # noqa: E402
+from vlabench.core.contracts import TaskInfo  # noqa: E402
 from vlabench.models.build import build_openvla, build_openvla_oft  # noqa: E402
 from vlabench.models.decoder import PrunableDecoder, build_mask  # noqa: E402
 from vlabench.models.synthetic import synthetic_observation  # noqa: E402

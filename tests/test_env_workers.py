@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, cli_env, run_cli, vlabench_cmd
 
-from vlabench.config import compose
-from vlabench.contracts import EpisodeSpec, TaskInfo
-from vlabench.runner import run_from_config
-from vlabench.workers import Block, Scheduler, Slot, exit_reason
+from vlabench.core.contracts import EpisodeSpec, TaskInfo
+from vlabench.launch.compose import compose
+from vlabench.run.runner import run_from_config
+from vlabench.run.workers import Block, Scheduler, Slot, exit_reason
 
 TIMING = {"run_id", "wall_s", "sim_s", "policy_s", "queue_wait_ms", "mem_peak_mb", "cuda_ms"}   # and lat_*
 

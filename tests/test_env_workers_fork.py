@@ -8,10 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vlabench import registry  # noqa: E402
-from vlabench.contracts import TaskInfo  # noqa: E402
+from vlabench.core import registry  # noqa: E402
+from vlabench.core.contracts import TaskInfo  # noqa: E402
 from vlabench.models.synthetic import synthetic_observation  # noqa: E402
-from vlabench.workers import step_hooks  # noqa: E402
+from vlabench.run.workers import step_hooks  # noqa: E402
 
 TASK = TaskInfo(0, "task", "pick up the black bowl")
 SUITE = {"name": "libero_spatial", "unnorm_key": "libero_spatial_no_noops"}

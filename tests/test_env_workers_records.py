@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from vlabench.contracts import CallStats
+from vlabench.core.contracts import CallStats
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
 from vlabench.metrics.summary import load_run_frames
-from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, RecordsError, RunFiles, call_row,
-                              format_rows, read_rows)
+from vlabench.records.files import RecordsError, RunFiles, call_row, format_rows, read_rows
 
 OLD_CALLS = [c for c in CALL_COLUMNS if c not in ("queue_wait_ms", "mem_peak_mb", "mem_kind", "cuda_ms")]
 

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vlabench.metrics import flops as F  # noqa: E402
+from vlabench.models import flops as F  # noqa: E402
 from vlabench.models.build import build_openvla, build_openvla_oft  # noqa: E402
 from vlabench.models.decoder import DecoderTrace, LayerTrace  # noqa: E402
 from vlabench.models.dims import FULL  # noqa: E402
@@ -70,7 +70,7 @@ def test_full_size_pruning_at_meta_reduces_flops_by_the_kept_count():
 
 
 def test_meta_build_refuses_episode_calls_with_one_line():
-    from vlabench.registry import ConfigError
+    from vlabench.core.errors import ConfigError
 
     p = build_openvla({"size": "full"}, device="cpu")
     with pytest.raises(ConfigError, match="vlabench bench"):
@@ -78,7 +78,7 @@ def test_meta_build_refuses_episode_calls_with_one_line():
 
 
 def test_llama2_7b_at_600_tokens_is_7_96_tflop():
-    # ../shared/notes/protocols.md: Llama-2-7B at 600 tokens is 7.960 TFLOP (one last-token logit)
+    # docs/protocols.md: Llama-2-7B at 600 tokens is 7.960 TFLOP (one last-token logit)
     trace = DecoderTrace(prefill=[LayerTrace(600, 600)] * 32, lm_head_rows=1)
     assert F.llm_flops(FULL, trace) == pytest.approx(7.960e12, rel=1e-3)
 

@@ -7,11 +7,12 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from vlabench import resume
-from vlabench.config import compose
-from vlabench.records import EPISODE_COLUMNS, read_rows, sha256
-from vlabench.registry import ConfigError
-from vlabench.runner import run_from_config
+from vlabench.core.errors import ConfigError
+from vlabench.core.schema import EPISODE_COLUMNS
+from vlabench.launch.compose import compose
+from vlabench.records import resume
+from vlabench.records.files import read_rows, sha256
+from vlabench.run.runner import run_from_config
 
 FAST = ["model=test-zero", "suite=test-fast", "run.quiet=true"]
 TIMING = {"wall_s", "sim_s", "policy_s"}

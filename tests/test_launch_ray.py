@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from test_merge import BASE, results, run
-from vlabench.config import compose
-from vlabench.jobs import Job
-from vlabench.launchers import launch
-from vlabench.registry import ConfigError
+
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
+from vlabench.launch.jobs import Job
+from vlabench.launch.launchers import launch
 
 
 def job(*overrides: str) -> Job:
@@ -70,7 +70,7 @@ def test_a_failed_shard_keeps_the_others_episodes_and_the_same_command_completes
 
 
 def test_a_shard_directory_the_driver_cannot_see_is_named(tmp_path):
-    from vlabench.launch_ray import check_visible
+    from vlabench.launch.ray_launcher import check_visible
 
     (tmp_path / "manifest.json").write_text("{}")
     check_visible({"host": "n1", "dir": str(tmp_path)}, tmp_path, "shard 1/2 of r")   # visible: fine
@@ -85,7 +85,8 @@ def test_a_shard_worker_killed_mid_run_is_retried_and_resumes_without_losing_or_
     import threading
     import time
 
-    from vlabench.records import EPISODE_COLUMNS, read_rows
+    from vlabench.core.schema import EPISODE_COLUMNS
+    from vlabench.records.files import read_rows
 
     run(tmp_path / "ref", "run.name=full", "suite.step_sleep_s=0.1")
     d = tmp_path / "full.shard-1-of-2"

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import TEST_PLUGINS
 from test_merge import BASE, results, run
-from vlabench.config import compose
-from vlabench.jobs import Job
-from vlabench.launchers import hydra_launcher, launch
-from vlabench.registry import ConfigError
+
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
+from vlabench.launch.jobs import Job
+from vlabench.launch.launchers import hydra_launcher, launch
 
 
 def job(*overrides: str) -> Job:

@@ -9,11 +9,12 @@ import random
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli
 from omegaconf import OmegaConf
 
-from conftest import ROOT, run_cli
-from vlabench.records import EPISODE_COLUMNS, read_rows
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
+from vlabench.core.schema import EPISODE_COLUMNS
+from vlabench.records.files import read_rows
 from vlabench.suites.libero import protocol_settings
 from vlabench.suites.libero_stream import ResetStream
 
@@ -95,16 +96,16 @@ def test_an_unknown_protocol_is_refused_with_the_valid_ones():
 
 
 def test_the_manifest_records_the_protocol():
-    from vlabench.config import compose
-    from vlabench.provenance import manifest
+    from vlabench.launch.compose import compose
+    from vlabench.records.provenance import manifest
 
     cfg = compose(["model=test-zero", "suite=libero_object", "suite.protocol=specprune"])
     assert manifest(cfg, None, [], "now")["protocol"] == "specprune"
 
 
 def test_a_step_cap_is_a_deviation_against_the_chosen_protocols_limit():
-    from vlabench.config import compose
-    from vlabench.provenance import protocol_deviations
+    from vlabench.launch.compose import compose
+    from vlabench.records.provenance import protocol_deviations
 
     spec = compose(["model=test-zero", "suite=libero_goal", "suite.protocol=specprune", "run.max_steps=400"])
     assert protocol_deviations(spec, 10) == ["run.max_steps=400 caps the protocol's 450 policy steps"]

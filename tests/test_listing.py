@@ -11,7 +11,8 @@ import pytest
 from conftest import cli_env
 from rich.console import Console
 
-from vlabench import listing, registry
+from vlabench.commands import listing
+from vlabench.core import registry
 from vlabench.models import checkpoint_spec
 
 
@@ -100,7 +101,7 @@ def test_tiny_models_and_pruners_are_usable_here():
 
 
 def test_listing_imports_neither_torch_nor_a_simulator():
-    code = ("import io, json, sys\nfrom rich.console import Console\nfrom vlabench.listing import print_list\n"
+    code = ("import io, json, sys\nfrom rich.console import Console\nfrom vlabench.commands.listing import print_list\n"
             "print_list(console=Console(width=100, file=io.StringIO()))\n"
             "print(json.dumps([m for m in ('torch', 'mujoco', 'libero', 'mani_skill', 'robosuite', 'sapien') "
             "if m in sys.modules]))")

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import cli_env, vlabench_cmd
 
-from vlabench import loggers
-from vlabench.config import compose
-from vlabench.registry import ConfigError
-from vlabench.runner import run_from_config
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
+from vlabench.run import loggers
+from vlabench.run.runner import run_from_config
 
 
 def run(out: Path, *extra: str) -> Path:
@@ -111,7 +111,7 @@ def test_a_tracker_that_fails_mid_run_is_dropped_and_the_run_goes_on(capsys):
 
 
 def test_no_tracker_is_imported_without_run_logger(tmp_path):
-    code = ("import sys; from vlabench.config import compose; from vlabench.runner import run_from_config;"
+    code = ("import sys; from vlabench.launch.compose import compose; from vlabench.run.runner import run_from_config;"
             f"run_from_config(compose(['model=test-zero', 'suite=test-fast', 'run.output_dir={tmp_path}',"
             " 'run.quiet=true']));"
             "print(sorted(m for m in ('wandb', 'tensorboard', 'tensorboardX', 'torch.utils.tensorboard')"

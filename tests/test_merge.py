@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from vlabench.config import compose
-from vlabench.merge import merge_cli, merge_runs
-from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, MEASURED_CALL_COLUMNS, RecordsError,
-                              read_rows)
-from vlabench.registry import ConfigError
-from vlabench.runner import run_from_config
+from vlabench.core.errors import ConfigError
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS, MEASURED_CALL_COLUMNS
+from vlabench.launch.compose import compose
+from vlabench.records.files import RecordsError, read_rows
+from vlabench.records.merge import merge_cli, merge_runs
+from vlabench.run.runner import run_from_config
 
 BASE = ["model=test-zero", "suite=test-fast", "run.quiet=true", "suite.episodes_per_task=5"]
 EPISODE_TIMING = {"wall_s", "sim_s", "policy_s"}
@@ -126,8 +126,8 @@ def test_a_conflicting_duplicate_is_one_error_naming_task_episode_column_and_bot
 
 
 def _reseal(run_dir: Path) -> None:
-    from vlabench.provenance import seal
-    from vlabench.records import sha256
+    from vlabench.records.files import sha256
+    from vlabench.records.provenance import seal
 
     m = manifest(run_dir)
     for f in ("episodes.csv", "calls.csv"):
@@ -173,9 +173,9 @@ def test_a_missing_input_is_one_line(tmp_path):
 
 
 def test_a_merge_killed_after_its_journal_is_finished_by_the_next_writer(tmp_path):
-    from vlabench.merge import build_files, read_part
+    from vlabench.records.merge import build_files, read_part
+    from vlabench.records.rundir import MERGE_JOURNAL, RunDirClaim, remove_temporaries
     from vlabench.report.runs import load_run
-    from vlabench.rundir import MERGE_JOURNAL, RunDirClaim, remove_temporaries
 
     a, b = shard(tmp_path, 1, 2), shard(tmp_path, 2, 2)
     out, _, _ = merge_runs([a], None)
@@ -218,7 +218,7 @@ def test_a_copied_shard_merges_like_the_original(tmp_path):
 
 
 def test_shards_from_different_machines_are_merged_with_a_deviation(tmp_path):
-    from vlabench.provenance import seal
+    from vlabench.records.provenance import seal
 
     a, b = shard(tmp_path, 1, 2), shard(tmp_path, 2, 2)
     m = manifest(b)

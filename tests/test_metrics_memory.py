@@ -137,8 +137,8 @@ def test_a_policy_call_records_memory_outside_its_latency_stages():
     import yaml
     from omegaconf import OmegaConf
 
-    from vlabench import registry
-    from vlabench.contracts import TaskInfo
+    from vlabench.core import registry
+    from vlabench.core.contracts import TaskInfo
     from vlabench.models.synthetic import synthetic_observation
 
     cfg = OmegaConf.create(yaml.safe_load(registry.entry("model", "openvla-tiny").path.read_text()))

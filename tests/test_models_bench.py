@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import run_cli  # noqa: E402
-from vlabench.models.bench import _speedup, measure  # noqa: E402
+
+from vlabench.commands.bench import _speedup, measure  # noqa: E402
 from vlabench.models.build import build_openvla_oft  # noqa: E402
 from vlabench.models.synthetic import synthetic_episode  # noqa: E402
 from vlabench.pruners.base import Pruner  # noqa: E402
@@ -44,8 +45,8 @@ def test_speedup_compares_a_pruner_with_none_on_the_same_weights():
 
 
 def test_the_twin_is_tiny_but_keeps_the_full_models_depth_and_layout():
-    from vlabench.config import compose
-    from vlabench.models.bench import twin_model_cfg
+    from vlabench.commands.bench import twin_model_cfg
+    from vlabench.launch.compose import compose
     from vlabench.models.dims import FULL
 
     cfg = compose(["model=openvla-oft", "model.checkpoint=null", "pruner=specprune"])
@@ -56,9 +57,9 @@ def test_the_twin_is_tiny_but_keeps_the_full_models_depth_and_layout():
 
 def test_twin_counts_are_the_pruners_own_code_path_priced_with_the_given_dims():
     # the twin of a tiny model is the same model (same seed): its counts must equal a direct run
-    from vlabench.config import compose
-    from vlabench.models.bench import twin_counts
-    from vlabench.runner import build_plugin
+    from vlabench.commands.bench import twin_counts
+    from vlabench.core.registry import build_plugin
+    from vlabench.launch.compose import compose
 
     cfg = compose(["model=openvla-oft-tiny", "pruner=specprune", "bench.calls=3"])
     obs = synthetic_episode(3)
@@ -72,7 +73,7 @@ def test_twin_counts_are_the_pruners_own_code_path_priced_with_the_given_dims():
 
 # ------------------------------------------------------------------ interleaved timing (item 8)
 def test_pairs_alternate_abba_and_skip_calls_served_without_the_model():
-    from vlabench.models.bench_pairs import interleave
+    from vlabench.commands.bench_pairs import interleave
 
     log = []
 
@@ -89,7 +90,7 @@ def test_pairs_alternate_abba_and_skip_calls_served_without_the_model():
 
 
 def test_ratio_summary_hand_worked():
-    from vlabench.models.bench_pairs import summarise_ratios
+    from vlabench.commands.bench_pairs import summarise_ratios
 
     s = summarise_ratios([1.0, 2.0, 3.0, 4.0, 5.0])
     assert s["median"] == 3.0 and s["iqr"] == [2.0, 4.0] and s["n_pairs"] == 5
@@ -100,7 +101,7 @@ def test_ratio_summary_hand_worked():
 
 
 def test_pair_ratios_are_baseline_over_pruned_per_stage_without_the_pruner_stage():
-    from vlabench.models.bench_pairs import pair_ratios
+    from vlabench.commands.bench_pairs import pair_ratios
 
     pairs = [{"order": "AB", "ours": {"llm": 2.0, "pruner": 1.0, "total": 4.0},
               "none": {"llm": 4.0, "pruner": 0.01, "total": 6.0}},
@@ -114,7 +115,7 @@ def test_pair_ratios_are_baseline_over_pruned_per_stage_without_the_pruner_stage
 def test_interleaving_cancels_linear_machine_drift():
     # Two identical policies on a machine slowing down linearly with time: back to back, the
     # second looks 1.5x slower; per interleaved ABBA pair the ratio stays 1 within the drift of one call.
-    from vlabench.models.bench_pairs import interleave, pair_ratios
+    from vlabench.commands.bench_pairs import interleave, pair_ratios
 
     clock = {"t": 0}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from vlabench.contracts import CallStats
-from vlabench.models.bench import _meter_summary
-from vlabench.models.bench_table import meter_table, print_result
+from vlabench.commands.bench import _meter_summary
+from vlabench.commands.bench_table import meter_table, print_result
+from vlabench.core.contracts import CallStats
 
 
 def test_meter_summary_of_model_calls():

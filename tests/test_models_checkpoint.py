@@ -16,10 +16,10 @@ torch = pytest.importorskip("torch")
 
 from published_checkpoint import STATS, source_model, write_published  # noqa: E402
 
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.models.checkpoint_names import OURS_ONLY, remap, unmap  # noqa: E402
 from vlabench.models.dims import FULL, TINY, dims_from_published, published_config  # noqa: E402
 from vlabench.models.prismatic import build_random  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "prismatic_checkpoint_names.json").read_text())
 SUITE = {"name": "libero_spatial", "unnorm_key": "libero_spatial_no_noops"}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
+
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.records.files import read_rows
 
 pytestmark = pytest.mark.libero
 

@@ -23,7 +23,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from published_checkpoint import write_tokenizer  # noqa: E402
-from vlabench.contracts import Observation  # noqa: E402
+
+from vlabench.core.contracts import Observation  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REF = np.load(FIXTURES / "oft_reference.npz")

@@ -6,17 +6,16 @@ import json
 
 import pandas as pd
 import pytest
-
-from conftest import ROOT, run_cli
+from conftest import NO_SIMPLER_ASSETS, SIMPLER_ASSETS, run_cli
 
 pytestmark = pytest.mark.simpler
-ASSETS = ROOT.parent / "shared" / "simpler_assets"
+ASSETS = SIMPLER_ASSETS
 
 
 @pytest.mark.parametrize("model,pruner", [("openvla-oft-tiny", "vla-pruner"), ("openvla-tiny", "fastv")])
 def test_tiny_model_with_a_pruner_completes_a_simpler_episode(tmp_path, model, pruner):
     if not ASSETS.is_dir():
-        pytest.skip(f"SIMPLER test assets not found at {ASSETS}")
+        pytest.skip(NO_SIMPLER_ASSETS)
     res = run_cli("run", f"model={model}", f"pruner={pruner}", "suite=simpler_bridge", "suite.tasks=[0]",
                   "run.episodes_per_task=1", "run.max_steps=8", f"suite.asset_dir={ASSETS}",
                   f"run.output_dir={tmp_path}", "run.quiet=true")

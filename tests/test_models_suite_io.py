@@ -9,12 +9,12 @@ torch = pytest.importorskip("torch")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from vlabench import registry  # noqa: E402
-from vlabench.contracts import Observation, TaskInfo  # noqa: E402
+from vlabench.core import registry  # noqa: E402
+from vlabench.core.contracts import Observation, TaskInfo  # noqa: E402
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.models.preprocess import policy_image  # noqa: E402
 from vlabench.models.suite_io import SuiteIO  # noqa: E402
 from vlabench.models.tokenizer import WordTokenizer, prompt_ids  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 SIMPLER = OmegaConf.load(registry.entry("suite", "simpler_bridge").path)
 LIBERO = OmegaConf.load(registry.entry("suite", "libero_spatial").path)

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, run_cli
 from omegaconf import OmegaConf
 
-from conftest import ROOT, run_cli
-from vlabench.records import EPISODE_COLUMNS, read_rows
+from vlabench.core.schema import EPISODE_COLUMNS
+from vlabench.records.files import read_rows
 
 pytestmark = pytest.mark.libero
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from vlabench.config import compose
-from vlabench.registry import ConfigError
-from vlabench.runner import build_plugin
+from vlabench.core.errors import ConfigError
+from vlabench.core.registry import build_plugin
+from vlabench.launch.compose import compose
 
 
 @pytest.mark.parametrize("pruner", ["fastv", "fopru", "specprune"])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlabench.config import compose
+from vlabench.launch.compose import compose
 from vlabench.models.pi0.build import build_pi0
 from vlabench.models.pi0.checkpoint import save_lerobot_layout
 

@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vlabench.config import compose
+from vlabench.launch.compose import compose
 from vlabench.models.pi0.build import build_pi0
 from vlabench.models.pi0.checkpoint import save_lerobot_layout
 from vlabench.models.pi0.inputs import clean_prompt, normalize, pad_to, unnormalize
@@ -95,7 +94,8 @@ def test_a_checkpoint_with_missing_or_unexpected_tensors_names_them_and_exits_2(
 
 
 def test_a_suite_without_pi0_inputs_is_refused_in_one_line(tmp_path, cli):
-    assets = Path(__file__).resolve().parents[2] / "shared" / "simpler_assets"
+    from conftest import SIMPLER_ASSETS as assets
+
     res = cli("run", "model=pi0-tiny", "suite=simpler_bridge", "suite.tasks=[0]", f"suite.asset_dir={assets}",
               f"run.output_dir={tmp_path}")
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vlabench: error:")]

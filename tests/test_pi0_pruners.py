@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.models.pi0.build import build_pi0  # noqa: E402
 from vlabench.models.pi0.policy import SUPPORTED_PRUNERS  # noqa: E402
 from vlabench.models.synthetic import synthetic_episode  # noqa: E402
@@ -24,7 +25,6 @@ from vlabench.pruners.sparsevlm import SparseVLM, rater_candidates  # noqa: E402
 from vlabench.pruners.specprune import SpecPrune  # noqa: E402
 from vlabench.pruners.vla_cache import VLACache  # noqa: E402
 from vlabench.pruners.vla_pruner import VLAPruner, second_nearest_first  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 CFG = {"size": "tiny", "threads": 2, "warmup_calls": 0}
 M = 512             # pi0's visual tokens: agentview + wrist, 256 each

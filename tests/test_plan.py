@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from conftest import run_cli
-from vlabench import sweep
-from vlabench.config import compose
-from vlabench.plan import plan_text
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS
-from vlabench.runner import run_from_config
+
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.launch import sweep
+from vlabench.launch.compose import compose
+from vlabench.launch.plan import plan_text
+from vlabench.run.runner import run_from_config
 
 FAST = ["model=test-zero", "suite=test-fast", "run.quiet=true"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from vlabench import progress as progress_mod
-from vlabench import runner as runner_mod
-from vlabench.config import compose
-from vlabench.progress import RunProgress, clock, eta_s
-from vlabench.runner import run_from_config
+from vlabench.launch.compose import compose
+from vlabench.run import progress as progress_mod
+from vlabench.run import runner as runner_mod
+from vlabench.run.progress import RunProgress, clock, eta_s
+from vlabench.run.runner import run_from_config
 
 
 class Recording(RunProgress):

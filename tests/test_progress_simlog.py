@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vlabench.config import compose
-from vlabench.registry import ConfigError
-from vlabench.runner import run_from_config
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
+from vlabench.run.runner import run_from_config
 
 
 def run(out: Path, *extra: str) -> Path:

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from vlabench import machine as M
+from vlabench.records import machine as M
 
 
 def test_cpu_run_names_the_cpu_and_no_gpu():
@@ -59,7 +59,7 @@ def test_machines_differ_on_gpu_model_or_its_software_not_when_unrecorded():
 def test_manifest_records_the_machine():
     from omegaconf import OmegaConf
 
-    from vlabench.provenance import manifest
+    from vlabench.records.provenance import manifest
 
     cfg = OmegaConf.create({"suite": {"name": "libero_spatial", "family": "libero"},
                             "run": {"name": "r", "device": "cpu"}, "model": {"name": "m"},

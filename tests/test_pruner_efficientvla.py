@@ -7,6 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
+
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import ACTION, BOS, STOP, TEXT, VISUAL, VisualTokens  # noqa: E402
 from vlabench.pruners.efficientvla import (  # noqa: E402
     EfficientVLA,
@@ -14,7 +16,6 @@ from vlabench.pruners.efficientvla import (  # noqa: E402
     layer_importance,
     task_relevant_diverse,
 )
-from vlabench.registry import ConfigError  # noqa: E402
 
 
 def test_key_then_relevant_then_most_dissimilar_tokens():
@@ -172,7 +173,6 @@ def test_retention_replaces_tokens_kept_and_is_validated():
 
 def test_vla_pruner_table3_configs():
     import yaml
-
     from conftest import ROOT
     d = ROOT / "configs" / "pruner"
     nolayer = EfficientVLA(yaml.safe_load((d / "efficientvla-nolayer.yaml").read_text()))

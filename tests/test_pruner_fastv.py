@@ -7,10 +7,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
+
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import ACTION, BOS, PROPRIO, STOP, TEXT, VISUAL  # noqa: E402
 from vlabench.pruners.fastv import FastV  # noqa: E402
 from vlabench.pruners.random_drop import RandomDrop  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 KINDS = [BOS, VISUAL, VISUAL, VISUAL, VISUAL, TEXT, TEXT]
 

@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.paper_pruner_views import model_info  # noqa: E402
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import VisualTokens  # noqa: E402
 from vlabench.pruners.fastvlm import FastVLM, pool_grid  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 
 def test_pool_grid_averages_blocks_anchored_at_their_top_left_patch():

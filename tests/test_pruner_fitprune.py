@@ -7,9 +7,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
+
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import BOS, TEXT, VISUAL  # noqa: E402
 from vlabench.pruners.fitprune import FitPrune, fitprune_drop, scaled_scheme  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 KINDS = [BOS, VISUAL, VISUAL, VISUAL, TEXT, TEXT]
 
@@ -63,7 +64,6 @@ def test_recipe_scales_cumulatively_to_the_token_count_and_depth():
 
 def test_default_recipe_is_fitprunes_reduction_60_and_bad_recipes_are_refused():
     import yaml
-
     from conftest import ROOT
     cfg = yaml.safe_load((ROOT / "configs" / "pruner" / "fitprune.yaml").read_text())
     assert len(cfg["scheme"]) == 32 and sum(cfg["scheme"]) == 449

@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.paper_pruner_views import model_info  # noqa: E402
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import VisualTokens  # noqa: E402
 from vlabench.pruners.fopru import FoPru, rank_keep, row_keep  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 
 def tokens(scores: list[float], grid: int = 4) -> VisualTokens:

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baseline_views import info  # noqa: E402
+
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import VisualTokens  # noqa: E402
-from vlabench.pruners.holov import (HoloV, allocate, block_crops, holov_select,  # noqa: E402
-                                    row_crops, token_scores)
-from vlabench.registry import ConfigError  # noqa: E402
+from vlabench.pruners.holov import HoloV, allocate, block_crops, holov_select, row_crops, token_scores  # noqa: E402
 
 
 def test_code_crops_are_contiguous_runs_and_paper_crops_square_blocks():

@@ -10,13 +10,23 @@ import pytest
 import torch
 
 from tests.paper_pruner_views import model_info, view
+from vlabench.core.errors import ConfigError
 from vlabench.pruners.base import ACTION, PROPRIO, TEXT, VisualTokens
-from vlabench.pruners.specprune import (COARSE, FINE, SpecPrune, code_k, dynamic_ids, static_ids,
-                                        text_rows)
-from vlabench.pruners.specprune_controller import (CodeController, code_frames_back, code_prev_t,
-                                                   controller_mode, frame_interval)
-from vlabench.pruners.specprune_layers import code_rank_weights, code_retain, ema, layer_confidence, rank_weights
-from vlabench.registry import ConfigError
+from vlabench.pruners.specprune import COARSE, FINE, SpecPrune, code_k, dynamic_ids, static_ids, text_rows
+from vlabench.pruners.specprune_controller import (
+    CodeController,
+    code_frames_back,
+    code_prev_t,
+    controller_mode,
+    frame_interval,
+)
+from vlabench.pruners.specprune_layers import (
+    code_rank_weights,
+    code_retain,
+    ema,
+    layer_confidence,
+    rank_weights,
+)
 
 ALPHA = {"libero_10": 1.0, "libero_goal": 0.8, "libero_object": 0.6, "libero_spatial": 0.6}
 CAMS = ("agentview", "wrist")
@@ -314,7 +324,7 @@ def test_the_yaml_reads_code_and_alpha_comes_from_the_composed_suite_name():
     import yaml
     from omegaconf import OmegaConf
 
-    from vlabench import registry
+    from vlabench.core import registry
 
     node = yaml.safe_load(registry.entry("pruner", "specprune").path.read_text())
     assert node["reading"] == "code"
@@ -333,8 +343,8 @@ def test_the_runner_discards_the_rest_of_the_chunk_when_the_pruner_replans():
     from omegaconf import OmegaConf
 
     from tests.test_runner_unit import TASK, ChunkPolicy, CountingEnv, Suite
-    from vlabench.contracts import EpisodeSpec
-    from vlabench.runner import Runner
+    from vlabench.core.contracts import EpisodeSpec
+    from vlabench.run.loop import Runner
 
     class ReplanAt4:
         def reset(self):

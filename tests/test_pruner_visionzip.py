@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.paper_pruner_views import model_info  # noqa: E402
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import VisualTokens  # noqa: E402
 from vlabench.pruners.visionzip import VisionZip, contextual_merge  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 # six 2-d tokens; keys: 2 points like 1, 4 and 5 like 3
 X = torch.tensor([[9.0, 9.0], [1.0, 0.0], [3.0, 0.1], [0.0, 1.0], [0.2, 4.0], [0.0, 6.0]])

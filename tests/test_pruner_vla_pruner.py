@@ -8,12 +8,17 @@ import pytest
 import torch
 
 from tests.paper_pruner_views import model_info, view
+from vlabench.core.errors import ConfigError
 from vlabench.pruners.base import ACTION, GENERATED, PROPRIO, STOP, TEXT, VisualTokens
-from vlabench.pruners.vla_pruner import (VLAPruner, decaying_window, dual_level_select,
-                                         redundancy_filter, second_nearest_first)
 from vlabench.pruners.selection import cosine_distance_matrix
 from vlabench.pruners.selection import first_by_nearest_other as nearest_first
-from vlabench.registry import ConfigError
+from vlabench.pruners.vla_pruner import (
+    VLAPruner,
+    decaying_window,
+    dual_level_select,
+    redundancy_filter,
+    second_nearest_first,
+)
 
 
 def _unit(deg: float) -> list[float]:

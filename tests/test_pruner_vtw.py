@@ -7,9 +7,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
+
+from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import BOS, TEXT, VISUAL  # noqa: E402
 from vlabench.pruners.vtw import VTW, choose_withdrawal_layer  # noqa: E402
-from vlabench.registry import ConfigError  # noqa: E402
 
 KINDS = [BOS, VISUAL, VISUAL, VISUAL, TEXT, TEXT]
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 torch = pytest.importorskip("torch")
 
-from vlabench import registry  # noqa: E402
-from vlabench.contracts import TaskInfo  # noqa: E402
+from vlabench.core import registry  # noqa: E402
+from vlabench.core.contracts import TaskInfo  # noqa: E402
 from vlabench.models.synthetic import synthetic_observation  # noqa: E402
-from vlabench.runner import seed_everything  # noqa: E402
+from vlabench.run.loop import seed_everything  # noqa: E402
 
 pytestmark = pytest.mark.slow
 PRUNERS = sorted(p.stem for p in (ROOT / "configs" / "pruner").glob("*.yaml"))
@@ -29,7 +28,7 @@ EPISODES = {"A": (11, [1, 1]), "B": (12, [2, 3])}        # seed, observation see
 
 def _policy(pruner: str):
     """Composed as `vlabench run model=openvla-oft-tiny pruner=<name>` composes it."""
-    from vlabench.config import compose
+    from vlabench.launch.compose import compose
 
     cfg = compose(["model=openvla-oft-tiny", f"pruner={pruner}", "suite=libero_spatial"])
     p = registry.build("pruner", pruner, cfg.pruner)

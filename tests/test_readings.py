@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vlabench.pruners.readings import READINGS, reading_of, readings_markdown, readings_rows
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
+from vlabench.core.readings import READINGS, reading_of
+from vlabench.pruners.readings import readings_markdown, readings_rows
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

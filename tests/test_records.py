@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from vlabench.contracts import CallStats
+from vlabench.core.contracts import CallStats
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
 from vlabench.metrics.stats import wilson_interval
 from vlabench.metrics.summary import load_run_frames, summarize
-from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, RecordsError, RunFiles, call_row,
-                              format_rows, read_rows)
+from vlabench.records.files import RecordsError, RunFiles, call_row, format_rows, read_rows
 
 
 def episode(task: int, ep: int, success: bool, **kw) -> dict:
@@ -32,7 +32,7 @@ def test_uncommitted_call_rows_are_dropped_on_reopen(tmp_path):
     assert files.open() == set()
     files.append_episode(episode(0, 0, True), calls_for(0, 0))
     # a kill between the calls append and the episode append leaves orphan call rows
-    from vlabench.records import append_block
+    from vlabench.records.files import append_block
     append_block(files.calls_csv, format_rows(CALL_COLUMNS, calls_for(0, 1), header=False))
     assert len(read_rows(files.calls_csv, CALL_COLUMNS)) == 4
     done = RunFiles(tmp_path).open()

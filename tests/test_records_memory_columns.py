@@ -8,10 +8,15 @@ from __future__ import annotations
 import pytest
 from test_env_workers_records import episode
 
-from vlabench.contracts import CallStats
+from vlabench.core.contracts import CallStats
+from vlabench.core.schema import (
+    CALL_COLUMNS,
+    EPISODE_COLUMNS,
+    MEASURED_CALL_COLUMNS,
+    SUMMARY_COLUMNS,
+)
 from vlabench.metrics.summary import load_run_frames, summarize
-from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, MEASURED_CALL_COLUMNS, SUMMARY_COLUMNS,
-                              RecordsError, RunFiles, call_row, format_rows, read_rows)
+from vlabench.records.files import RecordsError, RunFiles, call_row, format_rows, read_rows
 
 NEW = ["mem_peak_mb", "mem_kind", "cuda_ms"]
 BEFORE_MEMORY = [c for c in CALL_COLUMNS if c not in NEW]                      # with queue_wait_ms

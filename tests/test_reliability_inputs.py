@@ -4,11 +4,12 @@ Hydra quoting of odd run names is explained."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli
-from vlabench.config import compose, strict_bool
-from vlabench.registry import ConfigError
-from vlabench.runner import run_from_config
+
+from vlabench.core.config import strict_bool
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
+from vlabench.run.runner import run_from_config
 
 FAST = ["model=test-zero", "suite=test-fast", "run.quiet=true"]
 
@@ -130,7 +131,7 @@ def test_report_out_naming_a_file_is_refused(tmp_path):
     ("{tmp}", "is not a file name"),
 ])
 def test_bench_out_must_be_a_writable_file_name(tmp_path, out, message):
-    from vlabench.config import check_output_file
+    from vlabench.commands.options import check_output_file
 
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         check_output_file("bench.out", out.format(tmp=tmp_path))

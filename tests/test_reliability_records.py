@@ -11,14 +11,21 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, cli_env, run_cli
-from vlabench.config import compose
-from vlabench.records import (CALL_COLUMNS, EPISODE_COLUMNS, DiskFullError, RecordsError, RunFiles,
-                              atomic_write_text, format_rows, read_rows)
-from vlabench.registry import ConfigError
+
+from vlabench.core.errors import ConfigError
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.launch.compose import compose
+from vlabench.records.files import (
+    DiskFullError,
+    RecordsError,
+    RunFiles,
+    atomic_write_text,
+    format_rows,
+    read_rows,
+)
 from vlabench.report.runs import RunSet
-from vlabench.runner import run_from_config
+from vlabench.run.runner import run_from_config
 
 FAST = ["model=test-zero", "suite=test-fast", "run.quiet=true"]
 
@@ -73,7 +80,7 @@ def test_disk_full_from_the_cli_is_one_line_and_exit_2(tmp_path):
             "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
             "    return real(fd, data)\n"
             "os.write = fake\n"
-            "from vlabench.cli import main\n"
+            "from vlabench.commands.cli import main\n"
             f"sys.argv = ['vlabench', 'run', *{FAST!r}, 'run.output_dir={tmp_path}']\n"
             "main()\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=ROOT)

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, cli_env, run_cli, vlabench_cmd
-from vlabench.config import compose
-from vlabench.registry import ConfigError
-from vlabench.runner import run_from_config
+
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
+from vlabench.run.runner import run_from_config
 
 FAST = ["model=test-zero", "suite=test-fast", "run.quiet=true"]
 
@@ -177,7 +177,7 @@ def test_a_sigkilled_holder_leaves_no_stale_lock_and_the_run_resumes(tmp_path):
 
 
 def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
-    from vlabench.locking import RunDirLocked, RunLock
+    from vlabench.records.locking import RunDirLocked, RunLock
 
     a, b = RunLock(tmp_path), RunLock(tmp_path)
     a.acquire()

@@ -5,15 +5,15 @@ LIBERO-Spatial task share one simulator (cli_runs.run_all). The expected cells a
 here from the runs' own episodes.csv / calls.csv by the definitions in vlabench/report/cells.py's
 docstring (success over episodes; latency = mean lat_total_ms of non-warm-up model calls; FLOPs =
 mean per call, warm-up included; speedup and FLOP ratio against vanilla), the paper's rows are
-typed from ../shared/papers/vla-pruner.md Table 4.
+typed from VLA-Pruner (arXiv:2511.16449) Table 4.
 """
 
 from __future__ import annotations
 
 import pytest
 from cli_runs import run_all
-
 from conftest import run_cli
+
 from vlabench.report.grid import to_table
 from vlabench.report.layouts import LAYOUTS
 from vlabench.report.reference import Reference

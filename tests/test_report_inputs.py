@@ -8,8 +8,8 @@ import re
 import pytest
 from report_helpers import make_run, suite_tasks
 
-from vlabench.records import RecordsError
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
+from vlabench.records.files import RecordsError
 from vlabench.report.build import report
 from vlabench.report.runs import RunSet
 
@@ -75,7 +75,8 @@ def test_renamed_column_is_refused(tmp_path):
 
 def test_summary_disagreeing_with_episodes_is_refused(tmp_path):
     d = _run(tmp_path)
-    from vlabench.records import SUMMARY_COLUMNS, format_rows
+    from vlabench.core.schema import SUMMARY_COLUMNS
+    from vlabench.records.files import format_rows
 
     row = {"level": "suite", "suite": "libero_spatial", "episodes": 10, "successes": 10}
     (d / "summary.csv").write_text(format_rows(SUMMARY_COLUMNS, [row], header=True))

@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, cli_env, run_cli, vlabench_cmd
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
+
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.records.files import read_rows
 
 pytestmark = pytest.mark.libero
 TIMING_COLUMNS = ["wall_s", "sim_s", "policy_s"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import OmegaConf
 
-from vlabench.contracts import CallStats, EpisodeSpec, Observation, PolicyOutput, TaskInfo
-from vlabench.runner import Runner
+from vlabench.core.contracts import CallStats, EpisodeSpec, Observation, PolicyOutput, TaskInfo
+from vlabench.run.loop import Runner
 
 TASK = TaskInfo(0, "t", "do it")
 
@@ -95,8 +95,9 @@ def test_run_max_steps_caps_the_suite_limit():
 
 
 def test_an_environment_that_fails_to_build_is_recorded_per_episode(tmp_path):
-    from vlabench.progress import RunProgress
-    from vlabench.records import EPISODE_COLUMNS, RunFiles, read_rows
+    from vlabench.core.schema import EPISODE_COLUMNS
+    from vlabench.records.files import RunFiles, read_rows
+    from vlabench.run.progress import RunProgress
 
     class BrokenSuite(Suite):
         def make_env(self, task, needs):
@@ -108,15 +109,15 @@ def test_an_environment_that_fails_to_build_is_recorded_per_episode(tmp_path):
     r.suite, r.files = BrokenSuite(5), files
     plan = {0: [EpisodeSpec(0, i, i, 7) for i in range(2)]}
     with RunProgress(2, 0, quiet=True, title="t") as progress:
-        r.run(set(), progress, plan, [TASK])
+        r.run_serial(set(), progress, plan, [TASK])
     rows = read_rows(files.episodes_csv, EPISODE_COLUMNS)
     assert [(x["episode"], x["success"], x["steps"], x["error_type"], x["error"]) for x in rows] == [
         ("0", "0", "0", "OSError", "no EGL display"), ("1", "0", "0", "OSError", "no EGL display")]
 
 
 def test_the_policy_warms_up_once_before_the_first_pending_episode_and_not_when_all_are_done(tmp_path):
-    from vlabench.progress import RunProgress
-    from vlabench.records import RunFiles
+    from vlabench.records.files import RunFiles
+    from vlabench.run.progress import RunProgress
 
     class WarmPolicy(ChunkPolicy):
         def warm_up(self):
@@ -135,5 +136,5 @@ def test_the_policy_warms_up_once_before_the_first_pending_episode_and_not_when_
         r = runner(pol)
         r.suite, r.files = OneStepSuite(5), files
         with RunProgress(2, len(done), quiet=True, title="t") as progress:
-            r.run(done, progress, plan, [TASK])
+            r.run_serial(done, progress, plan, [TASK])
         assert pol.acted == expect

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import ROOT, run_cli
 
 SUITES = ("libero_object", "libero_spatial", "libero_goal", "libero_10")
@@ -51,7 +50,7 @@ def test_selftest_leaves_no_temporary_directory_after_an_interrupt_or_with_its_o
         tmp_path, monkeypatch):
     import tempfile
 
-    import vlabench.selftest as st
+    import vlabench.commands.selftest as st
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()

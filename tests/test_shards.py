@@ -10,10 +10,12 @@ import time
 
 from conftest import ROOT, cli_env, run_cli, vlabench_cmd
 from test_merge import BASE, results, run
-from vlabench.merge import merge_runs
-from vlabench.records import EPISODE_COLUMNS, read_rows
-from vlabench.shards import base_name, select_shard, shard_name
-from vlabench.contracts import EpisodeSpec
+
+from vlabench.core.contracts import EpisodeSpec
+from vlabench.core.schema import EPISODE_COLUMNS
+from vlabench.records.files import read_rows
+from vlabench.records.merge import merge_runs
+from vlabench.records.shards import base_name, select_shard, shard_name
 
 
 def test_shard_names_round_trip_and_shards_partition_the_plan_stably_as_it_grows():

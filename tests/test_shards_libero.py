@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from test_merge import results
-from vlabench.merge import merge_runs
+
+from vlabench.records.merge import merge_runs
 
 pytestmark = [pytest.mark.libero, pytest.mark.slow]   # three LIBERO processes each (minutes on CPU)
 

@@ -1,28 +1,30 @@
 """Real SIMPLER Bridge episodes on ManiSkill 3 through `vlabench run` (CPU rendering works here).
 
-Assets come from the test fixture `../shared/simpler_assets` (beside the repository; its table is a
-flat stand-in box, see README), passed as `suite.asset_dir`, which is resolved from the repo root.
+Assets come from the test fixture named by VLABENCH_SIMPLER_ASSETS (its table is a flat stand-in
+box, see README), passed as a relative `suite.asset_dir`, which is resolved from the repo root.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import NO_SIMPLER_ASSETS, ROOT, SIMPLER_ASSETS, run_cli
 
-from conftest import ROOT, run_cli
-from vlabench.records import CALL_COLUMNS, EPISODE_COLUMNS, read_rows
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.records.files import read_rows
 
-SHARED_ASSETS = ROOT.parent / "shared" / "simpler_assets"
-ASSETS = "suite.asset_dir=../shared/simpler_assets"
+RELATIVE_ASSETS = os.path.relpath(SIMPLER_ASSETS, ROOT)   # resolved from the repository root
+ASSETS = f"suite.asset_dir={RELATIVE_ASSETS}"
 
 pytestmark = [
     pytest.mark.simpler,
     pytest.mark.skipif(importlib.util.find_spec("mani_skill") is None, reason="mani-skill not installed"),
-    pytest.mark.skipif(not SHARED_ASSETS.is_dir(), reason=f"no SIMPLER asset fixture at {SHARED_ASSETS}"),
+    pytest.mark.skipif(not SIMPLER_ASSETS.is_dir(), reason=NO_SIMPLER_ASSETS),
 ]
 
 
@@ -68,11 +70,11 @@ def test_carrot_on_plate_is_success_only_if_it_is_there_at_the_last_step(tmp_pat
 def test_episode_placements_follow_the_episode_id_and_images_are_real_background():
     from omegaconf import OmegaConf
 
-    from vlabench.contracts import EpisodeSpec
+    from vlabench.core.contracts import EpisodeSpec
     from vlabench.suites.simpler import SimplerBridgeSuite
 
     cfg = OmegaConf.load(ROOT / "configs/suite/simpler_bridge.yaml")
-    cfg.tasks, cfg.asset_dir = [0], "../shared/simpler_assets"
+    cfg.tasks, cfg.asset_dir = [0], RELATIVE_ASSETS
     suite = SimplerBridgeSuite(cfg)
     task = suite.tasks()[0]
     env = suite.make_env(task, {"agentview", "privileged"})

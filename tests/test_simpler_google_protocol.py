@@ -10,14 +10,17 @@ import math
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from omegaconf import OmegaConf
 
-from conftest import ROOT
-from vlabench.contracts import TaskInfo
+from vlabench.core.contracts import TaskInfo
 from vlabench.suites import simpler_google
 from vlabench.suites.simpler_actions import ActionConvention, StickyGripper, to_google_robot
 from vlabench.suites.simpler_google import (
-    SimplerGoogleSuite, euler2quat_sxyz, quat_mul, robot_init_quat,
+    SimplerGoogleSuite,
+    euler2quat_sxyz,
+    quat_mul,
+    robot_init_quat,
 )
 
 TURN = [0, 0, 0, 1]  # the scripts' --robot-init-rot-quat-center 0 0 0 1 (w, x, y, z)
@@ -101,8 +104,8 @@ def test_google_suites_read_the_raw_gripper_and_turn_the_robot(name):
 
 def test_openvla_emits_its_unnormalised_gripper_for_the_google_robot():
     pytest.importorskip("torch")
-    from vlabench import registry
-    from vlabench.contracts import Observation
+    from vlabench.core import registry
+    from vlabench.core.contracts import Observation
     from vlabench.models.preprocess import postprocess_gripper
 
     def act(suite: str) -> np.ndarray:

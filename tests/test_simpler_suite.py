@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from conftest import NO_SIMPLER_ASSETS, ROOT, SIMPLER_ASSETS, run_cli
 from omegaconf import OmegaConf
 
-from conftest import ROOT, run_cli
-from vlabench.registry import ConfigError
-
-SHARED_ASSETS = ROOT.parent / "shared" / "simpler_assets"
+from vlabench.core.errors import ConfigError
 
 
 def bridge_cfg(**over):
     cfg = OmegaConf.load(ROOT / "configs/suite/simpler_bridge.yaml")
     cfg.tasks = [0, 1, 2]  # the shared fixture has no eggplant assets
-    cfg.asset_dir = str(SHARED_ASSETS)
+    cfg.asset_dir = str(SIMPLER_ASSETS)
     for k, v in over.items():
         cfg[k] = v
     return cfg
@@ -22,8 +20,8 @@ def bridge_cfg(**over):
 
 @pytest.fixture
 def bridge():
-    if not SHARED_ASSETS.is_dir():
-        pytest.skip(f"no SIMPLER asset fixture at {SHARED_ASSETS}")
+    if not SIMPLER_ASSETS.is_dir():
+        pytest.skip(NO_SIMPLER_ASSETS)
     from vlabench.suites.simpler import SimplerBridgeSuite
 
     return SimplerBridgeSuite(bridge_cfg())
@@ -79,12 +77,13 @@ def test_asset_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("MS_ASSET_DIR", str(tmp_path))
     assert resolve_asset_root(None) == tmp_path.resolve()
     # a relative suite.asset_dir is taken from the repository root, not the working directory
-    assert resolve_asset_root("../shared/simpler_assets") == (ROOT.parent / "shared" / "simpler_assets").resolve()
+    assert resolve_asset_root("tests/fixtures") == (ROOT / "tests" / "fixtures").resolve()
+    assert resolve_asset_root("../beside") == (ROOT.parent / "beside").resolve()
 
 
 def test_eggplant_is_reported_missing_from_the_fixture():
-    if not SHARED_ASSETS.is_dir():
-        pytest.skip("no SIMPLER asset fixture")
+    if not SIMPLER_ASSETS.is_dir():
+        pytest.skip(NO_SIMPLER_ASSETS)
     from vlabench.suites.simpler import SimplerBridgeSuite
 
     with pytest.raises(ConfigError, match="PutEggplantInBasketScene-v1"):
@@ -92,8 +91,8 @@ def test_eggplant_is_reported_missing_from_the_fixture():
 
 
 def test_per_task_step_caps_are_recorded_as_deviations():
-    from vlabench.config import compose
-    from vlabench.provenance import protocol_deviations
+    from vlabench.launch.compose import compose
+    from vlabench.records.provenance import protocol_deviations
 
     cfg = compose(["suite=simpler_bridge", "run.max_steps=80"])
     assert protocol_deviations(cfg, 4) == ["run.max_steps=80 caps the protocol's policy steps of tasks 3 (120)"]
@@ -106,7 +105,8 @@ def test_per_task_step_caps_are_recorded_as_deviations():
 def test_list_shows_the_simpler_suites_with_availability():
     import importlib.util
 
-    from vlabench import listing, registry
+    from vlabench.commands import listing
+    from vlabench.core import registry
 
     res = run_cli("list")
     assert res.returncode == 0, res.stderr

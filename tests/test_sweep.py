@@ -4,11 +4,12 @@ directory per distinct config, and the default run name that makes that so."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli
-from vlabench import naming, sweep
-from vlabench.config import UnknownKey, compose
-from vlabench.registry import ConfigError
+
+from vlabench.core.errors import ConfigError
+from vlabench.launch import sweep
+from vlabench.launch.compose import UnknownKey, compose
+from vlabench.records import naming
 
 FAST = ["model=test-zero", "suite=test-fast", "run.quiet=true"]
 TINY = ["model=openvla-oft-tiny", "suite=libero_spatial", "suite.tasks=[0]", "run.episodes_per_task=1",
@@ -178,11 +179,11 @@ def test_version():
 def test_sweep_hands_jobs_and_launcher_overrides_to_the_launchers(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import vlabench.launchers
-    from vlabench.cli import app
+    import vlabench.launch.launchers
+    from vlabench.commands.cli import app
 
     seen = []
-    monkeypatch.setattr(vlabench.launchers, "launch", lambda jobs, hydra: seen.append((jobs, hydra)) or 0)
+    monkeypatch.setattr(vlabench.launch.launchers, "launch", lambda jobs, hydra: seen.append((jobs, hydra)) or 0)
     res = CliRunner().invoke(app, ["run", "-m", *FAST, f"run.output_dir={tmp_path}", "run.seed=1,2",
                                    "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"])
     assert res.exit_code == 0, res.output

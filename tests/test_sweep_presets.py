@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli
-from vlabench import sweep
+
+from vlabench.launch import sweep
 from vlabench.report import layouts, tables_vp
 from vlabench.report.runs import canonical_pruner, model_family
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vlabench import video
-from vlabench.config import compose
-from vlabench.contracts import Observation
-from vlabench.registry import ConfigError
-from vlabench.runner import run_from_config
+from vlabench.core.contracts import Observation
+from vlabench.core.errors import ConfigError
+from vlabench.launch.compose import compose
+from vlabench.run import video
+from vlabench.run.runner import run_from_config
 
 FAILURES = {"task0_ep1_failure.mp4", "task1_ep1_failure.mp4"}   # test-fast: odd episodes fail
 

@@ -1,5 +1,5 @@
 """A built wheel works outside the source tree: configs, presets and the papers' numbers ship
-inside the package (vlabench/resources.py), so `pip install vlabench-*.whl` runs `vlabench list`,
+inside the package (vlabench/core/resources.py), so `pip install vlabench-*.whl` runs `vlabench list`,
 a short LIBERO run and `report --with-reference` from any directory.
 
 The fresh virtual environment installs only the wheel (--no-deps) and borrows the already

@@ -133,7 +133,7 @@ def test_make_targets_called_exist_in_the_makefile():
 def test_vlabench_commands_called_exist_in_the_cli():
     import typer.main
 
-    from vlabench.cli import app
+    from vlabench.commands.cli import app
 
     commands = set(typer.main.get_command(app).commands)
     pattern = r'(?:"\$VLABENCH"|\$VLABENCH|(?:^|[\s;&|(])vlabench)\s+([a-z][a-z-]+)'

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-
-from vlabench.contracts import CallStats, EpisodeSpec, Observation, PolicyOutput, TaskInfo
 from vlabench_test_suites import FastSuite
+
+from vlabench.core.contracts import CallStats, EpisodeSpec, Observation, PolicyOutput, TaskInfo
 
 
 class DrawPolicy:

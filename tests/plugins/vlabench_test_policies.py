@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.contracts import CallStats, Observation, PolicyOutput, TaskInfo
+from vlabench.core.contracts import CallStats, Observation, PolicyOutput, TaskInfo
 
 
 class ZeroPolicy:

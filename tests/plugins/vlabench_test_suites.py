@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.contracts import EpisodeSpec, Observation, TaskInfo
+from vlabench.core.contracts import EpisodeSpec, Observation, TaskInfo
 from vlabench.suites.common import select_tasks
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from vlabench_test_suites import FastEnv, FastSuite
 
-from vlabench.contracts import EpisodeSpec, Observation, TaskInfo
+from vlabench.core.contracts import EpisodeSpec, Observation, TaskInfo
 from vlabench.suites.chatter import captured
 
 

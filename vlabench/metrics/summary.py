@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vlabench.core.schema import SUMMARY_COLUMNS
 from vlabench.metrics.stats import wilson_interval
-from vlabench.records import SUMMARY_COLUMNS
 
 
 def _latency(calls: pd.DataFrame) -> dict[str, float]:

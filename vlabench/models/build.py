@@ -15,14 +15,14 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
+from vlabench.core.pruning import Pruner
 from vlabench.models.dims import FULL, dims_for
 from vlabench.models.policy import PrismaticPolicy, identity_stats
 from vlabench.models.prismatic import build_random
 from vlabench.models.suite_io import SuiteIO
 from vlabench.models.tokenizer import WordTokenizer
-from vlabench.pruners.base import Pruner
-from vlabench.registry import ConfigError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

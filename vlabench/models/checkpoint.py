@@ -1,20 +1,12 @@
 """Loading a published OpenVLA / OpenVLA-OFT checkpoint directory onto our module tree.
 
-The directory, as the HF export writes it (openvla @ c8f03f4
-`vla-scripts/extern/convert_openvla_weights_to_hf.py:243-253`: `save_pretrained(max_shard_size=
-"7GB")`, then dataset_statistics.json copied in; openvla-oft @ 213c5ff
-`experiments/robot/openvla_utils.py:201-250` for the head files):
-  config.json                         OpenVLAConfig: the architecture (`dims_from_published`)
-  model.safetensors.index.json        weight_map: parameter -> shard (absent for a single file)
-  model-0000K-of-0000N.safetensors    the shards (or one model.safetensors)
-  dataset_statistics.json             normalisation statistics (else config.json `norm_stats`)
-  tokenizer files                     the Llama-2 tokenizer
-  action_head--<step>_checkpoint.pt   OFT only: exactly one each, DDP `module.` prefix
-  proprio_projector--<step>_checkpoint.pt
+Reads the directory the HF export writes (config.json, safetensors shards, dataset statistics,
+tokenizer; for OFT also the action-head and proprio-projector files). Sizes come from
+config.json, then the `model.dims` overrides; OFT's head widths and depth from the head files'
+shapes. Names are remapped by `vlabench.models.checkpoint_names`. Every problem is one line
+(ConfigError).
 
-Sizes come from config.json (any depth or width it gives), then the `model.dims` overrides;
-OFT's action / proprio widths and head depth from the head files' shapes. Names are remapped
-by `vlabench.models.checkpoint_names`. Every problem is one line (ConfigError).
+Details: docs/models.md#checkpoint
 """
 
 from __future__ import annotations
@@ -27,6 +19,7 @@ from typing import Any
 
 import torch
 
+from vlabench.core.errors import ConfigError
 from vlabench.models.checkpoint_names import OURS_ONLY, remap
 from vlabench.models.checkpoint_spec import cached_snapshot, download_command, looks_local
 from vlabench.models.dims import (
@@ -35,7 +28,6 @@ from vlabench.models.dims import (
     dims_from_published,
     with_overrides,
 )
-from vlabench.registry import ConfigError
 
 INDEX = "model.safetensors.index.json"
 
@@ -43,7 +35,7 @@ INDEX = "model.safetensors.index.json"
 # ---------------------------------------------------------------------------- resolution
 def no_weights_hint(model_name: str) -> str:
     """Commands that work without the published weights (each one tested to run on a CPU)."""
-    from vlabench import registry
+    from vlabench.core import registry
 
     base = model_name.removesuffix("-tiny")
     tiny = f"{base}-tiny"

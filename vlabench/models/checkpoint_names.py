@@ -1,30 +1,13 @@
 """Published OpenVLA / OpenVLA-OFT parameter names <-> ours: `remap` and its inverse `unmap`.
 
-Published names (the HF export `modeling_prismatic.py` wrapping timm 0.9 towers; OFT adds
-`action_head--<step>_checkpoint.pt` and `proprio_projector--<step>_checkpoint.pt`, saved from
-DDP with a `module.` prefix):
+The published checkpoints use the HF export's names: timm 0.9 DINOv2 / SigLIP towers (layer
+scales as `scale_factor`), a fused MLP projector and transformers' Llama; OFT's head files carry
+a DDP `module.` prefix. Ours are transformers' Dinov2WithRegisters / Siglip modules, so `remap`
+splits the fused qkv projections, merges the SigLIP pooling head's q and kv into `in_proj`, pads
+timm's patch-only DINOv2 position table with a zero class-token row and renames the layer
+scales; that lets a published checkpoint load onto our module tree unchanged.
 
-  vision_backbone.featurizer.*        timm ViT-L/14 DINOv2-reg4: cls_token, reg_token,
-                                      pos_embed (1, 256, 1024: no_embed_class), patch_embed.proj,
-                                      blocks.N.{norm1, attn.qkv, attn.proj, ls1.scale_factor,
-                                      norm2, mlp.fc1, mlp.fc2, ls2.scale_factor}, norm
-  vision_backbone.fused_featurizer.*  timm ViT-So400m/14 SigLIP: pos_embed (1, 256, 1152),
-                                      patch_embed.proj, blocks.N.*, norm, attn_pool.{latent, q,
-                                      kv, proj, norm, mlp.fc1, mlp.fc2}
-  projector.fc1/fc2/fc3               FusedMLPProjector
-  language_model.model.* / lm_head    transformers Llama (same names as ours)
-
-LayerScale is `scale_factor`, not timm's `gamma`: the HF export replaces the parameter because
-transformers renames any `gamma` on load (openvla @ c8f03f4 `prismatic/extern/hf/
-modeling_prismatic.py:49-59` `ls_apply_patch`, applied to both towers at :103-112; the converter
-`vla-scripts/extern/convert_openvla_weights_to_hf.py:107-110` renames the DINOv2 keys
-`.gamma` -> `.scale_factor`; openvla-oft @ 213c5ff `prismatic/extern/hf/modeling_prismatic.py:56-63`
-is the same). SigLIP has no layer scale.
-
-Ours are transformers' Dinov2WithRegisters / Siglip modules: fused qkv projections split into
-query/key/value, the SigLIP pooling head's q and kv merged into `in_proj`, timm's patch-only
-DINOv2 position table padded with a zero row for the class token (timm adds no position to the
-class token; transformers adds row 0), layer scales renamed.
+Details: docs/models.md#checkpoint_names
 """
 
 from __future__ import annotations

@@ -1,25 +1,14 @@
 """The prunable decoder loop shared by every Llama-backbone VLA.
 
-It runs the decoder layers of a transformers `LlamaForCausalLM` itself, so that it owns:
-- the attention mask, rebuilt from the original positions of the tokens that are alive
-  (transformers' `create_causal_mask` reads gapped `position_ids` as packed sequences, so it is
-  not used): causal for OpenVLA; none at all for OpenVLA-OFT (`causal=False`), which attends
-  fully bidirectionally over every token (images, proprio, prompt, action placeholders, stop):
-  its transformers fork (moojink/transformers-openvla-oft @ bc339d9, "Full bidirectional
-  attention", `modeling_llama.py` L717-732) sets `is_causal=False` and leaves `causal_mask`
-  None, and the maintainer confirms it (openvla-oft issues #27, #89; a causal OFT scores 52-60%
-  instead of ~98% on LIBERO-Spatial, issue #135);
-- the original rotary positions of kept tokens (renumbered 0..n'-1 after a `before_llm` keep
-  when the pruner sets `contiguous_positions`, as DivPrune's code runs);
-- the KV cache, with its own length per layer after pruning (and none for skipped layers);
-- the hook points of `vlabench.pruners.base.Pruner`, and a trace of what was computed at each
-  layer (queries, keys, probed) from which `vlabench.metrics.flops` derives the FLOPs.
+It runs the decoder layers of a transformers `LlamaForCausalLM` itself, so that it owns what
+pruning changes: the attention mask over the kept tokens (causal for OpenVLA, fully
+bidirectional for OpenVLA-OFT), their original rotary positions, a KV cache with its own length
+per layer, the hook points of `vlabench.core.pruning.Pruner`, and a per-layer trace from which
+`vlabench.models.flops` derives the FLOPs. Attention runs through sdpa; at the layers a pruner
+reads, the probabilities are computed beside it ("sdpa" probe mode, bit-identical output) or
+the layer runs eager attention ("eager" probe mode, as the methods' reference code does).
 
-Attention runs through `scaled_dot_product_attention` at every layer. At layers a pruner reads
-(`Pruner.attention_layers`) the probabilities softmax(QK^T/sqrt(d) + mask) are computed beside
-it ("sdpa" probe mode: the layer's output is unchanged, so a pruner that keeps every token gives
-bit-identical actions) or the layer runs eager attention, probs @ V ("eager" probe mode, as the
-methods' reference code does).
+Details: docs/models.md#decoder
 """
 
 from __future__ import annotations
@@ -31,7 +20,7 @@ import torch
 from torch.nn import functional as F
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 
-from vlabench.pruners.base import GENERATED, LayerView, Pruner
+from vlabench.core.pruning import GENERATED, LayerView, Pruner
 
 
 @dataclass

@@ -2,21 +2,12 @@
 sizes a checkpoint's `config.json` gives (`dims_from_published`, with its inverse
 `published_config`).
 
-Full-size facts (OpenVLA paper; prismatic `vit_large_patch14_reg4_dinov2` and
-`vit_so400m_patch14_siglip_224` timm definitions; Llama-2-7B config):
-DINOv2-L/14 with 4 registers (1024 wide, 24 blocks, 16 heads, MLP 4096, layer scale), SigLIP
-So400m/14 (1152 wide, 27 blocks, 16 heads, MLP 4304, exact GELU as timm's default), 224 px
-images -> 16x16 = 256 patches per image; fused feature 1024 + 1152 = 2176; Llama-2-7B (4096
-wide, 32 layers, 32 heads, MLP 11008, vocabulary 32000 padded to 32064).
+Full size: DINOv2-L/14 (4 registers) and SigLIP So400m/14 towers at 224 px (256 patches per
+image, fused feature width 2176) feeding Llama-2-7B. Sizes a `config.json` leaves out take
+transformers' LlamaConfig defaults, as the published checkpoints did: notably RMSNorm epsilon
+1e-6, not the 1e-5 of Llama-2's own params file.
 
-RMSNorm epsilon 1e-6: the published `config.json` (written by openvla @ c8f03f4
-`vla-scripts/extern/convert_openvla_weights_to_hf.py:152-176, 243`, `PrismaticConfig`
-`prismatic/extern/hf/configuration_prismatic.py:118-123`) builds its `text_config` as
-`LlamaConfig(**text_config)` and sets only `vocab_size`, `pad_token_id` and `torch_dtype`, so
-transformers' LlamaConfig defaults apply (v4.40.1, the version the checkpoints were exported and
-evaluated with: `rms_norm_eps=1e-6`, `max_position_embeddings=2048`, `num_key_value_heads` =
-`num_attention_heads`, `rope_theta=10000`). Llama-2's own params file says 1e-5; the published
-VLA ran with 1e-6.
+Details: docs/models.md#dims
 """
 
 from __future__ import annotations
@@ -24,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
 
 
 class PatchGrid:

@@ -1,23 +1,12 @@
 """OpenVLA-OFT (Kim et al. 2025) for LIBERO: parallel decoding of an 8 x 7 action chunk.
 
-Sequence (openvla-oft `modeling_prismatic.py`, `predict_action`): [BOS] + 256 agentview
-patches + 256 wrist patches + 1 proprio token + prompt tokens (after BOS, with the empty token
-29871) + 56 action placeholders (their embeddings zeroed) + the stop token (id 2).
+One forward pass over [BOS] + agentview and wrist patches + a proprio token + the prompt + 56
+action placeholders + stop, with fully bidirectional attention as the official model runs it
+(a causal Llama loses about 40 points on LIBERO-Spatial). The L1-regression head reads the 56
+hidden rows one position before the placeholders; the 8 actions are unnormalised with the
+dataset's q01/q99 and executed open-loop.
 
-Attention is fully bidirectional over the whole sequence (`causal = False`): the official OFT
-runs on a transformers fork (moojink/transformers-openvla-oft @ bc339d9, `modeling_llama.py`
-L717-732: `is_causal=False`, `causal_mask` None), confirmed by the maintainer in openvla-oft
-issues #27 and #89; a stock causal Llama gives 52-60% on LIBERO-Spatial (issue #135).
-
-Action-head rows: the official model slices the last hidden states at
-`NUM_PATCHES + NUM_PROMPT_TOKENS : ... + ACTION_DIM * NUM_ACTIONS_CHUNK`
-(openvla-oft @ 213c5ff `prismatic/extern/hf/modeling_prismatic.py` L914-918, with
-NUM_PATCHES = 512 (+1 proprio) and NUM_PROMPT_TOKENS = prompt length after BOS, L985), i.e. the
-56 rows ONE POSITION BEFORE each placeholder (the last prompt token 29871 and the first 55
-placeholders; training reads the same rows through `labels[:, 1:]`). Those rows, reshaped to
-(8, 7 x 4096), go through the L1-regression head; actions are unnormalised with the dataset's
-q01/q99 (gripper masked) and the gripper is post-processed as in the LIBERO evaluation. The
-chunk is executed open-loop (8 steps).
+Details: docs/models.md#openvla_oft
 """
 
 from __future__ import annotations
@@ -25,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vlabench.contracts import Observation
+from vlabench.core.contracts import Observation
+from vlabench.core.pruning import ACTION, PROPRIO, STOP
 from vlabench.models.policy import PrismaticPolicy, text_kinds
 from vlabench.models.preprocess import normalize_q99, oft_proprio, unnormalize_q99
 from vlabench.models.tokenizer import prompt_ids
-from vlabench.pruners.base import ACTION, PROPRIO, STOP
 
 STOP_ID = 2
 
@@ -80,7 +69,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
             return self._gripper(a)
 
     def flops_by_stage(self) -> dict[str, float]:
-        from vlabench.metrics import flops as F
+        from vlabench.models import flops as F
 
         out = super().flops_by_stage()
         out["action_head"] = F.oft_head_flops(self.flops_dims)

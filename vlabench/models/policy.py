@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlabench.contracts import CallStats, Observation, PolicyOutput, TaskInfo
-from vlabench.metrics import flops as F
+from vlabench.core.contracts import CallStats, Observation, PolicyOutput, TaskInfo
+from vlabench.core.pruning import BOS, TEXT, VISUAL, ModelInfo, Pruner, VisualTokens
 from vlabench.metrics.latency import StageClock
 from vlabench.metrics.memory import CallMeter
+from vlabench.models import flops as F
 from vlabench.models.decoder import PrunableDecoder
 from vlabench.models.dims import PrismaticDims
 from vlabench.models.preprocess import pixel_tensor, policy_image, postprocess_gripper
 from vlabench.models.prismatic import PrismaticVLA
 from vlabench.models.suite_io import SuiteIO
-from vlabench.pruners.base import BOS, TEXT, VISUAL, ModelInfo, Pruner, VisualTokens
 
 _PROCESS_CALLS = {"n": 0}   # model calls made in this process (warm-up accounting)
 
@@ -100,7 +100,7 @@ class PrismaticPolicy:
             return want
         have = tuple(c for c in want if c in self.io.cameras)
         if not have:
-            from vlabench.registry import ConfigError
+            from vlabench.core.errors import ConfigError
 
             raise ConfigError(f"{self.model_name} needs camera {want[0]!r}; the suite offers "
                               f"{list(self.io.cameras)}")
@@ -180,7 +180,7 @@ class PrismaticPolicy:
 
     def act(self, obs: Observation) -> PolicyOutput:
         if self.shape_only and not self.allow_shape_only_calls:
-            from vlabench.registry import ConfigError
+            from vlabench.core.errors import ConfigError
 
             raise ConfigError(f"{self.model_name} with model.checkpoint=null on a machine without a GPU "
                               f"is built on the meta device (shapes and FLOPs only): use `vlabench "

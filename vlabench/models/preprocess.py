@@ -1,6 +1,6 @@
 """Observation -> model inputs, as the OpenVLA / OpenVLA-OFT LIBERO evaluation prepares them.
 
-Images (protocols.md): the suite already flipped both axes; TF's JPEG round trip (quality 95,
+Images (docs/protocols.md): the suite already flipped both axes; TF's JPEG round trip (quality 95,
 fast-IDCT decode), TF lanczos3 + antialias resize to 224, optional centre crop of 90% area (side
 sqrt(0.9)) resized back to 224 with TF's bilinear crop_and_resize: all TF-exact (`tf_image`);
 then per-tower normalisation (DINOv2: ImageNet mean/std; SigLIP: 0.5/0.5) stacked into 6

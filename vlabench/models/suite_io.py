@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vlabench.suites.simpler_actions import RAW_GRIPPER
+from vlabench.core.contracts import RAW_GRIPPER
 
 
 @dataclass(frozen=True)

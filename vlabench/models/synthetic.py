@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlabench.contracts import Observation
+from vlabench.core.contracts import Observation
 
 # libero_spatial task 0, the instruction the FLOPs figures are quoted with
 DEFAULT_INSTRUCTION = "pick up the black bowl between the plate and the ramekin and place it on the plate"

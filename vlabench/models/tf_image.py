@@ -1,29 +1,12 @@
 """TensorFlow's image kernels, as the OpenVLA / OpenVLA-OFT LIBERO evaluation runs them, in numpy.
 
-The reference preprocessing (openvla-oft @ 213c5ff experiments/robot/openvla_utils.py:538-541
-`resize_image_for_policy`, :546-626 `crop_and_resize` / `center_crop_image`; openvla @ c8f03f4
-experiments/robot/libero/libero_utils.py:42-45 `resize_image`, experiments/robot/openvla_utils.py
-:81-124, :135-155) is, per camera frame:
+The reference evaluation prepares every camera frame with TensorFlow: a JPEG round trip
+(quality 95, decoded with libjpeg's fast IDCT), a lanczos3 antialiased resize to 224, then a
+90%-area centre crop resized back. The checkpoints' published numbers were made on those pixels,
+so this module reproduces the kernels without a TensorFlow dependency: float32 arithmetic in
+TF's order of operations, Pillow for the JPEG encode and simplejpeg (fast IDCT) for the decode.
 
-1. `tf.image.encode_jpeg(img)`: quality 95, 4:2:0 chroma (`chroma_downsampling=True`), libjpeg's
-   default (accurate integer) forward DCT;
-2. `tf.io.decode_image(...)`: TF's jpeg decoder defaults to libjpeg's FAST integer IDCT
-   (`JDCT_IFAST`, tensorflow/core/lib/jpeg/jpeg_mem.h UncompressFlags) with fancy upsampling;
-3. `tf.image.resize(img, (224, 224), "lanczos3", antialias=True)`, i.e. ScaleAndTranslate with
-   scale = out/in and zero translation (image_ops_impl.resize_images_v2), then
-   `tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)` (round half to even);
-4. centre crop: `convert_image_dtype(uint8 -> float32)` (x * float32(1/255)), `crop_and_resize`
-   (bilinear) of the box [(1-s)/2, (1-s)/2, (1+s)/2, (1+s)/2] with s = float32 sqrt(0.9) back to
-   224, clip to [0, 1], `convert_image_dtype(float32 -> uint8, saturate=True)`: x * 255.5 then a
-   truncating saturate_cast.
-
-Kernels follow TF's CPU source: tensorflow/core/kernels/image/scale_and_translate_op.cc
-(ComputeSpansCore: sample at pixel centres, kernel radius scaled by max(1/scale, 1) when
-antialiasing, weights normalised per output pixel; GatherRows then GatherColumns, float32
-accumulation in span order), sampling_kernels.h (LanczosKernelFunc), crop_and_resize_op.cc
-(CropAndResize<CPUDevice>). All arithmetic is float32 in TF's order of operations.
-JPEG: Pillow encodes the same bytes as TF's encoder; simplejpeg decodes with `fastdct=True,
-fastupsample=False`, which reproduces TF's decode exactly (Pillow offers no fast IDCT).
+Details: docs/models.md#tf_image
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
-from vlabench.registry import ConfigError
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
 
 REF_LAYERS = 32   # Llama-2-7B / Vicuna-7B depth the methods' layer indices were published for
 

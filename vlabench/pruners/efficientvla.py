@@ -1,48 +1,13 @@
-"""EfficientVLA (Yang et al., NeurIPS 2025, arXiv 2506.10100), Sec. 3.2-3.3, as SpecPrune-VLA
-re-implements it on OpenVLA-OFT for its Table 1 (the diffusion-head caching of Sec. 3.4 has no
-counterpart in OpenVLA / OpenVLA-OFT). EfficientVLA's own code is not public (SpecPrune-VLA
-App. 10.2); the rows of SpecPrune's Table 1 are "EfficientVLA (L=28, T=112)" (Sec. 7.2): 28 of
-32 layers and 112 visual tokens, "skipping four fixed layers".
+"""EfficientVLA: calibrated layer skipping plus task-relevant, diverse visual token pruning.
 
-- Layer skipping. Paper (EfficientVLA Sec. 3.2): a layer's importance is 1 - the mean cosine
-  similarity between its input and output hidden states over all tokens of a calibration set;
-  the least important layers are removed (32 - 28 = 4, scaled to the model's depth). Code: the
-  only layer skipping in SpecPrune-VLA's code (alexwhz-sjtu/SpecPrune-VLA @ d3b06ed,
-  `cfg.layer_skip` in openvla-oft/prismatic/extern/hf/modeling_prismatic.py L960-997, `SKIP_LAYER`
-  in experiments/robot/spec_prune_constants.py, the skip in modeling_llama.py L1100-1103) is a
-  fixed-per-episode set: at the calls made while the episode's step counter lies in 2..9 (on OFT
-  the second call), the cosine similarity of each layer's input and output over the action
-  placeholder rows is computed, and of the layers above 0.9 the SKIP_LAYER most similar are
-  skipped from then on. SpecPrune's own method never skips layers, so this machinery is read as
-  the baseline's (SKIP_LAYER = 4 for L = 28; the published constants ship 0).
-  Here (`reading=code`) the episode's second call runs unskipped and probes every layer, and the
-  later calls skip its choice; under `reading=paper`, with no calibration set at hand, the first
-  call calibrates over all alive rows without a threshold. `mode()` is "calibrate" on that call;
-  `skip_layers` pins a fixed list instead.
-- Token pruning (Sec. 3.3): task relevance of each visual token = attention from the prompt
-  (text) queries at one layer, averaged over heads and queries; the `key_tokens` most relevant
-  are kept, then of the remaining budget a fraction `alpha` by relevance and the rest by
-  diversity: the candidates least similar (max cosine similarity of hidden states) to the
-  tokens already kept. Pruning applies from the layer after `attention_layer`. Budget: 112
-  (Table 1's "T=112", `reading=code`: it reproduces Table 1's 35% FLOPs) or 56 (App. 10.2's
-  text, `reading=paper`: 27.9%).
-Choices (no code): `attention_layer` = 2 (prune from layer 3 as FastV's K=3), key_tokens = 4,
-alpha = 0.5; one pool over both OFT cameras. The similarity of layer 0 needs the LLM input,
-which the hooks do not expose, so layer 0 is never skipped; nor is the attention layer (its
-scores drive the token pruning). The last layer's output is compared before the final norm
-(the code compares the normed output). On OpenVLA (no placeholders) the code reading's rows are
-the last prompt row, whose output predicts the first action token. On meta builds the skipped
-layers stand in as the deepest ones before the last (same FLOPs).
+Layers whose output barely differs from their input are skipped, and after one layer the visual
+tokens are cut to a budget chosen by text attention and by diversity; vlabench runs it as
+SpecPrune-VLA re-implemented it on OpenVLA-OFT for its Table 1 (28 layers, 112 tokens). Paper:
+"EfficientVLA: Training-Free Acceleration and Compression for Vision-Language-Action Models"
+(arXiv:2506.10100). Public code: none from the authors; the layer skipping follows
+alexwhz-sjtu/SpecPrune-VLA@d3b06ed.
 
-VLA-Pruner Table 3 / App. B.3 runs it on OpenVLA with "visual-token retention at 50% and [...]
-8 layers" reduced (configs/pruner/efficientvla-skip8.yaml: `retention: 0.5`, `layers_kept: 24`)
-and as "EfficientVLA (w/o layer)", its token pruning alone (efficientvla-nolayer.yaml:
-`layers_kept: 32`, no calibration call, nothing skipped). `pruner.retention`, when set, replaces
-`tokens_kept` by round(M r) of the model's M visual tokens (one pool over both OFT cameras).
-VLA-Pruner's EfficientVLA code is not public either; the other settings stay as above. LLM FLOPs
-on OpenVLA (meta build, steady state): w/o layer 60.2% (Table 3: 58.12%), 8 layers 46.2% with the
-deepest layers standing in for the calibrated ones (Table 3: 41.30%; which layers VLA-Pruner's
-runs skipped is not published, and earlier ones, still carrying every token, save more).
+Details, readings and reference citations: docs/methods/efficientvla.md
 """
 
 from __future__ import annotations
@@ -51,12 +16,12 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
+from vlabench.core.readings import Reading
 from vlabench.pruners.base import ACTION, TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import REF_LAYERS, check_layer, is_meta, meta_keep
-from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, top_k_indices
-from vlabench.registry import ConfigError
 
 _SP = "alexwhz-sjtu/SpecPrune-VLA @ d3b06ed"
 READINGS = (

@@ -1,47 +1,13 @@
-"""FastV (Chen et al., ECCV 2024, "An Image is Worth 1/2 Tokens After Layer 2"), Sec. 4, as
-VLA-Pruner's baselines ran it (the runs behind VLA-Pruner Table 1).
+"""FastV: one-shot visual token pruning after an early decoder layer.
 
-FastV as its code runs it (pkunlp-icler/FastV @ d165972, src/transformers/src/transformers/
-models/llama/modeling_llama.py:736-747): at `idx == AGG_LAYER` (K) it reads `layer_outputs[1]`
-of layer K-1, averages the heads, takes the last token's row (`last_layer_attention_avg[-1]`)
-over the image span and keeps the top `round(image_len * (1 - R))`: layers 0..K-1 see every
-token. FastV's Sec. 4 text instead scores by "the average attention-score one token received
-from all other tokens" (the code/paper gap is FastV issues #14, #44, #48); `pruner.score_rows=all`
-runs that. Hook mapping: layers are 0-based; a keep decision returned from `after_layer(L)`
-applies from layer L+1 on. K=3 (VLA-Pruner's scripts: `fastv_k 3`).
+After an early scoring layer (K-1 = 2; layer K on VLA-Pruner's OpenVLA-OFT fork), the visual
+tokens that the scoring rows (by default the last token) attend to least are dropped for the
+rest of the prefill, as VLA-Pruner's baselines ran it. Paper: "An Image is Worth 1/2 Tokens
+After Layer 2: Plug-and-Play Inference Acceleration for Large Vision-Language Models"
+(arXiv:2403.06764). Public code: pkunlp-icler/FastV@d165972; the baselines as run:
+MINT-SJTU/VLA-Pruner@fa5bfed (OpenVLA) and MINT-SJTU/VLA-Pruner@3d156ee (OpenVLA-OFT).
 
-OpenVLA: VLA-Pruner's FastV baseline is FastV's code (MINT-SJTU/VLA-Pruner @ fa5bfed,
-src/openvla/transformers/src/transformers/models/llama/modeling_llama.py:1074-1123: at
-`layer_idx == FASTV_k` it scores with layer K-1's `last_layer_attention_avg[-1]`, the last
-prompt token, and keeps `round(256 (1 - r))`; scripts vla_pruner_srcipts/run_fastv/*.sh run it
-with `--use_temporal False`), so both readings below coincide there.
-
-OpenVLA-OFT: VLA-Pruner's OFT baseline (MINT-SJTU/VLA-Pruner @ 3d156ee, src/openvla-oft/
-transformers/src/transformers/models/llama/modeling_llama.py, scripts
-vla_pruner_srcipts/run_fastv/run_*_fastv.sh: `--use_fastv True --fastv_attention_source prefill
---fastv_k 3`) differs from FastV's code in three points, each a `Reading` (default `code`, the
-runs behind Table 1's OFT columns; `pruner.reading=paper` runs FastV as FastV's code does):
-1. score rows: `_fastv_scores` with source "prefill" averages the rows [0, action_token_start)
-   (BOS, both images, proprio, prompt; `_build_action_token_metadata` in modeling_prismatic.py),
-   not the last token (which on OFT is the stop token after the action placeholders);
-2. layer: `fastv_forward` prunes when `layer_idx == fastv_k` *after* running that layer, with
-   its own attention (`_estimate_pruned_forward_flops`: full_layers = pruning_layer + 1), so
-   layers 0..K run in full (4 full layers) and layer K's attention scores;
-3. budget: `_fastv_pruning_indices` splits the visual span per image (`_visual_token_spans`)
-   and keeps `int(round(256 (1 - r)))` of each camera's tokens by its own top-k.
-`pruner.score_rows` (last | prefill | all) overrides point 1 alone. The attention read on OFT
-is the bidirectional attention the model computes (decoder.py). Budgets here round half up
-(`keep_count`); Python's `round` halves to even: they differ only on exact halves, never at
-Table 1's ratios. Exact score ties go to the lowest id (`top_k_ids`).
-
-pi0 (`ModelInfo.flow_steps` > 0; VLA-Pruner App. B.4, Table 4's FastV rows): no FastV code for
-pi0 was released (VLA-Pruner's repository has only its OpenVLA and OpenVLA-OFT forks), so pi0
-runs FastV as FastV defines it under both readings: layer K-1's attention scores, layers
-0..K-1 see every token (App. A.2 Eq. 12: K full layers), one top-k over all M = 512 visual
-tokens, scored by the last prefix token (the prompt's final token; FastV's
-`last_layer_attention_avg[-1]`) over the bidirectional PaliGemma prefix. The OFT points above
-(prefill rows, layer K, per-camera pools) belong to the OFT fork and do not apply.
-`pruner.score_rows` still overrides the rows.
+Details, readings and reference citations: docs/methods/fastv.md
 """
 
 from __future__ import annotations
@@ -50,14 +16,20 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
+from vlabench.core.readings import Reading
 from vlabench.pruners.attn_scores import PREFILL_KINDS, last_row, rows_of_kinds
 from vlabench.pruners.base import LayerView, ModelInfo, Pruner
-from vlabench.pruners.common import (camera_pools, check_layer, is_meta, meta_keep,
-                                     oft_score_layer, retention_of)
-from vlabench.pruners.readings import Reading
+from vlabench.pruners.common import (
+    camera_pools,
+    check_layer,
+    is_meta,
+    meta_keep,
+    oft_score_layer,
+    retention_of,
+)
 from vlabench.pruners.selection import keep_count, top_k_ids
-from vlabench.registry import ConfigError
 
 _OFT_CODE = ("MINT-SJTU/VLA-Pruner @ 3d156ee, src/openvla-oft/transformers/src/transformers/"
              "models/llama/modeling_llama.py")

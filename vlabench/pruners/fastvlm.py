@@ -1,23 +1,11 @@
-"""The "FastVLM" row of SP-VLA's Table 1 ("FastVLM + R + S"): FastVLM's token-count reduction
-applied to OpenVLA's visual tokens.
+"""SP-VLA's Table 1 "FastVLM + R + S" row: FastVLM's fixed token-count reduction on OpenVLA.
+FastVLM is an encoder (FastViTHD) that emits fewer, coarser tokens; OpenVLA cannot swap its
+towers without retraining, so each image's 16x16 token grid is average-pooled over `pool` x
+`pool` patches (default 2: 64 tokens per image), with SP-VLA's +R and +S. Paper: "FastVLM:
+Efficient Vision Encoding for Vision Language Models" (CVPR 2025, arXiv:2412.13303). Public
+code: apple/ml-fastvlm (no commit pinned; SP-VLA's own code is not public).
 
-FastVLM (Vasu et al., CVPR 2025, arXiv 2412.13303; apple/ml-fastvlm) is not a pruning rule but
-an encoder: FastViTHD, a hybrid convolution/transformer tower whose stages downsample the image
-so that it emits fewer, coarser tokens (FastViTHD adds a further stride-2 stage to FastViT's
-five-stage design), trained with its LLM. OpenVLA cannot swap its DINOv2 + SigLIP towers for FastViTHD without retraining,
-and SP-VLA's code (github.com/ChildTang/SP-VLA) is not public; its text only says FastVLM
-"retains a fixed number of tokens at each timestep" (Sec. A.4). The closest faithful reading on
-OpenVLA is therefore FastVLM's reduction itself: the 16x16 token grid of each image is
-average-pooled over `pool` x `pool` patches (a stride-`pool` downsampling stage), giving a fixed
-(16/pool)^2 tokens per image, in row-major order.
-
-What differs from FastVLM: no FastViTHD encoder (OpenVLA's towers still run at full cost, so
-vision FLOPs are unchanged), the pooling acts on projected LLM-input tokens rather than inside
-the encoder, and no weights were trained for the pooled tokens. With +R (SP-VLA Table 1) a
-pooled token sits at the rotary position of its block's top-left patch; with +S every Canny-edge
-patch is added with its own embedding (an edge patch that is a block's top-left patch is carried
-by the pooled token). Default pool 2: one stride-2 stage, 64 tokens per image (a setting of
-ours: SP-VLA gives no token count).
+Details, readings and reference citations: docs/methods/fastvlm.md
 """
 
 from __future__ import annotations
@@ -26,10 +14,10 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
 from vlabench.pruners.base import ModelInfo
 from vlabench.pruners.sp_adapt import AdaptedBaseline, Plan
-from vlabench.registry import ConfigError
 
 
 def pool_grid(emb: torch.Tensor, grid: int, pool: int) -> tuple[torch.Tensor, torch.Tensor]:

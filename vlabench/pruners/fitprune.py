@@ -1,37 +1,12 @@
-"""FitPrune (Ye et al., AAAI 2025, "Fit and Prune: Fast and Training-free Visual Token Pruning for
-Multi-modal Large Language Models", arXiv 2409.10197), as the baseline of VLA-Pruner Table 3 /
-App. B.3 ("FitPrune", 47.71% FLOPs on OpenVLA).
+"""FitPrune as VLA-Pruner's Table 3 baseline: a fitted per-layer visual token removal recipe.
+The recipe says how many visual tokens to drop after each layer; those with the lowest cross x
+self head-max attention go. The recipe is fitted offline under a FLOPs budget, which one policy
+call cannot do, so it is a setting: by default FitPrune's published LLaVA-1.5-7B reduction-60
+recipe, scaled to the model. Paper: "Fit and Prune: Fast and Training-free Visual Token Pruning
+for Multi-modal Large Language Models" (AAAI 2025, arXiv:2409.10197). Public code:
+ywh187/FitPrune @ d28e418.
 
-Method. A pruning recipe (how many visual tokens each layer removes) is fitted offline under a
-FLOPs budget, then applied at inference by attention. Code ywh187/FitPrune @ d28e418:
-- fitting, `LLaVA_1.5/llava/eval/statistical_analysis.py`: per layer, the head-max attention
-  (L206) gives each visual token a cross score (attention from the text rows after the image,
-  L208) and a self score (attention from the visual rows, L209); a binary search on alpha
-  (L334-342) finds the recipe whose forecast FLOPs (L132-143) meet `reduction_ratio`; the
-  recipe is the mean number removed per layer (L274);
-- inference, `LLaVA_1.5/llava/model/language_model/modeling_llama.py` L357-405: at layer l,
-  with `delete_scheme[l]` > 0, the head-max attention map scores each alive visual token by
-  cross (sum over the rows after the image, L398) times self (mean over the visual rows, L395)
-  and the `delete_scheme[l]` lowest are removed (L400-405).
-`fitprune_drop` is that rule; exact score ties keep the lower id. Hook mapping: the code drops
-the tokens inside layer l (after its attention, before its MLP); here `after_layer(l)` drops
-them from layer l+1 on (their layer-l MLP still runs: a few MFLOPs per token).
-
-Recipe. VLA-Pruner App. B.3 fits FitPrune "on 100 LIBERO tasks" but does not publish the recipe;
-fitting needs the full model run layer by layer once per alpha on a calibration set, which the
-hooks of one policy call cannot do. The default is therefore FitPrune's published LLaVA-1.5-7B
-recipe for `reduction_ratio = 60` (modeling_llama.py L379-381; also the fitting script's
-example, README "--reduction_ratio 0.6"), given in YAML as `scheme` (per-layer counts of
-`scheme_tokens` = 576 tokens), scaled to the model's M visual tokens on the cumulative counts.
-It comes closest to Table 3's FLOPs on OpenVLA (LLM FLOPs 49.7% of the unpruned; printed 47.71%;
-recipe 55: about 54%). A recipe fitted on LIBERO replaces it with `pruner.scheme=[...]`. Other depths
-map layer l to the same relative depth (a count landing on the last layer is void there).
-
-VLA mapping. The image span is every visual token of the call (OpenVLA 256; both OpenVLA-OFT
-cameras, 512, one pool as one image: the recipe counts tokens, not images). "Text" rows are the
-rows after the image in the code: OpenVLA's prompt; on OpenVLA-OFT the proprio token, prompt,
-action placeholders and stop token (BOS is LLaVA's system prompt side, before the image). The
-OFT attention is bidirectional, so its "self" and "cross" sums see every key.
+Details, readings and reference citations: docs/methods/fitprune.md
 """
 
 from __future__ import annotations
@@ -40,11 +15,11 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
 from vlabench.pruners.base import BOS, VISUAL, LayerView, ModelInfo, Pruner
 from vlabench.pruners.common import REF_LAYERS, is_meta, meta_keep
 from vlabench.pruners.selection import top_k_ids
-from vlabench.registry import ConfigError
 
 
 def scaled_scheme(scheme: list[int], scheme_tokens: int, num_visual: int, num_layers: int) -> dict[int, int]:

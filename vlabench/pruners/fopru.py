@@ -1,27 +1,11 @@
-"""FoPru (Jiang et al. 2024, arXiv 2411.14164), as SP-VLA's Table 1 baseline "FoPru + R".
+"""FoPru as SP-VLA's Table 1 baseline "FoPru + R": keep visual tokens by encoder attention.
+Before the LLM, each image keeps a fixed share of its patches (default 183 of 256, matching
+Table 1's FLOPs), ranked by the attention they receive in the vision encoder, either globally
+(`rank`) or per grid row (`row`), in original order. Paper: "FoPru: Focal Pruning for Efficient
+Large Vision-Language Models" (arXiv:2411.14164). Public code: none found, neither FoPru's nor
+SP-VLA's, so this follows the text.
 
-FoPru ranks visual tokens by a significance score from the vision encoder's attention and keeps
-a fixed share of them before the LLM (abstract; Sec. 3): token significance is taken from the
-penultimate encoder layer's attention map averaged over heads, then over one axis of the map
-(the axis whose averaged vector varies more); the "rank" strategy keeps the globally top-scored
-tokens, the "row" strategy keeps the top tokens of every row of the patch grid ("preserving
-continuous key information from a local perspective"; read here as an equal share per grid
-row); the kept tokens are finally put back in their original order. No public code of FoPru
-was found, nor SP-VLA's (github.com/ChildTang/SP-VLA is not public); this follows the text.
-
-On OpenVLA: the attention is SigLIP's feature layer (vlabench/pruners/sp_adapt.py says why it
-stands for the CLS/penultimate attention). Each softmax row sums to 1, so averaging over keys
-gives the constant 1/P (zero variance) and the variance rule always picks the other axis: the
-attention each patch receives, averaged over heads and queries (`received_attention`).
-SP-VLA Sec. A.4: FoPru "already incorporates mechanisms for extracting spatial information",
-so Table 1 runs it with +R only (`pruner.keep_positions=true`, `pruner.edge_tokens=false`).
-FoPru keeps the original order itself, so +R changes only the rotary positions (original
-instead of renumbered 0..n'-1).
-
-Retention: neither paper gives SP-VLA's setting. The default 0.715 (183 of 256 patches) is the
-token count whose full-size OpenVLA FLOPs per call come closest to Table 1's 77.20% (77.3%;
-182 tokens measured 77.0% with `vlabench bench model=openvla model.checkpoint=null`, each token
-about 0.31% of a call).
+Details, readings and reference citations: docs/methods/fopru.md
 """
 
 from __future__ import annotations
@@ -30,11 +14,11 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
 from vlabench.pruners.common import retention_of
 from vlabench.pruners.selection import keep_count, top_k_ids
 from vlabench.pruners.sp_adapt import AdaptedBaseline, Plan, received_attention
-from vlabench.registry import ConfigError
 
 STRATEGIES = ("rank", "row")
 

@@ -1,38 +1,11 @@
-"""HoloV (Zou et al., NeurIPS 2025, "Don't Just Chase 'Highlighted Tokens' in MLLMs: Revisiting
-Visual Holistic Context Retention", arXiv 2510.02912), as the baseline of VLA-Pruner App. B.3 /
-Fig. 9 ("HoloV (NeurIPS25) pruner", OpenVLA, varying retention).
+"""HoloV as VLA-Pruner's App. B.3 / Fig. 9 baseline: crop-wise visual token budgets, before the LLM.
+Each image's tokens are split into crops; the budget goes to the crops by attention plus
+similarity variance, then each crop keeps its most-attended tokens, so the kept set spans the
+whole image rather than only its highlighted tokens. Paper: "Don't Just Chase 'Highlighted
+Tokens' in MLLMs: Revisiting Visual Holistic Context Retention" (NeurIPS 2025, arXiv:2510.02912).
+Public code: obananas/HoloV @ 1d2e65e.
 
-Method (code obananas/HoloV @ 1d2e65e, `llava/model/utils.py` `HoloV()` L22-151, called before
-the LLM on the projected image features in `llava/model/llava_arch.py` L239 with 16 crops):
-the image's tokens are split into crops; each token scores its vision-encoder [CLS] attention
-plus alpha = 0.09 times the variance of its cosine similarities to the other tokens of its crop
-(rescaled to the attention's mean magnitude, L78-92); a crop's score is its tokens' mean; the
-budget is allocated to crops in proportion to their scores (floor, then one more to each of the
-highest-weighted crops until the budget is met, L102-112); each crop keeps its allocation by
-[CLS] attention alone (L124-127), or all its tokens when the allocation exceeds them (the
-excess is not reallocated: the code pads zero vectors to the budget, L138-146, which carry no
-image content and are not added here, so such a call keeps fewer tokens). `holov_select` is
-this rule; the code's 1e3 attention scale cancels against the variance rescaling and is left
-out; exact ties go to the lower index.
-
-Readings (`pruner.reading`, see `readings`):
-- crops: the code cuts each image's row-major token sequence into 16 contiguous runs (L32-50;
-  on a 16x16 grid, 16 rows); the paper speaks of "spatial crops" without fixing their shape
-  (its OpenReview reviews ask how they are defined), read here as square blocks (a 4x4 grid of
-  4x4-token blocks) under `paper`;
-- positions: the code feeds the pruned features to the LLM as a shorter sequence (positions
-  renumbered 0..n'-1, order kept: `contiguous_positions`), `paper` keeps the original ones.
-  Within a crop the code also reorders the kept tokens by attention; a keep set cannot, and
-  they stay in row-major order.
-
-VLA mapping. OpenVLA's SigLIP tower has no [CLS] token: its stand-in is the attention each
-patch receives from all patches (feature layer, averaged over heads and queries; the SigLIP
-probabilities `VisualTokens.vision_attention` holds), the nearest "how much the encoder
-looks at this patch" signal. The crop features are the projected visual tokens (LLM input),
-as HoloV prunes LLaVA's projected features. HoloV's unit is an image (batch element): OpenVLA
-has one (256 tokens); on OpenVLA-OFT each camera is pruned as its own image with its own
-budget (round(256 r) each) and 16 crops. VLA-Pruner's HoloV runs are not public; its Fig. 9
-sweeps the retention (`pruner.retention`, default 0.5 as VLA-Pruner's 50% setting).
+Details, readings and reference citations: docs/methods/holov.md
 """
 
 from __future__ import annotations
@@ -42,12 +15,12 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
+from vlabench.core.readings import Reading
 from vlabench.pruners.base import ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import is_meta, meta_keep, retention_of
-from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, top_k_indices
-from vlabench.registry import ConfigError
 
 _CODE = "obananas/HoloV @ 1d2e65e llava/model/utils.py"
 READINGS = (

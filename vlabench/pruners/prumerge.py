@@ -1,32 +1,11 @@
-"""LLaVA-PruMerge (Shang et al. 2024, arXiv 2403.15388), as SP-VLA's Table 1 "PruMerge + R".
+"""LLaVA-PruMerge as SP-VLA's Table 1 "PruMerge + R": keep attention outliers, merge the rest in.
+Before the LLM, each image keeps its most-attended patches (a fixed count matching Table 1's
+FLOPs by default, or the paper's adaptive IQR outliers; PruMerge+ adds spatial samples), adds to
+each kept token its 32 most similar tokens weighted by attention, and appends one token for the
+pruned ones. Paper: "LLaVA-PruMerge: Adaptive Token Reduction for Efficient Large Multimodal
+Models" (arXiv:2403.15388). Public code: 42Shawn/LLaVA-PruMerge @ 1ca8b2b.
 
-Official code: 42Shawn/LLaVA-PruMerge @ 1ca8b2b, `llava/model/multimodal_encoder/clip_encoder.py`
-(functions `outlier_dectection`, `token_prune_merge_advanced`, `..._plus`; `forward` runs
-`token_prune_merge_advanced(images, if_adaptive=True, reduction_ratio=1/8)`). Per image:
-1. CLS attention a (N,) over the patches (code: `attn[:, 0, 1:]` from query/key of CLIP's last
-   layer, `layers[23]`, one head over the full width).
-2. Keep count: adaptive (paper Sec. 3.1, `outlier_dectection`): the share of patches whose a is
-   an IQR outlier, a > Q3 + 1.5 IQR, times N (floored by `int`); or a fixed `pruner.retention`.
-3. Keep the top-k by a (`torch.topk`, so the code's order is by descending a).
-4. Merge (paper Sec. 3.2): each kept token i becomes x_i + sum_j a_j x_j over the 32 tokens j
-   (kept or not, i excluded) whose keys are most cosine-similar to i's key (the weights are
-   not normalised: the code's `#/ torch.sum(weights)` is commented out).
-5. One extra token sum_j a_j x_j over the pruned tokens is appended (`extra_one_token`).
-PruMerge+ (`pruner.plus=true`, `token_prune_merge_advanced_plus`): the adaptive top-k plus
-patches sampled every int(int(1/ratio) / 3) ids below N - 1 (not already kept), same merging.
-
-On a VLA (vlabench/pruners/sp_adapt.py): a = the attention each patch receives in SigLIP's
-feature layer (no CLS token); keys -> the patch's fused vision features; merges in the LLM-input
-space. The extra token needs a place when positions are kept (+R): the highest-id pruned patch.
-SP-VLA Sec. A.4: no "+S" for PruMerge (it has its own spatial mechanism); Table 1 runs "+R".
-
-Settings SP-VLA does not give: Table 1's 73.63% FLOPs cannot come from the adaptive count
-(LLaVA keeps ~5.5% of tokens, which would cost ~30% FLOPs on OpenVLA), so the default is a fixed
-count (code path `if_adaptive=False`): retention 0.664 (170 patches + the extra token), the
-count whose full-size OpenVLA FLOPs per call come closest to Table 1's 73.63% (73.6%; 169 + 1
-measured 73.3% with `vlabench bench model=openvla model.checkpoint=null`). At retention 1
-nothing is pruned and the method is the identity (the code would still blend every token with
-its neighbours; a keep-all setting here means the unpruned model).
+Details, readings and reference citations: docs/methods/prumerge.md
 """
 
 from __future__ import annotations
@@ -36,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
 from vlabench.pruners.common import retention_of
 from vlabench.pruners.selection import keep_count, top_k_indices
 from vlabench.pruners.sp_adapt import AdaptedBaseline, Plan, received_attention

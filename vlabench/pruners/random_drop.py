@@ -1,14 +1,11 @@
-"""Random token dropping: the control every pruning paper should report (SP-VLA Table 2 has
-it as "Random Dropping"; VLA-Pruner and SpecPrune-VLA argue against attention-free selection).
+"""Random token dropping: the attention-free control every pruning paper should report.
+It is FastV with the scoring replaced: uniformly random visual tokens are dropped at FastV's
+layer with FastV's budget and FLOPs, drawn from torch's CPU generator, which is re-seeded every
+episode. SP-VLA reports it as "Random Dropping" in Table 2 ("SP-VLA: A Joint Model Scheduling
+and Token Pruning Approach for VLA Model Acceleration", arXiv:2506.12723). Layout code: FastV's
+(pkunlp-icler/FastV @ d165972), on OpenVLA-OFT VLA-Pruner's (MINT-SJTU/VLA-Pruner @ 3d156ee).
 
-Uniformly random visual tokens are dropped at layer K with the same budget as FastV
-(`pruner.retention` of the visual tokens, rounded half up; K=3 as FastV here): it is FastV with
-the scoring replaced, so the only difference is how tokens are chosen (on OpenVLA-OFT under
-`pruner.reading=code` also FastV's OFT drop point and per-camera budgets; on pi0 FastV's own
-layout under both readings; see fastv.py).
-Randomness comes from torch's global CPU generator, which the runner re-seeds at every episode
-start: runs are reproducible. The decoder computes the scoring layer's (unused) attention
-probabilities, the same probe FastV pays, so FLOPs match FastV's exactly.
+Details, readings and reference citations: docs/methods/random-drop.md
 """
 
 from __future__ import annotations

@@ -8,38 +8,14 @@ with `pruner.reading=code|paper`; the default is the side that produced the publ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from vlabench.core.readings import Reading
 
-from vlabench.config import cfg_get
-from vlabench.registry import ConfigError
-
-READINGS = ("code", "paper")
 COLUMNS = ("method", "point", "paper", "code", "default", "evidence")   # of `cells`
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One disagreement between a paper and its code."""
-
-    point: str       # what differs, in a few words
-    paper: str       # what the paper's text says (section / equation)
-    code: str        # what the public code does (repository @ commit, file:line)
-    default: str     # "code" or "paper": the side behind the published numbers
-    evidence: str    # why that side is the default
-
-
-def reading_of(cfg: Any) -> str:
-    """`pruner.reading` (default `code`), checked to be one of READINGS."""
-    r = str(cfg_get(cfg, "reading", "code"))
-    if r not in READINGS:
-        raise ConfigError(f"pruner.reading={r!r} is invalid; valid: {', '.join(READINGS)}")
-    return r
 
 
 def readings_rows() -> list[tuple[str, Reading]]:
     """(pruner config name, reading) for every registered pruner that declares readings."""
-    from vlabench import registry
+    from vlabench.core import registry
 
     rows: list[tuple[str, Reading]] = []
     seen: set[type] = set()
@@ -59,10 +35,19 @@ def cells(name: str, r: Reading) -> tuple[str, ...]:
     return (name, r.point, r.paper, r.code, r.default, r.evidence)
 
 
+def method_doc(name: str) -> str:
+    """The repository path of pruner `name`'s method page (docs/methods/<module>.md, the module
+    of its class with `_` as `-`): its readings, reference citations and constants."""
+    from vlabench.core import registry
+
+    module = registry.entry("pruner", name).plugin.partition(":")[0].rsplit(".", 1)[-1]
+    return f"docs/methods/{module.replace('_', '-')}.md"
+
+
 def readings_markdown() -> str:
-    """The README table of every reading."""
+    """The README table of every reading, each method linked to its page."""
     out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for name, r in readings_rows():
-        row = cells(name, r)
+        row = (f"[{name}]({method_doc(name)})", *cells(name, r)[1:])
         out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |")
     return "\n".join(out) + "\n"

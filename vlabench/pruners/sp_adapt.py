@@ -1,34 +1,12 @@
 """SP-VLA's "+R" and "+S" adaptations of image-VLM token reducers to a VLA (SP-VLA Table 1).
+`AdaptedBaseline` runs a per-image reducer (FoPru, PruMerge, VisionZip, the FastVLM row) before
+the LLM, as SP-VLA ran these baselines on OpenVLA: +R (`pruner.keep_positions`) keeps the kept
+tokens in row-major order at their original rotary positions, and +S (`pruner.edge_tokens`)
+also keeps every Canny-edge patch. Paper: "SP-VLA: A Joint Model Scheduling and Token Pruning
+Approach for VLA Model Acceleration" (arXiv:2506.12723), Table 1, Sec. 4.1 and A.4. Public code:
+none (github.com/ChildTang/SP-VLA is not public), so both options follow the text.
 
-Paper: ../shared/papers/sp-vla.md, Table 1 caption ("+R" denotes the preservation of relative
-token positions, "+S" the incorporation of Canny edge information), Sec. 4.1 ("we reorder
-tokens and add position tokens") and Sec. A.4 (FoPru and PruMerge got no "+S"). SP-VLA's code
-(github.com/ChildTang/SP-VLA) is not public, so both adaptations follow the text:
-
-- `pruner.keep_positions=true` (+R): the tokens the method keeps (merged ones included) enter
-  the LLM in the image's row-major order, each at its patch's original rotary position, so the
-  distance between any two kept tokens is what it was unpruned. `false`: the method's own
-  published behaviour, its own token order with positions renumbered 0..n'-1 (the LLaVA code of
-  every one of these methods feeds the shortened sequence with `position_ids=None`).
-- `pruner.edge_tokens=true` (+S): every patch holding a Canny edge pixel (SP-VLA Sec. 3.2's
-  T_sp, the same `canny_patch_ids` as `sp-vla`) is kept too, with its own embedding; a patch
-  that already carries a merged token keeps the merged one. Without +R the edge tokens follow
-  the method's tokens in id order.
-
-How a method's output reaches the LLM: `before_llm` returns the visual ids to keep and writes
-merged embeddings into the rows of `VisualTokens.embeddings` in place (the policy's LLM input is
-a view of the same tensor). Without +R the method's i-th token is written into slot i of its
-image, so the decoder, which keeps sequence order, sees the method's order. Each camera image
-is reduced on its own, as each method reduces one image.
-
-"CLS attention" on a VLA: OpenVLA's towers are SigLIP (no CLS token) and DINOv2 (CLS + 4
-registers). The decoder hands pruners the SigLIP attention of the feature layer (the
-second-to-last block, whose output OpenVLA projects, as LLaVA projects CLIP's second-to-last
-layer), so the CLS row is replaced by the attention each patch receives, averaged over queries
-and heads: SP-VLA's own semantic score (Eq. 6) and VisionZip's stated rule for encoders without
-a CLS token. The similarity "keys" of PruMerge and VisionZip are replaced by the fused vision
-features of the patch (keys of the SigLIP layer are not exposed), and merges are averaged in
-the LLM-input space after the projector, not before it (the projector is not exposed).
+Details, readings and reference citations: docs/methods/sp-vla.md
 """
 
 from __future__ import annotations
@@ -38,7 +16,7 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
 from vlabench.pruners.base import Pruner, VisualTokens
 from vlabench.pruners.common import is_meta, meta_keep
 from vlabench.pruners.sp_vla import accumulated_attention, canny_patch_ids

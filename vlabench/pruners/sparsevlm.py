@@ -1,55 +1,13 @@
-"""SparseVLM (Zhang et al., ICML 2025) as VLA-Pruner's baseline ran it (the runs behind
-VLA-Pruner Table 1's SparseVLM rows), and, under `pruner.reading=paper`, as SparseVLM's paper and
-its official code (Gumpest/SparseVLMs, `modelling_sparse_llama.py`, `score.py`, `utils.py`)
-define it.
+"""SparseVLM: text-guided visual token pruning, scored by the prompt tokens that rate the image.
 
-Code (`reading=code`, default): MINT-SJTU/VLA-Pruner @ fa5bfed runs SparseVLM through its FastV
-path (scripts src/openvla/vla_pruner_srcipts/run_sparsevlm/*.sh: `--sparsevlm True --use_fastv
-True --fastv_r 0.5/0.75/0.875`; src/openvla/transformers/src/transformers/models/llama/
-modeling_llama.py `fastv_forward` L995-1142, `fastv_k` = 3 from GenerateConfig):
-- raters (L1046-1057): relevance r = softmax over text of (visual x text) dot products, averaged
-  over the visual tokens; raters are the text tokens with r >= mean(r). The text span is
-  [image_end + 1, seq_len - 1): the first token after the image and the sequence's last token
-  are not candidates;
-- one pruning step (L1074-1142): at `layer_idx == K` = 3 the head-averaged attention of layer
-  K-1 = 2 from the rater rows, averaged over raters, scores the visual tokens; the top
-  round(M (1 - fastv_r)) = round(M r) stay for layers K..31; no recycling; kept tokens keep
-  their original positions (`position_ids = keep_indexs`).
-Paper (`reading=paper`): SparseVLM Sec. 3 and its official code:
-- text raters (Sec. 3.2): the text tokens whose relevance exceeds the mean relevance (`>`; all
-  of them when all are equal: the code would have none), from every prompt token;
-- visual scores (Sec. 3.2, `attn_postprocess_topk`): attention of the raters to each visual
-  token at the pruning layer, averaged over heads and raters; the top tokens are kept;
-- several pruning layers (`pruning_loc = [2, 6, 15]` of 32), pruning from the next layer on;
-- recycling (Sec. 3.4): the top 30% (`int(0.3 n) + 1`) of the deleted tokens by score are
-  clustered by density-peak kNN clustering into `int(n / 10) + 1` groups (`cluster_and_merge`)
-  and each group is merged into one token (mean of its hidden states);
-- budget: the official per-stage counts (`sparse_token_list_192/128/64` for 576 tokens) make
-  the mean number of visual tokens over all layers equal the budget. Here the stage shape of
-  the official list whose budget is nearest `pruner.retention` is scaled so that the mean over
-  layers is `retention * M` (merged tokens count as kept tokens).
-Each point is a `Reading` in `SparseVLM.readings`.
+Text tokens most relevant to the image act as raters; their attention ranks the visual tokens
+and the rest are dropped. `reading=code` (default) runs it as VLA-Pruner's baseline did (one
+step at layer K, no recycling); `reading=paper` runs SparseVLM's progressive schedule with
+deleted tokens recycled by clustering. Paper: "SparseVLM: Visual Token Sparsification for
+Efficient Vision-Language Model Inference" (arXiv:2410.04417). Public code: Gumpest/SparseVLMs
+(no commit pinned); the baseline as run: MINT-SJTU/VLA-Pruner@fa5bfed.
 
-Choices (API): raters are computed from the hidden states of the first pruning layer (both
-codes use the LLM input embeddings, which the hooks do not expose for text); text = prompt
-tokens (kind TEXT), not proprio/action placeholders. VLA-Pruner's SparseVLM run on OpenVLA-OFT
-is not public: the OpenVLA code path runs there too, one pool over both cameras. `after_layer`
-can only keep ids, so a merged token is placed at its cluster centre (a pruned token, kept at its
-own rotary position) and the cluster mean is written into `view.hidden` in place (it aliases the
-decoder's hidden states; tests/test_pruner_sparsevlm.py checks that). Positions of kept tokens
-stay original (SparseVLM's own code renumbers them; VLA-Pruner's does not).
-
-pi0 (`ModelInfo.flow_steps` > 0; VLA-Pruner App. B.4, Table 4's SparseVLM rows): no SparseVLM
-code for pi0 was released (neither SparseVLM's nor VLA-Pruner's, whose forks are OpenVLA and
-OpenVLA-OFT only), so the method is SparseVLM's paper mechanism on the PaliGemma prefix
-[512 image tokens, BOS, prompt]: text raters are prompt tokens (kind TEXT; BOS is not one),
-one pool over both cameras. `reading=code` keeps VLA-Pruner's single step at layer K (Table 4's
-SparseVLM FLOP ratios, 61.5/41.3/31.3%, sit next to FastV's single step, 60.7/39.9/30.1%, as
-they do in Table 1; `vlabench bench model=pi0 model.checkpoint=null` gives prefix FLOP ratios of
-0.595 for this reading and 0.515 for the progressive one at retention 0.5), and its text span
-[image_end + 1, seq_len - 1) maps onto pi0 as every prompt token but the last (the token right
-after the image is BOS); `reading=paper` runs SparseVLM's progressive schedule with recycling,
-as on the other models.
+Details, readings and reference citations: docs/methods/sparsevlm.md
 """
 
 from __future__ import annotations
@@ -58,10 +16,10 @@ from typing import Any
 
 import torch
 
+from vlabench.core.config import cfg_get
+from vlabench.core.readings import Reading
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner
-from vlabench.config import cfg_get
 from vlabench.pruners.common import check_layer, is_meta, meta_keep, retention_of, scale_layer
-from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, top_k_ids, top_k_indices
 
 OFFICIAL = {192: (300, 200, 110), 128: (303, 110, 36), 64: (66, 30, 17)}   # of 576 tokens

@@ -1,56 +1,13 @@
-"""SpecPrune-VLA (Wang, Xu et al. 2025): action-aware self-speculative pruning.
+"""SpecPrune-VLA: action-aware self-speculative visual token pruning.
 
-Paper: ../shared/papers/specprune-vla.md. Public code: alexwhz-sjtu/SpecPrune-VLA @ d3b06ed
-(`modeling_llama.py`, a drop-in for transformers' file; `openvla-oft/experiments/robot/`
-`spec_prune_vla.py`, `openvla_utils.py`, `spec_prune_constants.py`, `libero/run_libero_eval.py`).
-`pruner.reading=code` (default) follows the code, which produced Table 1; `reading=paper` the
-text. Every point where they differ is a `Reading` in `SpecPrune.readings`.
+Before the LLM, patches that barely changed since a reference frame are marked static; after
+the first two decoder layers the static tokens are dropped unless those layers' text attention
+ranks them high, and a controller driven by the executed actions switches between a coarse and
+a fine budget. Paper: "SpecPrune-VLA: Accelerating Vision-Language-Action Models via
+Action-Aware Self-Speculative Pruning" (arXiv:2509.05614). Public code:
+alexwhz-sjtu/SpecPrune-VLA@d3b06ed.
 
-reading=code, per model call (K per camera, agentview / wrist):
-1. Controller (specprune_controller.py): updated after every executed action (OR rule entry,
-   hysteresis exit); entering fine mode with actions left discards them (`replan()`).
-2. Frame comparison, before the LLM: the reference is the frame prev_T - 1 steps back,
-   prev_T = min(int(-16/3 v/6 + 22/3) + 3, 6); per camera, cosine similarity of raw 14x14x3
-   pixel patches of the 224 px tower inputs; the `static_top` (200 coarse, 220 fine) MOST
-   similar patches among those with similarity >= tau = 0.986 form the static set
-   (`get_similarity_indices`, spec_prune_vla.py:128-155; openvla_utils.py:776-780).
-3. After decoder layer 0: keep every non-static token, plus the top 3K of layer 0's Eq. 1
-   score (modeling_llama.py L1101-1131). After layer 1: keep the non-static tokens alive plus
-   the top K of layer 0 and the top K of layer 1 (L1133-1164). K = 16 / 12 coarse, 25 / 19
-   fine (STATIC_PRUNE_RATIO 0.8). V_global is empty (`prev_attn_indices = []`).
-   Eq. 1 rows: layer 0 prompt tokens 9..P-2, layer 1 prompt tokens 10..P-1 (0-based after BOS;
-   9 = the template "In: What action should the robot take to").
-4. Layer level: off, as d3b06ed runs (`dynamic_prune = False`, run_libero_eval.py:107).
-   `pruner.layer_prune=true` switches on the code's implementation (specprune_layers.py:
-   scores at layers 0, 1, 12; the sequence keeps max(int(0.8 L), 60 + P + 58) tokens at
-   {5, 10, 15, 20, 25} until the floor), as the authors' logs of the Table 1 runs at 00ed266
-   record (`layer_prune: True`; libero_spatial 98.2% = 393/400 with these K and ratio 0.8).
-
-reading=paper: Sec. 4.2 static pruning once after layer 1 (0-based), keeping V_global (top K
-of the previous call's last-layer Eq. 1) U V_dynamic (the Low-K_D patches with similarity < tau,
-K_D = 256 - static_top = 56 / 36) U V_local (top K of layers 0 and 1), K = int(alpha * 24 / 40)
-(App. 10.2; alpha per suite: Long 1.0, Goal 0.8, Object 0.6, Spatial 0.6; Sec. 7.1 states a
-different assignment, the appendix formula is used); Eq. 1 rows = the prompt after the
-template; Sec. 5.1 layer pruning (10% at {5, 10, 15, 20}); the Algorithm 1 controller on the
-last executed action before each call; T = floor(-16/3 v/6 + 22/3) + 4 frames back.
-
-Both readings: v = ||sum of the translations executed since the last call|| (the code's
-`history_action`); under SpecPrune's own protocol (`suite.protocol=specprune`: the first 9
-policy steps are not executed, run_libero_eval.py L423) those steps are ignored, and the first
-executed action is not evaluated (the controller runs from acting step 11, L442); every step's
-frame is kept (`observe_frame`); before a reference frame exists (the first call) nothing is
-known static (code) / V_dynamic is empty (paper); with fewer frames than the interval the
-oldest kept frame is the reference. Thresholds are the code's (the paper gives none). The
-code's eager attention gets no mask (its `_update_causal_mask` returns None for an all-ones
-mask under sdpa): it is bidirectional, as OFT.
-
-Static kept tokens, reading=code, on LIBERO frames (oracle motions, one episode per suite, random
-top-K standing in for the attention): 182 spatial, 182 object, 175 goal, 177 long visual
-tokens per call; Table 4's pruned counts imply 179 / 194 / 186 / 208.
-
-Meta device (no values): the frames are real, so the similarity step is exact; attention scores
-are stand-ins (seeded uniform noise, `placeholder_scores` is set). `vlabench bench` reports the
-counts of a real-valued twin instead (vlabench/models/bench.py).
+Details, readings and reference citations: docs/methods/specprune.md
 """
 
 from __future__ import annotations
@@ -62,18 +19,39 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlabench.config import as_dict, cfg_get
+from vlabench.core.config import as_dict, cfg_get
+from vlabench.core.errors import ConfigError
+from vlabench.core.readings import Reading
 from vlabench.pruners.attn_scores import query_to_visual, scatter_scores, visual_block
-from vlabench.pruners.base import (ACTION, BOS, PROPRIO, STOP, TEXT, VISUAL, LayerView, ModelInfo,
-                                   Pruner, VisualTokens)
+from vlabench.pruners.base import (
+    ACTION,
+    BOS,
+    PROPRIO,
+    STOP,
+    TEXT,
+    VISUAL,
+    LayerView,
+    ModelInfo,
+    Pruner,
+    VisualTokens,
+)
 from vlabench.pruners.common import camera_pools, meta_keep
-from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import keep_count, patch_cosine_similarity, top_k_ids
-from vlabench.pruners.specprune_controller import (COARSE, FINE, CodeController, code_frames_back,
-                                                   controller_mode, frame_interval)
-from vlabench.pruners.specprune_layers import (code_rank_weights, code_retain, ema, layer_confidence,
-                                               rank_weights)
-from vlabench.registry import ConfigError
+from vlabench.pruners.specprune_controller import (
+    COARSE,
+    FINE,
+    CodeController,
+    code_frames_back,
+    controller_mode,
+    frame_interval,
+)
+from vlabench.pruners.specprune_layers import (
+    code_rank_weights,
+    code_retain,
+    ema,
+    layer_confidence,
+    rank_weights,
+)
 
 __all__ = ["COARSE", "FINE", "SpecPrune", "code_k", "controller_mode", "dynamic_ids", "ema",
            "frame_interval", "layer_confidence", "rank_weights", "static_ids"]
@@ -206,7 +184,7 @@ def _tail_rows(view: LayerView) -> torch.Tensor:
 
 
 class SpecPrune(Pruner):
-    """SpecPrune-VLA's two-level pruning with its action-aware controller (module docstring)."""
+    """SpecPrune-VLA's two-level pruning with its action-aware controller (docs/methods/specprune.md)."""
 
     name = "specprune"
     observes_frames = True   # the reference frame may fall between model calls

@@ -1,20 +1,12 @@
-"""SpecPrune-VLA's action-aware controller and frame interval, both readings.
+"""SpecPrune-VLA's action-aware controller and frame interval, under both readings.
 
-Code (alexwhz-sjtu/SpecPrune-VLA @ d3b06ed, `openvla-oft/experiments/robot/libero/
-run_libero_eval.py`, `spec_prune_constants.py`):
-- the mode is updated after EVERY executed action (L432-456), with hysteresis:
-  in fine ("precise") mode it leaves iff dz > 0.2 or (v_r > 0.3 and the chunk is used up)
-  (L443, Python precedence: `a or b and c` = `a or (b and c)`); in coarse mode it enters iff
-  v_t < VELOCITY_THRES (0.4) or (||dx, dy|| < XY_THRES (0.1) and dz < Z_THRES (0.1) and
-  v_r < ROT_THRES (0.2)) (L446). Entering fine mode while the chunk still has actions discards
-  them (`if_replan` -> `action_queue.clear()`, L447-455): the model is called at the next step.
-  `cur_mode` starts True (L48), so the first evaluation never replans.
-- the reference frame for the frame comparison (L378-389): prev_T = min(int(-16/3 * v/6 +
-  22/3) + 3, 6) with v = ||sum of the actions executed since the last call|| (`history_action`,
-  reset at each call, L411-433), and the frame `replay_images[-prev_T]`, i.e. prev_T - 1 steps
-  before the current one (the current frame is `replay_images[-1]`).
-Paper (Sec. 4.2, 6.2, Algorithm 1): fine iff v_t < v_t^th and v_r < v_r^th and dz <= 0, from
-the action before the call; T = floor(-16/3 * v/6 + 22/3) + 4 frames back.
+The controller picks the coarse or fine pruning budget from the robot's recent motion (the
+code's per-action hysteresis rule, or the paper's per-call rule), and the frame interval picks
+how far back the reference frame for the patch comparison lies. Paper: "SpecPrune-VLA:
+Accelerating Vision-Language-Action Models via Action-Aware Self-Speculative Pruning"
+(arXiv:2509.05614). Public code: alexwhz-sjtu/SpecPrune-VLA@d3b06ed.
+
+Details, readings and reference citations: docs/methods/specprune.md
 """
 
 from __future__ import annotations
@@ -57,7 +49,7 @@ def controller_mode(action: np.ndarray | None, vt_th: float, vr_th: float) -> st
 
 @dataclass
 class CodeController:
-    """The code's per-step controller (module docstring). `step` returns True for a replan."""
+    """The code's per-step controller (docs/methods/specprune.md). `step` returns True for a replan."""
 
     vt_th: float = 0.4       # VELOCITY_THRES
     vr_th: float = 0.2       # ROT_THRES

@@ -1,18 +1,12 @@
 """SpecPrune-VLA's layer-level (dynamic) pruning: the paper's scoring and the code's.
 
-Paper (Sec. 5.1, App. 10.1): s_i = w_rank,i * w_conf with w_rank,i = sigmoid(-k rank_i) /
-sum_j sigmoid(-k rank_j) and w_conf = mu_attn / (sigma_attn + eps); S_i <- (1 - beta) S_i +
-beta s_i (beta = 0.2); each layer in S = {5, 10, 15, 20} drops 10% of the visual tokens alive.
+At a few fixed decoder layers, visual tokens are dropped by a running importance score: the
+paper's sigmoid-rank weight times a layer-confidence term, or the code's linear rank weights,
+each folded in by an exponential moving average. Paper: "SpecPrune-VLA: Accelerating
+Vision-Language-Action Models via Action-Aware Self-Speculative Pruning" (arXiv:2509.05614).
+Public code: alexwhz-sjtu/SpecPrune-VLA@d3b06ed.
 
-Code (alexwhz-sjtu/SpecPrune-VLA @ d3b06ed, `modeling_llama.py` L1091-1268, `high_attn_score`
-L1330-1352): scores are updated at layers 0, 1 and 12 from the mean attention of every query
-after the visual block (proprio, prompt, placeholders, stop; heads averaged) per camera: the
-alive tokens of a camera sorted by it get w = linspace(10, 0.1, n) times sigmoid(10 (32 - l))
-(= 1 in float for l < 32), and S <- S + 0.2 (w - S). At layers {5, 10, 15, 20, 25} the
-sequence keeps retain = max(int(0.8 L), 60 + P + 58) tokens (L alive tokens, P prompt tokens,
-58 = proprio + 56 placeholders + stop, DYNAMIC_PRUNE_RATIO = 0.8, MIN_RETAIN_TOKENS = 60), the
-non-visual tail always (score +inf) and the best-scored others; the first layer whose retain
-equals the floor turns layer pruning off for the rest of the call.
+Details, readings and reference citations: docs/methods/specprune.md
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
-"""VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467), as SP-VLA's Table 1 "VisionZip + R + S".
+"""VisionZip as SP-VLA's Table 1 "VisionZip + R + S": dominant plus contextual visual tokens.
+Before the LLM, each image keeps its most-attended patches (dominant) and merges the others by
+similarity into a few contextual tokens (default 72 + 13: VisionZip's largest setting scaled to
+256 patches), with SP-VLA's +R and +S. Paper: "VisionZip: Longer is Better but Not Necessary in
+Vision Language Models" (CVPR 2025, arXiv:2412.04467). Public code: dvlab-research/VisionZip @
+3151f6d.
 
-Official code: dvlab-research/VisionZip @ 3151f6d, `visionzip/clip_encoder.py`
-(`CLIPVisionTower_VisionZip.forward` L42-83) and `visionzip/utils.py` (the attention forward
-returns the head-mean keys, L89, kept as the layer's `metric`). Per image, at the encoder's
-second-to-last layer (the layer whose output LLaVA projects):
-1. Dominant tokens (paper Sec. 3.2, L50-57): the top `dominant` patches by CLS attention summed
-   over heads (L51-53), kept as they are, in sequence order (`masked_select`, L57).
-2. Contextual tokens (Sec. 3.3, L59-80): the other patches, in sequence order; targets are every
-   `step`-th of them, step = max(1, n_rest // contextual), the first `contextual` (L67-68); each
-   non-target joins the target of highest key cosine similarity (L71-74); a contextual token is
-   target + mean of its members (L75-80; a target with no members stays itself).
-3. The LLM sees the dominant tokens then the contextual ones (L83), numbered 0..n'-1.
-The README's settings on LLaVA-1.5 (576 patches): 54 + 10, 108 + 20, 162 + 30 (dominant counts
-include the CLS token, which `visionzip()` removes with `dominant - 1`, `main.py`).
-
-On a VLA (vlabench/pruners/sp_adapt.py): CLS attention -> attention each patch receives in
-SigLIP's feature layer (VisionZip's rule for encoders without CLS); keys -> the fused vision
-features; merging in the LLM-input space. Defaults: VisionZip's largest setting scaled to 256
-patches, 162/576 -> 72 dominant and 30/576 -> 13 contextual (SP-VLA does not give its setting),
-with +R and +S as Table 1 runs it. With +R a contextual token sits at its target's patch.
+Details, readings and reference citations: docs/methods/visionzip.md
 """
 
 from __future__ import annotations
@@ -27,10 +14,10 @@ from typing import Any
 
 import torch
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
 from vlabench.pruners.selection import top_k_indices
 from vlabench.pruners.sp_adapt import AdaptedBaseline, Plan, received_attention
-from vlabench.registry import ConfigError
 
 
 def contextual_merge(x: torch.Tensor, keys: torch.Tensor, rest: torch.Tensor,

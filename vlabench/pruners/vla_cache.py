@@ -1,60 +1,12 @@
-"""VLA-Cache (Xu et al., NeurIPS 2025), Sec. 3, as its official code runs it (siyuhsu/vla-cache
-@ a490988: `src/openvla/...` for OpenVLA, `src/openvla-oft/...` for OpenVLA-OFT;
-`experiments/robot/vla_cache_utils.py`, `experiments/robot/openvla_utils.py` `get_vla_action`,
-and the transformers forks siyuhsu/transformers@vla-cache-openvla[-oft], whose
-`LlamaModel.forward` survives in MINT-SJTU/VLA-Pruner @ 3d156ee src/openvla-oft/transformers/
-src/transformers/models/llama/modeling_llama.py: `pruning_loc = [2, 6, 9, 11]`, the
-`proportion_attn_var` schedule, and `cache_position` appended to the returned attentions).
+"""VLA-Cache: reuse the keys/values of static, task-irrelevant visual patches across calls.
 
-At each model call after the first of an episode, the keys/values of visual patches that stayed
-static since the previous call are reused instead of recomputed:
-- static patches (`find_static_patches`): per camera, the 224x224 images the towers saw are
-  cut into 14x14 patches (a 16x16 grid); the cosine similarity of each patch's raw pixels between
-  the previous call's frame and the current one is thresholded (>= 0.996) and the
-  `static_top_k` most similar patches are candidates: 130 on OpenVLA (`openvla_utils.py` L395
-  `top_k=130`), 150 per camera on OFT (L771-772);
-- task relevance (`task_relevant_selection`, `token_attention_merge(layer_id=15)`): the
-  previous call's attention at layer 15, averaged over heads and over the text rows, ranks each
-  camera's patches; its top `attention_top_k` are always recomputed: 120 on OpenVLA (the
-  default of `task_relevant_selection`, L151), 100 on OFT;
-- reused = static candidates minus task-relevant ones, ordered by sequence position (primary
-  camera first), as `task_relevant_selection` sorts them;
-- layer-adaptive reuse (`get_layer_mask_schedule`, the fork's `LlamaModel.forward`): from the
-  previous call's attention at every layer (`attentions[:-1]`, the last entry being the query
-  positions), the mean token entropy (rows renormalised, heads averaged) is min-max normalised
-  over layers, reuse = 1 - entropy, and upward steps are damped by `growth_factor` = 0.55. At
-  each layer of `reuse_layers` = [2, 6, 9, 11] the first max(1, int(reuse[l] * n)) reusable
-  patches switch to the cached KV from that layer on (the set only grows); earlier layers
-  recompute them. FLOPs and latency count only the rows recomputed at each layer.
+From the second call of an episode, visual patches whose raw pixels barely changed since the
+previous call, minus those the previous call's text attention ranks most relevant, take their
+KV from the previous call at a per-layer, entropy-based share, so the decoder recomputes fewer
+rows. Paper: "VLA-Cache: Towards Efficient Vision-Language-Action Model via Adaptive Token
+Caching in Robotic Manipulation" (arXiv:2502.02175). Public code: siyuhsu/vla-cache@a490988.
 
-Readings (`pruner.reading`, listed in `readings`):
-- text rows: the code averages the rows whose position lies in a fixed span right after the
-  image tokens, 35 on OpenVLA ([257, 292): the prompt, cut after 35 tokens) and 34 on OFT
-  ([513, 547): the proprio token, the prompt and, when the prompt is shorter than 33 tokens,
-  the first action placeholders); the paper's text-to-vision attention averages the prompt
-  tokens (kind TEXT). Default `code`.
-- previous frame on OFT: the OFT evaluation appends the current frame to `replay_images` before
-  it reads `replay_images[-1]` as the previous one (run_libero_eval.py L340-351), so every patch
-  is compared with itself; a bug, not reproduced: both readings compare with the previous
-  call's frame, as the OpenVLA evaluation does (L211-214, one call per step).
-Choices: layers 15 and [2, 6, 9, 11] are scaled to the model's depth (on the tiny 4-layer models:
-2 and [0, 1]); per-model constants are chosen by `ModelInfo.autoregressive` (OpenVLA) and may be
-overridden with a plain number. Every layer's attention is probed, as the official code runs
-with `output_attentions=True`. On the meta device (FLOPs only) there are no frames to compare,
-so nothing is reused and FLOPs equal the unpruned model's: VLA-Cache's saving is data-dependent.
-
-pi0 (`ModelInfo.flow_steps` > 0; VLA-Pruner App. B.4, Table 4's VLA-Cache rows): VLA-Cache's
-paper and code cover OpenVLA and OpenVLA-OFT only (siyuhsu/vla-cache @ a490988 has no pi0
-path, nor a pi0 constant), and VLA-Pruner did not release its pi0 baseline code, so pi0 runs
-VLA-Cache as its paper describes under both readings: the task-relevance rows are the prompt
-tokens (kind TEXT; pi0's prefix is [512 image tokens, BOS, prompt], so the code's fixed span
-after the image has no counterpart). The per-camera constants are OFT's (150 static candidates,
-100 always-recomputed relevant patches per camera): OFT is the official setting nearest pi0
-(two 224 px cameras of 256 patches each, a non-autoregressive action chunk); a `pi0:` entry in
-a per-model mapping overrides them. Layers 15 and [2, 6, 9, 11] scale to Gemma 2B's 18 layers
-as 8 and [1, 3, 5, 6]. The previous frame is the previous call's (5 steps back with
-`model.execute` = 5, as OFT's chunk of 8 is 8 steps back). The reused prefix KV is also what
-the action expert attends to at each layer (`vlabench/models/pi0/expert.py`).
+Details, readings and reference citations: docs/methods/vla-cache.md
 """
 
 from __future__ import annotations
@@ -64,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vlabench.core.config import cfg_get
+from vlabench.core.readings import Reading
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner, VisualTokens
-from vlabench.config import cfg_get
 from vlabench.pruners.common import is_meta, scale_layer
-from vlabench.pruners.readings import Reading
 from vlabench.pruners.selection import patch_cosine_similarity, top_k_ids
 
 _REPO = "siyuhsu/vla-cache @ a490988"

@@ -1,66 +1,13 @@
-"""VLA-Pruner (2025): temporal-aware dual-level visual token pruning.
+"""VLA-Pruner: temporal-aware dual-level visual token pruning at prefill.
 
-Paper: ../shared/papers/vla-pruner.md. Public code: MINT-SJTU/VLA-Pruner, OpenVLA @ fa5bfed
-(src/openvla/..., cited as OV:) and OpenVLA-OFT @ 3d156ee (src/openvla-oft/..., cited as OFT:;
-functions named, that tree is not in our mirror). At prefill, after the scoring layer:
+Keeps the union of the top visual tokens by semantic attention (prefill queries) and by a
+decayed window of past action-to-vision attention, then filters that union for diversity
+(greedy max-min cosine distance), so tokens the action needs survive next to those the prompt
+needs. Paper: "VLA-Pruner: Temporal-Aware Dual-Level Visual Token Pruning for Efficient
+Vision-Language-Action Inference" (arXiv:2511.16449). Public code: MINT-SJTU/VLA-Pruner@fa5bfed
+(OpenVLA) and MINT-SJTU/VLA-Pruner@3d156ee (OpenVLA-OFT).
 
-1. Semantic scores S_vl (Sec. 3.1 Eq. 2): attention of every prefill query before the action
-   tokens (BOS, visual, proprio, text) to each visual token, averaged over heads and queries
-   (OV: modeling_llama.py:1082 `last_layer_attention_avg.mean(dim=0)`, the prefill scripts'
-   `--use_prefil_attention True`; OFT: `_vlapruner_image_indices`, rows [0, action_token_start)).
-2. Action scores (Sec. 4.2a Eq. 7): S^_act^t = sum_{i=1..w} gamma^i S_act^{t-i}, w = 3,
-   gamma = 0.8, where S_act^t (Eq. 4) is the action-to-vision attention of call t averaged
-   over heads and action queries: OpenVLA-OFT's 56 action placeholders at prefill (App. B.1.1;
-   OFT: `_update_action_attention_history`); OpenVLA's 7 action-generating queries (the last
-   prompt row at prefill, then the 6 cached decode steps; OV: modeling_prismatic.py:640-700).
-   Visual tokens pruned at call t score 0 in S_act^t (both codes scatter into zeros).
-3. Combine-then-filter (Sec. 4.2b, Algorithm 2): C_dual = Top-M~(S_vl) U Top-M~(S^_act);
-   Algorithm 1 on the patch embeddings E_v (the projected visual tokens, the LLM's inputs):
-   cosine distances (Eq. 9), a first token, then greedy max-min until M~ tokens.
-
-The first w calls of an episode run unpruned to fill the history (Sec. 4.2c "warm-start"; both
-codes set the prune ratio to 0 until the history is full). Budget M~ = round(r x M) (Table 1:
-50%, 25%, 12.5%). Exact ties (top-k, argmax) go to the lowest id/row (`selection.py`). Not
-reproduced: the codes score and measure cosine distances in bf16 (vlabench: float32), and
-their CUDA top-k breaks the resulting ties arbitrarily.
-
-Readings (`pruner.reading`, default `code`: the released scripts behind Table 1):
-- first token of Algorithm 1: paper, the maximal second-nearest distance (App. A Alg. 1 lines
-  7-12); code, the maximal nearest-other distance (`_redundancy_minization`: `topk(2,
-  largest=False).values[1]` over a column holding its own zero self-distance, i.e. the nearest
-  other row in exact arithmetic; DivPrune's rule).
-- action-attention layers: paper, the latter half of the layers (Sec. 4.2c); code, layer 15
-  only (OV: modeling_prismatic.py:615 `layer_idx = 15`; OFT: `vla_pruner_layer=15`, scripts
-  `--vla_pruner_layer 15`), at the same relative depth on shallower decoders.
-- Eq. 7's window order: OV: modeling_prismatic.py:573-576 weights the newest call by
-  gamma^(w-1) and the oldest by 1, the reverse of Eq. 7; OFT's `_build_historical_action_
-  attention` weights them as Eq. 7. A bug; not reproduced (Eq. 7 under both readings).
-- on OpenVLA-OFT, the scoring layer: paper, the first K = 3 layers see every token and layer
-  K-1 scores ("last-layer prefill attention", App. A.2 Eq. 12; OV does so); code, OFT's
-  `fastv_forward` scores with layer K's attention and prunes after it (4 full layers).
-- on OpenVLA-OFT, the pools: paper, one Top-M~ over all M = 512 tokens (Alg. 2); code,
-  `_fastv_pruning_indices` runs Algorithm 2 per camera with round(256 r) each.
-On OpenVLA (one camera, OV fork) the last two coincide. On the meta device (no attention values)
-the budget gives the count.
-
-pi0 (`ModelInfo.flow_steps` > 0; App. B.1 "pi0 Model", App. B.4, Table 4): no VLA-Pruner code
-for pi0 was released (the repository has only the OpenVLA and OpenVLA-OFT forks), so on pi0
-both readings run the paper's side of every point above: layer K-1 scores and layers 0..K-1
-see every token (Sec. 4.2c, App. A.2 Eq. 12), one Top-M~ and one filter over all M = 512
-visual tokens (Alg. 2), Algorithm 1's second-nearest first token, Eq. 7's window order. S_vl
-averages every prefix row (images, BOS, prompt: pi0's prefix has no proprio or action rows).
-S_act^t comes from the action expert (Sec. 4.2c (iii): "we average action attention scores over
-its flow-matching steps"): the attention of the 50 action queries (kind ACTION; the state
-token is not an action query) to the alive prefix visual keys, averaged over heads and action
-rows, at the expert layers of the latter half (Sec. 4.2c, `flow_attention_layers` = L/2..L-1
-of the expert's L layers, one per prefix layer) and the flow steps of the latter half (App.
-B.1: "averaged over the latter half of these integration steps", steps 5..9 of 10), then
-averaged over those (step, layer) pairs. The prefix probes only the scoring layer.
-
-`pruner.semantic_rows=last` scores C_vl by the last token's row instead (the OpenVLA scripts
-without the `_prefil` suffix, "FastV's last-token attention selection criterion combined with
-temporal guidance", OV: README_VLA_Pruner.md; modeling_llama.py:1081); the default `prefill` is
-the paper's Eq. 2 and the `_prefil` scripts'.
+Details, readings and reference citations: docs/methods/vla-pruner.md
 """
 
 from __future__ import annotations
@@ -71,15 +18,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from vlabench.config import cfg_get
-from vlabench.pruners.attn_scores import (PREFILL_KINDS, has_values, last_row, query_to_visual,
-                                          rows_of_kinds)
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
+from vlabench.core.readings import Reading
+from vlabench.pruners.attn_scores import PREFILL_KINDS, has_values, last_row, query_to_visual, rows_of_kinds
 from vlabench.pruners.base import ACTION, GENERATED, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import camera_pools, oft_score_layer, scale_layer
-from vlabench.pruners.readings import Reading
-from vlabench.pruners.selection import (cosine_distance_matrix, first_by_nearest_other, greedy_maxmin,
-                                       keep_count, top_k_ids)
-from vlabench.registry import ConfigError
+from vlabench.pruners.selection import (
+    cosine_distance_matrix,
+    first_by_nearest_other,
+    greedy_maxmin,
+    keep_count,
+    top_k_ids,
+)
 
 CODE_ACTION_LAYER = 15      # OV: modeling_prismatic.py:615; OFT: vla_pruner_layer (of 32 layers)
 _OV = "MINT-SJTU/VLA-Pruner @ fa5bfed src/openvla/"
@@ -134,7 +85,7 @@ def dual_level_select(s_vl: torch.Tensor, s_act: torch.Tensor, ids: torch.Tensor
 
 
 class VLAPruner(Pruner):
-    """VLA-Pruner's dual-level selection (module docstring)."""
+    """VLA-Pruner's dual-level selection (docs/methods/vla-pruner.md)."""
 
     name = "vla-pruner"
     readings = (

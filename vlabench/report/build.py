@@ -13,7 +13,7 @@ import io
 import tempfile
 from pathlib import Path
 
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
 from vlabench.report import cells, latex, tidy
 from vlabench.report.cells import Col
 from vlabench.report.grid import to_table

@@ -12,7 +12,7 @@ line and exit 2, never a pass.
 The gate compares two runs of the same configuration made with different code or on different
 machines: a pair whose model, pruner settings (name, retention, any other pruner key) or suite
 (name, selected tasks, protocol, step limit) differ is refused in one line naming the difference
-(`settings_difference`). When the manifests name different machines (`vlabench.machine`: GPU
+(`settings_difference`). When the manifests name different machines (`vlabench.records.machine`: GPU
 model, driver, CUDA, cuDNN; CPU model and cores) one warning line goes to stderr.
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 
 from scipy import stats as _st
 
-from vlabench.machine import describe, differ
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
+from vlabench.records.machine import describe, differ
 from vlabench.report import cells
 from vlabench.report.cells import Col, Own
 from vlabench.report.grid import method_label

@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from vlabench.records import RecordsError
-from vlabench.resources import REFERENCE_DIR  # inside the package when installed from a wheel
+from vlabench.core.resources import REFERENCE_DIR  # inside the package when installed from a wheel
+from vlabench.records.files import RecordsError
 
 COLUMNS = ["paper", "table", "method", "model", "suite", "task", "metric", "value",
            "retention", "variant", "label"]

@@ -12,7 +12,6 @@ Bad records raise RecordsError, bad arguments ConfigError (one line each).
 from __future__ import annotations
 
 import glob
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,13 +21,17 @@ from typing import Any, NamedTuple
 import pandas as pd
 import yaml
 
-from vlabench.provenance import seal_ok
-from vlabench.records import (
-    CALL_COLUMNS, EPISODE_COLUMNS, RECORDS_VERSION, SUMMARY_COLUMNS, RecordsError,
-    check_call_counts, check_prefix, decode_text, has_rows, parse_rows, read_rows, sha256,
+from vlabench.core import registry
+from vlabench.core.errors import ConfigError
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS, SUMMARY_COLUMNS
+from vlabench.records.files import (
+    RecordsError,
+    check_call_counts,
+    decode_text,
+    parse_rows,
+    read_rows,
 )
-from vlabench import registry
-from vlabench.registry import ConfigError
+from vlabench.records.verify import check_final_newlines, load_config, load_manifest, verify_records
 
 _INT_EPISODE = ("task_id", "episode", "success")
 DEFAULT_PROTOCOLS = (None, "", "openvla-oft")  # unmarked in tables (SIMPLER suites have none)
@@ -166,88 +169,6 @@ def _check_summary(run_dir: Path, eps: pd.DataFrame) -> None:
                     f"{int(eps['success'].sum())}/{len(eps)}; was a file edited by hand?")
 
 
-def load_config(run_dir: Path, man: dict[str, Any]) -> dict[str, Any]:
-    """config.yaml, checked against the sha256 the manifest recorded (when it did)."""
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        if man.get("config_sha256"):
-            raise RecordsError(f"{path} is missing (the run recorded one); restore it")
-        return {}
-    raw = path.read_bytes()
-    # config_sha256_grown: a run grown by a resume that stopped between its two writes (resume.py)
-    if man.get("config_sha256") and sha256(raw) not in (man["config_sha256"], man.get("config_sha256_grown")):
-        raise RecordsError(f"{path} was edited after the run started (its sha256 differs from "
-                           f"manifest.json's); restore it")
-    try:
-        cfg = yaml.safe_load(raw.decode("utf-8")) or {}
-    except UnicodeDecodeError as e:
-        raise RecordsError(f"{path}: not UTF-8 text (byte {e.start}); the file is damaged") from None
-    except yaml.YAMLError as e:
-        raise RecordsError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(cfg, dict):
-        raise RecordsError(f"{path}: not a config (a YAML mapping was expected)")
-    return cfg
-
-
-def verify_records(run_dir: Path, man: dict[str, Any]) -> dict[str, bytes | None]:
-    """episodes.csv and calls.csv against the digest of their last commit in manifest.json: a
-    complete run must match exactly; an unfinished one may have grown since by whole lines.
-    Returns each file's bytes (None: absent), read once for the checks and the parsing."""
-    digest = man.get("records") or {}
-    out: dict[str, bytes | None] = {}
-    for name in ("episodes.csv", "calls.csv"):
-        path = run_dir / name
-        out[name] = None
-        if not path.exists():
-            if name == "calls.csv" and (digest or has_rows(run_dir / "episodes.csv")):
-                raise RecordsError(f"{path} is missing; the per-call records (latency, tokens, "
-                                   f"FLOPs) of this run are lost: restore it")
-            continue
-        out[name] = data = path.read_bytes()
-        if name in digest:
-            check_prefix(path, data, digest[name], exact=man.get("status") == "complete")
-    return out
-
-
-def check_final_newlines(run_dir: Path, data: dict[str, bytes | None]) -> None:
-    """A records file whose last row lacks its newline was cut or edited (vlabench writes
-    whole lines); resume repairs it, the report refuses it."""
-    for name, content in data.items():
-        if content and not content.endswith(b"\n"):
-            raise RecordsError(f"{run_dir / name} ends in an incomplete line (no final newline); "
-                               f"re-run the run's command to repair and resume it")
-
-
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    """manifest.json of a run directory: JSON, sealed, of this records version, naming its
-    model, pruner and suite (RecordsError otherwise)."""
-    from vlabench.rundir import MERGE_JOURNAL
-
-    mpath = run_dir / "manifest.json"
-    if (run_dir / MERGE_JOURNAL).exists():
-        raise RecordsError(f"{run_dir}: a `vlabench merge` into it was interrupted; run the merge "
-                           f"again (or `vlabench run` with its config) to finish it")
-    try:
-        man = json.loads(mpath.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise RecordsError(f"{run_dir}: no manifest.json; not a complete run directory") from None
-    except UnicodeDecodeError as e:
-        raise RecordsError(f"{mpath}: not UTF-8 text (byte {e.start}); the file is damaged") from None
-    except json.JSONDecodeError as e:
-        raise RecordsError(f"{mpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(man, dict):
-        raise RecordsError(f"{mpath}: not a manifest (a JSON object was expected)")
-    if not seal_ok(man):
-        raise RecordsError(f"{mpath} was edited by hand (its seal no longer matches its content)")
-    if man.get("records_version") != RECORDS_VERSION:
-        raise RecordsError(f"{run_dir}: records version {man.get('records_version')!r}; "
-                           f"this vlabench reads version {RECORDS_VERSION}")
-    for key in ("model", "pruner", "suite"):
-        if not man.get(key):
-            raise RecordsError(f"{mpath}: missing {key!r}")
-    return man
-
-
 def load_run(run_dir: Path) -> Run:
     """Load and validate one run directory."""
     run_dir = Path(run_dir)
@@ -314,7 +235,7 @@ def find_run_dirs(patterns: list[str] | None, default: str = "results") -> list[
 def is_shard_dir(run_dir: Path) -> bool:
     """The run directory holds one shard of a run (config.yaml's run.shard is set): a folder
     search skips it, since `vlabench merge` (or run.launcher=ray) joins it into the run."""
-    from vlabench.shards import config_shard
+    from vlabench.records.shards import config_shard
 
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_bytes().decode("utf-8"))

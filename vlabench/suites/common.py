@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlabench.contracts import TaskInfo
-from vlabench.registry import ConfigError
+from vlabench.core.contracts import TaskInfo
+from vlabench.core.errors import ConfigError
 
 
 def select_tasks(every: list[TaskInfo], cfg: Any) -> list[TaskInfo]:

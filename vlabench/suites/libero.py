@@ -1,32 +1,14 @@
 """LIBERO suites (spatial / object / goal / 10 / 90) on the real simulator.
 
-Protocol (../shared/notes/protocols.md, as the OpenVLA / OpenVLA-OFT evaluation code runs it:
-openvla-oft @ 213c5ff experiments/robot/libero/run_libero_eval.py), every constant read from the
-suite's YAML:
-- one environment per task, seeded once with `env.seed(env_seed)` (the reference uses 0, not the
-  global 7) and never reseeded: episode i's fixture placement is the i-th reset draw of that
-  stream, kept apart from the runner's per-episode seeds and replayed on resume
-  (`vlabench/suites/libero_stream.py`);
-- each episode: `env.reset()`, `env.set_init_state(init_states[i])` (run_libero_eval.py:293-297),
-  then `wait_steps` steps of `wait_action` (:316-320, `get_libero_dummy_action` =
-  [0,0,0,0,0,0,-1]) let objects settle; they are not policy steps and a `done` during them does
-  not count;
-- at most `max_steps` policy steps; the first step whose `done` is True is a success and ends
-  the episode (LIBERO's `done` is set on success only);
-- images are `image_size` squared, both axes flipped (raw frames are upside down).
+Runs LIBERO episodes as the OpenVLA / OpenVLA-OFT evaluation code does, so that success rates
+compare with the published ones: one environment per task, seeded once and never reseeded
+(placements from `libero_stream`); episode i starts from stored init state i, waits a few no-op
+steps, then runs at most `max_steps` policy steps and succeeds at the first `done`. Every
+constant comes from the suite's YAML; `suite.protocol=specprune` runs SpecPrune-VLA's own loop
+instead. Only the cameras a policy declares in `needs` are rendered; a policy that needs no
+image gets a physics-only environment, about 10x faster on CPU.
 
-`suite.protocol` picks whose evaluation loop runs (`protocols` in the YAML lists what each one
-changes): `openvla-oft` (default, the above) or `specprune`, SpecPrune-VLA's own loop
-(alexwhz-sjtu/SpecPrune-VLA @ d3b06ed, openvla-oft/experiments/robot/libero/run_libero_eval.py):
-step limits 220/330/450/600/400 for spatial/object/goal/10/90 (TASK_MAX_STEPS, :81-86), and its
-`action_adapter = True` (:109), under which the environment is stepped only from the 10th
-policy step on (:422-423, `if acting_steps >= 10`): the first 9 actions are dropped while their
-steps count against the limit, and those steps return the unchanged observation and the last
-wait step's `done` (:460). The adapter's other half, the fine/coarse controller that clears the
-action queue on entering fine mode (:436-454), is SpecPrune's pruner logic, not the suite's.
-
-Only the cameras a policy declares in `needs` are rendered; a policy that needs no image gets a
-physics-only environment (no offscreen renderer), which is about 10x faster on CPU.
+Details: docs/protocols.md#libero
 """
 
 from __future__ import annotations
@@ -36,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
-from vlabench.suites.common import close_quietly, select_tasks
-from vlabench.registry import ConfigError
+from vlabench.core.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.core.errors import ConfigError
 from vlabench.suites.chatter import captured, ignore_half_built_contexts
+from vlabench.suites.common import close_quietly, select_tasks
 from vlabench.suites.libero_setup import ensure_libero_ready
 from vlabench.suites.libero_stream import ResetStream
 

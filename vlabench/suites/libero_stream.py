@@ -1,29 +1,13 @@
 """LIBERO's placement RNG stream, drawn exactly as the reference evaluation draws it.
 
-What the reference does (openvla-oft @ 213c5ff, experiments/robot/libero/run_libero_eval.py; the
-openvla and SpecPrune-VLA copies are the same): `set_seed_everywhere(7)` once (eval_libero:468),
-then per task `get_libero_env` builds the env and calls `env.seed(0)` (libero_utils.py:23), and
-each episode calls `env.reset()` (:293) and `env.set_init_state(initial_states[episode_idx])`
-(:297), never reseeding. Episode i's placement is therefore the (i+1)-th reset draw of one stream
-that starts at `env.seed(0)` when the task's env is built.
+The reference evaluation seeds each task's environment once (`env.seed(0)`, numpy's global RNG)
+and never reseeds, so episode i's fixture placement is the (i+1)-th `env.reset()` draw of one
+stream. `ResetStream` keeps that stream apart from numpy's global state, which the runner
+reseeds before every episode for policies and pruners, and fast-forwards a fresh stream by
+replaying the skipped episodes' resets, so a resumed run or an environment rebuilt after a crash
+gives episode i the same placement as an uninterrupted run.
 
-Which RNG that is (checked on the installed LIBERO and robosuite 1.4):
-- LIBERO's `env.seed(s)` is `np.random.seed(s)` (libero/libero/envs/bddl_base_domain.py `seed`);
-  its region and object-property samplers draw from numpy's global RNG
-  (envs/regions/base_region_sampler.py, object_property_sampler.py), robosuite 1.4 keeps no
-  RNG of its own, and neither uses Python's `random` on LIBERO scenes.
-- A (hard) `env.reset()` re-places the fixtures (cabinet, stove, rack, microwave) by writing
-  `sim.model.body_pos` (bddl_base_domain.py `_reset_internal`); `set_init_state` restores only the
-  MuJoCo state (qpos/qvel), so the fixtures stay where the reset's draw put them (0.9-2.2 cm
-  apart from one draw to the next).
-- `set_init_state` and `env.step` draw nothing: the reset is the stream's only consumer
-  (pinned by tests/test_libero_stream.py).
-
-`ResetStream` keeps that stream apart from numpy's global state, which the runner reseeds before
-every episode for policies and pruners: each reset runs with the stream's state swapped in and
-leaves the global state as it found it. A resumed run, or an environment rebuilt after a crash,
-starts a fresh stream and fast-forwards it by replaying the skipped episodes' resets, so episode
-i gets the same placement as in an uninterrupted run (about one second per replayed reset on CPU).
+Details: docs/protocols.md#libero-placement-stream
 """
 
 from __future__ import annotations

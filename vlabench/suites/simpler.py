@@ -1,26 +1,14 @@
 """SIMPLER Bridge/WidowX suite on ManiSkill 3 (`suite=simpler_bridge`).
 
-Protocol (../shared/notes/protocols.md; SimplerEnv scripts/bridge.sh and real2sim_eval_maniskill3.py;
-ManiSkill 3 `envs/tasks/digital_twins/bridge_dataset_eval`), every constant from the suite YAML:
-- four tasks (PutCarrotOnPlateInScene-v1, PutSpoonOnTableClothInScene-v1,
-  StackGreenCubeOnYellowCubeBakedTexInScene-v1, PutEggplantInBasketScene-v1), 24 episodes each:
-  episode i resets with `options={"episode_id": i}` (object placement i of the task's fixed grid:
-  position pair i // n_orientations, orientation i % n_orientations) and `seed=env_seed + i`;
-- 5 Hz control, 500 Hz physics (checked against the built env); at most `max_steps` policy steps
-  per task (60; eggplant 120); no early stop: success is the `success` flag of the final step
-  (`success_mode = "final_step"`, the runner keeps the last flag);
-- the policy sees one image, `3rd_view_camera` (640x480, upright), whose background is the real
-  Bridge photo (ManiSkill's green-screen overlay with `obs_mode="rgb+segmentation"`), under the
-  name given in `cameras` ("agentview"); no proprio;
-- actions: the policy's 7-d LIBERO-convention action is converted to the WidowX controller
-  (`arm_pd_ee_target_delta_pose_align2_gripper_pd_joint_pos`) by `simpler_actions.to_widowx`:
-  translation as is, Euler -> axis-angle rotation, gripper -> +1 open / -1 close.
-  Note: ManiSkill 3.0.1's delta-pose controller turns the 3 rotation numbers into a rotation with
-  `euler_angles_to_matrix(..., "XYZ")`, while SimplerEnv's policies (and this suite, following the
-  protocol) send axis-angle; the two agree to first order for per-step rotations.
+Runs SimplerEnv's Bridge evaluation (carrot, spoon, cube, eggplant; 24 episodes per task on the
+task's fixed placement grid) on ManiSkill 3's digital-twin tasks, every constant from the suite
+YAML: 5 Hz control, 60 policy steps (eggplant 120), no early stop (success is the final step's
+flag). The policy sees the real-background `3rd_view_camera` image and no proprio; its
+LIBERO-convention actions go through `simpler_actions.to_widowx`. Assets are found by
+`simpler_assets` (a one-line error instead of ManiSkill's interactive prompt); ManiSkill is
+imported only when an environment is built.
 
-Assets: see `simpler_assets` (MS_ASSET_DIR, a one-line error with the download command instead
-of ManiSkill's interactive prompt). ManiSkill is imported only when an environment is built.
+Details: docs/protocols.md#simpler-bridge
 """
 
 from __future__ import annotations
@@ -31,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.core.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.core.errors import ConfigError
 from vlabench.suites.common import close_quietly, select_tasks
-from vlabench.registry import ConfigError
 from vlabench.suites.simpler_actions import ActionConvention, to_widowx
 from vlabench.suites.simpler_assets import (
     ensure_assets,

@@ -1,29 +1,13 @@
 """Action conversion between the models' 7-d output and SIMPLER's robot controllers.
 
-The policies of vlabench emit actions in the LIBERO convention (contracts, models/preprocess):
-`[dx, dy, dz, r1, r2, r3, g]` with the gripper already post-processed to -1 = open, +1 = close.
-What `r1..r3` mean depends on the training data: the OpenVLA family trained on BridgeData v2
-(unnorm key `bridge_orig`) or on fractal (`fractal20220817_data`) predicts Euler angle deltas
-(roll, pitch, yaw) in dataset units.
+vlabench's policies emit LIBERO-convention actions `[dx, dy, dz, r1, r2, r3, g]` (Euler angle
+deltas for the OpenVLA family, gripper -1 = open, +1 = close), while SIMPLER's controllers take
+a translation, an axis-angle rotation and a robot-specific gripper command. This module converts
+one into the other: Euler -> axis-angle, the WidowX gripper as +1 open / -1 close, and for the
+Google robot the model's continuous open fraction, which the sticky gripper reads. Pure
+numpy/scipy, with no simulator import (unit-tested without ManiSkill).
 
-SIMPLER's policy interface (SimplerEnv `*_model.py`, protocols.md) sends the environment
-`world_vector (3) + rot_axangle (3) + gripper (1)`:
-- translation: passed through, times `scale` (SimplerEnv's `action_scale`, 1 for Bridge);
-- rotation: Euler (static/extrinsic x-y-z, transforms3d's default `sxyz` as used by SimplerEnv's
-  `euler2axangle(roll, pitch, yaw)`) -> axis * angle, times `scale`;
-- WidowX gripper (`widowx_bridge` setup): `2 * (open > 0.5) - 1`, i.e. +1 = open, -1 = close;
-  ManiSkill's WidowX gripper controller maps -1..1 linearly to the closed..open finger width.
-  From the LIBERO-convention g (= -sign(2 * open - 1)) that is exactly +1 when g < 0, else -1
-  (open == 0.5 gives g == 0 and -1, as `open > 0.5` is False).
-- Google robot gripper (`google_robot` setup): SimplerEnv's OpenVLA policy
-  (simpler_env/policies/openvla/openvla_model.py @ 2905379, L117-138) runs its sticky state machine
-  on the CONTINUOUS `open_gripper` the model predicts (range about [0, 1], 1 = open), not on a
-  binarised value: a gradual open/close gives relative commands like 0.3 that binarising turns
-  into 0 or +-1. The Google suites therefore take the gripper as `open_fraction`: the model's
-  unnormalised gripper value itself (the OpenVLA-family adapters skip their LIBERO
-  post-processing when a suite's `action_convention.gripper` is `open_fraction`).
-
-Everything here is pure numpy/scipy: no simulator import (unit-tested without ManiSkill).
+Details: docs/protocols.md#simpler-actions
 """
 
 from __future__ import annotations
@@ -35,9 +19,9 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+
 ROTATIONS = ("euler_xyz", "axis_angle")
 GRIPPERS = ("close_positive", "open_positive", "open_fraction")
-RAW_GRIPPER = "open_fraction"  # the convention under which a model emits its raw gripper value
 
 
 def euler_xyz_to_axis_angle(rpy: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ raises one line with ManiSkill's own download command.
 
 Resolution of the asset root (highest priority first):
 1. the suite's `asset_dir` (a path; relative paths are taken from the repository root, so
-   `suite.asset_dir=../shared/simpler_assets` means the same thing wherever the repo is cloned);
+   `suite.asset_dir=path/to/simpler_assets` means the same thing wherever the repo is cloned);
 2. the environment variable `MS_ASSET_DIR`;
 3. ManiSkill's default `~/.maniskill`.
 Nothing here imports ManiSkill.
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from vlabench.registry import ConfigError
+from vlabench.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 BRIDGE = "tasks/bridge_v2_real2sim_dataset"

@@ -1,36 +1,14 @@
 """SIMPLER Google-robot suites through the original SimplerEnv (`suite=simpler_google_vm|_va`).
 
-ManiSkill 3 has no Google-robot tasks; they exist only in SimplerEnv's ManiSkill2_real2sim fork,
-which is not on PyPI. The suites' `requires` name `simpler_env` and `mani_skill2_real2sim`, so
-`vlabench list` shows them unavailable (with the install steps in the description) and `run`
-stops in one line until both are importable.
+Runs SimplerEnv's visual-matching and variant-aggregation evaluations of the Google robot (pick
+coke can, move near, open / close drawer) over the same episode grid as its scripts, with a new
+environment per episode and the 15-step sticky gripper applied to the model's continuous gripper
+value. The tasks exist only in SimplerEnv's ManiSkill2_real2sim fork (not on PyPI), so the
+suites `require` `simpler_env` and `mani_skill2_real2sim`: `vlabench list` shows them unavailable
+with the install steps, and `run` stops in one line until both are importable. Not yet run
+against a SimplerEnv install: exercised only for listing, configuration and episode enumeration.
 
-Protocol followed (SimplerEnv `scripts/*_visual_matching.sh`, `*_variant_agg.sh`,
-`simpler_env/evaluation/maniskill2_evaluator.py`, `policies/openvla/openvla_model.py`):
-- tasks: pick coke can, move near, open drawer, close drawer; robot `google_robot_static`,
-  controller `arm_pd_ee_delta_pose_align_interpolate_by_planner_gripper_pd_joint_target_delta_pos_interpolate_by_planner`,
-  3 Hz control / 513 Hz physics, 80 steps (drawers 113), success = the last step's `done`;
-- episode grid = the product, per task, of its env ids x robot initial poses x variants x object
-  layouts (xy grid or episode ids), exactly as the scripts loop; the YAML lists each factor.
-  Visual matching (VM): real-image overlay of the overhead camera (`rgb_overlay_path`) and the
-  four robot `urdf_version` recolourings; variant aggregation (VA): no overlay, variants of
-  lighting / table texture / background / distractors / camera / cabinet station. Every variant of
-  a task has the same number of episodes, so the episode mean equals SimplerEnv's mean of variant means;
-- robot orientation: SimplerEnv composes the grid's `euler2quat(r, p, y)` with the scripts'
-  `--robot-init-rot-quat-center 0 0 0 1` (argparse.py L122-126: `(Pose(q=euler2quat(r, p, y)) *
-  Pose(q=center)).q`; sapien quaternions are w, x, y, z, so the centre is a 180-degree turn about
-  z); ManiSkill2_real2sim's own default for the Google robot is that same [0, 0, 0, 1]
-  (envs/custom_scenes/base_env.py L277). `robot_init_quat` composes them (the YAML's
-  `robot_init_rot_quat_center`); without the turn the robot faces away from the scene;
-- a NEW environment per episode, as `run_maniskill2_eval_single_episode` builds one per call
-  (maniskill2_evaluator.py L60-64); the previous one is closed first;
-- policy image: `overhead_camera`; actions: Euler -> axis-angle, and the Google robot's sticky
-  relative gripper (`StickyGripper`, repeat 15) applied in this adapter to the model's
-  continuous gripper value (`action_convention.gripper: open_fraction`), as SimplerEnv's OpenVLA
-  policy does (openvla_model.py @ 2905379, L117-138);
-- drawers: ray-traced rendering (`shader_dir=rt`) as the scripts, which needs an RTX-capable GPU.
-Not verified here: SimplerEnv cannot be installed on the project's machines (not on PyPI, no
-network), so this plugin is exercised only for listing, configuration and episode enumeration.
+Details: docs/protocols.md#simpler-google-robot
 """
 
 from __future__ import annotations
@@ -42,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.core.contracts import IMAGE_KEYS, PRIVILEGED_KEY, EpisodeSpec, Observation, TaskInfo
+from vlabench.core.errors import ConfigError
 from vlabench.suites.common import close_quietly, select_tasks
-from vlabench.registry import ConfigError
 from vlabench.suites.simpler import _image, _plain
 from vlabench.suites.simpler_actions import ActionConvention, StickyGripper, to_google_robot
 
@@ -134,8 +112,9 @@ class SimplerGoogleEnv:
         kwargs = dict(ep["kwargs"])
         overlay = ep["robot"]["overlay"]
         if overlay is not None:  # YAML paths are relative to ManiSkill2_real2sim's data/ folder
-            import mani_skill2_real2sim
             from pathlib import Path
+
+            import mani_skill2_real2sim
 
             data = Path(mani_skill2_real2sim.__file__).resolve().parent.parent / "data"
             overlay = overlay if Path(overlay).is_absolute() else data / overlay

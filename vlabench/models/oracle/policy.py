@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.contracts import PRIVILEGED_KEY, CallStats, Observation, PolicyOutput, TaskInfo
+from vlabench.core.contracts import PRIVILEGED_KEY, CallStats, Observation, PolicyOutput, TaskInfo
+from vlabench.core.errors import ConfigError
+from vlabench.core.pruning import Pruner
 from vlabench.models.oracle.statemachine import PickPlaceMachine
-from vlabench.pruners.base import Pruner
-from vlabench.registry import ConfigError
 
 
 class OraclePolicy:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlabench.config import cfg_get
+from vlabench.core.config import cfg_get
+from vlabench.core.errors import ConfigError
+from vlabench.core.pruning import Pruner
 from vlabench.models.build import build_settings, model_dtype
 from vlabench.models.suite_io import SuiteIO
-from vlabench.pruners.base import Pruner
-from vlabench.registry import ConfigError
 
 LIBERO_PREFIX = "libero_"
 

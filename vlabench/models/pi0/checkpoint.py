@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
+from vlabench.core.errors import ConfigError
 from vlabench.models.checkpoint import _check_names_and_shapes, _load_file, _read_json, read_safetensors
 from vlabench.models.dims import with_overrides
 from vlabench.models.pi0.dims import Pi0Dims, dims_from_lerobot
-from vlabench.registry import ConfigError
 
 _VISION_OURS = "paligemma.model.vision_tower."
 _VISION_THEIRS = "paligemma.model.vision_tower.vision_model."

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vlabench.core.errors import ConfigError
 from vlabench.models.dims import PatchGrid, with_overrides
-from vlabench.registry import ConfigError
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import torch
 from torch.nn import functional as F
 from transformers.models.llama.modeling_llama import repeat_kv
 
-from vlabench.models.decoder import LayerTrace, _KV, _view, project_qkv
+from vlabench.core.pruning import ACTION, PROPRIO, Pruner
+from vlabench.models.decoder import _KV, LayerTrace, _view, project_qkv
 from vlabench.models.pi0.dims import Pi0Dims
-from vlabench.pruners.base import ACTION, PROPRIO, Pruner
 
 
 def sincos_time(t: torch.Tensor, dim: int, min_period: float, max_period: float) -> torch.Tensor:

@@ -1,12 +1,12 @@
 """Analytic FLOPs of a pi0 call (2 per multiply-add, matrix products only, as
-`vlabench/metrics/flops.py`): SigLIP + projector per image, the prefix Gemma layers from the
+`vlabench/models/flops.py`): SigLIP + projector per image, the prefix Gemma layers from the
 decoder trace, the expert layers of every flow step from the expert's traces, and the expert's
 small projections (state, action in/out, action-time MLP)."""
 
 from __future__ import annotations
 
-from vlabench.metrics.flops import _vit_layer
 from vlabench.models.decoder import DecoderTrace, LayerTrace
+from vlabench.models.flops import _vit_layer
 from vlabench.models.pi0.dims import Pi0Dims
 
 

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlabench.contracts import Observation
+from vlabench.core.contracts import Observation
+from vlabench.core.errors import ConfigError
+from vlabench.core.pruning import BOS, TEXT, VISUAL, Pruner, VisualTokens
 from vlabench.metrics.latency import StageClock
 from vlabench.models.decoder import PrunableDecoder
 from vlabench.models.pi0 import flops as P
@@ -26,8 +28,6 @@ from vlabench.models.pi0.expert import FlowExpert
 from vlabench.models.pi0.inputs import image_tensor, normalize, pad_to, resize_with_pad, unnormalize
 from vlabench.models.policy import PrismaticPolicy
 from vlabench.models.preprocess import oft_proprio
-from vlabench.pruners.base import BOS, TEXT, VISUAL, Pruner, VisualTokens
-from vlabench.registry import ConfigError
 
 # Pruners whose mechanism applies to pi0 (VLA-Pruner App. B.4, Table 4), and why others do not.
 SUPPORTED_PRUNERS = ("none", "random", "fastv", "sparsevlm", "divprune", "vla-cache", "vla-pruner")

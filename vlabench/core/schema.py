@@ -1,0 +1,36 @@
+"""The columns of the record files (episodes.csv, calls.csv, summary.csv) and their version:
+the contract between the run loop that writes them, the metrics that summarise them and the
+report that reads them. The files themselves: vlabench.records.files."""
+
+from __future__ import annotations
+
+# Bumped whenever a column's meaning changes; the report refuses to mix versions.
+RECORDS_VERSION = 1
+
+EPISODE_COLUMNS = [
+    "run_id", "model", "pruner", "suite", "task_id", "task_name", "episode", "init_state",
+    "seed", "success", "steps", "policy_calls", "model_calls", "wall_s", "sim_s", "policy_s",
+    "error_type", "error",
+]
+CALL_COLUMNS = [
+    "task_id", "episode", "call", "step", "source", "warmup",
+    "lat_vision_ms", "lat_llm_ms", "lat_action_head_ms", "lat_pruner_ms", "lat_total_ms",
+    "tokens_in", "tokens_kept", "tokens_by_layer", "flops", "mode", "queue_wait_ms",
+    "mem_peak_mb", "mem_kind", "cuda_ms",
+]
+SUMMARY_COLUMNS = [
+    "level", "suite", "task_id", "task_name", "episodes", "successes", "success_rate",
+    "sr_ci_low", "sr_ci_high", "errors", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms",
+    "model_calls", "flops_mean", "tokens_kept_mean",
+    "calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "mem_kind", "cuda_ms_mean",
+]
+# Columns appended (at the end, in this order) after records version 1 was first written: a
+# file whose header lacks some of them (an older run: calls.csv before queue_wait_ms, or before
+# the memory columns; summary.csv before its efficiency columns) still reads, with those cells
+# empty, and a resumed run appends in its own layout.
+ADDED_COLUMNS = frozenset({"queue_wait_ms", "mem_peak_mb", "mem_kind", "cuda_ms",
+                           "calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "cuda_ms_mean"})
+LATENCY_STAGES = ("vision", "llm", "action_head", "pruner", "total")
+# calls.csv cells that measure the machine (time, memory): two runs of one config differ there
+MEASURED_CALL_COLUMNS = frozenset({f"lat_{s}_ms" for s in LATENCY_STAGES}
+                                  | {"queue_wait_ms", "mem_peak_mb", "cuda_ms"})

@@ -1,0 +1,143 @@
+"""One run from its composed config: the run directory, the plugins, the episodes, the summary.
+
+`run_from_config` claims and locks the run directory (vlabench.records.resume: a fresh start, a
+resume or a refusal), builds the suite, pruner and policy, writes the manifest, then runs the
+pending episodes in this process (vlabench.run.loop) or on run.env_workers simulator processes
+(vlabench.run.workers). After each committed episode the manifest records the records' digest;
+a start that fails or is interrupted undoes only what it created. Around the loop: the progress
+display, sim.log for simulator chatter, videos and the user's tracker.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+from vlabench.core.contracts import IMAGE_KEYS
+from vlabench.core.errors import ConfigError
+from vlabench.core.registry import build_plugin
+from vlabench.records.files import RecordsError, RunFiles, sha256
+from vlabench.records.provenance import manifest, now, protocol_deviations, seal
+from vlabench.records.resume import prepare_run_dir
+from vlabench.records.shards import select_shard
+from vlabench.records.summary import write_summary
+from vlabench.run.loop import Runner
+from vlabench.run.progress import RunProgress
+
+
+def run_from_config(cfg: Any) -> Any:
+    """Run (or resume) the composed config; returns the summary table.
+
+    The run directory is locked for the whole call. A start that fails or is interrupted
+    before the first episode undoes only what this invocation created. Simulator chatter and
+    Python warnings go to the run directory's sim.log meanwhile."""
+    from vlabench.run.simlog import attached
+
+    files, old, claim = prepare_run_dir(cfg)
+    try:
+        with attached(files.dir) as simlog:
+            table = _run_locked(cfg, files, old, claim)
+        if simlog.count:
+            print(f"vlabench: {simlog.count} simulator/library messages in {files.dir / 'sim.log'}",
+                  file=sys.stderr, flush=True)
+        return table
+    finally:
+        claim.close()
+
+
+def _start(cfg: Any, files: RunFiles, old: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Build the plugins, check and repair the records; (runner, plan, tasks, done, info).
+    `old`: the resumed run's manifest (prepare_run_dir), None for a fresh start."""
+    resumed = old is not None
+    if resumed:   # damaged records refuse before any model is built
+        done = files.open(old.get("records"))
+        for line in files.repairs:
+            print(f"vlabench: repaired {files.dir}/{line}", file=sys.stderr)
+    suite = build_plugin(cfg, "suite")
+    pruner = build_plugin(cfg, "pruner")
+    policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite,
+                          device=str(cfg.run.device))
+    if getattr(policy, "shape_only", False):
+        raise ConfigError(f"{cfg.model.name} with model.checkpoint=null on a machine without a GPU is "
+                          f"built on the meta device (shapes and FLOPs only): use `vlabench bench`, "
+                          f"or model={cfg.model.name}-tiny to run episodes")
+    tasks = suite.tasks()
+    runner = Runner(cfg, suite, policy, pruner, files)
+    plan = {t.id: suite.episodes(t, cfg.run.episodes_per_task, int(cfg.run.seed)) for t in tasks}
+    plan = select_shard(plan, cfg.run.get("shard"))   # run.shard=i/n: this shard's episodes
+    if not resumed:   # a fresh run's record files appear just before its manifest
+        done = files.open()
+    info = manifest(cfg, policy, protocol_deviations(cfg, len(suite.all_tasks())), now())
+    info["rendered_cameras"] = sorted(runner.needs & set(IMAGE_KEYS))
+    info["max_steps"] = {t.id: runner.max_steps(t) for t in tasks}
+    info["episodes_per_task"] = {t: len(eps) for t, eps in plan.items()}
+    info["config_sha256"] = sha256(files.config_yaml.read_bytes())
+    if old:
+        info["started_at"] = old.get("started_at", info["started_at"])
+        info["resumed_at"] = (old.get("resumed_at") or []) + [now()]
+        if old.get("merged_from"):   # a merged run resumed: its shards stay named
+            info["merged_from"] = old["merged_from"]
+    return runner, plan, tasks, done, info
+
+
+def _run_locked(cfg: Any, files: RunFiles, old: dict[str, Any] | None, claim: Any) -> Any:
+    def commit() -> None:
+        info["records"] = files.digest()
+        files.write_json(files.manifest_json, seal(info))
+
+    try:
+        runner, plan, tasks, done, info = _start(cfg, files, old)
+        commit()
+    except BaseException:
+        if old is None:
+            claim.abandon()
+        raise
+
+    runner.on_commit = commit
+    total = sum(len(v) for v in plan.values())
+    already = sum(1 for t, eps in plan.items() for ep in eps if (t, ep.index) in done)
+    title = f"{cfg.model.name}/{cfg.pruner.name}/{cfg.suite.name}"
+    try:
+        from vlabench.run.loggers import make
+
+        runner.logger = make(cfg, files.dir, start_index=already)
+        with RunProgress(total, already, bool(cfg.run.quiet), title) as progress:
+            if not progress.quiet:
+                runner.on_step = functools.partial(progress.step, 0)
+            if int(cfg.run.get("env_workers") or 1) > 1:   # N simulator processes
+                from vlabench.run.workers import run_parallel
+
+                run_parallel(runner, done, progress, plan, tasks)
+            else:
+                runner.run_serial(done, progress, plan, tasks)
+        table = write_summary(files)
+    except BaseException:
+        info["status"] = "interrupted"
+        try:
+            commit()
+        except (OSError, RecordsError):  # disk full: the last good manifest stays (resumable)
+            pass
+        if runner.logger is not None:
+            runner.logger.finish(None, "interrupted")
+        raise
+    info["status"], info["finished_at"] = "complete", now()
+    commit()
+    runner.logger.finish(table, "complete")
+    _print_result(table, files.dir, runner)
+    return table
+
+
+def _print_result(table: Any, run_dir: Path, runner: Runner) -> None:
+    row = table[table["level"] == "suite"]
+    if row.empty:
+        return
+    r = row.iloc[0]
+    per_step = 1000.0 * runner.overhead_s / runner.steps_total if runner.steps_total else float("nan")
+    lat = r["latency_p50_ms"]
+    lat_text = f"latency p50 {lat:.1f} ms" if lat == lat else "latency n/a (warm-up calls only)"
+    print(f"{r['suite']}: {int(r['successes'])}/{int(r['episodes'])} success "
+          f"({100 * r['success_rate']:.1f}%, 95% CI {100 * r['sr_ci_low']:.1f}-{100 * r['sr_ci_high']:.1f}), "
+          f"{int(r['errors'])} errors; {lat_text}; "
+          f"harness overhead {per_step:.3f} ms/step; records in {run_dir}")
