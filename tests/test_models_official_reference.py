@@ -8,7 +8,11 @@ dims overrides: the depth comes from config.json) and compares every stage: the 
 features, the 56 hidden rows fed to the action head (full bidirectional attention, rows one
 before the placeholders, RMSNorm eps 1e-6 by default), and the final action chunk after
 unnormalisation and the gripper post-processing (proprio through the reference axis-angle).
-OpenVLA likewise: vision features, the first greedy step's logits, the 7 decoded actions.
+OpenVLA likewise: vision features, the first greedy step's full logits, then every one of the
+7 greedy steps (prefill + 6 cached decode steps): its token and its logits over the 256 action
+ids, and the decoded actions. Its weights (`det_param(..., case="openvla")`) make the decode
+informative: 7 action tokens with 7 distinct bins, so a decode position shifted by 5, decoding
+skipped (step 0's token repeated) or a bin off by one all fail here.
 """
 
 from __future__ import annotations
@@ -38,15 +42,15 @@ def _recipe():
     return mod
 
 
-def _write_checkpoint(path: Path, ref=REF) -> None:
-    """The reference's weights in the published layout."""
+def _write_checkpoint(path: Path, ref=REF, case: str = "oft") -> None:
+    """The reference's weights (`det_param`'s rule for `case`) in the published layout."""
     from safetensors.torch import save_file
 
     recipe = _recipe()
     names, shapes = list(ref["names"]), json.loads(str(ref["shapes"]))
     vla, heads = {}, {"action_head": {}, "proprio_projector": {}}
     for name, shape in zip(names, shapes):
-        t = recipe.det_param(name, tuple(shape))
+        t = recipe.det_param(name, tuple(shape), case)
         stem = name.split(".", 1)[0]
         if stem in heads:
             heads[stem]["module." + name.split(".", 1)[1]] = t
@@ -134,13 +138,27 @@ def test_every_oft_stage_matches_the_official_model(policy, monkeypatch):
     assert np.array_equal(out.actions[:, -1], REF["actions"][:, -1])   # gripper signs
 
 
+def test_openvla_fixture_decodes_informatively():
+    """Every greedy step of the reference is an action token with a bin of its own; otherwise
+    the decode steps could go wrong unseen (ids below 31745 all de-tokenise to one clipped bin)."""
+    tokens = REF_OV["tokens"]
+    bins = 32000 - tokens - 1
+    assert tokens.shape == (7,) and ((bins >= 0) & (bins <= 254)).all(), tokens
+    assert len(set(bins.tolist())) == 7, bins
+    assert np.ptp(bins) > 128, bins   # spread over the bins
+    logits = REF_OV["step_action_logits"]
+    assert logits.shape == (7, 256)
+    assert np.array_equal(logits.argmax(-1) + 31744, tokens)
+    assert np.array_equal(REF_OV["first_logits"].argmax(), tokens[0])
+
+
 def test_every_openvla_stage_matches_the_official_model(tmp_path, monkeypatch):
     import vlabench.models.openvla as ov
     import vlabench.models.policy as pol
     from vlabench.models.build import build_openvla
 
     ckpt = tmp_path / "openvla-7b-tiny-reference"
-    _write_checkpoint(ckpt, REF_OV)
+    _write_checkpoint(ckpt, REF_OV, case="openvla")
     p = build_openvla({"checkpoint": str(ckpt), "warmup_calls": 0, "dtype": "float32"},
                       suite_cfg={"name": "libero_spatial", "unnorm_key": "libero_spatial"}, device="cpu")
     assert p.dims.llm_layers == 2
@@ -156,5 +174,10 @@ def test_every_openvla_stage_matches_the_official_model(tmp_path, monkeypatch):
         feats, _ = p.model.vision_backbone(px)
     assert np.abs(feats.numpy() - REF_OV["vision_features"]).max() < 1e-5
     logits_err = np.abs(seen[0][0, -1].numpy() - REF_OV["first_logits"]).max()
-    assert logits_err < 1e-4, logits_err   # measured 1.9e-6; with RMSNorm eps 1e-5: 2.8e-3
+    assert logits_err < 1e-4, logits_err   # measured 1.7e-6; with RMSNorm eps 1e-5: 2.8e-3
+    steps = np.stack([s[0, -1].detach().numpy() for s in seen])   # one LM-head row per step
+    tokens = steps.argmax(-1)
+    assert tokens.tolist() == REF_OV["tokens"].tolist(), (tokens, REF_OV["tokens"])
+    steps_err = np.abs(steps[:, 31744:32000] - REF_OV["step_action_logits"]).max()
+    assert steps_err < 1e-4, steps_err   # measured 1.7e-6 (step 0), 0 (decode steps)
     assert np.abs(out.actions[0] - REF_OV["actions"]).max() < 1e-9

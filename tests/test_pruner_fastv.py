@@ -61,6 +61,16 @@ def test_fastv_refuses_a_layer_the_model_lacks_and_a_bad_retention():
         FastV({"retention": 0.0})
 
 
+@pytest.mark.parametrize("reading,bad,valid", [("code", 4, "0..3"), ("paper", 4, "1..3"),
+                                               ("paper", 0, "1..3")])
+def test_an_out_of_range_k_names_the_value_typed_and_the_valid_range_of_k(reading, bad, valid):
+    with pytest.raises(ConfigError) as e:
+        FastV({"k": bad, "reading": reading}).bind(info(num_layers=4))
+    assert f"pruner.k={bad} " in str(e.value) and f"(valid: {valid})" in str(e.value)
+    for k in range(int(valid[0]), int(valid[-1]) + 1):   # every value named valid is accepted
+        FastV({"k": k, "reading": reading}).bind(info(num_layers=4))
+
+
 # OpenVLA-OFT as VLA-Pruner's OFT baseline ran FastV: 2 cameras x 4 patches (ids 0-3, 4-7).
 OFT_KINDS = [BOS] + [VISUAL] * 8 + [PROPRIO, TEXT, TEXT, ACTION, ACTION, STOP]
 

@@ -25,10 +25,25 @@ def fast_cfg(out: Path, *extra: str):
     return compose([*FAST, f"run.output_dir={out}", *extra])
 
 
+def _default_sigint() -> None:
+    """A test runner started in the background by a shell ignores SIGINT, and its children
+    inherit that: the run under test must see Ctrl-C as a user's terminal delivers it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(vlabench_cmd("run", *FAST, f"run.output_dir={out}", *extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**cli_env(), **(env or {})}, cwd=ROOT)
+                            env={**cli_env(), **(env or {})}, cwd=ROOT, preexec_fn=_default_sigint)
+
+
+def start_held(out: Path, where: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """A run that announces reaching `where` (tests/plugins/vlabench_test_suites.py) and waits
+    there: the test's signal lands at that point, whatever the machine's load."""
+    marker = out.parent / f"{out.name}.reached-{where.replace(':', '-')}"   # outside the run dir
+    marker.unlink(missing_ok=True)
+    p = start(out, *extra, env={"VLABENCH_TEST_HOLD": where, "VLABENCH_TEST_HOLD_MARKER": str(marker)})
+    return p, marker
 
 
 def wait_for(cond, timeout: float = 60.0) -> None:
@@ -101,6 +116,21 @@ def test_a_failing_resume_keeps_every_record(tmp_path, monkeypatch):
     assert contents(d) == before
 
 
+def test_a_refused_or_failing_start_leaves_the_lock_file_as_it_found_it(tmp_path, monkeypatch):
+    """The holder line of the run that made the directory survives a start that gives up."""
+    run_from_config(fast_cfg(tmp_path, "run.name=r", "run.episodes_per_task=1"))
+    lock = tmp_path / "r" / ".vlabench.lock"
+    line = lock.read_bytes()
+    assert json.loads(line)["pid"] == os.getpid()
+    refused = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r", "run.seed=1")
+    assert refused.returncode == 2 and "run.seed" in refused.stderr
+    assert lock.read_bytes() == line
+    monkeypatch.setenv("VLABENCH_TEST_FAIL_BUILD", "1")
+    with pytest.raises(RuntimeError, match="scripted start-up failure"):
+        run_from_config(fast_cfg(tmp_path, "run.name=r", "run.episodes_per_task=1"))
+    assert lock.read_bytes() == line
+
+
 def test_run_device_cuda_on_a_cpu_machine_leaves_an_existing_directory_intact(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -120,10 +150,9 @@ def test_ctrl_c_during_start_up_removes_only_what_this_start_created(tmp_path, p
     if pre == "run":
         run_from_config(fast_cfg(tmp_path / "out", "run.name=r", "run.episodes_per_task=1"))
         before = contents(d)
-    p = start(tmp_path / "out", "run.name=r", "run.episodes_per_task=1",
-              env={"VLABENCH_TEST_BUILD_SLEEP": "30"})
-    wait_for(lambda: holder_pid(d) == p.pid)
-    time.sleep(0.3)
+    p, reached = start_held(tmp_path / "out", "build", "run.name=r", "run.episodes_per_task=1")
+    wait_for(reached.exists, timeout=300)
+    assert holder_pid(d) == p.pid
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and "interrupted" in err
@@ -146,17 +175,18 @@ def test_run_names_that_are_empty_or_escape_the_output_dir_are_refused(tmp_path,
 
 def test_a_second_run_on_a_locked_directory_exits_2_naming_the_holder(tmp_path):
     d = tmp_path / "r"
-    same = ["run.name=r", "suite.step_sleep_s=1.0", "run.episodes_per_task=2"]   # ~12 s
-    first = start(tmp_path, *same)
+    same = ["run.name=r", "run.episodes_per_task=2"]
+    first, reached = start_held(tmp_path, "step:0:0:1", *same)   # holds the lock, mid-episode
     try:
-        wait_for(lambda: holder_pid(d) == first.pid)
+        wait_for(reached.exists, timeout=300)
         for extra in ([], ["run.overwrite=true"]):
             res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", *same, *extra)
             assert res.returncode == 2, res.stderr
             lines = res.stderr.strip().splitlines()
             assert len(lines) == 1 and f"PID {first.pid} on host {socket.gethostname()}" in lines[0]
         assert first.poll() is None          # the lock was really contested
-        _, err = first.communicate(timeout=120)
+        reached.unlink()                     # let the first run go on
+        _, err = first.communicate(timeout=300)
         assert first.returncode == 0, err
     finally:
         first.kill()
@@ -166,11 +196,12 @@ def test_a_second_run_on_a_locked_directory_exits_2_naming_the_holder(tmp_path):
 
 def test_a_sigkilled_holder_leaves_no_stale_lock_and_the_run_resumes(tmp_path):
     d = tmp_path / "r"
-    first = start(tmp_path, "run.name=r", "suite.step_sleep_s=0.2")
-    wait_for(lambda: (d / "episodes.csv").exists() and len(episodes(d)) >= 2)
+    first, reached = start_held(tmp_path, "step:1:0:1", "run.name=r")   # after task 0's 3 episodes
+    wait_for(reached.exists, timeout=300)
     first.kill()
     first.wait()
-    res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r", "suite.step_sleep_s=0.2")
+    assert len(episodes(d)) == 3
+    res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r")
     assert res.returncode == 0, res.stderr
     keys = [tuple(r.split(",")[4:7:2]) for r in episodes(d)]
     assert len(keys) == 6 and len(set(keys)) == 6
@@ -194,8 +225,8 @@ def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
                                            (signal.SIGINT, 130, "interrupted")])
 def test_sigterm_stops_like_ctrl_c_with_exit_143_and_the_run_resumes(tmp_path, sig, code, what):
     d = tmp_path / "r"
-    p = start(tmp_path, "run.name=r", "suite.step_sleep_s=0.3")
-    wait_for(lambda: (d / "episodes.csv").exists() and len(episodes(d)) >= 1)
+    p, reached = start_held(tmp_path, "step:0:1:3", "run.name=r")   # task 0, episode 1 running
+    wait_for(reached.exists, timeout=300)
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     assert p.returncode == code
@@ -204,8 +235,8 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143_and_the_run_resumes(tmp_path, s
     assert "Traceback" not in err
     assert json.loads((d / "manifest.json").read_text())["status"] == "interrupted"
     done = len(episodes(d))
-    assert 1 <= done < 6
-    res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r", "suite.step_sleep_s=0.3")
+    assert done == 1   # episode 0 of task 0; episode 1 was cut short and is not recorded
+    res = run_cli("run", *FAST, f"run.output_dir={tmp_path}", "run.name=r")
     assert res.returncode == 0, res.stderr
     assert f"{done}/6 episodes already done" in res.stderr and len(episodes(d)) == 6
     assert json.loads((d / "manifest.json").read_text())["status"] == "complete"

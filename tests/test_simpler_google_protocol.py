@@ -62,7 +62,7 @@ def test_composition_order_is_rpy_times_center():
     np.testing.assert_allclose(robot_init_quat(rpy, center), want, atol=1e-12)
 
 
-# SimplerEnv openvla_model.py @ 2905379 L117-138, worked by hand with repeat 3 on a gradual
+# DelinQu/SimplerEnv-OpenVLA@2905379 openvla_model.py L117-138, worked by hand with repeat 3 on a gradual
 # close then open: rel = prev - open (0 on the first step); |rel| > 0.5 latches rel for 3 steps.
 OPEN = [1.0, 0.9, 0.7, 0.4, 0.1, 0.0, 0.0, 0.3, 0.9, 1.0, 1.0, 0.2, 0.2, 0.9, 0.9]
 SENT = [0.0, 0.1, 0.2, 0.3, 0.3, 0.1, 0.0, -0.3, -0.6, -0.6, -0.6, 0.8, 0.8, 0.8, 0.0]

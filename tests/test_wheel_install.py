@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def wheel_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"   # a copy: setuptools writes build/ and egg-info next to the sources
-    for part in ("vlabench", "configs", "results/reference", "pyproject.toml", "README.md"):
+    for part in ("vlabench", "configs", "results/reference", "pyproject.toml", "setup.py", "README.md"):
         (src / part).parent.mkdir(parents=True, exist_ok=True)
         if (ROOT / part).is_dir():
             shutil.copytree(ROOT / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -61,6 +61,16 @@ def test_wheel_holds_every_config_and_reference_file(wheel_env):
         want = {f"{dst}/{p.relative_to(src).as_posix()}" for p in src.rglob("*")
                 if p.is_file() and p.suffix in (".yaml", ".csv", ".md")}
         assert want and want <= names, sorted(want - names)[:5]
+
+
+def test_wheel_holds_every_module_of_the_source_tree(wheel_env):
+    """Packages are discovered (setup.py), so a new subpackage (vlabench/models/pi0 was once left
+    out) can never be missing from the wheel."""
+    wheel, _, _ = wheel_env
+    names = set(zipfile.ZipFile(wheel).namelist())
+    want = {p.relative_to(ROOT).as_posix() for p in (ROOT / "vlabench").rglob("*.py")
+            if "__pycache__" not in p.parts}
+    assert len(want) > 150 and want <= names, sorted(want - names)[:5]
 
 
 def test_installed_wheel_lists_and_composes_outside_the_source_tree(wheel_env):

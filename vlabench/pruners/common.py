@@ -6,6 +6,7 @@ settings to the model it is bound to and keep budgets exact on shape-only (meta)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,6 +37,17 @@ def check_layer(name: str, layer: int, num_layers: int, last_ok: bool = False) -
     if not 0 <= layer < hi:
         raise ConfigError(f"{name}={layer} is out of range for a {num_layers}-layer model "
                           f"(valid: 0..{hi - 1})")
+
+
+def check_k(k: int, layer_of: Callable[[int], int], num_layers: int) -> None:
+    """Refuse a `pruner.k` whose pruning layer `layer_of(k)` the model does not have, naming the
+    value typed and the valid range of `pruner.k` itself (`layer_of` is non-decreasing in k)."""
+    hi = num_layers - 1
+    if 0 <= layer_of(k) < hi:
+        return
+    valid = [v for v in range(num_layers + 2) if 0 <= layer_of(v) < hi]
+    span = f"{valid[0]}..{valid[-1]}" if valid else "none (the model is too shallow to prune)"
+    raise ConfigError(f"pruner.k={k} is out of range for a {num_layers}-layer model (valid: {span})")
 
 
 def is_meta(x: torch.Tensor | None) -> bool:

@@ -23,7 +23,7 @@ from vlabench.pruners.attn_scores import PREFILL_KINDS, last_row, rows_of_kinds
 from vlabench.pruners.base import LayerView, ModelInfo, Pruner
 from vlabench.pruners.common import (
     camera_pools,
-    check_layer,
+    check_k,
     is_meta,
     meta_keep,
     oft_score_layer,
@@ -81,10 +81,13 @@ class FastV(Pruner):
         super().bind(info)
         # VLA-Pruner's OFT fork; pi0 (flow_steps > 0) has no released code: FastV's layout
         oft = self.reading == "code" and not info.autoregressive and info.flow_steps == 0
-        self.score_layer = oft_score_layer(self.k, info.num_layers) if oft else self.k - 1
+        def layer_of(k: int) -> int:
+            return oft_score_layer(k, info.num_layers) if oft else k - 1
+
+        self.score_layer = layer_of(self.k)
         self.pools = len(info.cameras) if oft else 1
         self.rows = self.score_rows_cfg or ("prefill" if oft else "last")
-        check_layer("pruner.k" if oft else "pruner.k - 1", self.score_layer, info.num_layers)
+        check_k(self.k, layer_of, info.num_layers)
         self.attention_layers = frozenset({self.score_layer})
 
     def budget(self) -> int:

@@ -45,6 +45,7 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_NAME
         self.fd: int | None = None
         self.created = False
+        self.previous = b""   # the holder line found on acquiring (a finished run's)
 
     def acquire(self) -> None:
         """Take the lock or raise RunDirLocked naming the holder; OSError if unwritable."""
@@ -72,16 +73,25 @@ class RunLock:
         self.fd, self.created = fd, not existed
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.previous = os.pread(fd, 4096, 0)
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
 
     def release(self, remove: bool = False) -> None:
-        """Drop the lock; `remove` also deletes the lock file (only when this process made it)."""
+        """Drop the lock. `remove` undoes this process's claim: it deletes the lock file when
+        this process made it, else puts back the holder line that was there (a refused start
+        leaves an existing run's lock file as it found it)."""
         if self.fd is None:
             return
         if remove and self.created:
             try:
                 self.path.unlink()
+            except OSError:
+                pass
+        elif remove:
+            try:
+                os.ftruncate(self.fd, 0)
+                os.pwrite(self.fd, self.previous, 0)
             except OSError:
                 pass
         os.close(self.fd)  # closing the descriptor releases the flock

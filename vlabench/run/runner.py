@@ -93,6 +93,8 @@ def _run_locked(cfg: Any, files: RunFiles, old: dict[str, Any] | None, claim: An
     except BaseException:
         if old is None:
             claim.abandon()
+        else:   # a resume that failed before its first episode: the records stay as they were
+            claim.lock.release(remove=True)
         raise
 
     runner.on_commit = commit

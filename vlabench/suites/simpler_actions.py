@@ -92,7 +92,8 @@ def to_widowx(action: np.ndarray, conv: ActionConvention = ActionConvention()) -
 class StickyGripper:
     """Google-robot gripper of SimplerEnv's OpenVLA/RT policies (`google_robot` setup).
 
-    Transcribed behaviour (openvla_model.py @ 2905379, L117-138): the Google robot's gripper
+    Transcribed behaviour (DelinQu/SimplerEnv-OpenVLA@2905379
+    simpler_env/policies/openvla/openvla_model.py L117-138): the Google robot's gripper
     controller takes a *relative* command `rel = prev_open - open` (+ = close, - = open; 0 on the
     episode's first step). When |rel| > 0.5 and no sticky action is running, `rel` is latched and
     sent for `repeat` (15) steps, whatever the model says meanwhile; then it is released. Outside
