@@ -13,7 +13,8 @@ from baseline_views import info  # noqa: E402
 
 from vlabench.core.errors import ConfigError  # noqa: E402
 from vlabench.pruners.base import VisualTokens  # noqa: E402
-from vlabench.pruners.holov import HoloV, allocate, block_crops, holov_select, row_crops, token_scores  # noqa: E402
+from vlabench.pruners.holov import (HoloV, allocate, block_crops, holov_order, holov_select,  # noqa: E402
+                                   row_crops, token_scores)
 
 
 def test_code_crops_are_contiguous_runs_and_paper_crops_square_blocks():
@@ -48,19 +49,61 @@ def test_budget_follows_crop_scores_not_a_global_top_k():
     assert keep.tolist() == [0, 1, 2]
 
 
-def _tokens(att: dict) -> VisualTokens:
-    return VisualTokens(torch.ones(8, 2), torch.zeros(8, 3), {}, att, "t", 0)
+def _tokens(att: dict, emb: torch.Tensor | None = None) -> VisualTokens:
+    emb = torch.ones(8, 2) if emb is None else emb
+    return VisualTokens(emb, torch.zeros(emb.shape[0], 3), {}, att, "t", 0)
 
 
 def test_each_camera_is_an_image_with_its_own_budget_and_ids_offset():
-    p = HoloV({"retention": 0.5, "crops": 2})
-    p.bind(info(num_visual=8, cameras=("a", "b"), grid=2))
     # received attention = each row: camera a (.4, .1 | .3, .2) -> crops equal -> one each (0, 2);
-    # camera b (.1, .2 | .3, .4) -> weights (.3, .7) -> floor (0, 1), +1 to crop 1 -> ids 2, 3
+    # camera b (.1, .2 | .3, .4) -> weights (.3, .7) -> floor (0, 1), +1 to crop 1 -> 2, 3 whole
     att = {"a": torch.tensor([0.4, 0.1, 0.3, 0.2]).expand(1, 4, 4),
            "b": torch.tensor([0.1, 0.2, 0.3, 0.4]).expand(1, 4, 4)}
-    assert p.before_llm(_tokens(att)).tolist() == [0, 2, 6, 7]
-    assert p.contiguous_positions                       # code: the shorter sequence is renumbered
+    emb = torch.tensor([[1.0, 0], [1, 1], [2, 1], [1, 3], [3, 1], [1, 4], [5, 1], [1, 6]])
+    p = HoloV({"retention": 0.5, "crops": 2})
+    p.bind(info(num_visual=8, cameras=("a", "b"), grid=2))
+    tok = _tokens(att, emb.clone())
+    # code: each camera's sequence in its own first slots, renumbered (`contiguous_positions`)
+    assert p.before_llm(tok).tolist() == [0, 1, 4, 5] and p.contiguous_positions
+    assert torch.equal(tok.embeddings[[0, 1, 4, 5]], emb[[0, 2, 6, 7]])
+    q = HoloV({"retention": 0.5, "crops": 1, "reading": "paper"})    # one crop: top 2 per camera
+    q.bind(info(num_visual=8, cameras=("a", "b"), grid=2))
+    tok = _tokens(att, emb.clone())
+    assert q.before_llm(tok).tolist() == [0, 2, 6, 7] and torch.equal(tok.embeddings, emb)
+
+
+def test_code_order_is_crop_by_crop_whole_crops_in_image_order_others_by_attention():
+    # crops [0, 1, 2], [3, 4, 5], [6, 7, 8]; equal features: crop score 1.09 x mean attention,
+    # weights (.643, .321, .036); budget 6 -> floor (3, 1, 0), +1 to crops 0 and 1 -> (4, 2, 0):
+    # crop 0 whole (image order, not by attention; one slot unused), crop 1 its top 2: 5 (.5), 4 (.3)
+    attn = torch.tensor([0.5, 0.7, 0.6, 0.1, 0.3, 0.5, 0.1, 0.0, 0.0])
+    crops = row_crops(9, 3)
+    assert holov_order(torch.ones(9, 2), attn, crops, 6, 0.09).tolist() == [0, 1, 2, 5, 4]
+    assert holov_select(torch.ones(9, 2), attn, crops, 6, 0.09).tolist() == [0, 1, 2, 4, 5]
+    p = HoloV({"retention": 2 / 3, "crops": 3})
+    p.bind(info(num_visual=9, grid=3))
+    emb = torch.arange(1.0, 19.0).reshape(9, 2)
+    tok = _tokens({"agentview": attn.expand(1, 9, 9)}, emb.clone())
+    assert p.before_llm(tok).tolist() == list(range(6))          # the budget's length
+    want = torch.cat([emb[[0, 1, 2, 5, 4]], torch.zeros(1, 2)])  # zero vector: the code's padding
+    assert torch.equal(tok.embeddings[:6], want) and torch.equal(tok.embeddings[6:], emb[6:])
+
+
+@pytest.mark.parametrize("reading", ["code", "paper"])
+def test_an_allocation_beyond_a_crop_pads_zero_vectors_in_code_and_keeps_fewer_in_paper(reading):
+    # 9 one-token crops (both readings): weights (.45, .45, 0, ..., .1); budget 6 -> floor
+    # (2, 2, 0, ..., 0), +1 to crops 0 and 1: each keeps its only token, crop 8 gets none
+    attn = torch.tensor([0.9, 0.9, 0, 0, 0, 0, 0, 0, 0.2])
+    p = HoloV({"retention": 2 / 3, "crops": 9, "reading": reading})
+    p.bind(info(num_visual=9, grid=3))
+    emb = torch.arange(1.0, 19.0).reshape(9, 2)
+    tok = _tokens({"agentview": attn.expand(1, 9, 9)}, emb.clone())
+    keep = p.before_llm(tok).tolist()
+    if reading == "paper":
+        assert keep == [0, 1] and torch.equal(tok.embeddings, emb)
+    else:
+        assert keep == list(range(6))
+        assert torch.equal(tok.embeddings[:6], torch.cat([emb[:2], torch.zeros(4, 2)]))
 
 
 def test_full_retention_keeps_all_meta_counts_and_paper_keeps_positions():

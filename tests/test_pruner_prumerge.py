@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 
 from tests.paper_pruner_views import model_info  # noqa: E402
 from vlabench.pruners.base import VisualTokens  # noqa: E402
-from vlabench.pruners.prumerge import (PruMerge, iqr_outlier_ratio, prumerge_tokens,  # noqa: E402
-                                       spatial_samples)
+from vlabench.pruners.prumerge import (PruMerge, fixed_count, iqr_outlier_ratio,  # noqa: E402
+                                       prumerge_tokens, spatial_samples)
 
 X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 2.0]])
 A = torch.tensor([0.4, 0.3, 0.2, 0.1])
@@ -58,3 +58,14 @@ def test_full_retention_is_the_identity():
     p.bind(model_info(grid=2, cameras=("agentview",)))
     tok = scene()
     assert p.before_llm(tok) is None and torch.equal(tok.embeddings, X)
+
+
+def test_the_fixed_count_floors_n_times_the_ratio_as_the_code():
+    # 42Shawn/LLaVA-PruMerge @ 1ca8b2b clip_encoder.py L116: torch.topk(cls_attn, int(N*ratio))
+    assert fixed_count(256, 0.664) == 169 and fixed_count(256, 0.665) == 170   # 169.98 / 170.24
+    p = PruMerge({})
+    assert p.retention == 0.665 and p.budget(256) == 171          # Table 1's mapping: 170 + 1
+    assert PruMerge({"retention": 0.664}).budget(256) == 170        # shape-only builds floor too
+    q = PruMerge({"retention": 0.7, "neighbours": 1})               # 4 x .7 = 2.8 -> 2 (+ 1 extra)
+    q.bind(model_info(grid=2, cameras=("agentview",)))
+    assert q.before_llm(scene()).tolist() == [0, 1, 3]

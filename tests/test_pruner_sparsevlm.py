@@ -67,6 +67,7 @@ def test_after_layer_keeps_top_rated_tokens_plus_one_recycled_merged_token():
     a = torch.zeros(2, 11, 11)
     a[:, 9, 1:9] = torch.tensor([.8, .1, .7, .2, .6, .3, .05, .02])
     a[:, 10, 8] = 1.0                                   # the non-rater favours V7: ignored
+    assert p.after_layer(view(-1, kinds, None, hidden.clone())) is None    # the LLM input: raters
     v = view(0, kinds, a, hidden.clone())
     out = p.after_layer(v).tolist()
     # 8 -> 4: one cluster (int((int(4 * .3) + 1) / 10) + 1); top 3 by score V0, V2, V4; of the
@@ -133,7 +134,14 @@ def _rated_view():
     a[:, 10, 1:9] = torch.tensor([.8, .1, .7, .2, .6, .3, .05, .02])   # the code's only rater
     for row in (9, 11, 12):
         a[:, row, 8] = 1.0                                  # first / non-rater / last: favour V7
-    return view(2, kinds, a, hidden)
+    return view(-1, kinds, None, hidden), view(2, kinds, a, torch.zeros(13, 2))
+
+
+def _scored(p: SparseVLM) -> list[int]:
+    """The decoder's order: the input view (raters), then layer 2 (scores)."""
+    inp, layer2 = _rated_view()
+    assert p.after_layer(inp) is None
+    return p.after_layer(layer2).tolist()
 
 
 def test_code_after_layer_keeps_the_top_tokens_of_the_trimmed_raters_without_merging():
@@ -141,8 +149,34 @@ def test_code_after_layer_keeps_the_top_tokens_of_the_trimmed_raters_without_mer
     # softmax(5, -5) -> position 10 rates; its top 4 of 8 are V0, V2, V4, V5
     p = SparseVLM({"retention": 0.5})
     p.bind(info(num_visual=8, num_layers=4))
-    assert p.after_layer(_rated_view()).tolist() == [0, 2, 4, 5]
+    assert _scored(p) == [0, 2, 4, 5]
     q = SparseVLM({"retention": 0.5, "reading": "paper"})   # all prompt tokens rate: V7 kept
     q.bind(info(num_visual=8, num_layers=4))
     q.layers, q.counts, q.attention_layers = [2], [4], frozenset({2})
-    assert 7 in q.after_layer(_rated_view()).tolist()
+    assert 7 in _scored(q)
+
+
+def test_raters_come_from_the_llm_input_not_from_the_scoring_layer():
+    """VLA-Pruner @ fa5bfed modeling_llama.py L1046-1056 (and SparseVLM's own code) rate with
+    `inputs_embeds`. Input: visual (1, 0); text at 9..12 = (9, 0), (0, 3), (2, 0), (0, 0).
+    Candidates 10, 11 (code span): v.t = (0, 2) -> softmax (.119, .881), mean .5 -> only 11
+    rates. At layer 2 the hidden states say the opposite (10 rates): they must be ignored."""
+    kinds = [BOS] + [VISUAL] * 8 + [TEXT] * 4
+    x = torch.zeros(13, 2)
+    x[1:9, 0] = 1.0
+    x[9], x[10], x[11] = torch.tensor([9.0, 0]), torch.tensor([0, 3.0]), torch.tensor([2.0, 0])
+    h2 = torch.zeros(13, 2)
+    h2[1:9, 0], h2[10, 0], h2[11, 0] = 1.0, 5.0, -5.0
+    a = torch.zeros(2, 13, 13)
+    a[:, 10, 1:9] = torch.tensor([.8, .1, .7, .2, .6, .3, .05, .02])
+    a[:, 11, 1:9] = torch.tensor([.02, .05, .3, .6, .2, .7, .1, .8])
+    p = SparseVLM({"retention": 0.5})
+    p.bind(info(num_visual=8, num_layers=4))
+    assert p.after_layer(view(-1, kinds, None, x)) is None
+    assert p.raters.tolist() == [11]
+    assert p.after_layer(view(2, kinds, a, h2)).tolist() == [2, 3, 5, 7]   # row 11's top 4
+    assert p.raters.tolist() == [11]                         # not recomputed from layer 2
+    q = SparseVLM({"retention": 0.5})
+    q.bind(info(num_visual=8, num_layers=4))
+    with pytest.raises(RuntimeError, match="input_view"):    # no input view: refused, not guessed
+        q.after_layer(view(2, kinds, a, h2))

@@ -42,7 +42,7 @@ EXPECTED = {
                          for s in L4],
     "specprune-table2": [("openvla-oft", p, None, "libero_spatial") for p in ("none", "specprune")],
     "specprune-table3": [("openvla-oft", p, None, "libero_object") for p in ["none"] + ["specprune"] * 3],
-    "sp-vla-table1": [("openvla", p, {"sparsevlm": 0.5, "fopru": 0.715, "prumerge": 0.664}.get(p), s)
+    "sp-vla-table1": [("openvla", p, {"sparsevlm": 0.5, "fopru": 0.715, "prumerge": 0.665}.get(p), s)
                       for p in ("none", "sparsevlm", "fopru", "prumerge", "fastvlm", "visionzip", "sp-vla")
                       for s in ("libero_goal", "libero_object", "libero_spatial", "libero_10")],
     "sp-vla-table3": (

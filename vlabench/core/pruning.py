@@ -95,7 +95,9 @@ class Pruner:
     side this run follows (`pruner.reading=code|paper`).
     Class attributes declare what the decoder must provide: `attention_layers` (decoder layers
     whose attention probabilities `after_layer` receives), `vision_attention` (SigLIP feature-
-    layer attention in `VisualTokens`), `reuses_kv` (keep the previous call's visual KV)."""
+    layer attention in `VisualTokens`), `reuses_kv` (keep the previous call's visual KV),
+    `input_view` (before layer 0, `after_layer` gets a view of layer -1: `hidden` holds the LLM
+    input embeddings of the rows entering layer 0, `attn` is None; it may not prune)."""
 
     name: str = "none"
     attention_layers: frozenset[int] = frozenset()
@@ -105,6 +107,7 @@ class Pruner:
     reuses_kv: bool = False
     observes_frames: bool = False
     contiguous_positions: bool = False    # renumber positions after a before_llm keep (see above)
+    input_view: bool = False              # after_layer also sees the LLM input (layer -1, prefill)
     served_source: str = "extrapolator"   # CallStats.source of chunks served by skip_call
     readings: tuple[Reading, ...] = ()     # paper-vs-code points (`pruner.reading` picks a side)
 

@@ -200,6 +200,10 @@ class PrunableDecoder:
             if self.pruner.contiguous_positions:   # renumber the kept sequence 0..n'-1 (DivPrune)
                 self.pos_offset = n - meta.pos.numel()
                 meta.pos = torch.arange(meta.pos.numel(), device=dev)
+        if self.pruner.input_view:     # the LLM input as a view of "layer -1" (SparseVLM's raters)
+            with self._pruner_stage():
+                if self.pruner.after_layer(_view(-1, "prefill", h, None, meta, meta)) is not None:
+                    raise RuntimeError("after_layer may not prune the input view (use before_llm)")
         plan = self._reuse_plan(reuse, dev) if embeds.device.type != "meta" else {}
         reusing = torch.empty(0, dtype=torch.long, device=dev)   # ids served from the cache
         for i in range(len(self.layers)):

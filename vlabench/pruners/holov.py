@@ -35,6 +35,17 @@ READINGS = (
             "obananas/HoloV @ 1d2e65e llava_arch.py L239: the pruned features enter the LLM as a "
             "shorter sequence, positions 0..n'-1",
             "code", "the public code produced HoloV's tables"),
+    Reading("order of the kept tokens",
+            "not discussed (the paper side keeps the selected tokens in image order)",
+            f"{_CODE} L114-131: crop by crop; a crop whose allocation covers it keeps its image "
+            "order, the others descending [CLS] attention (torch.topk); this order takes "
+            "positions 0..n'-1 (llava_arch.py L239, L358-359 position_ids=None)",
+            "code", "the public code produced HoloV's tables"),
+    Reading("a crop's allocation beyond its size",
+            "not discussed (the paper side keeps the crop whole: fewer tokens than the budget)",
+            f"{_CODE} L138-146: zero vectors appended after the last crop's tokens up to the "
+            "budget; they enter the LLM as image tokens (the sequence has the budget's length)",
+            "code", "the public code produced HoloV's tables"),
 )
 
 
@@ -83,11 +94,13 @@ def allocate(weights: torch.Tensor, budget: int) -> torch.Tensor:
     return alloc
 
 
-def holov_select(feats: torch.Tensor, attn: torch.Tensor, crops: list[torch.Tensor], budget: int,
-                 alpha: float, eps: float = 1e-6) -> torch.Tensor:
-    """Indices (sorted) of the tokens HoloV keeps among `feats` (n, d) with [CLS]-style
-    attention `attn` (n,)."""
+def holov_order(feats: torch.Tensor, attn: torch.Tensor, crops: list[torch.Tensor], budget: int,
+                alpha: float, eps: float = 1e-6) -> torch.Tensor:
+    """Indices of the tokens HoloV keeps among `feats` (n, d) with [CLS]-style attention `attn`
+    (n,), in the order its code emits them (L114-131): crop by crop, a crop whose allocation
+    covers it whole in image order, the others by descending attention (ties: lower index)."""
     attn = attn.float()
+    crops = [c.to(attn.device) for c in crops]
     scores = []
     for c in crops:
         if c.numel() <= 1:
@@ -98,7 +111,21 @@ def holov_select(feats: torch.Tensor, attn: torch.Tensor, crops: list[torch.Tens
     alloc = allocate(s / (s.sum() + eps), budget)
     kept = [c if a >= c.numel() else c[top_k_indices(attn[c], int(a))]
             for c, a in zip(crops, alloc.tolist()) if a > 0]
-    return torch.sort(torch.cat(kept)).values if kept else torch.empty(0, dtype=torch.long)
+    return torch.cat(kept)[:budget] if kept else torch.empty(0, dtype=torch.long, device=attn.device)
+
+
+def holov_select(feats: torch.Tensor, attn: torch.Tensor, crops: list[torch.Tensor], budget: int,
+                 alpha: float, eps: float = 1e-6) -> torch.Tensor:
+    """The tokens of `holov_order`, sorted (image order)."""
+    return torch.sort(holov_order(feats, attn, crops, budget, alpha, eps)).values
+
+
+def code_sequence(feats: torch.Tensor, order: torch.Tensor, budget: int) -> torch.Tensor:
+    """The (budget, d) image tokens HoloV's code feeds the LLM: the kept rows in emitted order,
+    then zero vectors up to the budget (L138-146)."""
+    seq = feats.new_zeros(budget, feats.shape[1])
+    seq[:order.numel()] = feats[order.to(feats.device)]
+    return seq
 
 
 def received_attention(probs: torch.Tensor) -> torch.Tensor:
@@ -141,9 +168,19 @@ class HoloV(Pruner):
         att = tokens.vision_attention
         if is_meta(tokens.embeddings) or att is None or any(is_meta(a) for a in att.values()):
             return meta_keep(k * len(info.cameras))
-        keep = []
+        keep, writes = [], []
         for c, cam in enumerate(info.cameras):
             feats = tokens.embeddings[c * per:(c + 1) * per]
             a = received_attention(att[cam]).to(feats.device)
-            keep.append(holov_select(feats, a, self.crops, k, self.alpha).to(feats.device) + c * per)
+            if self.reading == "paper":          # the selected tokens at their own positions
+                keep.append(holov_select(feats, a, self.crops, k, self.alpha).to(feats.device) + c * per)
+                continue
+            # code: its sequence (emitted order, zero padding) written into this camera's first
+            # k slots, which are kept and renumbered (`contiguous_positions`)
+            order = holov_order(feats, a, self.crops, k, self.alpha)
+            slots = torch.arange(k, device=feats.device) + c * per
+            keep.append(slots)
+            writes.append((slots, code_sequence(feats, order, k)))
+        for slots, seq in writes:                # after every camera read its own rows
+            tokens.embeddings[slots] = seq
         return torch.cat(keep)

@@ -17,7 +17,7 @@ import torch
 
 from vlabench.core.config import cfg_get
 from vlabench.pruners.common import retention_of
-from vlabench.pruners.selection import keep_count, top_k_indices
+from vlabench.pruners.selection import top_k_indices
 from vlabench.pruners.sp_adapt import AdaptedBaseline, Plan, received_attention
 
 
@@ -32,6 +32,12 @@ def spatial_samples(ratio: float, n: int) -> torch.Tensor:
     """PruMerge+'s uniform samples: ids 0, s, 2s, ... below n - 1 with s = int(int(1/ratio)/3)."""
     step = max(1, int(int(1.0 / ratio) / 3)) if ratio > 0 else 1
     return torch.arange(0, n - 1, step)
+
+
+def fixed_count(n: int, retention: float) -> int:
+    """int(N * ratio) patches (floored, at least one), as the code's `torch.topk(cls_attn,
+    int(N*reduction_ratio))` (42Shawn/LLaVA-PruMerge @ 1ca8b2b clip_encoder.py L116)."""
+    return max(1, min(n, int(n * retention)))
 
 
 def prumerge_tokens(x: torch.Tensor, keys: torch.Tensor, a: torch.Tensor, kept: torch.Tensor,
@@ -58,7 +64,7 @@ class PruMerge(AdaptedBaseline):
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
-        self.retention = retention_of(cfg, 0.664)
+        self.retention = retention_of(cfg, 0.665)
         self.adaptive = bool(cfg_get(cfg, "adaptive", False))
         self.plus = bool(cfg_get(cfg, "plus", False))
         self.neighbours = int(cfg_get(cfg, "neighbours", 32))
@@ -66,7 +72,7 @@ class PruMerge(AdaptedBaseline):
     def budget(self, per: int) -> int:
         # shape-only builds have no attention: the fixed count (+ the extra token); adaptive
         # counts are content-dependent and priced at the fixed retention
-        return keep_count(per, self.retention) + 1
+        return fixed_count(per, self.retention) + 1
 
     def plan(self, attn, feats, emb) -> Plan | None:
         per = emb.shape[0]
@@ -76,7 +82,7 @@ class PruMerge(AdaptedBaseline):
             k = max(1, int(per * ratio))
         else:
             ratio = self.retention
-            k = keep_count(per, self.retention)
+            k = fixed_count(per, self.retention)
             if k >= per:
                 return None
         order = top_k_indices(a, k)                              # descending a (the code's order)

@@ -5,7 +5,8 @@ and the rest are dropped. `reading=code` (default) runs it as VLA-Pruner's basel
 step at layer K, no recycling); `reading=paper` runs SparseVLM's progressive schedule with
 deleted tokens recycled by clustering. Paper: "SparseVLM: Visual Token Sparsification for
 Efficient Vision-Language Model Inference" (arXiv:2410.04417). Public code: Gumpest/SparseVLMs
-(no commit pinned); the baseline as run: MINT-SJTU/VLA-Pruner@fa5bfed.
+@ 26a5f48; the baseline as run: MINT-SJTU/VLA-Pruner@fa5bfed. Both rate with the LLM input
+embeddings (`input_view`).
 
 Details, readings and reference citations: docs/methods/sparsevlm.md
 """
@@ -123,6 +124,7 @@ def rater_candidates(kinds: torch.Tensor, positions: torch.Tensor, trim: bool,
 class SparseVLM(Pruner):
     name = "sparsevlm"
     readings = READINGS
+    input_view = True                               # raters come from the LLM input embeddings
 
     def __init__(self, cfg: Any = None) -> None:
         super().__init__(cfg)
@@ -155,24 +157,36 @@ class SparseVLM(Pruner):
     def reset(self) -> None:
         self.raters = None
 
+    def input_raters(self, view: LayerView) -> torch.Tensor:
+        """Original positions of the text raters, from the LLM input embeddings (`view` of
+        layer -1) of the visual and candidate text tokens, as both codes rate."""
+        dev = view.hidden.device
+        q_vis = (view.query_visual_ids >= 0).to(dev)
+        q_text = rater_candidates(view.query_kinds, view.query_positions, self.vla_pruner,
+                                  trim_first=not self.info.flow_steps).to(dev)
+        mask = rater_mask(view.hidden[q_vis], view.hidden[q_text], inclusive=self.vla_pruner)
+        return view.query_positions.to(dev)[q_text][mask]
+
     def after_layer(self, view: LayerView) -> torch.Tensor | None:
-        if view.phase != "prefill" or view.layer not in self.layers:
+        if view.phase != "prefill":
+            return None
+        if view.layer < 0:                                           # the LLM input: raters
+            self.raters = None if is_meta(view.hidden) else self.input_raters(view)
+            return None
+        if view.layer not in self.layers:
             return None
         stage = self.layers.index(view.layer)
         ids = view.visual_ids()
         target = self.counts[stage]
         meta = view.attn is None or is_meta(view.attn)
         dev = view.hidden.device
-        if stage == 0 and not meta:                                  # raters: once per call
-            q_vis = (view.query_visual_ids >= 0).to(dev)
-            q_text = rater_candidates(view.query_kinds, view.query_positions, self.vla_pruner,
-                                      trim_first=not self.info.flow_steps).to(dev)
-            mask = rater_mask(view.hidden[q_vis], view.hidden[q_text], inclusive=self.vla_pruner)
-            self.raters = view.query_positions.to(dev)[q_text][mask]
         if target >= ids.numel():
             return None
-        if meta or self.raters is None:
+        if meta:
             return meta_keep(target)
+        if self.raters is None:
+            raise RuntimeError("sparsevlm: no text raters; the decoder must show the LLM input "
+                               "(Pruner.input_view)")
         rows = torch.isin(view.query_positions.to(dev), self.raters)
         cols = (view.key_visual_ids >= 0).to(dev)
         score = view.attn.mean(0)[rows][:, cols].mean(0)          # (n_visual_keys,)

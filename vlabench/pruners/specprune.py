@@ -12,6 +12,7 @@ Details, readings and reference citations: docs/methods/specprune.md
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,7 @@ from vlabench.pruners.base import (
     VisualTokens,
 )
 from vlabench.pruners.common import camera_pools, meta_keep
-from vlabench.pruners.selection import keep_count, patch_cosine_similarity, top_k_ids
+from vlabench.pruners.selection import keep_count, top_k_ids
 from vlabench.pruners.specprune_controller import (
     COARSE,
     FINE,
@@ -52,6 +53,7 @@ from vlabench.pruners.specprune_layers import (
     layer_confidence,
     rank_weights,
 )
+from vlabench.pruners.vla_cache import patch_cosine
 
 __all__ = ["COARSE", "FINE", "SpecPrune", "code_k", "controller_mode", "dynamic_ids", "ema",
            "frame_interval", "layer_confidence", "rank_weights", "static_ids"]
@@ -130,31 +132,135 @@ def code_k(ratio: float) -> dict[str, tuple[int, int]]:
     return {COARSE: (int(20 * ratio), int(15 * ratio)), FINE: fine}
 
 
-def _similarity(current: np.ndarray, reference: np.ndarray, grid: int) -> torch.Tensor:
-    cur, ref = torch.as_tensor(np.array(current)), torch.as_tensor(np.array(reference))
-    return patch_cosine_similarity(cur, ref, cur.shape[0] // grid)
+def _numpy1_argpartition(values: np.ndarray, kth: int) -> list[int]:
+    """`np.argpartition(values, kth)` (1-D) as numpy 1.x, the code's numpy, computes it: its
+    scalar introselect (numpy/core/src/npysort/selection.cpp), transcribed; independent of the
+    installed numpy, which on AVX2 / AVX-512 CPUs (numpy >= 2) orders equal values differently
+    (docs/methods/specprune.md, "Similarity arithmetic"). Pure Python: a camera's <= 256 values."""
+    v = [float(x) for x in values]               # float32 -> float64 is exact: same order
+    t = list(range(len(v)))
+    _introselect(v, t, 0, len(v), kth + len(v) if kth < 0 else kth)
+    return t
+
+
+def _less(a: float, b: float) -> bool:
+    return a < b or (math.isnan(b) and not math.isnan(a))     # numpy's float order: NaN last
+
+
+def _introselect(v: list[float], t: list[int], base: int, num: int, kth: int) -> None:
+    """numpy 1.x `introselect_<arg>` on t[base:base + num] (positions relative to base), no pivot
+    stack (one kth)."""
+    def val(i: int) -> float:
+        return v[t[base + i]]
+
+    def swap(i: int, j: int) -> None:
+        t[base + i], t[base + j] = t[base + j], t[base + i]
+
+    low, high = 0, num - 1
+    if kth - low < 3:                            # dumb_select_: kth + 1 passes of a minimum search
+        for i in range(kth + 1):
+            m = i
+            for j in range(i + 1, num):
+                if _less(val(j), val(m)):
+                    m = j
+            swap(i, m)
+        return
+    if kth == num - 1:                           # the maximum: the last of equal maxima
+        m = low
+        for j in range(low + 1, num):
+            if not _less(val(j), val(m)):
+                m = j
+        swap(kth, m)
+        return
+    depth = 2 * (num.bit_length() - 1)           # 2 npy_get_msb(num)
+    while low + 1 < high:
+        ll, hh = low + 1, high
+        if depth > 0 or hh - ll < 5:             # median3_swap_: median to low, minimum to low + 1
+            mid = low + (high - low) // 2
+            if _less(val(high), val(mid)):
+                swap(high, mid)
+            if _less(val(high), val(low)):
+                swap(high, low)
+            if _less(val(low), val(mid)):
+                swap(low, mid)
+            swap(mid, low + 1)
+        else:
+            swap(ll + _median_of_median5(v, t, base + ll, hh - ll), low)
+            ll, hh = ll - 1, hh + 1
+        depth -= 1
+        pivot = val(low)
+        while True:                              # unguarded_partition_
+            ll += 1
+            while _less(val(ll), pivot):
+                ll += 1
+            hh -= 1
+            while _less(pivot, val(hh)):
+                hh -= 1
+            if hh < ll:
+                break
+            swap(ll, hh)
+        swap(low, hh)
+        if hh >= kth:
+            high = hh - 1
+        if hh <= kth:
+            low = ll
+    if high == low + 1 and _less(val(high), val(low)):
+        swap(high, low)
+
+
+def _median_of_median5(v: list[float], t: list[int], base: int, num: int) -> int:
+    """numpy 1.x `median_of_median5_`: the medians of each group of 5 moved to the front, then
+    their median selected; returns its position relative to base."""
+    def val(i: int) -> float:
+        return v[t[base + i]]
+
+    def swap(i: int, j: int) -> None:
+        t[base + i], t[base + j] = t[base + j], t[base + i]
+
+    nmed = num // 5
+    for i in range(nmed):
+        g = 5 * i                                # median5_ on t[g:g + 5], same swaps
+        for a, b in ((1, 0), (4, 3), (3, 0), (4, 1), (2, 1)):
+            if _less(val(g + a), val(g + b)):
+                swap(g + a, g + b)
+        if _less(val(g + 3), val(g + 2)):
+            m = 1 if _less(val(g + 3), val(g + 1)) else 3
+        else:
+            m = 2
+        swap(g + m, i)
+    if nmed > 2:
+        _introselect(v, t, base, nmed, nmed // 2)
+    return nmed // 2
 
 
 def _per_camera_patches(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
                         cameras: tuple[str, ...], grid: int,
-                        pick: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+                        pick: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
     """Visual ids of the patches `pick(similarity)` chooses in each camera's frame-vs-reference
-    patch similarities (patch ids within the camera). No reference: none."""
+    patch similarities (patch ids within the camera). No reference: none. The similarity is the
+    code's arithmetic (`calculate_patch_similarity`, spec_prune_vla.py:32-44, the same function
+    as VLA-Cache's) under both readings: the paper's cosine similarity is the same formula."""
     out = [torch.empty(0, dtype=torch.long)]
     if reference is None:
         return out[0]
     for c, cam in enumerate(cameras):
-        out.append(pick(_similarity(current[cam], reference[cam], grid)) + c * grid * grid)
+        sim = patch_cosine(current[cam], reference[cam], np.asarray(current[cam]).shape[0] // grid)
+        out.append(torch.as_tensor(np.sort(pick(sim)), dtype=torch.long) + c * grid * grid)
     return torch.cat(out)
 
 
 def static_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
                cameras: tuple[str, ...], grid: int, tau: float, top: int) -> torch.Tensor:
-    """Code (get_similarity_indices): per camera, the `top` most similar patches among those
-    with similarity >= tau; these are pruned. No reference: none."""
-    def pick(sim: torch.Tensor) -> torch.Tensor:
-        cand = torch.nonzero(sim >= tau).flatten()
-        return top_k_ids(sim[cand], cand, top)
+    """Code (get_similarity_indices, spec_prune_vla.py:128-155): per camera, the `top` most
+    similar patches among those with similarity >= tau (float32 comparison), as numpy 1.x's
+    `argpartition(sim, -k)[-k:]` chooses among equal values; these are pruned. No reference:
+    none."""
+    def pick(sim: np.ndarray) -> np.ndarray:
+        cand = np.flatnonzero(sim >= np.float32(tau))
+        k = min(int(top), cand.size)
+        if k <= 0:          # top = 0 (never in the code, whose [-0:] would take every candidate): none
+            return cand[:0]
+        return cand[_numpy1_argpartition(sim[cand], -k)[-k:]]
 
     return _per_camera_patches(current, reference, cameras, grid, pick)
 
@@ -162,10 +268,10 @@ def static_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] 
 def dynamic_ids(current: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
                 cameras: tuple[str, ...], grid: int, tau: float, k: int) -> torch.Tensor:
     """Paper Sec. 4.2 Eq. 2-3: per camera, the k lowest-similarity patches among those below
-    tau; these are kept. No reference: none."""
-    def pick(sim: torch.Tensor) -> torch.Tensor:
-        cand = torch.nonzero(sim < tau).flatten()
-        return top_k_ids(-sim[cand], cand, k)
+    tau (ties: lowest id); these are kept. No reference: none."""
+    def pick(sim: np.ndarray) -> np.ndarray:
+        cand = np.flatnonzero(sim < np.float32(tau))
+        return top_k_ids(-torch.from_numpy(sim[cand]), torch.from_numpy(cand), k).numpy()
 
     return _per_camera_patches(current, reference, cameras, grid, pick)
 

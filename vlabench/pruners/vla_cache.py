@@ -20,7 +20,7 @@ from vlabench.core.config import cfg_get
 from vlabench.core.readings import Reading
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import is_meta, scale_layer
-from vlabench.pruners.selection import patch_cosine_similarity, top_k_ids
+from vlabench.pruners.selection import top_k_ids
 
 _REPO = "siyuhsu/vla-cache @ a490988"
 READINGS = (
@@ -57,16 +57,32 @@ def span_rows(positions: torch.Tensor, start: int, length: int) -> torch.Tensor:
     return (positions >= start) & (positions < start + length)
 
 
-def patch_cosine(prev: np.ndarray, cur: np.ndarray, patch: int) -> torch.Tensor:
+def patch_cosine(prev: np.ndarray, cur: np.ndarray, patch: int) -> np.ndarray:
     """Cosine similarity of co-located patch x patch pixel blocks of two HxWx3 uint8 images,
-    row-major over the patch grid (official `calculate_patch_similarity` on raw pixels)."""
-    return patch_cosine_similarity(torch.from_numpy(np.array(prev)), torch.from_numpy(np.array(cur)), patch)
+    row-major over the patch grid, bit for bit as the official `calculate_patch_similarity`
+    (vla_cache_utils.py:61-73; SpecPrune-VLA's is the same function): contiguous float32 rows in
+    (row, column, channel) order, numpy's pairwise sums, dot / (norm * norm + 1e-8). Why it
+    matters: docs/methods/vla-cache.md, "Similarity arithmetic"."""
+    def rows(img: np.ndarray) -> np.ndarray:
+        x = np.asarray(img)
+        x = x if x.ndim == 3 else x[..., None]
+        h, w, c = x.shape
+        blocks = x.reshape(h // patch, patch, w // patch, patch, c).swapaxes(1, 2)
+        return np.ascontiguousarray(blocks.reshape((h // patch) * (w // patch), patch * patch * c),
+                                    dtype=np.float32)
+
+    a, b = rows(prev), rows(cur)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.sum(a * b, axis=1) / (norms + 1e-8)
 
 
-def static_patches(sim: torch.Tensor, threshold: float, top_k: int) -> torch.Tensor:
-    """Patch indices with similarity >= threshold, the top_k most similar, ascending."""
-    idx = torch.nonzero(sim >= threshold).flatten()
-    return top_k_ids(sim[idx], idx, top_k)
+def static_patches(sim: np.ndarray | torch.Tensor, threshold: float, top_k: int) -> torch.Tensor:
+    """Patch indices with similarity >= threshold, the top_k most similar (ties: lowest index,
+    as the official stable sort), ascending. The threshold is compared in float64, as numpy < 2
+    (the official environment) compares a float32 scalar with a Python float."""
+    s = np.asarray(sim, dtype=np.float32)
+    idx = np.flatnonzero(s.astype(np.float64) >= float(threshold))
+    return top_k_ids(torch.from_numpy(s[idx]), torch.from_numpy(idx), top_k)
 
 
 def layer_reuse_schedule(entropies: torch.Tensor, growth_factor: float = 0.55) -> torch.Tensor:
