@@ -180,3 +180,22 @@ def test_raters_come_from_the_llm_input_not_from_the_scoring_layer():
     q.bind(info(num_visual=8, num_layers=4))
     with pytest.raises(RuntimeError, match="input_view"):    # no input view: refused, not guessed
         q.after_layer(view(2, kinds, a, h2))
+
+
+
+@pytest.mark.parametrize("reading,inclusive", [("code", True), ("paper", False)])
+def test_each_reading_uses_its_rater_threshold(monkeypatch, reading, inclusive):
+    """`code` (VLA-Pruner L1055-1057) keeps relevance >= mean, `paper` (SparseVLM's code) > mean;
+    rater_mask's two thresholds are pinned above, here which one each reading asks for (an
+    exact float tie at the mean cannot be built from softmax outputs)."""
+    import vlabench.pruners.sparsevlm as mod
+
+    seen = []
+    real = mod.rater_mask
+    monkeypatch.setattr(mod, "rater_mask", lambda v, t, inclusive=False: seen.append(inclusive) or real(v, t, inclusive))
+    x = torch.zeros(13, 2)
+    x[1:9, 0], x[10], x[11] = 1.0, torch.tensor([2.0, 0]), torch.tensor([0, 1.0])
+    p = SparseVLM({"retention": 0.5, "reading": reading})
+    p.bind(info(num_visual=8, num_layers=4))
+    p.after_layer(view(-1, [BOS] + [VISUAL] * 8 + [TEXT] * 4, None, x))
+    assert seen == [inclusive]

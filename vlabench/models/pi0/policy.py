@@ -82,7 +82,7 @@ class Pi0Policy(PrismaticPolicy):
         return feats, self.model.projector(feats)
 
     def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
-        imgs = self._images(obs)
+        imgs = self._preprocessed(obs)
         px = torch.cat([image_tensor(imgs[c], self.device, self.dtype) for c in self.cameras], 0)
         feats, emb = self.encode_images(px)
         m = emb.shape[0] * emb.shape[1]
