@@ -98,3 +98,50 @@ def test_vision_attention_probe_is_counted_in_flops():
     counted, analytic, p = _counted_and_analytic(build_openvla, "tiny", VisionAttentionReader())
     assert counted == pytest.approx(analytic, rel=0.01)
     assert p.decoder.trace.prefill[0].visual == 128
+
+
+# ------------------------------------------------------------ the paper accounting (issue 21 item 5)
+def _paper_layer(n, d, m):
+    """C(n) as the authors' counter writes it (VLA-Pruner @ 3d156ee modeling_llama.py)."""
+    return 4 * n * d ** 2 + 2 * n ** 2 * d + 3 * n * d * m
+
+
+@pytest.mark.parametrize("builder", [build_openvla_oft, build_openvla])
+def test_paper_accounting_equals_its_formula_on_full_size_meta_models(builder):
+    _, _, p = _counted_and_analytic(builder, "full", FastVLike())
+    d, tr = p.flops_dims, p.decoder.trace
+    assert (d.llm_hidden, d.llm_mlp, d.llm_layers) == (4096, 11008, 32)
+    n, kept = tr.prefill[0].n_q, tr.prefill[3].n_q
+    m = 512 if builder is build_openvla_oft else 256
+    assert [t.n_q for t in tr.prefill[:3]] == [n] * 3 and n - kept == m - m // 4
+    expected = 3 * _paper_layer(n, 4096, 11008) + 29 * _paper_layer(kept, 4096, 11008)
+    assert F.paper_macs(d, tr) == pytest.approx(expected, rel=1e-12)
+    # LLM prefill only: the executed count adds decode steps (OpenVLA), the LM head and the probe
+    assert F.paper_macs(d, tr) < F.llm_flops(d, tr) / 2
+    if builder is build_openvla:
+        assert tr.decode and tr.lm_head_rows > 0
+
+
+def test_paper_accounting_is_the_formula_over_the_layers_that_ran():
+    trace = DecoderTrace(prefill=[LayerTrace(600, 600)] * 3 + [None] * 4 + [LayerTrace(300, 300)] * 25,
+                         decode=[[LayerTrace(1, 601)] * 32] * 6, lm_head_rows=7)
+    want = 3 * _paper_layer(600, 4096, 11008) + 25 * _paper_layer(300, 4096, 11008)
+    assert F.paper_macs(FULL, trace) == pytest.approx(want, rel=1e-12)
+    assert F.llm_paper_macs(FULL.llm_hidden, FULL.llm_mlp, trace) == F.paper_macs(FULL, trace)
+
+
+def test_pi0_paper_accounting_is_its_formula_over_the_prefix_on_the_full_size_meta_build():
+    from vlabench.launch.compose import compose
+    from vlabench.models.pi0 import flops as P
+    from vlabench.models.pi0.build import build_pi0
+
+    cfg = compose(["model=pi0", "model.checkpoint=null", "suite=libero_spatial"])
+    p = build_pi0(cfg.model, None, cfg.suite, "cpu")
+    p.allow_shape_only_calls = True
+    p.act(synthetic_observation(0))
+    d, tr = p.flops_dims, p.decoder.trace
+    assert (d.llm_hidden, d.llm_mlp, d.llm_layers) == (2048, 16384, 18)
+    n = tr.prefill[0].n_q
+    assert n > 512 and all(t.n_q == n for t in tr.prefill)
+    # the Gemma prefix only: the action expert's ten flow steps are outside the paper accounting
+    assert P.paper_macs(d, tr) == pytest.approx(18 * _paper_layer(n, 2048, 16384), rel=1e-12)

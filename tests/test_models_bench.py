@@ -146,3 +146,61 @@ def test_bench_cli_interleaves_with_the_baseline_and_prints_tables_not_dicts(tmp
     assert "{'" not in res.stdout and "speedup" in res.stdout and "95% CI" in res.stdout
     width = int(os.environ.get("COLUMNS", 80))                               # piped: rich's default
     assert max(len(line) for line in res.stdout.splitlines()) <= width
+
+
+# ------------------------------------------------------------------ FLOPs accountings (issue 21 item 5)
+def test_bad_bench_flops_value_is_one_line_naming_the_valid_values():
+    res = run_cli("bench", "model=openvla-oft-tiny", "pruner=none", "bench.calls=1", "bench.flops=papers")
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vlabench: error:")]
+    assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr
+    assert "bench.flops" in lines[0] and "executed, paper, both" in lines[0] and "'papers'" in lines[0]
+
+
+def test_bench_reports_both_accountings_with_the_published_value_beside_ours(tmp_path):
+    out = tmp_path / "b.json"
+    res = run_cli("bench", "model=openvla-oft-tiny", "pruner=fastv", "pruner.retention=0.5", "bench.calls=2",
+                  "bench.flops=both", f"bench.out={out}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert r["flops_accounting"] == "both"
+    sp = r["speedup"]
+    assert 0 < sp["paper_llm_ratio"] < 1 and 0 < sp["llm_flops_ratio"] < 1 and 0 < sp["flops_ratio"] < 1
+    assert r["paper_llm_tmacs_per_call"] < r["baseline"]["paper_llm_tmacs_per_call"]
+    # the published figure comes from results/reference and sits beside ours, never as ours
+    assert r["published_flops"] == [{"paper": "vla-pruner", "table": "1", "label": "FastV", "flops_pct": 56.85}]
+    assert all(v != 0.5685 for v in sp.values() if isinstance(v, float))
+    text = " ".join(res.stdout.split())
+    assert "ours, paper accounting" in text and "ours, executed" in text and "56.85%" in text
+
+
+def test_bench_flops_paper_shows_the_paper_accounting_alone():
+    from vlabench.commands.bench_table import papers_table, summary_line
+
+    r = {"pruner": "fastv", "flops_accounting": "paper", "published_flops": [],
+         "speedup": {"flops_ratio": 0.66, "flops_ratio_last_call": 0.66, "llm_flops_ratio": 0.62,
+                     "llm_flops_ratio_last_call": 0.62, "paper_llm_ratio": 0.61, "paper_llm_ratio_last_call": 0.6}}
+    from rich.console import Console
+
+    con = Console(width=120, record=True)
+    con.print(papers_table(r))
+    text = con.export_text()
+    assert "ours, paper accounting: LLM prefill" in text and "61.00%" in text and "60.00%" in text
+    assert "executed" not in text
+    assert summary_line(r) == "vs none: paper-accounting LLM FLOPs fastv/none 0.610 (last call 0.600)"
+
+
+def test_published_flops_match_the_method_model_family_and_retention():
+    from vlabench.commands.bench import published_flops
+    from vlabench.launch.compose import compose
+
+    def pub(*o):
+        return [(p["paper"], p["table"], p["flops_pct"]) for p in published_flops(compose(list(o)))]
+
+    assert pub("model=openvla", "pruner=vla-pruner", "pruner.retention=0.25") == [
+        ("vla-pruner", "1", 39.77), ("vla-pruner", "3", 39.8)]
+    assert pub("model=pi0-tiny", "pruner=divprune", "pruner.retention=0.125") == [("vla-pruner", "4", 29.8)]
+    assert pub("model=openvla-oft", "pruner=specprune") == [("specprune-vla", "1", 43.0)]
+    assert pub("model=openvla-oft", "pruner=efficientvla") == [("specprune-vla", "1", 35.0)]
+    assert pub("model=openvla", "pruner=efficientvla-nolayer") == [("vla-pruner", "3", 58.12)]
+    assert pub("model=openvla-oft", "pruner=fastv", "pruner.retention=0.3") == []
+    assert pub("model=openvla-oft", "pruner=none") == []

@@ -103,3 +103,59 @@ def test_warm_up_makes_every_later_call_warm_and_leaves_no_state():
         assert np.array_equal(out.actions, cold.act(synthetic_observation(5)).actions)
     finally:
         P._PROCESS_CALLS["n"] = max(saved, 3)
+
+
+def test_stage_clock_times_a_stage_outside_the_total(monkeypatch):
+    """A nested stage pauses the one around it; a stage outside the total is timed, not summed."""
+    from types import SimpleNamespace
+
+    from vlabench.metrics import latency as L
+
+    now = [0.0]
+    monkeypatch.setattr(L, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    clock = L.StageClock("cpu", outside_total=("preprocess",))
+    clock.start()
+    now[0] += 0.001
+    with clock.stage("vision"):
+        now[0] += 0.002
+        with clock.stage("preprocess"):
+            now[0] += 0.050
+        now[0] += 0.010
+    now[0] += 0.004
+    lat = clock.finish()
+    assert lat["preprocess"] == pytest.approx(50) and lat["vision"] == pytest.approx(12)
+    assert lat["total"] == pytest.approx(17)                   # 1 + 12 + 4, without the 50
+    assert L.StageClock("cpu").outside_total == frozenset()
+
+
+def test_preprocessing_is_its_own_stage_out_of_vision_and_total(oft, monkeypatch):
+    """lat_preprocess_ms holds the frames' TF pipeline; lat_vision_ms and lat_total_ms do not
+    (issue 22 item 6: the published methods time the model call without it). The clock reads a
+    virtual time that advances 1 ms per reading and 100 s per preprocessed frame."""
+    from types import SimpleNamespace
+
+    from vlabench.core.schema import OUTSIDE_TOTAL_STAGES
+    from vlabench.metrics import latency as L
+    from vlabench.models import policy as P
+
+    assert "preprocess" in LATENCY_STAGES and OUTSIDE_TOTAL_STAGES == ("preprocess",)
+    now = [0.0]
+
+    def reading() -> float:
+        now[0] += 1e-3
+        return now[0]
+
+    real = P.policy_image
+
+    def slow(*a, **k):
+        now[0] += 100.0
+        return real(*a, **k)
+
+    monkeypatch.setattr(L, "time", SimpleNamespace(perf_counter=reading))
+    monkeypatch.setattr(P, "policy_image", slow)
+    oft.reset(TASK)
+    lat = oft.act(synthetic_observation(4)).stats.latency_ms
+    assert 200_000 <= lat["preprocess"] < 200_100          # two cameras
+    assert 0 < lat["vision"] < 100 and 0 < lat["total"] < 1_000
+    timed = sum(v for k, v in lat.items() if k not in ("total", "preprocess"))
+    assert timed <= lat["total"] + 1e-6

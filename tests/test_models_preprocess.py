@@ -1,5 +1,9 @@
 """Observation preprocessing against the reference: OFT's proprio axis-angle (robosuite 1.4
-`quat2axisangle`) and the TF image pipeline (fixture made by fixtures/make_image_pipeline_fixture.py)."""
+`quat2axisangle`) and the TF image pipeline (fixture made by fixtures/make_image_pipeline_fixture.py).
+
+The image pipeline is pinned bit for bit: every stage equals TensorFlow's stored uint8 output
+exactly, the compiled kernels equal the numpy reference kernels in float32 bits, and a one-ulp
+change of either stage's float result changes stored pixels (so the exact comparison catches it)."""
 
 from __future__ import annotations
 
@@ -78,25 +82,35 @@ def test_lanczos3_spans_scale_the_kernel_when_downscaling():
     assert w_up.shape == (224, 7)
 
 
-def test_crop_and_resize_samples_corner_aligned_positions():
-    """y = y1 (H-1) + i (y2-y1)(H-1)/(crop_h-1), bilinear between the neighbours."""
+CROPS = {"kernel": (tf_image.crop_and_resize_bilinear, tf_image.center_crop_uint8),
+         "reference": (tf_image.reference_crop_and_resize_bilinear, tf_image.reference_center_crop_uint8)}
+
+
+@pytest.mark.parametrize("impl", sorted(CROPS))
+def test_crop_and_resize_samples_corner_aligned_positions(impl):
+    """y = y1 (H-1) + i (y2-y1)(H-1)/(crop_h-1), bilinear between the neighbours; 0 outside."""
+    crop = CROPS[impl][0]
     img = np.arange(5, dtype=np.float32)[None, :, None].repeat(3, 0)  # 3 rows, values = column
-    out = tf_image.crop_and_resize_bilinear(img, (0.0, 0.25, 1.0, 0.75), (2, 3))
+    out = crop(img, (0.0, 0.25, 1.0, 0.75), (2, 3))
     np.testing.assert_allclose(out[0, :, 0], [1.0, 2.0, 3.0])
-    out = tf_image.crop_and_resize_bilinear(img, (0.0, 0.0, 1.0, 1.0), (3, 9))
+    out = crop(img, (0.0, 0.0, 1.0, 1.0), (3, 9))
     np.testing.assert_allclose(out[1, :, 0], np.arange(9) * 0.5)
+    out = crop(img + 1, (-1.0, 0.0, 1.0, 2.0), (3, 3))  # rows y = -2, 0, 2; columns x = 0, 4, 8
+    np.testing.assert_array_equal(out[:, :, 0], [[0, 0, 0], [1, 5, 0], [1, 5, 0]])
 
 
-def test_center_crop_truncates_when_casting_back_to_uint8():
+@pytest.mark.parametrize("impl", sorted(CROPS))
+def test_center_crop_truncates_when_casting_back_to_uint8(impl):
     """2x2 [[0, 255]] crop: x = 0.02566 / 0.97434 of the way -> times 255.5 = 6.56 / 248.94 -> 6 / 248."""
+    center_crop = CROPS[impl][1]
     img = np.array([[[0] * 3, [255] * 3]] * 2, dtype=np.uint8)
-    out = tf_image.center_crop_uint8(img, 0.9)
+    out = center_crop(img, 0.9)
     side = math.sqrt(0.9)
     a, b = (1 - side) / 2, (1 + side) / 2
     assert (int(a * 255.5), int(b * 255.5)) == (6, 248)
     np.testing.assert_array_equal(out[0, :, 0], [6, 248])
     const = np.full((20, 20, 3), 200, np.uint8)
-    np.testing.assert_array_equal(tf_image.center_crop_uint8(const), const)
+    np.testing.assert_array_equal(center_crop(const), const)
 
 
 # ----------------------------------------------------------------- against TF's own output
@@ -116,26 +130,90 @@ def test_jpeg_decode_equals_tensorflows_fast_idct(ref):
     np.testing.assert_array_equal(out, ref["agentview_decoded"])
 
 
-def test_lanczos_resize_of_tf_decode_equals_tensorflows(ref):
-    out = tf_image.resize_uint8(ref["agentview_decoded"], 224)
-    assert np.abs(out.astype(int) - ref["agentview_resized"]).max() <= 1
+def test_lanczos_resize_of_tf_decode_equals_tensorflows_bit_for_bit(ref):
+    np.testing.assert_array_equal(tf_image.resize_uint8(ref["agentview_decoded"], 224),
+                                  ref["agentview_resized"])
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_center_crop_of_tf_resize_equals_tensorflows(ref, name):
-    out = tf_image.center_crop_uint8(ref[f"{name}_resized"], 0.9)
-    assert np.abs(out.astype(int) - ref[f"{name}_cropped"]).max() <= 1
+def test_center_crop_of_tf_resize_equals_tensorflows_bit_for_bit(ref, name):
+    np.testing.assert_array_equal(tf_image.center_crop_uint8(ref[f"{name}_resized"], 0.9),
+                                  ref[f"{name}_cropped"])
 
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("crop", [False, True])
-def test_policy_image_matches_the_tf_reference_within_one_level(ref, name, crop):
+def test_policy_image_equals_the_tf_reference_bit_for_bit(ref, name, crop):
     out = policy_image(ref[name], 224, center_crop=crop)
-    want = ref[f"{name}_cropped" if crop else f"{name}_resized"]
-    diff = np.abs(out.astype(int) - want)
     assert out.shape == (224, 224, 3) and out.dtype == np.uint8
-    assert diff.max() <= 1
-    assert (diff == 0).mean() >= 0.999
+    np.testing.assert_array_equal(out, ref[f"{name}_cropped" if crop else f"{name}_resized"])
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """float32 values as their bit patterns (so -0.0 != 0.0 and NaNs compare)."""
+    assert a.dtype == np.float32
+    return np.ascontiguousarray(a).view(np.uint32)
+
+
+def _frames(ref) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return ([tf_image.jpeg_round_trip(ref[n]) for n in NAMES]
+            + [rng.integers(0, 256, s + (3,), dtype=np.uint8) for s in [(100, 300), (480, 640), (5, 3), (1, 1)]])
+
+
+def test_resize_kernel_equals_the_numpy_reference_in_float32_bits(ref):
+    """Down- and upscaling, non-square, tiny and one-pixel inputs and outputs."""
+    for img in _frames(ref):
+        for size in [(224, 224), (100, 50), (300, 260), (1, 1)]:
+            np.testing.assert_array_equal(_bits(tf_image.resize_lanczos3(img, size)),
+                                          _bits(tf_image.reference_resize_lanczos3(img, size)),
+                                          err_msg=f"{img.shape} -> {size}")
+        np.testing.assert_array_equal(tf_image.resize_uint8(img, 224), tf_image.reference_resize_uint8(img, 224))
+
+
+def test_crop_kernel_equals_the_numpy_reference_in_float32_bits(ref):
+    """Boxes inside, partly outside (extrapolated to 0) and degenerate; every centre-crop scale."""
+    boxes = [((0.1, 0.2, 0.9, 0.7), (50, 60)), ((-0.2, 0.1, 1.3, 0.8), (30, 31)),
+             ((0.5, 0.5, 0.5, 0.5), (1, 1)), ((0.0, 0.0, 1.0, 1.0), (7, 9))]
+    for img in _frames(ref) + [ref[f"{n}_resized"] for n in NAMES]:
+        x = img.astype(np.float32) * np.float32(1 / 255)
+        for box, size in boxes:
+            np.testing.assert_array_equal(_bits(tf_image.crop_and_resize_bilinear(x, box, size)),
+                                          _bits(tf_image.reference_crop_and_resize_bilinear(x, box, size)),
+                                          err_msg=f"{img.shape} {box} {size}")
+        for scale in (0.9, 0.5, 1.0, 0.01):
+            np.testing.assert_array_equal(tf_image.center_crop_uint8(img, scale),
+                                          tf_image.reference_center_crop_uint8(img, scale))
+
+
+def _cast_resize(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _cast_crop(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.clip(x, 0, 1) * np.float32(255.5), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("stage", ["resize", "crop"])
+def test_a_one_ulp_change_of_either_stage_changes_stored_pixels(ref, stage):
+    """The bit-for-bit tests above are sharp to one ulp: moving every float32 result of the stage
+    one ulp up (or down) before its uint8 cast changes pixels of TF's stored output, because
+    some values sit within an ulp of a rounding (resize) or truncation (crop) boundary."""
+    changed = {np.inf: 0, -np.inf: 0}
+    for name in NAMES:
+        if stage == "resize":
+            x = tf_image.resize_lanczos3(tf_image.jpeg_round_trip(ref[name]), (224, 224))
+            cast, want = _cast_resize, ref[f"{name}_resized"]
+        else:
+            side = np.sqrt(np.float32(0.9))
+            off = np.float32((1 - side) / 2)
+            x = tf_image.crop_and_resize_bilinear(ref[f"{name}_resized"].astype(np.float32) * np.float32(1 / 255),
+                                                  (off, off, off + side, off + side), (224, 224))
+            cast, want = _cast_crop, ref[f"{name}_cropped"]
+        np.testing.assert_array_equal(cast(x), want)
+        for to in changed:
+            changed[to] += int((cast(np.nextafter(x, np.float32(to))) != want).sum())
+    assert changed[np.inf] > 0 and changed[-np.inf] > 0, changed
 
 
 def test_unnormalize_q99_uses_each_models_reference_epsilon():
@@ -146,3 +224,27 @@ def test_unnormalize_q99_uses_each_models_reference_epsilon():
     a = np.array([0.5, 0.7])
     assert unnormalize_q99(a, stats).tolist() == [1.0, 0.7]
     assert unnormalize_q99(a, stats, eps=1e-8)[0] == 0.5 * 1.5 * (4.0 + 1e-8) - 2.0
+
+
+def test_bench_preprocess_times_both_pipelines_interleaved_on_equal_pixels(tmp_path):
+    """`vlabench bench bench.preprocess=true`: per stage, per frame and per call, before/after."""
+    import json
+
+    from vlabench.commands.bench import bench_from_config
+    from vlabench.core.errors import ConfigError
+    from vlabench.launch.compose import compose
+
+    out = tmp_path / "pre.json"
+    cfg = compose(["bench.preprocess=true", "bench.calls=2", f"bench.out={out}"])
+    res = bench_from_config(cfg)
+    assert res == json.loads(out.read_text()) and res["frames"] == 4
+    for impl in ("before", "after"):
+        r = res[impl]
+        assert r["frame_thread_ms"]["n"] == 4
+        stages = sum(r[f"{s}_thread_ms"]["mean"] for s in ("jpeg", "resize", "crop"))
+        assert r["frame_thread_ms"]["mean"] == pytest.approx(stages)
+    calls = res["per_call_thread_ms"]["OFT call (2 frames)"]
+    assert calls["after"] == pytest.approx(2 * res["after"]["frame_thread_ms"]["mean"])
+    assert len(res["load_average"]["before"]) == 3
+    with pytest.raises(ConfigError, match="bench.preprocess"):
+        compose(["bench.preprocess=maybe"])

@@ -184,3 +184,20 @@ def test_table4_reproduces_the_pi0_rows(tmp_path):
     # the paper prints 98.78 (its Acc.) as VLA-Pruner's Avg.; the mean of its SRs is 92.82
     assert block["VLA-Pruner"][5] == "92.82"
     assert _block(t, "Retain 12.5% tokens")["VLA-Pruner"][1:5] == ["89.64", "90.55", "86.60", "65.56"]
+
+
+def test_flops_columns_name_our_accounting_and_the_papers(t3_root):
+    # issue 21 item 5: ours is the executed accounting; the note says how the paper counted
+    from vlabench.report.cells import FLOPS_PAPER_NOTES, flops_note
+
+    t = tables(t3_root)["vla-pruner-table3-openvla"]
+    note = next(n for n in t.notes if n.startswith("FLOPs: executed accounting"))
+    assert note == flops_note("vla-pruner")
+    assert "bench.flops=paper" in note and "C(n) = 4nd²+2n²d+3ndm" in note
+    from golden_runs import load
+
+    from vlabench.report.runstable import runs_table
+
+    assert flops_note() in runs_table(load(t3_root)).notes
+    assert set(FLOPS_PAPER_NOTES) == {"vla-pruner", "specprune-vla", "sp-vla"}
+    assert "43% = 2/32 + 30/32 × 0.48 × 0.81" in flops_note("specprune-vla")

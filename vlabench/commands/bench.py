@@ -1,25 +1,14 @@
 """`vlabench bench`: latency per stage, FLOPs and tokens kept of N policy calls, no simulator.
 
-The model is built once; the pruner under test and (with `bench.baseline`) `pruner=none` run
-on the same weights in the same process, on the same synthetic observation sequence, their calls
-interleaved in ABBA order so that machine drift cancels; the speedup of each stage is summarised
-over the pairs (median, bootstrap 95% interval, IQR: `bench_pairs`). Warm-up calls (the model
-config's `warmup_calls`) run first and are excluded. On the meta device (full size without a GPU) there are no values: the same
-calls run for their shapes, and only FLOPs and token counts are reported. Methods with history
-(VLA-Pruner's first w calls, SpecPrune's previous-call attention) reach their steady state
-after a few calls: `flops_last_call` is that state, `flops_per_call` the mean over the calls.
-Each model call's peak memory and CUDA time (`mem_peak_mb`, `cuda_ms`: metrics/memory.py) are
-summarised beside the latency when measured; on CUDA one extra, profiled call gives the GPU
-kernel time (`cuda_kernel_ms_one_call`, metrics/kernels.py: VLA-Pruner Table 5's "CUDA Time").
+The pruner under test and `pruner=none` run on the same weights in one process, their calls
+interleaved (ABBA) so machine drift cancels; each stage's speedup is summarised over the pairs
+(bench_pairs.py). Warm-up calls are excluded; on the meta device (full size without a GPU) only
+FLOPs and token counts are reported, with the method's token choices made on a real-valued twin
+at full depth and priced at full size. `total` latency sums vision, pruner, llm and action head
+(the papers' model call); `preprocess` is timed beside it. `bench.flops=executed|paper|both`
+picks the FLOPs accounting, the published figure always printed beside ours.
 
-Token counts on the meta device (issue 11 item 17): a method whose choices need values (attention,
-frames, actions) cannot choose there, and what its meta rule reports (a budget, an upper bound,
-stand-in scores) is not what it keeps. So for any pruner other than `none`, the same calls also
-run through a real-valued twin (`twin_counts`): the same model, pruner config and sequence
-layout at full depth, with the tiny widths and random weights. The method's own code path
-decides there, and each call's decoder trace (rows and keys per layer, skipped layers, decode
-steps) is priced at full size. Those counts are the reported FLOPs and tokens
-(`counts_source`); the meta rule's own figures stay under `meta_rule`.
+Details (twin counts, memory and CUDA time, the accountings): docs/bench.md
 """
 
 from __future__ import annotations
@@ -31,8 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from vlabench.core.config import strict_bool
 from vlabench.core.errors import ConfigError
 from vlabench.records.machine import machine
+
+FLOPS_ACCOUNTINGS = ("executed", "paper", "both")
 
 ORDER_NOTE = ("interleaved ABBA: pair i runs the pruned policy then the baseline for even i, the "
               "baseline first for odd i, on the same observation and weights")
@@ -58,11 +50,29 @@ def _start(policy: Any, observations: list, warmup: int) -> None:
     policy.pruner.reset()
 
 
+def paper_llm_macs(policy: Any) -> float:
+    """The paper accounting of the policy's last call (`llm_paper_macs` of its decoder trace,
+    priced at `policy.flops_dims`): LLM prefill multiply-adds as the authors' counters count."""
+    from vlabench.models.flops import llm_paper_macs
+
+    d = policy.flops_dims
+    return llm_paper_macs(d.llm_hidden, d.llm_mlp, policy.decoder.trace)
+
+
+def flops_accounting(b: Any) -> str:
+    """`bench.flops`: executed (default), paper or both; anything else is a ConfigError."""
+    v = str(b.get("flops", "executed") or "executed").strip().lower()
+    if v not in FLOPS_ACCOUNTINGS:
+        raise ConfigError(f"bench.flops must be one of {', '.join(FLOPS_ACCOUNTINGS)}; got {b.get('flops')!r}")
+    return v
+
+
 class _Calls:
-    """The model calls of one policy: their stats and FLOPs by stage."""
+    """The model calls of one policy: their stats and FLOPs by stage (both accountings)."""
 
     def __init__(self, policy: Any):
         self.policy, self.stats, self.flops_stage, self.served = policy, [], [], 0
+        self.paper: list[float] = []
 
     def __call__(self, obs: Any) -> dict[str, float] | None:
         """One policy call; its latency by stage, or None when served without the model."""
@@ -72,6 +82,7 @@ class _Calls:
             return None
         self.stats.append(out.stats)
         self.flops_stage.append(dict(self.policy.last_flops_by_stage))
+        self.paper.append(paper_llm_macs(self.policy))
         return dict(out.stats.latency_ms)
 
 
@@ -98,7 +109,7 @@ def measure_interleaved(policy: Any, base: Any, observations: list,
 
 
 def _summary(calls: _Calls, observations: list, count_once: bool) -> dict[str, Any]:
-    policy, stats, flops_stage = calls.policy, calls.stats, calls.flops_stage
+    policy, stats, flops_stage, paper = calls.policy, calls.stats, calls.flops_stage, calls.paper
     meta = policy.device == "meta"
     if not stats:
         raise ConfigError("the pruner served every call without the model; nothing to measure")
@@ -127,9 +138,12 @@ def _summary(calls: _Calls, observations: list, count_once: bool) -> dict[str, A
         "sequence_length": policy.decoder.trace.prefill[0].n_q if policy.decoder.trace.prefill[0] else None,
         "text_tokens": getattr(policy, "last_text_tokens", None),
     }
-    # the papers' convention (VLA-Pruner Table 1, FastV): LLM backbone only, multiply-adds
+    # executed LLM FLOPs in multiply-adds (the papers' unit; decode steps, LM head, probes included)
     res["llm_tmacs_papers_convention"] = res["flops_by_stage"]["llm"] / 2 / 1e12
     res["llm_tmacs_last_call"] = flops_stage[-1]["llm"] / 2 / 1e12
+    # the paper accounting (LLM prefill layers, C(n) multiply-adds: models/flops.llm_paper_macs)
+    res["paper_llm_tmacs_per_call"] = float(np.mean(paper)) / 1e12
+    res["paper_llm_tmacs_last_call"] = paper[-1] / 1e12
     if not meta:
         stages = sorted({k for s in stats for k in s.latency_ms})
         res["latency_ms"] = {k: _pct([s.latency_ms.get(k, 0.0) for s in stats]) for k in stages}
@@ -152,7 +166,8 @@ def _meter_summary(stats: list[Any]) -> dict[str, Any]:
 
 
 TWIN_KEYS = ("flops_per_call", "flops_last_call", "flops_by_stage", "tokens_kept_mean",
-             "tokens_by_layer_mean", "llm_tmacs_papers_convention", "llm_tmacs_last_call")
+             "tokens_by_layer_mean", "llm_tmacs_papers_convention", "llm_tmacs_last_call",
+             "paper_llm_tmacs_per_call", "paper_llm_tmacs_last_call")
 
 
 def twin_model_cfg(cfg: Any, dims: Any) -> Any:
@@ -192,9 +207,14 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
     from vlabench.models.synthetic import synthetic_episode
 
     b = cfg.get("bench") or {}
+    if strict_bool("bench.preprocess", b.get("preprocess", False)):
+        from vlabench.commands.bench_preprocess import bench_preprocess
+
+        return bench_preprocess(cfg)
     n = int(b.get("calls", 20))
     if n <= 0:
         raise ConfigError(f"bench.calls must be a positive integer, got {n}")
+    accounting = flops_accounting(b)
     from vlabench.core.registry import build_plugin
 
     pruner = build_plugin(cfg, "pruner")
@@ -208,7 +228,8 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         "attn_implementation": policy.attn_implementation, "calls": n, "warmup_calls_excluded": warm,
         "text_tokens_exact": bool(getattr(policy.tokenizer, "exact", False)),
         "deviations": list(policy.deviations), "torch": torch.__version__, "host": platform.node(),
-        "machine": machine(policy.device),
+        "machine": machine(policy.device), "flops_accounting": accounting,
+        "published_flops": published_flops(cfg),
     }
     base = None
     if b.get("baseline", True) and cfg.pruner.name != "none":
@@ -248,6 +269,12 @@ def _speedup(base: dict[str, Any], new: dict[str, Any],
 
     out: dict[str, Any] = {"flops_ratio": new["flops_per_call"] / base["flops_per_call"],
                            "flops_ratio_last_call": new["flops_last_call"] / base["flops_last_call"]}
+    if "llm" in base.get("flops_by_stage", {}) and base.get("llm_tmacs_last_call"):
+        out["llm_flops_ratio"] = new["flops_by_stage"]["llm"] / base["flops_by_stage"]["llm"]
+        out["llm_flops_ratio_last_call"] = new["llm_tmacs_last_call"] / base["llm_tmacs_last_call"]
+    if base.get("paper_llm_tmacs_per_call"):
+        out["paper_llm_ratio"] = new["paper_llm_tmacs_per_call"] / base["paper_llm_tmacs_per_call"]
+        out["paper_llm_ratio_last_call"] = new["paper_llm_tmacs_last_call"] / base["paper_llm_tmacs_last_call"]
     if "latency_ms" in base and "latency_ms" in new:
         out["latency_p50"] = base["latency_ms"]["total"]["p50"] / new["latency_ms"]["total"]["p50"]
         if pairs:
@@ -261,3 +288,46 @@ def _device_name(device: str) -> str:
 
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return device
+
+
+# pruner configs that stand for a paper's row other than their own name: (method, variant, (paper, table))
+PRESET_ROWS = {
+    "efficientvla": ("efficientvla", "", ("specprune-vla", "1")),          # SpecPrune-VLA T1 (L=28, T=112)
+    "efficientvla-skip8": ("efficientvla", "", ("vla-pruner", "3")),       # VLA-Pruner T3 "EfficientVLA"
+    "efficientvla-nolayer": ("efficientvla", "w/o layer", ("vla-pruner", "3")),
+}
+
+
+def published_flops(cfg: Any) -> list[dict[str, Any]]:
+    """The papers' FLOPs % (of their vanilla) for this model family, method and retention, from
+    results/reference: [{paper, table, label, flops_pct}], shown beside ours, never as ours.
+    A row without a retention matches a config without one (or a PRESET_ROWS preset)."""
+    from vlabench.records.files import RecordsError
+    from vlabench.report.reference import Reference
+    from vlabench.report.runs import model_family
+
+    name = str(cfg.pruner.name)
+    if name == "none":
+        return []
+    method, variant, table = PRESET_ROWS.get(name, (name, "", None))
+    r = cfg.pruner.get("retention")
+    if r is not None and not isinstance(r, (int, float)):
+        return []          # a per-suite or per-reading mapping: no single published row
+    ours = None if r is None else round(float(r), 6)
+    try:
+        ref = Reference.load()
+    except RecordsError:   # no reference numbers installed: nothing to show beside ours
+        return []
+    out = []
+    for key, cells in ref.values.items():
+        v = cells.get(("", ""), {}).get("flops_pct")
+        if v is None or key.method != method or key.variant != variant:
+            continue
+        if key.model != model_family(str(cfg.model.name)):
+            continue
+        if table is not None and (key.paper, key.table) != table:
+            continue
+        if key.retention != ours and not (key.retention is None and name in PRESET_ROWS):
+            continue
+        out.append({"paper": key.paper, "table": key.table, "label": ref.labels[key], "flops_pct": v})
+    return out

@@ -33,16 +33,58 @@ def counts_table(r: dict[str, Any]) -> Any:
             cells += [format(bv, fmt) if bv is not None else "", f"{v / bv:.3f}" if bv else ""]
         t.add_row(*cells)
 
-    row("TFLOPs / call (mean)", "flops_per_call", ".4f", 1e-12)
-    row("TFLOPs, last call (steady state)", "flops_last_call", ".4f", 1e-12)
-    for stage in r["flops_by_stage"]:
-        row(f"  {stage} TFLOPs", ("flops_by_stage", stage), ".4f", 1e-12)
-    row("  LLM T-MACs (papers' unit)", "llm_tmacs_papers_convention", ".4f")
-    row("  LLM T-MACs, last call", "llm_tmacs_last_call", ".4f")
+    acc = r.get("flops_accounting", "executed")
+    if acc in ("executed", "both"):
+        row("TFLOPs / call (mean)", "flops_per_call", ".4f", 1e-12)
+        row("TFLOPs, last call (steady state)", "flops_last_call", ".4f", 1e-12)
+        for stage in r["flops_by_stage"]:
+            row(f"  {stage} TFLOPs", ("flops_by_stage", stage), ".4f", 1e-12)
+        row("  LLM T-MACs (executed)", "llm_tmacs_papers_convention", ".4f")
+        row("  LLM T-MACs, last call", "llm_tmacs_last_call", ".4f")
+    if acc in ("paper", "both") and "paper_llm_tmacs_per_call" in r:
+        row("paper accounting: LLM T-MACs (mean)", "paper_llm_tmacs_per_call", ".4f")
+        row("paper accounting: LLM T-MACs, last call", "paper_llm_tmacs_last_call", ".4f")
     row("sequence length (prefill)", "sequence_length", ".0f")
     row("text tokens", "text_tokens", ".0f")
     row("visual tokens in", "tokens_in", ".0f")
     row("visual tokens kept (last layer)", "tokens_kept_mean", ".1f")
+    return t
+
+
+ACCOUNTING_NOTES = {
+    "executed": "executed: every matrix product of the call (vision, LLM prefill and decode, probes, LM "
+                "head, action head), 2 FLOPs per multiply-add",
+    "paper": "paper: the authors' counter (VLA-Pruner @ 3d156ee / VLA-Cache modeling_llama.py): LLM "
+             "prefill layers only, C(n) = 4nd²+2n²d+3ndm multiply-adds on the rows each layer computed",
+}
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:.2f}%"
+
+
+def papers_table(r: dict[str, Any]) -> Any | None:
+    """FLOPs of the pruned policy as % of pruner=none, under the accounting(s) asked for, with
+    the papers' published value(s) for this configuration beside them (results/reference);
+    None without a baseline."""
+    from rich.table import Table
+
+    sp = r.get("speedup")
+    if not sp:
+        return None
+    acc = r.get("flops_accounting", "executed")
+    t = Table(title=f"FLOPs of {r['pruner']} as % of none, beside the papers")
+    for c, j in (("", "left"), ("mean over calls", "right"), ("last call", "right")):
+        t.add_column(c, justify=j, no_wrap=True)
+    if acc in ("executed", "both"):
+        t.add_row("ours, executed: whole call", _pct(sp["flops_ratio"]), _pct(sp["flops_ratio_last_call"]))
+        if "llm_flops_ratio" in sp:
+            t.add_row("ours, executed: LLM", _pct(sp["llm_flops_ratio"]), _pct(sp["llm_flops_ratio_last_call"]))
+    if acc in ("paper", "both") and "paper_llm_ratio" in sp:
+        t.add_row("ours, paper accounting: LLM prefill", _pct(sp["paper_llm_ratio"]),
+                  _pct(sp["paper_llm_ratio_last_call"]))
+    for p in r.get("published_flops") or []:
+        t.add_row(f"published: {p['paper']} Table {p['table']} ({p['label']})", f"{p['flops_pct']:g}%", "")
     return t
 
 
@@ -118,7 +160,12 @@ def summary_line(r: dict[str, Any]) -> str | None:
     sp = r.get("speedup")
     if not sp:
         return None
-    parts = [f"FLOPs {r['pruner']}/none {sp['flops_ratio']:.3f} (last call {sp['flops_ratio_last_call']:.3f})"]
+    parts = []
+    if r.get("flops_accounting", "executed") in ("executed", "both"):
+        parts.append(f"FLOPs {r['pruner']}/none {sp['flops_ratio']:.3f} (last call {sp['flops_ratio_last_call']:.3f})")
+    if r.get("flops_accounting") in ("paper", "both") and "paper_llm_ratio" in sp:
+        parts.append(f"paper-accounting LLM FLOPs {r['pruner']}/none {sp['paper_llm_ratio']:.3f} "
+                     f"(last call {sp['paper_llm_ratio_last_call']:.3f})")
     tot = (sp.get("latency_per_pair") or {}).get("total")
     if tot and tot.get("median") is not None:
         m, ci, iqr = _fmt_ratio(tot)
@@ -133,12 +180,24 @@ def print_result(r: dict[str, Any], console: Any = None) -> None:
     con.print(f"[bold]{r['model']}[/] + [bold]{r['pruner']}[/] on {r['device']} "
               f"({r['parameters'] / 1e9:.3f}B parameters, {r['dtype']})")
     con.print(counts_table(r))
+    papers = papers_table(r)
+    if papers is not None:
+        con.print(papers)
+    acc = r.get("flops_accounting", "executed")
+    con.print("FLOPs accounting (bench.flops=" + acc + "): "
+              + "; ".join(v for k, v in ACCOUNTING_NOTES.items() if acc in (k, "both"))
+              + ("; published: the paper's own figure, transcribed in results/reference (not ours)"
+                 if r.get("published_flops") and papers is not None else ""))
     if "latency_ms" in r:
         con.print(latency_table(r, con.width))
         if r.get("timing"):
             con.print(f"timing: {r['timing']['order']}; speedup: median of the per-pair ratios, "
                       "percentile-bootstrap 95% CI of that median, interquartile range; the "
                       "pruner stage has no ratio (the baseline does no pruning work)")
+        if "preprocess" in r["latency_ms"]:
+            con.print("total = vision + pruner + llm + action_head, the model call as the papers time "
+                      "it; preprocess (JPEG round trip, resize, crop of the frames) is timed beside "
+                      "it, not in total")
     else:
         con.print("meta device: FLOPs and token counts only (latency needs real tensors: a GPU)")
     meters = meter_table(r)

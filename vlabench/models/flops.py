@@ -102,3 +102,33 @@ def oft_head_flops(d: PrismaticDims) -> float:
 def llm_layer_flops_paper(n: int, d: int, m: int) -> float:
     """The papers' per-layer cost C(n) = 4nd^2 + 2n^2d + 2ndm (VLA-Pruner Eq. 10, after FastV)."""
     return 4.0 * n * d * d + 2.0 * n * n * d + 2.0 * n * d * m
+
+
+# ---------------------------------------------------------------- the papers' accounting
+# `vlabench bench bench.flops=paper` (docs/methods/vla-pruner.md, "FLOPs accounting"). What the
+# authors' own counters count: MINT-SJTU/VLA-Pruner @ 3d156ee src/openvla-oft/transformers/src/transformers/models/
+# llama/modeling_llama.py, `LlamaModel.forward` (FLOPs_current = 4*n*(d**2) + 2*(n**2)*d +
+# 3*n*d*m per decoder layer, n = the rows that layer computes, forwards of one row skipped,
+# printed as "Average TFLOPs") and `_estimate_decoder_layer_flops` (same formula), both taken
+# from VLA-Cache's counter (siyuhsu/transformers @ 2302fce, same file). That is VLA-Pruner
+# App. A.2 Eq. 10-13 with Llama's three-matrix FFN: the LLM backbone's prefill only (no decode
+# steps, no LM head, no vision, no action head, no attention probe), multiply-adds as the unit,
+# and the attention term on the rows computed (n^2, whatever the number of keys).
+
+def paper_layer_macs(n: float, d: int, m: int) -> float:
+    """C(n) = 4nd^2 + 2n^2d + 3ndm multiply-adds: one decoder layer on n rows as the authors'
+    counter prices it (q, k, v, o projections as d x d; QK^T and PV on n x n; a three-matrix
+    FFN)."""
+    return 4.0 * n * d * d + 2.0 * n * n * d + 3.0 * n * d * m
+
+
+def llm_paper_macs(hidden: int, mlp: int, trace: DecoderTrace) -> float:
+    """The paper accounting of one call: C(n_q) summed over the prefill layers that ran (a
+    skipped layer counts nothing), n_q = the rows the layer computed; decode steps, the LM head
+    and everything outside the LLM are not counted. Multiply-adds."""
+    return sum(paper_layer_macs(t.n_q, hidden, mlp) for t in trace.prefill if t is not None)
+
+
+def paper_macs(d: PrismaticDims, trace: DecoderTrace) -> float:
+    """`llm_paper_macs` at a Llama backbone's width (OpenVLA, OpenVLA-OFT)."""
+    return llm_paper_macs(d.llm_hidden, d.llm_mlp, trace)

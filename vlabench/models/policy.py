@@ -2,10 +2,12 @@
 
 A subclass defines the cameras, the token layout after the visual tokens, and how the decoder's
 output becomes an action chunk (`_llm_and_head`). `act()` runs: pruner.skip_call -> vision
-(preprocessing, both towers, projector) -> pruner.before_llm / reuse_kv -> decoder (with the
-layer hooks) -> action head -> pruner.end_of_step, timing each stage and recording the FLOPs
-(analytic from the decoder trace; counted with FlopCounterMode when `count_flops` is set), and
-the call's peak memory and CUDA time (`metrics/memory.py`, metered outside the timed region).
+(the camera frames' preprocessing, timed as its own "preprocess" stage and left out of the
+total: core/schema.OUTSIDE_TOTAL_STAGES; both towers, projector) -> pruner.before_llm /
+reuse_kv -> decoder (with the layer hooks) -> action head -> pruner.end_of_step, timing each
+stage and recording the FLOPs (analytic from the decoder trace; counted with FlopCounterMode
+when `count_flops` is set), and the call's peak memory and CUDA time (`metrics/memory.py`,
+metered outside the timed region).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from vlabench.core.contracts import CallStats, Observation, PolicyOutput, TaskInfo
 from vlabench.core.pruning import BOS, TEXT, VISUAL, ModelInfo, Pruner, VisualTokens
+from vlabench.core.schema import OUTSIDE_TOTAL_STAGES
 from vlabench.metrics.latency import StageClock
 from vlabench.metrics.memory import CallMeter
 from vlabench.models import flops as F
@@ -47,6 +50,7 @@ class PrismaticPolicy:
     autoregressive = False
     causal = True          # False: full bidirectional attention (OpenVLA-OFT)
     uses_proprio = False   # OFT: one proprio token after the visual tokens
+    _clock: StageClock | None = None   # the clock of the call in progress (`_preprocessed`)
 
     def __init__(self, model: PrismaticVLA, dims: PrismaticDims, pruner: Pruner | None,
                  tokenizer: Any, norm_stats: dict[str, Any], device: str, dtype: torch.dtype,
@@ -173,10 +177,7 @@ class PrismaticPolicy:
         """A step executed open-loop from the last chunk: pruners that compare frames across
         steps (`observes_frames`) get the images the towers would see."""
         if self.pruner.observes_frames and not self.meta:
-            io = self.io
-            self.pruner.observe_frame(obs.step, {
-                c: policy_image(obs.images[c], self.dims.image_size, self.center_crop,
-                                resize=io.resize, jpeg=io.jpeg) for c in self.cameras})
+            self.pruner.observe_frame(obs.step, self._images(obs))
 
     def act(self, obs: Observation) -> PolicyOutput:
         if self.shape_only and not self.allow_shape_only_calls:
@@ -193,8 +194,8 @@ class PrismaticPolicy:
             self.pruner.end_of_step(out.actions, stats)
             return out
         _PROCESS_CALLS["n"] += 1
-        clock = StageClock(self.device)
-        self.decoder.clock = clock
+        clock = StageClock(self.device, outside_total=OUTSIDE_TOTAL_STAGES)
+        self.decoder.clock = self._clock = clock
         meter = self._meter()
         meter.start()   # outside the timed region (metrics/memory.py)
         with torch.inference_mode():
@@ -238,11 +239,22 @@ class PrismaticPolicy:
         return m
 
     # -------------------------------------------------------------- pieces
-    def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
+    def _images(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The camera frames as the reference evaluation feeds the towers (`policy_image`)."""
         io = self.io
-        imgs = {c: policy_image(obs.images[c], self.dims.image_size, self.center_crop,
+        return {c: policy_image(obs.images[c], self.dims.image_size, self.center_crop,
                                 resize=io.resize, jpeg=io.jpeg)
                 for c in self.cameras}
+
+    def _preprocessed(self, obs: Observation) -> dict[str, np.ndarray]:
+        """`_images(obs)`, timed as the call's "preprocess" stage (out of "vision" and "total")."""
+        if self._clock is None:
+            return self._images(obs)
+        with self._clock.stage("preprocess"):
+            return self._images(obs)
+
+    def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
+        imgs = self._preprocessed(obs)
         dev = self.device
         px = torch.cat([pixel_tensor(imgs[c], dev, self.dtype) for c in self.cameras], 0)
         feats, probs = self.model.vision_backbone(px, want_attention=self.pruner.vision_attention)

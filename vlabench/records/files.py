@@ -339,14 +339,32 @@ class RunFiles:
             self._committed["episodes.csv"].add(e_text.encode("utf-8"))
 
     def _in_layout(self, calls: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        """`calls` without the cells of columns an older run's calls.csv does not have."""
+        """`calls` without the cells of columns an older run's calls.csv does not have. A run
+        begun before `lat_preprocess_ms` existed counted preprocessing inside `lat_vision_ms`
+        and `lat_total_ms`: its resumed rows keep that meaning, so one run never mixes two."""
         if len(self.call_columns) == len(CALL_COLUMNS):
             return calls
         keep = set(self.call_columns)
-        return [{k: v for k, v in c.items() if k in keep} for c in calls]
+        fold = "lat_preprocess_ms" not in keep
+        return [{k: v for k, v in (_fold_preprocess(c) if fold else c).items() if k in keep}
+                for c in calls]
 
     def write_json(self, path: Path, obj: Any) -> None:
         atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _fold_preprocess(call: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The call's preprocessing time added back into its vision and total latency (the
+    meaning those columns had before preprocessing became its own stage)."""
+    pre = call.get("lat_preprocess_ms")
+    if not isinstance(pre, int | float) or pre != pre:
+        return call
+    out = dict(call)
+    for key in ("lat_vision_ms", "lat_total_ms"):
+        v = out.get(key)
+        if isinstance(v, int | float) and v == v:
+            out[key] = v + pre
+    return out
 
 
 def _int(v: str) -> int | None:

@@ -38,6 +38,26 @@ from vlabench.report.runs import Run
 NOISE_ALPHA = 0.05
 N_BOOT = 1000
 
+# The FLOPs columns' accounting (issue 21 item 5): ours is `executed`; each paper counted its own way
+# (docs/methods/vla-pruner.md "FLOPs accounting"; `vlabench bench bench.flops=paper|executed|both`).
+FLOPS_EXECUTED_NOTE = ("FLOPs: executed accounting (calls.csv flops: every matrix product of the policy call, "
+                       "vision towers, LLM prefill and decode, action head, 2 FLOPs per multiply-add), mean per "
+                       "call as % of vanilla's")
+FLOPS_PAPER_NOTES = {
+    "vla-pruner": "the paper's FLOPs count the LLM's prefill layers only, C(n) = 4nd²+2n²d+3ndm multiply-adds "
+                  "per layer (its code's counter; `vlabench bench bench.flops=paper`), so vision and heads do not "
+                  "dilute its %; its OpenVLA-OFT column fits no fixed token layout",
+    "specprune-vla": "the paper's FLOPs are App. 10.1's estimate from token counts (43% = 2/32 + 30/32 × 0.48 "
+                     "× 0.81), not a count; `vlabench bench bench.flops=paper` gives the LLM prefill accounting",
+    "sp-vla": "the paper does not say how it counted FLOPs",
+}
+
+
+def flops_note(paper: str | None = None) -> str:
+    """The note a FLOPs column carries: our accounting, and how `paper` counted its own."""
+    extra = FLOPS_PAPER_NOTES.get(paper or "")
+    return FLOPS_EXECUTED_NOTE + (f"; {extra}" if extra else "")
+
 
 def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", s.lower())

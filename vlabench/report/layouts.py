@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from vlabench.report.cells import Col
+from vlabench.report.cells import Col, flops_note
 from vlabench.report.grid import (
     GOAL, GOOGLE_VA, GOOGLE_VM, LIBERO, LONG, OBJECT, SPATIAL, GRow, Grid, averages, ident, method_label, model_name,
     paper_ident, paper_only_rows, paper_values, run_cells, run_notes, suite_cells,
@@ -110,6 +110,7 @@ def specprune_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  ["{success_rate:.1f} / {latency_ms:~3} ({speedup:.2f}×)"] * 4
                  + ["{avg_speedup:.2f}×", "{flops_pct:.0f}%"])
         g.note("Average Speedup and FLOPs: means of the per-suite values (speedups unrounded)")
+        g.note(flops_note("specprune-vla"))
 
         def summary(per: list[dict]) -> tuple[list[dict], list[str]]:
             avg, mark = averages(per, {"avg_speedup": "speedup", "flops_pct": "flops_pct"})
@@ -245,6 +246,7 @@ def vlapruner_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
         g.note("Acc.(%) is the mean of the four per-suite relative accuracies; FLOPs and latency "
                "are means over the suites (the paper's Acc.(%) is not always the mean of its own "
                "per-suite figures)")
+        g.note(flops_note("vla-pruner"))
         return g
     return _by_retention(rs, ref, "1", {"openvla", "openvla-oft"}, grid, 3,
                          {"avg_rel_acc": "rel_acc", "flops_t": "flops_t", "flops_pct": "flops_pct",
@@ -266,6 +268,7 @@ def vlapruner_t4(rs: RunSet, ref: Reference | None) -> list[Grid]:
                                                "{latency_ms:.2f}", "{speedup:.3f}", "{flops_pct:.1f}"])
         g.note("Avg. is the mean success rate and Acc. the mean relative accuracy over the suites; "
                "latency, speedup and FLOP ratio are means over the suites")
+        g.note(flops_note("vla-pruner"))
         return g
     return _by_retention(rs, ref, "4", {"pi0"}, grid, 5,
                          {"avg_success_rate": "success_rate", "avg_rel_acc": "rel_acc",
@@ -357,6 +360,7 @@ def spvla_t1(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  f"SP-VLA Table 1 ({model_name(model)}): success rate (%) / speedup on LIBERO",
                  [c.header for c in SP_T1_COLS] + ["Average", "FLOPs (%)"],
                  [SP_CELL] * 4 + [SP_AVG, "{flops_pct:.2f}"])
+        g.note(flops_note("sp-vla"))
         used = _grid_rows(rs, ref, g, model, SP_T1_COLS, SP_T1_ORDER, _sp_summary,
                           "sp-vla", "1", False)
         paper_only_rows(ref, g, "sp-vla", "1", model, used, _locs(SP_T1_COLS, 2))
@@ -375,6 +379,7 @@ def spvla_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
                      f"SP-VLA Table 3 ({model_name(model)}, {title}): success rate (%) / speedup on SIMPLER",
                      [h for h, *_ in tasks] + ["Average", "FLOPs (%)"],
                      [SP_CELL] * len(tasks) + [SP_AVG, "{flops_pct:.2f}"])
+            g.note(flops_note("sp-vla"))
             for setting, suite in settings:
                 cols = [Col(h, suite, t, inc, exc) for h, t, inc, exc in tasks]
                 if not any(r.suite == suite and r.model == model for r in rs.runs):

@@ -47,6 +47,7 @@ def runs_table(rs: RunSet) -> Table:
               "pruner=none run (McNemar exact), latency of model calls, speedup with 95% bootstrap "
               "interval", header, mark_col=1)
     t.note("≈ within noise (McNemar p ≥ 0.05); ▲/▼ significantly better/worse than vanilla")
+    t.note(cells.flops_note())
     if eff:
         t.note("Peak memory: the largest per-call peak (calls.csv mem_peak_mb / 1024); CUDA time: mean "
                "per model call; Hz: policy calls per second of policy time (1000 / mean step latency); "

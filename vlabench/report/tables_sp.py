@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 
-from vlabench.report.cells import Col
+from vlabench.report.cells import Col, flops_note
 from vlabench.report.grid import (
     BRIDGE, GOAL, GOOGLE_VA, GOOGLE_VM, LONG, OBJECT, SPATIAL, GRow, Grid, averages, by_setting,
     model_name, models_of, paper_ident, paper_values, run_cells, run_notes, setting_rows,
@@ -89,6 +89,7 @@ def _ablation_tables(rs: RunSet, ref: Reference | None, table: str) -> list[Grid
                      [c.header for c in SP_COLS] + ["Average", "FLOPs (%)"],
                      [SP_CELL] * 4 + [SP_AVG, "{flops_pct:.2f}"])
             summary = SR_SPEED
+            g.note(flops_note("sp-vla"))
         else:
             g = Grid(f"sp-vla-table9-{model}", f"SP-VLA Table 9 ({model_name(model)}): pruning rate (%) / "
                      "intuitive action rate (%) of the modules' runs on LIBERO",
@@ -261,6 +262,7 @@ def _settings_tables(rs: RunSet, ref: Reference | None, table: str) -> list[Grid
                      "success rate (%) / speedup on LIBERO", [c.header for c in SP_COLS] + ["Average", "FLOPs (%)"],
                      [SP_CELL] * 4 + [SP_AVG, "{flops_pct:.2f}"])
             keys, summary = ([("none", "")] if ("none", "") in found else []) + ours, SR_SPEED
+            g.note(flops_note("sp-vla"))
         else:
             g = Grid(f"sp-vla-table11-{model}", f"SP-VLA Table 11 ({model_name(model)}): settings, pruning "
                      "rate (%) / intuitive action rate (%) on LIBERO",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from vlabench.report import cells
-from vlabench.report.cells import Col
+from vlabench.report.cells import Col, flops_note
 from vlabench.report.grid import (
     LIBERO, PRUNER_NAMES, GRow, Grid, averages, by_setting, locs, model_name, models_of,
     paper_ident, paper_values, run_cells, run_notes, setting_rows,
@@ -71,6 +71,7 @@ def vlapruner_t3(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  [c.header for c in LIBERO] + ["Avg. ↑", "FLOPs ↓", "Speedup ↑"],
                  ["{success_rate:.1f}"] * 4 + ["{avg_success_rate:.1f}", "{flops_pct:.2f}%", "{avg_speedup:.3f}×"])
         g.note("Avg., FLOPs and Speedup: means of the per-suite values")
+        g.note(flops_note("vla-pruner"))
         for d in dup:
             g.note(d)
 
@@ -105,6 +106,7 @@ def vlapruner_t6(rs: RunSet, ref: Reference | None) -> list[Grid]:
                  ["TFLOP (ratio %)"] + [c.header for c in LIBERO] + ["Avg"],
                  ["{flops_pct:.2f}"] + ["{success_rate:.1f}"] * 4 + ["{avg_success_rate:.2f}"])
         g.note("TFLOP (ratio %): mean over the suites of FLOPs per call as % of vanilla's")
+        g.note(flops_note("vla-pruner"))
         for d in dup:
             g.note(d)
 

@@ -6,7 +6,7 @@ small projections (state, action in/out, action-time MLP)."""
 from __future__ import annotations
 
 from vlabench.models.decoder import DecoderTrace, LayerTrace
-from vlabench.models.flops import _vit_layer
+from vlabench.models.flops import _vit_layer, llm_paper_macs
 from vlabench.models.pi0.dims import Pi0Dims
 
 
@@ -37,3 +37,11 @@ def expert_flops(d: Pi0Dims, steps: list[list[LayerTrace]]) -> float:
     small = 2.0 * (d.max_state_dim * w + c * (d.max_action_dim * w + 2 * w * w + w * w + w * d.max_action_dim))
     layers = sum(gemma_layer_flops(w, d.expert_mlp, d, t) for step in steps for t in step)
     return layers + small * len(steps)
+
+
+def paper_macs(d: Pi0Dims, trace: DecoderTrace) -> float:
+    """The paper accounting (`vlabench.models.flops.llm_paper_macs`) of pi0: the Gemma 2B prefix
+    layers only, C(n) = 4nd^2 + 2n^2d + 3ndm at d = 2048, m = 16384, as VLA-Pruner App. A.2
+    writes it for any backbone (its 4nd^2 prices Gemma's one-KV-head k and v projections as
+    full d x d ones); the action expert's flow steps are not counted. Multiply-adds."""
+    return llm_paper_macs(d.llm_hidden, d.llm_mlp, trace)
