@@ -149,4 +149,4 @@ def test_a_policy_call_records_memory_outside_its_latency_stages():
     s = policy.act(synthetic_observation(1)).stats
     assert s.mem_kind == "rss" and s.mem_peak_mb is not None and s.mem_peak_mb >= 0
     assert s.cuda_ms is None
-    assert set(s.latency_ms) <= {"vision", "llm", "action_head", "pruner", "total"}
+    assert set(s.latency_ms) <= {"preprocess", "vision", "llm", "action_head", "pruner", "total"}

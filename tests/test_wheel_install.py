@@ -70,7 +70,7 @@ def test_wheel_holds_every_module_of_the_source_tree(wheel_env):
     names = set(zipfile.ZipFile(wheel).namelist())
     want = {p.relative_to(ROOT).as_posix() for p in (ROOT / "vlabench").rglob("*.py")
             if "__pycache__" not in p.parts}
-    assert len(want) > 150 and want <= names, sorted(want - names)[:5]
+    assert len(want) > 100 and want <= names, sorted(want - names)[:5]
 
 
 def test_installed_wheel_lists_and_composes_outside_the_source_tree(wheel_env):
