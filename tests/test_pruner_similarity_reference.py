@@ -18,7 +18,8 @@ from baseline_views import info
 from vlabench.pruners import specprune
 from vlabench.pruners.base import VisualTokens
 from vlabench.pruners.specprune import _numpy1_argpartition, static_ids
-from vlabench.pruners.vla_cache import VLACache, patch_cosine, static_patches
+from vlabench.pruners.selection import patch_cosine
+from vlabench.pruners.vla_cache import VLACache, static_patches
 
 FIXTURE = Path(__file__).parent / "fixtures" / "similarity_reference.npz"
 CAMS = ("agentview", "wrist")

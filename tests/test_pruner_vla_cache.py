@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch")
 
 from baseline_views import info, view  # noqa: E402
 from vlabench.pruners.base import ACTION, BOS, PROPRIO, STOP, TEXT, VISUAL, VisualTokens  # noqa: E402
+from vlabench.pruners.selection import patch_cosine  # noqa: E402
 from vlabench.pruners.vla_cache import (VLACache, layer_reuse_schedule,  # noqa: E402
-                                         mean_token_entropy, patch_cosine, static_patches)
+                                         mean_token_entropy, static_patches)
 
 
 def frame(changed: tuple[int, int] | None = None) -> np.ndarray:

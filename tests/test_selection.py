@@ -74,14 +74,16 @@ def test_keep_count_rejects_retention_outside_unit_interval():
         keep_count(10, 0.0)
 
 
-def test_patch_cosine_similarity_is_one_for_unchanged_blocks_and_zero_for_orthogonal_ones():
-    from vlabench.pruners.selection import patch_cosine_similarity
+def test_patch_cosine_is_one_for_unchanged_blocks_and_zero_for_orthogonal_ones():
+    import numpy as np
 
-    a = torch.ones(4, 4, 3)
-    b = a.clone()
-    b[0:2, 2:4] = 0.0                      # block (0, 1): black in b
-    b[2:4, 0:2, 0] = 0.0                   # block (1, 0): red channel off -> cos = 2/sqrt(6)
-    sim = patch_cosine_similarity(a, b, 2)
+    from vlabench.pruners.selection import patch_cosine
+
+    a = np.ones((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0:2, 2:4] = 0                        # block (0, 1): black in b
+    b[2:4, 0:2, 0] = 0                     # block (1, 0): red channel off -> cos = 2/sqrt(6)
+    sim = patch_cosine(a, b, 2)
     assert sim.shape == (4,)
     assert sim[0] == pytest.approx(1.0) and sim[1] == pytest.approx(0.0, abs=1e-6)
     assert sim[2] == pytest.approx(2 / 6 ** 0.5) and sim[3] == pytest.approx(1.0)

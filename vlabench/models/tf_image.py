@@ -183,30 +183,16 @@ def _gather_rows_kernel(x, starts, weights, out):  # pragma: no cover - run comp
                 out[k, y, c] = acc[k * nc + c]
 
 
-def _gather_rows_round_kernel(x, starts, weights, out):  # pragma: no cover - run compiled
-    """`_gather_rows_kernel`, then TF's cast of the result: uint8(clip(rint(v), 0, 255)),
-    rint rounding half to even (out: uint8)."""
-    n_in, n2, nc = x.shape
-    span = weights.shape[1]
-    src2 = x.reshape(n_in, n2 * nc)
-    acc = np.empty(n2 * nc, np.float32)
+def _round_kernel(x, out):  # pragma: no cover - run compiled
+    """TF's cast of a resize result: uint8(clip(rint(v), 0, 255)), rint rounding half to even."""
     lo, hi = np.float32(0.0), np.float32(255.0)
-    for y in range(out.shape[1]):
-        s = starts[y]
-        acc[:] = np.float32(0.0)
-        for j in range(min(s + span, n_in) - s):
-            w = weights[y, j]
-            src = src2[s + j]
-            for k in range(n2 * nc):
-                acc[k] += np.float32(src[k]) * w
-        for k in range(n2):
-            for c in range(nc):
-                v = np.rint(acc[k * nc + c])
-                if v < lo:
-                    v = lo
-                elif v > hi:
-                    v = hi
-                out[k, y, c] = np.uint8(v)
+    for i in range(x.shape[0]):
+        v = np.rint(x[i])
+        if v < lo:
+            v = lo
+        elif v > hi:
+            v = hi
+        out[i] = np.uint8(v)
 
 
 def _crop_kernel(img, scale, top, bot, y_lerp, ok_y, left, right, x_lerp, ok_x, rows, out):  # pragma: no cover
@@ -263,7 +249,7 @@ def _jit() -> SimpleNamespace:
         raise ImportError("vlabench's image kernels need numba: pip install 'vlabench[models]'") from e
 
     jit = numba.njit(nogil=True, cache=True, fastmath=False)
-    return SimpleNamespace(rows=jit(_gather_rows_kernel), rows_round=jit(_gather_rows_round_kernel),
+    return SimpleNamespace(rows=jit(_gather_rows_kernel), round=jit(_round_kernel),
                            crop=jit(_crop_kernel), saturate=jit(_saturate_kernel))
 
 
@@ -285,9 +271,13 @@ def _resize(img: np.ndarray, size: tuple[int, int], dtype: type) -> np.ndarray:
     cs, cw = scale_spans(w, W)
     cols_first = np.empty((W, h, C), F32)   # after GatherRows, transposed
     k.rows(x, rs, rw, cols_first)
-    out = np.empty((h, w, C), dtype)        # GatherColumns, transposed back
-    (k.rows if dtype is F32 else k.rows_round)(cols_first, cs, cw, out)
-    return out
+    out = np.empty((h, w, C), F32)          # GatherColumns, transposed back
+    k.rows(cols_first, cs, cw, out)
+    if dtype is F32:
+        return out
+    rounded = np.empty((h, w, C), np.uint8)
+    k.round(out.reshape(-1), rounded.reshape(-1))
+    return rounded
 
 
 def resize_lanczos3(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

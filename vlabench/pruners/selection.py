@@ -9,6 +9,7 @@ position (id or row), never to whatever order a GPU kernel happens to return.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -83,15 +84,20 @@ def keep_count(total: int, retention: float) -> int:
     return max(1, min(total, int(total * retention + 0.5)))
 
 
-def patch_cosine_similarity(a: torch.Tensor, b: torch.Tensor, patch: int) -> torch.Tensor:
-    """Cosine similarity between co-located `patch` x `patch` pixel blocks of two images
-    (H, W[, C]) whose sides are multiples of `patch`, flattened row-major: (H*W / patch**2,)."""
-    def blocks(x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        x = x if x.dim() == 3 else x[..., None]
+def patch_cosine(prev: np.ndarray, cur: np.ndarray, patch: int) -> np.ndarray:
+    """Cosine similarity of co-located patch x patch pixel blocks of two HxWx3 uint8 images,
+    row-major over the patch grid, bit for bit as the official `calculate_patch_similarity`
+    (vla_cache_utils.py:61-73; SpecPrune-VLA's is the same function): contiguous float32 rows in
+    (row, column, channel) order, numpy's pairwise sums, dot / (norm * norm + 1e-8). Why it
+    matters: docs/methods/vla-cache.md, "Similarity arithmetic"."""
+    def rows(img: np.ndarray) -> np.ndarray:
+        x = np.asarray(img)
+        x = x if x.ndim == 3 else x[..., None]
         h, w, c = x.shape
-        x = x.reshape(h // patch, patch, w // patch, patch * c).transpose(1, 2)
-        return x.reshape((h // patch) * (w // patch), patch * patch * c)
+        blocks = x.reshape(h // patch, patch, w // patch, patch, c).swapaxes(1, 2)
+        return np.ascontiguousarray(blocks.reshape((h // patch) * (w // patch), patch * patch * c),
+                                    dtype=np.float32)
 
-    x, y = blocks(a), blocks(b)
-    return (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(1e-8)
+    a, b = rows(prev), rows(cur)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.sum(a * b, axis=1) / (norms + 1e-8)

@@ -37,7 +37,7 @@ from vlabench.pruners.base import (
     VisualTokens,
 )
 from vlabench.pruners.common import camera_pools, meta_keep
-from vlabench.pruners.selection import keep_count, top_k_ids
+from vlabench.pruners.selection import keep_count, patch_cosine, top_k_ids
 from vlabench.pruners.specprune_controller import (
     COARSE,
     FINE,
@@ -53,7 +53,6 @@ from vlabench.pruners.specprune_layers import (
     layer_confidence,
     rank_weights,
 )
-from vlabench.pruners.vla_cache import patch_cosine
 
 __all__ = ["COARSE", "FINE", "SpecPrune", "code_k", "controller_mode", "dynamic_ids", "ema",
            "frame_interval", "layer_confidence", "rank_weights", "static_ids"]

@@ -20,7 +20,7 @@ from vlabench.core.config import cfg_get
 from vlabench.core.readings import Reading
 from vlabench.pruners.base import TEXT, LayerView, ModelInfo, Pruner, VisualTokens
 from vlabench.pruners.common import is_meta, scale_layer
-from vlabench.pruners.selection import top_k_ids
+from vlabench.pruners.selection import patch_cosine, top_k_ids
 
 _REPO = "siyuhsu/vla-cache @ a490988"
 READINGS = (
@@ -55,25 +55,6 @@ def per_model(value: Any, info: ModelInfo) -> int:
 def span_rows(positions: torch.Tensor, start: int, length: int) -> torch.Tensor:
     """Rows whose position lies in [start, start + length) (the official text span)."""
     return (positions >= start) & (positions < start + length)
-
-
-def patch_cosine(prev: np.ndarray, cur: np.ndarray, patch: int) -> np.ndarray:
-    """Cosine similarity of co-located patch x patch pixel blocks of two HxWx3 uint8 images,
-    row-major over the patch grid, bit for bit as the official `calculate_patch_similarity`
-    (vla_cache_utils.py:61-73; SpecPrune-VLA's is the same function): contiguous float32 rows in
-    (row, column, channel) order, numpy's pairwise sums, dot / (norm * norm + 1e-8). Why it
-    matters: docs/methods/vla-cache.md, "Similarity arithmetic"."""
-    def rows(img: np.ndarray) -> np.ndarray:
-        x = np.asarray(img)
-        x = x if x.ndim == 3 else x[..., None]
-        h, w, c = x.shape
-        blocks = x.reshape(h // patch, patch, w // patch, patch, c).swapaxes(1, 2)
-        return np.ascontiguousarray(blocks.reshape((h // patch) * (w // patch), patch * patch * c),
-                                    dtype=np.float32)
-
-    a, b = rows(prev), rows(cur)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.sum(a * b, axis=1) / (norms + 1e-8)
 
 
 def static_patches(sim: np.ndarray | torch.Tensor, threshold: float, top_k: int) -> torch.Tensor:
