@@ -7,6 +7,8 @@ pruner smoke tests build each one once. Used by the pruner integration and basel
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,10 +17,10 @@ from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
 from vlabench.records.files import read_rows
 
 
-def run_all(out: Path, runs: dict, common: list[str]) -> dict:
-    """key -> (exit code, episodes, calls) for each `runs[key]` override list (+ `common`), the
-    run named by its position; every simulator is closed at the end."""
-    from vlabench.commands.cli import app
+@contextlib.contextmanager
+def shared_libero_envs() -> Iterator[dict]:
+    """LiberoSuite.make_env memoised per (suite, task, cameras), `close` deferred to the end of
+    the block, where every simulator is closed; yields the memo."""
     from vlabench.suites.libero import LiberoSuite
 
     envs: dict = {}
@@ -33,8 +35,21 @@ def run_all(out: Path, runs: dict, common: list[str]) -> dict:
         return envs[key]
 
     LiberoSuite.make_env = shared_env
-    results = {}
     try:
+        yield envs
+    finally:
+        LiberoSuite.make_env = original
+        for env in envs.values():
+            env._real_close()
+
+
+def run_all(out: Path, runs: dict, common: list[str]) -> dict:
+    """key -> (exit code, episodes, calls) for each `runs[key]` override list (+ `common`), the
+    run named by its position; every simulator is closed at the end."""
+    from vlabench.commands.cli import app
+
+    results = {}
+    with shared_libero_envs():
         for i, (key, overrides) in enumerate(runs.items()):
             args = ["run", *overrides, *common, f"run.output_dir={out}", "run.quiet=true",
                     f"run.name=r{i}"]
@@ -45,8 +60,4 @@ def run_all(out: Path, runs: dict, common: list[str]) -> dict:
             d = out / f"r{i}"
             results[key] = (rc, pd.DataFrame(read_rows(d / "episodes.csv", EPISODE_COLUMNS)),
                             pd.DataFrame(read_rows(d / "calls.csv", CALL_COLUMNS)))
-    finally:
-        LiberoSuite.make_env = original
-        for env in envs.values():
-            env._real_close()
     return results

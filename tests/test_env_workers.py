@@ -20,7 +20,8 @@ from vlabench.launch.compose import compose
 from vlabench.run.runner import run_from_config
 from vlabench.run.workers import Block, Scheduler, Slot, exit_reason
 
-TIMING = {"run_id", "wall_s", "sim_s", "policy_s", "queue_wait_ms", "mem_peak_mb", "cuda_ms"}   # and lat_*
+TIMING = {"run_id", "wall_s", "sim_s", "policy_s", "queue_wait_ms", "mem_peak_mb", "cuda_ms",
+          "batch"}   # and lat_*
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -60,6 +61,15 @@ def test_three_workers_give_the_in_process_episodes_and_calls(tmp_path):
     assert {r["queue_wait_ms"] for r in rows(tmp_path / "one" / "calls.csv")} == {""}
 
 
+def test_batched_calls_give_the_in_process_episodes_and_calls(tmp_path):
+    run_here(tmp_path, "one", 1)
+    run_here(tmp_path, "batched", 3, "run.batch=3", "run.batch_wait_ms=500", "suite.step_sleep_s=0.01")
+    assert comparable(tmp_path / "one") == comparable(tmp_path / "batched")
+    sizes = [int(r["batch"]) for r in rows(tmp_path / "batched" / "calls.csv")]
+    assert max(sizes) > 1 and set(sizes) <= {1, 2, 3}   # calls were batched, never over run.batch
+    assert {r["batch"] for r in rows(tmp_path / "one" / "calls.csv")} == {"1"}
+
+
 def test_a_pruner_that_replans_gets_every_open_loop_step_with_the_in_process_draws(tmp_path):
     run_here(tmp_path, "one", 1, "pruner=test-replan")
     run_here(tmp_path, "two", 2, "pruner=test-replan")
@@ -68,9 +78,10 @@ def test_a_pruner_that_replans_gets_every_open_loop_step_with_the_in_process_dra
     assert a == b and any(s % 3 for s in steps)   # some calls came early: a replan
 
 
-def test_a_killed_worker_records_its_episode_as_failed_and_the_run_finishes(tmp_path, capsys):
+@pytest.mark.parametrize("batch", [[], ["run.batch=2", "run.batch_wait_ms=200"]], ids=["batch1", "batch2"])
+def test_a_killed_worker_records_its_episode_as_failed_and_the_run_finishes(tmp_path, capsys, batch):
     kill = "suite.kill_at=[0,1,2]"   # the worker running task 0 episode 1 SIGKILLs itself at step 2
-    run_here(tmp_path, "k", 2, kill)
+    run_here(tmp_path, "k", 2, kill, *batch)
     assert "died: killed by signal 9 (SIGKILL); restarting it" in capsys.readouterr().err
     eps = rows(tmp_path / "k" / "episodes.csv")
     keys = [(r["task_id"], r["episode"]) for r in eps]
@@ -83,7 +94,7 @@ def test_a_killed_worker_records_its_episode_as_failed_and_the_run_finishes(tmp_
     ok = [r for r in comparable(tmp_path / "k")[0] if ("episode", "1") not in r or ("task_id", "1") in r]
     want = [r for r in comparable(tmp_path / "ref")[0] if ("episode", "1") not in r or ("task_id", "1") in r]
     assert ok == want and len(ok) == 5
-    run_here(tmp_path, "k", 2, kill)
+    run_here(tmp_path, "k", 2, kill, *batch)
     assert "6/6 episodes already done" in capsys.readouterr().err
     assert len(rows(tmp_path / "k" / "episodes.csv")) == 6
 
@@ -107,8 +118,12 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_worker_and_the_run_resumes_to_the_in_process_records(tmp_path):
-    slow = ["suite.step_sleep_s=0.1", "suite.num_tasks=3"]
+@pytest.mark.parametrize(("sig", "batch"), [(signal.SIGTERM, 1), (signal.SIGTERM, 3), (signal.SIGKILL, 3)],
+                         ids=["sigterm", "sigterm-batch3", "sigkill-main-batch3"])
+def test_sigterm_stops_every_worker_and_the_run_resumes_to_the_in_process_records(tmp_path, sig, batch):
+    """SIGTERM (or SIGKILL of the main process) in the middle of a run, batched or not: no
+    worker outlives it, and the resumed run's records are the in-process run's."""
+    slow = ["suite.step_sleep_s=0.1", "suite.num_tasks=3", f"run.batch={batch}", "run.batch_wait_ms=300"]
     proc = subprocess.Popen(vlabench_cmd(*args(tmp_path, "t", 2, *slow)), cwd=ROOT, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     eps_csv = tmp_path / "t" / "episodes.csv"
@@ -121,21 +136,21 @@ def test_sigterm_stops_every_worker_and_the_run_resumes_to_the_in_process_record
         time.sleep(0.05)
     workers |= _children(proc.pid)
     assert len(workers) >= 2
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err[-2000:]
+    assert proc.returncode == (143 if sig == signal.SIGTERM else -9), err[-2000:]
     for _ in range(100):   # reparented children are reaped by init shortly after
         if not [p for p in workers if _alive(p)]:
             break
         time.sleep(0.05)
     assert not [p for p in workers if _alive(p)]
     manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
-    assert manifest["status"] == "interrupted"
+    assert manifest["status"] == ("interrupted" if sig == signal.SIGTERM else "running")
     done = len(rows(eps_csv))
     assert 2 <= done < 9
     res = run_cli(*args(tmp_path, "t", 2, *slow))
     assert res.returncode == 0 and f"{done}/9 episodes already done" in res.stderr, res.stderr[-2000:]
-    assert run_cli(*args(tmp_path, "ref", 1, *slow)).returncode == 0
+    assert run_cli(*args(tmp_path, "ref", 1, *slow[:2])).returncode == 0
     assert comparable(tmp_path / "t") == comparable(tmp_path / "ref")
 
 

@@ -30,15 +30,23 @@ def test_the_oracle_on_two_workers_gives_the_in_process_episodes(tmp_path):
     assert len(a[0]) == 3 and a == b
 
 
-@pytest.mark.parametrize("pruner", ["none", "fastv"])
+@pytest.mark.parametrize("pruner", ["none", "fastv", "specprune"])
 def test_the_tiny_oft_on_two_workers_gives_the_in_process_episodes_and_calls(tmp_path, pruner):
+    """Also batched (run.batch=2): the workers prepare the frames, the policy batches both
+    workers' calls; the records equal the in-process run's."""
     extra = ("model=openvla-oft-tiny", f"pruner={pruner}", "run.episodes_per_task=2",
              "run.max_steps=9")
     one = run_cli(*libero(tmp_path, "one", 1, *extra))
     two = run_cli(*libero(tmp_path, "two", 2, *extra))
+    batched = run_cli(*libero(tmp_path, "b", 2, *extra, "run.batch=2", "run.batch_wait_ms=2000"))
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
-    a, b = comparable(tmp_path / "one"), comparable(tmp_path / "two")
-    assert len(a[0]) == 2 and len(a[1]) == 4 and a == b   # tokens kept, FLOPs, steps
+    assert batched.returncode == 0, batched.stderr[-2000:]
+    a, b, c = comparable(tmp_path / "one"), comparable(tmp_path / "two"), comparable(tmp_path / "b")
+    assert len(a[0]) == 2 and len(a[1]) >= 4 and a == b == c   # tokens kept, FLOPs, steps
+    sizes = {r["batch"] for r in rows(tmp_path / "b" / "calls.csv") if r["source"] == "model"}
+    assert "2" in sizes   # the two workers' calls met in one forward pass
+    pre = [float(r["lat_preprocess_ms"]) for r in rows(tmp_path / "two" / "calls.csv") if r["source"] == "model"]
+    assert pre and all(p > 0 for p in pre)   # prepared in the worker, its time recorded
 
 
 def _workers(pid: int) -> list[int]:

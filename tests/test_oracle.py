@@ -39,14 +39,15 @@ def test_oracle_pinches_a_bowl_rim_and_places_it_on_the_plate(tmp_path):
     assert list(episodes(tmp_path / "oracle-none-libero_spatial")["success"]) == ["1"]
 
 
-def test_unsupported_goal_is_recorded_as_an_error_naming_the_predicate(tmp_path):
-    res = run_cli("run", "model=oracle", "suite=libero_goal", "suite.tasks=[7]",
+def test_a_task_beyond_the_oracle_is_refused_up_front_naming_why(tmp_path):
+    res = run_cli("run", "model=oracle", "suite=libero_goal", "suite.tasks=[2,7]",
                   "run.episodes_per_task=1", "run.max_steps=5", f"run.output_dir={tmp_path}",
                   "run.quiet=true")
-    assert res.returncode == 0, res.stderr[-2000:]
-    eps = episodes(next(tmp_path.glob("oracle-none-libero_goal__*")))
-    assert list(eps["error_type"]) == ["Unsupported"]
-    assert "turnon" in eps["error"][0] and "no plan" in eps["error"][0]
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip().splitlines()[-1]
+    assert "cannot solve libero_goal task 7" in line and "turnon" in line
+    assert "suite.tasks=[1,2,4,6,8,9]" in line
+    assert not list(tmp_path.glob("oracle-*"))   # nothing written
 
 
 def settled_scene(suite_name: str, task_id: int, init_state: int):

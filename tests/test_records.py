@@ -33,7 +33,7 @@ def test_uncommitted_call_rows_are_dropped_on_reopen(tmp_path):
     files.append_episode(episode(0, 0, True), calls_for(0, 0))
     # a kill between the calls append and the episode append leaves orphan call rows
     from vlabench.records.files import append_block
-    append_block(files.calls_csv, format_rows(CALL_COLUMNS, calls_for(0, 1), header=False))
+    append_block(files.calls_csv, format_rows(files.call_columns, calls_for(0, 1), header=False))
     assert len(read_rows(files.calls_csv, CALL_COLUMNS)) == 4
     done = RunFiles(tmp_path).open()
     assert done == {(0, 0)}

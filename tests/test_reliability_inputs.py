@@ -107,6 +107,13 @@ def test_quoted_run_names_with_spaces_quotes_and_unicode_work(tmp_path, quoted, 
     (["compare", "a", "b", "--max-latency-increase", "-1"], "compare --max-latency-increase -1 is invalid"),
     (["report", "results", "--out", "/proc/x"], "report --out /proc/x: cannot write there"),
     (["list", "--bogus"], "No such option: --bogus"),
+    (["run", *FAST, "run.env_workers=2", "run.batch=0"], "run.batch=0 is invalid; valid: an integer from 1 to 256"),
+    (["run", *FAST, "run.env_workers=2", "run.batch=abc"], "run.batch='abc' is not an integer"),
+    (["run", *FAST, "run.env_workers=2", "run.batch_wait_ms=-1"], "run.batch_wait_ms=-1 is invalid; valid: a number"),
+    (["run", *FAST, "run.batch=2"], "run.batch=2 batches the calls of several simulator workers: set run.env_workers >= 2"),
+    (["run", "model=oracle", "suite=libero_spatial", "run.quiet=true", "run.env_workers=2", "run.batch=2"],
+     "run.batch=2: oracle reads the live simulator"),
+    (["run", *FAST, "run.env_workers=many"], "run.env_workers='many' is not an integer"),
 ])
 def test_cli_bad_inputs_are_one_line_exit_2_and_create_nothing(tmp_path, args, message):
     extra = [f"run.output_dir={tmp_path}/out"] if args[0] == "run" else []

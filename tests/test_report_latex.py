@@ -79,3 +79,70 @@ def test_report_compiles_with_pdflatex_and_every_table_fits(runs, tmp_path, twoc
     assert re.search(r"Output written on paper\.pdf \(\d+ pages?", log)
     assert "Overfull \\hbox" not in log           # nothing wider than its column or page
     assert "Float too large" not in log
+
+
+RESIZE = r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
+MEASURE = (r"\newsavebox\vlabbox" "\n"
+           r"\newcommand\vlabmeasure[1]{\sbox\vlabbox{#1}\typeout{VLABWIDTH \the\wd\vlabbox\space"
+           r"\the\linewidth}\resizebox{\ifdim\wd\vlabbox>\linewidth\linewidth\else\wd\vlabbox\fi}{!}"
+           r"{\usebox\vlabbox}}" "\n")
+
+
+@pytest.fixture(scope="module")
+def wide_runs(tmp_path_factory):
+    """Runs whose calls carry memory and CUDA time: the all-runs table has 15 columns."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("latex-wide")
+    for suite in ("libero_spatial", "libero_10"):
+        for pruner, ret in (("none", None), ("fastv", 0.25), ("vla-pruner", 0.125)):
+            d = make_run(root, f"{pruner}-{suite}", model="openvla-oft", pruner=pruner, suite=suite,
+                         retention=ret, tasks=suite_tasks(7, 10, 2, latency_ms=80.0),
+                         deviations=[DEVIATION] if pruner == "fastv" else None)
+            calls = pd.read_csv(d / "calls.csv", dtype=str, keep_default_na=False)
+            calls["mem_peak_mb"], calls["mem_kind"], calls["cuda_ms"] = "15234.5", "cuda", "61.25"
+            (d / "calls.csv").write_text(calls.to_csv(index=False))   # no records digest: allowed
+    return root
+
+
+def font_sizes(tmp_path, tex: str, twocolumn: bool = True) -> list[float]:
+    """The point size every tabular of `tex` prints at in a 10 pt article: \\small (9 pt) times
+    the \\resizebox factor, from the natural and line widths pdflatex measures."""
+    assert tex.count(RESIZE) == tex.count(r"\begin{tabular}")
+    log = _compile(tmp_path, MEASURE + tex.replace(RESIZE, r"\vlabmeasure{%"), twocolumn)
+    pairs = [(float(w), float(line)) for w, line in re.findall(r"VLABWIDTH ([\d.]+)pt ([\d.]+)pt", log)]
+    assert len(pairs) == tex.count(r"\begin{tabular}")
+    return [9.0 * min(1.0, line / w) for w, line in pairs]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not on PATH")
+def test_every_table_prints_at_7pt_or_more_in_a_two_column_paper(wide_runs, tmp_path):
+    tex = report([str(wide_runs)], "latex", plots=False, with_reference=True)
+    assert "Peak memory (GB)" in tex and "All runs" in tex
+    parts = re.findall(r"\\caption\{All runs[^\n]*\(part (\d) of (\d)\)\}\n.*?\n(.*?)\\bottomrule", tex, re.S)
+    assert len(parts) >= 2   # split by column groups, each float with the rows' key columns
+    assert "McNemar" in parts[0][2] and "Peak memory" not in parts[0][2] and "Peak memory" in parts[-1][2]
+    assert all("Model & Method & Suite &" in body for _, _, body in parts)
+    sizes = font_sizes(tmp_path, tex)
+    assert min(sizes) >= 7.0, sizes
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not on PATH")
+def test_the_15_column_table_unsplit_would_print_below_7pt(wide_runs, tmp_path, monkeypatch):
+    from vlabench.report import latex
+
+    monkeypatch.setattr(latex, "SPLIT_CHARS", 10_000)   # the old layout: one shrunk float
+    tex = report([str(wide_runs)], "latex", plots=False)
+    assert min(font_sizes(tmp_path, tex)) < 7.0   # what the check above guards against
+
+
+def test_markers_are_superscripts_and_each_float_lists_the_notes_it_cites(wide_runs):
+    tex = report([str(wide_runs)], "latex", plots=False)
+    assert not re.search(r"\[\d+\]", tex)                 # no bracketed markers
+    for body in re.findall(r"\\begin\{table\*?\}(.*?)\\end\{table\*?\}", tex, re.S):
+        tabular, _, foot = body.partition(r"\end{tabular}")
+        cited = {int(n) for group in re.findall(r"\\textsuperscript\{([\d,]+)\}", tabular)
+                 for n in group.split(",")}
+        listed = {int(n) for n in re.findall(r"\\textsuperscript\{(\d+)\} \w", foot)}
+        assert cited <= listed, (cited, listed)
+    assert "deviation" in tex.split(r"\end{tabular}", 1)[1].split(r"\end{table", 1)[0]

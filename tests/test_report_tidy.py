@@ -51,9 +51,9 @@ def test_csv_columns_are_numbers_where_numbers_belong(frame):
 def test_csv_success_and_speedup_carry_their_intervals(frame):
     runs = frame[(frame.table == "runs") & (frame.pruner == "sparsevlm")].set_index("metric")
     sr = runs.loc["success_rate"]
-    assert sr.value == 80.0
+    assert sr.value == 0.8   # a fraction, the unit of summary.csv and runs.csv
     # Wilson 95% of 8/10, worked by hand: centre 0.7167, half-width 0.2266
-    assert sr.ci_low == pytest.approx(49.02, abs=0.01) and sr.ci_high == pytest.approx(94.33, abs=0.01)
+    assert sr.ci_low == pytest.approx(0.4902, abs=1e-4) and sr.ci_high == pytest.approx(0.9433, abs=1e-4)
     sp = runs.loc["speedup"]
     assert sp.value == pytest.approx(1.25) and sp.ci_low == pytest.approx(1.25) and sp.ci_high == pytest.approx(1.25)
     assert runs.loc["latency_ms"].value == 80.0 and pd.isna(runs.loc["latency_ms"].ci_low)
@@ -64,11 +64,11 @@ def test_csv_paper_table_cells_name_their_suite(frame):
     t1 = frame[(frame.table == "specprune-vla-table1-openvla-oft") & (frame.source == "ours")]
     spatial = t1[(t1.pruner == "sparsevlm") & (t1.column == "Spatial")].set_index("metric")
     assert set(spatial.suite) == {"libero_spatial"}
-    assert spatial.loc["success_rate"].value == 80.0 and spatial.loc["latency_ms"].value == 80.0
+    assert spatial.loc["success_rate"].value == 0.8 and spatial.loc["latency_ms"].value == 80.0
     assert spatial.loc["speedup"].value == pytest.approx(1.25)
     paper = frame[(frame.table == "specprune-vla-table1-openvla-oft") & (frame.source == "paper")
                   & (frame.pruner == "sparsevlm") & (frame.column == "Spatial")].set_index("metric")
-    assert paper.loc["success_rate"].value == 96.8           # SpecPrune-VLA Table 1, as printed
+    assert paper.loc["success_rate"].value == pytest.approx(0.968)   # SpecPrune-VLA Table 1's 96.8%
 
 
 def test_json_has_the_csv_values_notes_and_provenance(runs, frame):

@@ -68,6 +68,9 @@ EXPECTED = {
     "sp-vla-table7": [("openvla", p, None, s) for p in ("none", "sp-vla") for s in (VM, VA, BRIDGE)],
     "sp-vla-table8": [("openvla", p, None, s) for p in ["none", "sp-vla"] + ["sp-vla"] * 8 for s in SP4],
     "specprune-table4": [("openvla-oft", "specprune", None, s) for s in L4],
+    "latency-aware": [("openvla-oft", p, r, s) for p, r in (("none", None), ("fastv", 0.25),
+                      ("vla-pruner-25", 0.25), ("specprune", None), ("sp-vla", None))
+                      for s in L4 for _mode in ("frozen", "sync", "async")],
     "nightly": [("openvla-oft", p, 0.25 if p == "vla-pruner-25" else None, "libero_spatial")
                 for p in ("none", "vla-pruner-25", "specprune")],
 }

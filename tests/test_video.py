@@ -138,11 +138,12 @@ def test_the_html_report_links_each_runs_videos(tmp_path):
     report([str(d)], fmt="html", out=out, plots=False)
     page = (out / "report.html").read_text()
     assert '<a href="#videos">Videos</a>' in page
-    for name in sorted(FAILURES):
-        href = f"../runs/r/videos/{name}"
+    for name in sorted(FAILURES):   # inside the report folder: it plays as an uploaded artefact
+        href = f"videos/r/{name}"
         assert f'<a href="{href}">{name}</a>' in page
-        assert (out / href).resolve().is_file()
-    assert '<video controls preload="metadata" src="../runs/r/videos/task0_ep1_failure.mp4">' in page
+        assert (out / href).read_bytes() == (d / "videos" / name).read_bytes()
+    assert '<video controls preload="metadata" src="videos/r/task0_ep1_failure.mp4">' in page
+    report([str(d)], fmt="html", out=out, plots=False)   # again: the same files, no error
     text = report([str(d)], fmt="html", plots=False)   # to stdout: file:// links
     assert (d / "videos" / "task0_ep1_failure.mp4").resolve().as_uri() in text
 

@@ -38,6 +38,22 @@ class DrawPolicy:
     def observe(self, obs: Observation) -> None:
         self.seen.append(obs.step)
 
+    batchable = True
+
+    def act_lanes(self, views: list[DrawPolicy], obs: list[Observation],
+                  contexts: list[Any] | None = None) -> list[PolicyOutput]:
+        """run.batch: each lane's call inside its own RNG context, stats marked with the batch."""
+        outs = []
+        for v, o, c in zip(views, obs, contexts or [None] * len(views)):
+            if c is None:
+                out = v.act(o)
+            else:
+                with c():
+                    out = v.act(o)
+            out.stats.batch = len(views)
+            outs.append(out)
+        return outs
+
     def act(self, obs: Observation) -> PolicyOutput:
         self.calls += 1
         a = np.zeros((self.chunk, 7))

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vlabench.core.config import strict_bool
+from vlabench.commands.bench_status import status  # noqa: F401  (bench.status, as before)
 from vlabench.core.errors import ConfigError
 from vlabench.records.machine import machine
 
@@ -68,15 +70,21 @@ def flops_accounting(b: Any) -> str:
 
 
 class _Calls:
-    """The model calls of one policy: their stats and FLOPs by stage (both accountings)."""
+    """The model calls of one policy: their stats and FLOPs by stage (both accountings); each
+    call reports its progress (`status`) as `label: call i/total`."""
 
-    def __init__(self, policy: Any):
+    def __init__(self, policy: Any, label: str = "", total: int = 0):
         self.policy, self.stats, self.flops_stage, self.served = policy, [], [], 0
         self.paper: list[float] = []
+        self.label, self.total, self.done = label, total, 0
 
     def __call__(self, obs: Any) -> dict[str, float] | None:
         """One policy call; its latency by stage, or None when served without the model."""
+        t0 = time.perf_counter()
         out = self.policy.act(obs)
+        self.done += 1
+        if self.label:
+            status(f"{self.label}: call {self.done}/{self.total} ({time.perf_counter() - t0:.1f} s)")
         if out.stats.source != "model":
             self.served += 1
             return None
@@ -86,10 +94,11 @@ class _Calls:
         return dict(out.stats.latency_ms)
 
 
-def measure(policy: Any, observations: list, warmup: int, count_once: bool = True) -> dict[str, Any]:
+def measure(policy: Any, observations: list, warmup: int, count_once: bool = True,
+            label: str = "") -> dict[str, Any]:
     """Run warm-up calls, then one call per observation; summarise stats (model calls only)."""
     _start(policy, observations, warmup)
-    calls = _Calls(policy)
+    calls = _Calls(policy, label, len(observations))
     for obs in observations:
         calls(obs)
     return _summary(calls, observations, count_once)
@@ -103,7 +112,8 @@ def measure_interleaved(policy: Any, base: Any, observations: list,
 
     _start(policy, observations, warmup)
     _start(base, observations, warmup)
-    ours, none = _Calls(policy), _Calls(base)
+    name = str(getattr(policy.pruner, "name", "") or "pruned")
+    ours, none = _Calls(policy, name, len(observations)), _Calls(base, "none", len(observations))
     pairs = interleave(ours, none, observations)
     return _summary(ours, observations, True), _summary(none, observations, True), pairs
 
@@ -115,6 +125,8 @@ def _summary(calls: _Calls, observations: list, count_once: bool) -> dict[str, A
         raise ConfigError("the pruner served every call without the model; nothing to measure")
     counted = None
     if count_once:
+        if calls.label:
+            status(f"{calls.label}: one more call under torch's FLOP counter")
         policy.count_flops = True
         try:
             counted = policy.act(observations[-1]).stats.flops
@@ -196,7 +208,7 @@ def twin_counts(cfg: Any, policy: Any, observations: list) -> dict[str, Any]:
     pruner = build_plugin(tcfg, "pruner")
     twin = build_plugin(tcfg, "model", pruner=pruner, suite_cfg=cfg.suite, device="cpu")
     twin.flops_dims = policy.dims
-    res = measure(twin, observations, 0, count_once=False)
+    res = measure(twin, observations, 0, count_once=False, label="real-valued twin (token counts)")
     return {**{k: res[k] for k in TWIN_KEYS}, "twin_model_calls": res["model_calls"]}
 
 
@@ -211,14 +223,28 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         from vlabench.commands.bench_preprocess import bench_preprocess
 
         return bench_preprocess(cfg)
-    n = int(b.get("calls", 20))
-    if n <= 0:
-        raise ConfigError(f"bench.calls must be a positive integer, got {n}")
+    if strict_bool("bench.throughput", b.get("throughput", False)):
+        from vlabench.commands.bench_throughput import bench_throughput
+
+        return bench_throughput(cfg)
+    n, meta_n = int(b.get("calls", 20)), int(b.get("meta_calls", 2))
+    if n <= 0 or meta_n <= 0:
+        raise ConfigError(f"bench.calls and bench.meta_calls must be positive integers, got {n} and {meta_n}")
     accounting = flops_accounting(b)
     from vlabench.core.registry import build_plugin
 
+    status(f"building {cfg.model.name} + {cfg.pruner.name} (device {cfg.run.device})")
+    t0 = time.perf_counter()
     pruner = build_plugin(cfg, "pruner")
     policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite, device=cfg.run.device)
+    # FLOPs and token counts are deterministic on the meta device: a few calls, enough for a
+    # method with a warm-start window (VLA-Pruner's w unpruned calls) to reach its steady state
+    meta_n = max(meta_n, int(cfg.pruner.get("window") or 0) + 1)
+    if policy.device == "meta" and n > meta_n:
+        status(f"meta device: {meta_n} call(s) instead of bench.calls={n} (counts only; "
+               f"bench.meta_calls={n} to run them all)")
+        n = meta_n
+    status(f"built on {policy.device} in {time.perf_counter() - t0:.1f} s; {n} call(s) each")
     obs = synthetic_episode(n, seed=int(b.get("seed", 0)))
     warm = int(cfg.model.get("warmup_calls", 1) or 0)
     result: dict[str, Any] = {
@@ -238,8 +264,11 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         ours, result["baseline"], pairs = measure_interleaved(policy, base, obs, warm)
         result.update(ours)
     else:
-        result.update(measure(policy, obs, warm))
+        result.update(measure(policy, obs, warm, label=str(cfg.pruner.name)))
     result["counts_source"] = "exact shapes" if policy.device != "meta" else "fixed (no pruning)"
+    result["flops_source"] = ("counted (torch's FlopCounterMode around every call)"
+                              if strict_bool("model.count_flops", cfg.model.get("count_flops", False))
+                              else "analytic (shape formulas, vlabench/models/flops.py, of the shapes each call ran)")
     if policy.device == "meta" and cfg.pruner.name != "none":
         twin = twin_counts(cfg, policy, obs)
         result["meta_rule"] = {k: result[k] for k in TWIN_KEYS}

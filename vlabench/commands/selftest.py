@@ -89,17 +89,15 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str], dict[st
 
 
 def _selftest_cfg(path: Path) -> dict[str, Any] | None:
-    import yaml
+    from vlabench.core import yamlio
 
-    return (yaml.safe_load(path.read_text()) or {}).get("selftest")
+    return (yamlio.safe_load(path.read_text()) or {}).get("selftest")
 
 
 def _suite_yaml(suite: str) -> dict[str, Any]:
-    import yaml
+    from vlabench.core import registry, yamlio
 
-    from vlabench.core import registry
-
-    return yaml.safe_load(registry.entry("suite", suite).path.read_text()) or {}
+    return yamlio.safe_load(registry.entry("suite", suite).path.read_text()) or {}
 
 
 def selftest_section(suite: str) -> dict[str, Any]:

@@ -47,6 +47,8 @@ class Observation:
     images: name -> HxWx3 uint8 in the protocol's orientation (LIBERO: both axes flipped).
     proprio: name -> float array (LIBERO: eef_pos (3), eef_quat (4, xyzw), gripper_qpos (2)).
     privileged: simulator state for scripted policies only (never given to VLA adapters).
+    prepared: the model's input frames, camera -> uint8 image, when a simulator worker already
+      prepared them (run.env_workers > 1: vlabench/models/frames.py); `prepared_ms` its time.
     """
 
     instruction: str
@@ -54,6 +56,8 @@ class Observation:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     proprio: dict[str, np.ndarray] = field(default_factory=dict)
     privileged: dict[str, Any] | None = None
+    prepared: dict[str, np.ndarray] | None = None
+    prepared_ms: float | None = None
 
 
 @dataclass
@@ -70,6 +74,8 @@ class CallStats:
       resident-set increase of the process during the call); None when not metered
       (vlabench/metrics/memory.py).
     cuda_ms: GPU time of the call (CUDA events around the whole call); None off CUDA.
+    batch: how many calls shared the forward pass; above 1 the latency and memory are the
+      batch's (throughput, not the per-call latency the papers print).
     """
 
     latency_ms: dict[str, float] = field(default_factory=dict)
@@ -83,6 +89,7 @@ class CallStats:
     mem_peak_mb: float | None = None
     mem_kind: str | None = None
     cuda_ms: float | None = None
+    batch: int = 1                 # lanes of the forward pass this call ran in (run.batch)
 
 
 @dataclass

@@ -19,8 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from vlabench.core import yamlio
 from vlabench.core.errors import ConfigError
 from vlabench.core.resources import CONFIGS_DIR
 
@@ -85,7 +84,7 @@ def _entries(dirs: tuple[Path, ...]) -> dict[str, dict[str, Entry]]:
     for d in reversed(dirs):  # later (higher-priority) dirs override
         for group in GROUPS:
             for f in sorted((d / group).glob("*.yaml")):
-                data = yaml.safe_load(f.read_text()) or {}
+                data = yamlio.safe_load(f.read_text()) or {}
                 if "plugin" not in data:
                     continue
                 table[group][f.stem] = Entry.from_mapping(group, f.stem, data, f)

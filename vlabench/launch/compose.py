@@ -35,10 +35,16 @@ def _group_choices(overrides: list[str]) -> list[str]:
 
 
 def _check_group_choices(overrides: list[str]) -> None:
-    """Unknown plugin names get our one-line error before Hydra's longer one."""
+    """Unknown plugin names get our one-line error (with the closest name) before Hydra's."""
+    import difflib
+
     for o in _group_choices(overrides):
         key, _, value = o.lstrip("+~").partition("=")
-        registry.entry(key, value)
+        names = sorted(registry.entries(key))
+        if value not in names:
+            close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"unknown {key} {value!r}{hint}; valid: {', '.join(names)}")
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config",
@@ -79,6 +85,8 @@ def compose(overrides: list[str] | None = None, config_name: str = "config",
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad override: {str(e).strip().splitlines()[0]}") from None
     validate(cfg, shipped)
+    apply_smoke(cfg)
+    drop_frozen_timing(cfg, shipped)
     if not any(o.lstrip("+~").partition("=")[0] == "run.name" for o in overrides):
         from vlabench.records.naming import default_name
 
@@ -165,7 +173,9 @@ RANGES: dict[str, tuple[Any, str]] = {
     "bench.calls": (lambda v: is_int(v) and v > 0, "a positive integer"),
     "bench.seed": (lambda v: is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
     "pruner.retention": (lambda v: _retentions_ok(v), "a fraction in (0, 1], or one per suite"),
-    "run.env_workers": (lambda v: is_int(v) and 1 <= v <= 256, "an integer from 1 to 256"),
+    "run.env_workers": (lambda v: is_int(v) and 1 <= v <= 256, "an integer from 1 to 256, or auto"),
+    "run.batch": (lambda v: is_int(v) and 1 <= v <= 256, "an integer from 1 to 256"),
+    "run.batch_wait_ms": (lambda v: is_number(v) and 0 <= v <= 60000, "a number of milliseconds from 0 to 60000"),
     "run.shard": (lambda v: shard_spec(v) is not None, "i/n with 1 <= i <= n, e.g. run.shard=1/4"),
     "run.shards": (lambda v: is_int(v) and 1 <= v <= 4096, "a positive integer, or null"),
     "run.launcher": (lambda v: v in LAUNCHERS, "local, ray (SLURM: hydra/launcher=submitit_slurm)"),
@@ -174,6 +184,8 @@ RANGES: dict[str, tuple[Any, str]] = {
     "ray.num_cpus": (lambda v: is_number(v) and v > 0, "a number > 0"),
     "run.video": (lambda v: v in ("none", "failures", "all"), "none, failures, all"),
     "run.logger": (lambda v: _logger_ok(v), "none, wandb, tensorboard"),
+    "run.record_obs": (lambda v: is_int(v) and v >= 0, "an integer >= 0 (0: record nothing)"),
+    "run.smoke_steps": (lambda v: is_int(v) and v > 0, "a positive integer"),
 }
 
 
@@ -205,8 +217,9 @@ def check_ranges(cfg: Any) -> None:
 def validate(cfg: Any, shipped: Any) -> None:
     """Types (against the `shipped` defaults) and ranges of every option; raises ConfigError
     (one line, naming the valid values) before anything is created."""
+    resolve_auto_workers(cfg)
     check_types(cfg, shipped)
-    for group in ("run", "bench", "ray"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
+    for group in ("run", "bench", "ray", "timing"):   # fixed settings: a `+run.typo=1` is a typo, not a plugin key
         extra = sorted(set(cfg.get(group) or {}) - set(shipped.get(group) or {}))
         if extra:
             raise unknown_key(f"{group}.{extra[0]}", shipped)
@@ -233,6 +246,92 @@ def validate(cfg: Any, shipped: Any) -> None:
             )
         if len(set(tasks)) != len(tasks):
             raise ConfigError(f"suite.tasks={tasks} lists a task twice")
+    check_timing(cfg)
+    check_batch(cfg)
     dev = str(run.get("device", "auto"))
     if dev not in ("auto", "cpu", "cuda", "meta") and not (dev.startswith("cuda:") and dev[5:].isdigit()):
         raise ConfigError(f"run.device={dev!r} is invalid; valid: auto, cpu, cuda, cuda:N")
+
+
+def resolve_auto_workers(cfg: Any) -> None:
+    """run.env_workers=auto: one simulator worker per core the process may use, less one for
+    the policy's process, at most AUTO_WORKERS_MAX; says which on stderr."""
+    run = cfg.get("run")
+    if run is None or run.get("env_workers") != "auto":
+        return
+    import os
+    import sys
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    run.env_workers = max(1, min(AUTO_WORKERS_MAX, cores - 1))
+    print(f"vlabench: run.env_workers=auto -> {run.env_workers} ({cores} cores: one per core but "
+          f"one, at most {AUTO_WORKERS_MAX})", file=sys.stderr)
+
+
+AUTO_WORKERS_MAX = 16
+
+
+def check_batch(cfg: Any) -> None:
+    """run.batch > 1 batches the calls of several simulator workers."""
+    run = cfg.run
+    batch, workers = run.get("batch") or 1, run.get("env_workers") or 1
+    if batch > 1 and workers < 2:
+        raise ConfigError(f"run.batch={batch} batches the calls of several simulator workers: set "
+                          f"run.env_workers >= 2 (or auto), or run.batch=1")
+    if batch > 1 and "privileged" in list(cfg.model.get("needs") or ()):
+        raise ConfigError(f"run.batch={batch}: {cfg.model.name} reads the live simulator, so each worker "
+                          f"runs its own copy and there are no calls to batch; valid: run.batch=1")
+
+
+def apply_smoke(cfg: Any) -> None:
+    """run.smoke=true (lm-eval's --limit): the first selected task, one episode, at most
+    run.smoke_steps steps; the episode count and step cap are recorded as deviations, as typed."""
+    run = cfg.run
+    if not strict_bool("run.smoke", run.get("smoke", False)):
+        return
+    tasks = cfg.suite.get("tasks")
+    first = 0 if tasks is None else (tasks if isinstance(tasks, int) else list(tasks)[0])
+    cfg.suite.tasks = [first]
+    run.episodes_per_task = 1
+    steps = int(run.smoke_steps)
+    run.max_steps = min(steps, run.max_steps) if run.get("max_steps") else steps
+
+
+def check_timing(cfg: Any) -> None:
+    """suite.timing, timing.latency (a shipped or given profile must load), timing.hold."""
+    from vlabench.core.timing import check_hold, check_mode, mode_of, parse_latency
+
+    mode = check_mode(mode_of(cfg))
+    timing = cfg.get("timing")
+    if timing is None:
+        return
+    kind, value = parse_latency(timing.get("latency", "measured"))
+    check_hold(timing.get("hold", "zero"))
+    band = timing.get("deadband_mps")
+    if band is not None and not (is_number(band) and band >= 0):
+        raise ConfigError(f"timing.deadband_mps={band!r} is invalid; valid: a number >= 0 (m/s)")
+    if mode != "frozen" and not (is_number(cfg.suite.get("control_hz")) and cfg.suite.control_hz > 0):
+        raise ConfigError(f"suite.timing={mode} needs the suite's control rate; {cfg.suite.name} has no "
+                          f"suite.control_hz; valid: suite.timing=frozen")
+    if kind == "profile" and mode != "frozen":
+        from vlabench.metrics.latency_model import load_profile
+
+        load_profile(value)
+
+
+def drop_frozen_timing(cfg: Any, shipped: Any) -> None:
+    """A frozen run's config (and so its config.yaml, name and records) carries no timing keys:
+    byte for byte a run made before suite.timing existed, and older runs resume unchanged."""
+    from omegaconf import open_dict
+
+    from vlabench.core.timing import mode_of
+
+    if mode_of(cfg) != "frozen":
+        return
+    for node in (cfg, shipped):
+        if node is None:
+            continue
+        with open_dict(node):
+            node.pop("timing", None)
+            if node.get("suite") is not None:
+                node.suite.pop("timing", None)

@@ -46,6 +46,9 @@ def launch(jobs: list[Job], hydra_overrides: list[str]) -> int:
     if chosen is not None and chosen not in ("basic", *SUBMITIT_LAUNCHERS):
         raise ConfigError(f"hydra/launcher={chosen} is not supported; valid: "
                           f"{', '.join(SUBMITIT_LAUNCHERS)} (Ray: run.launcher=ray)")
+    from vlabench.models.checkpoint_check import check_checkpoints
+
+    check_checkpoints([j.cfg for j in jobs])   # every job's checkpoints at once, before any runs
     if chosen in SUBMITIT_LAUNCHERS:
         ray_jobs = [j for j in jobs if str(j.cfg.run.launcher) == "ray"]
         if ray_jobs:

@@ -6,8 +6,10 @@ resumed (or grown) with this config (vlabench.records.resume.resume_problem). Th
 bound: every episode left runs to its step limit. Simulator seconds per step come from the
 recorded episodes (sim_s / steps) of earlier runs on the same suite; policy seconds per step
 from their calls (mean lat_total_ms of the warm calls x calls per step) of earlier runs of the
-same model and pruner, else of the same model (marked `*`); without either, "no timing data".
-Earlier runs are the run directories beside the jobs' (each job's run.output_dir).
+same model and pruner, else of the same model (marked `*`); without either, from the built-in priors (marked `p`;
+vlabench/launch/plan_priors.py), else "?". Earlier runs are the run directories beside the
+jobs' (each job's run.output_dir). Below the table: the weights, disk and GPU memory the jobs
+need and whether their checkpoints are here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vlabench.launch.jobs import Job
+from vlabench.launch.plan_priors import cpu_only_lines, device_class, needs_lines, policy_prior, sim_prior
 
 
 @dataclass
@@ -171,7 +174,7 @@ def plan_text(jobs: list[Job]) -> str:
     rows, left_total = [], 0
     sim_total: float | None = None
     pol_total: float | None = None
-    missing_sim, missing_pol, marked = False, False, False
+    missing_sim, missing_pol, marked, used_prior = False, False, False, False
     for i, job in enumerate(jobs, 1):
         cfg = job.cfg
         tasks, n = task_ids(cfg), episodes_per_task(cfg)
@@ -182,8 +185,12 @@ def plan_text(jobs: list[Job]) -> str:
         steps = left * step_limit(cfg)
         sps = sim_per_step(runs, str(cfg.suite.name))
         pps, fallback = policy_per_step(runs, str(cfg.model.name), str(cfg.pruner.name))
+        sim_from_prior, pol_from_prior = sps is None, pps is None
+        sps = sim_prior(cfg) if sps is None else sps
+        pps = policy_prior(cfg) if pps is None else pps
         sim = None if sps is None else steps * sps
         pol = None if pps is None else steps * pps
+        used_prior |= bool(left) and ((sim_from_prior and sim is not None) or (pol_from_prior and pol is not None))
         if left:
             missing_sim |= sim is None
             missing_pol |= pol is None
@@ -195,13 +202,15 @@ def plan_text(jobs: list[Job]) -> str:
             pol_total = (pol_total or 0.0) + pol
         rows.append([str(i), job.name, str(cfg.model.name), str(cfg.pruner.name), _retention(cfg),
                      str(cfg.suite.name), f"{len(tasks)} x {n}", f"{done}/{planned}", state,
-                     resumable, _hours(sim) if left else "0",
-                     (_hours(pol) + ("*" if fallback and pol is not None else "")) if left else "0"])
+                     resumable, (_hours(sim) + ("p" if sim_from_prior and sim is not None else "")) if left else "0",
+                     (_hours(pol) + ("*" if fallback and pol is not None else "")
+                      + ("p" if pol_from_prior and pol is not None else "")) if left else "0"])
     widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
     total = sum(len(task_ids(j.cfg)) * episodes_per_task(j.cfg) for j in jobs)
     lines.append(f"{len(jobs)} run(s), {total} episodes planned, {left_total} left "
                  f"(output: {', '.join(sorted({str(j.cfg.run.output_dir) for j in jobs}))})")
+    lines += needs_lines(jobs)
     if left_total:
         lines.append("estimate for what is left (upper bound: every episode to its step limit): "
                      f"simulator {_hours(sim_total)} h, policy {_hours(pol_total)} h"
@@ -210,4 +219,10 @@ def plan_text(jobs: list[Job]) -> str:
             lines.append("no timing data: no recorded runs beside these (run.output_dir)")
         if marked:
             lines.append("* policy time from runs of the same model with another pruner")
+        if used_prior:
+            lines.append("p: a prior, not a measurement of yours (configs/plan_priors.yaml): simulator "
+                         "seconds per step measured on a 2-core CPU; policy time per call of the unpruned "
+                         "model, on a CPU measured there, on a GPU the papers' published latency "
+                         f"({', '.join(sorted({device_class(j.cfg) for j in jobs}))} here)")
+        lines += cpu_only_lines(jobs)
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ import torch
 
 from vlabench.core.errors import ConfigError
 from vlabench.models.checkpoint_names import OURS_ONLY, remap
-from vlabench.models.checkpoint_spec import cached_snapshot, download_command, looks_local
+from vlabench.models.checkpoint_spec import cached_snapshot, download_command, hf_cache_dir, looks_local
 from vlabench.models.dims import (
     PrismaticDims,
     PublishedConfigError,
@@ -72,7 +72,7 @@ def resolve_checkpoint(spec: Any, suite: str, model_name: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(spec, etag_timeout=10))
+        return Path(snapshot_download(spec, cache_dir=hf_cache_dir(), etag_timeout=10))
     except Exception as e:
         why = _download_failure(e)
         raise ConfigError(f"checkpoint {spec!r} of model {model_name!r} is not in the Hugging Face cache "

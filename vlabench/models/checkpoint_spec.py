@@ -29,7 +29,14 @@ def per_suite(spec: Any) -> dict[str | None, str]:
 
 
 def hf_cache_dir() -> str | None:
-    """The Hugging Face cache to look in (None: huggingface_hub's own default)."""
+    """The Hugging Face cache to look in, read from the environment at each call (HF_HUB_CACHE,
+    else HF_HOME/hub; None: huggingface_hub's own default)."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
     return None
 
 

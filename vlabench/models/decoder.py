@@ -17,21 +17,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
-from torch.nn import functional as F
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 
 from vlabench.core.pruning import GENERATED, LayerView, Pruner
-
-
-@dataclass
-class LayerTrace:
-    """What one decoder layer computed in one forward: n_q query rows against n_k keys."""
-
-    n_q: int
-    n_k: int
-    probed: bool = False
-    eager: bool = False
-    visual: int = 0                # visual tokens among the keys
+from vlabench.models.lanes import KV, LayerTrace, attend_lanes, build_mask, project_qkv  # noqa: F401
 
 
 @dataclass
@@ -41,48 +29,7 @@ class DecoderTrace:
     lm_head_rows: int = 0
 
 
-@dataclass
-class _KV:
-    k: torch.Tensor                # (1, kv_heads, n, head_dim), rotary applied
-    v: torch.Tensor
-    pos: torch.Tensor              # (n,)
-    kind: torch.Tensor
-    vid: torch.Tensor
-
-    def cat(self, o: _KV) -> _KV:
-        return _KV(torch.cat([self.k, o.k], 2), torch.cat([self.v, o.v], 2),
-                   torch.cat([self.pos, o.pos]), torch.cat([self.kind, o.kind]),
-                   torch.cat([self.vid, o.vid]))
-
-    def rows(self, idx: torch.Tensor) -> _KV:
-        """The entries at `idx` (an index on the metadata device)."""
-        if self.k.ndim < 4:  # metadata only (no keys/values attached)
-            return _KV(self.k, self.v, self.pos[idx], self.kind[idx], self.vid[idx])
-        kv_idx = idx.to(self.k.device)
-        return _KV(self.k[:, :, kv_idx], self.v[:, :, kv_idx], self.pos[idx], self.kind[idx],
-                   self.vid[idx])
-
-
-def project_qkv(layer, h: torch.Tensor, pos: torch.Tensor, rotary) -> tuple[torch.Tensor, ...]:
-    """A decoder layer's pre-norm q, k, v (batch, heads, n, head_dim) with the rotary embedding
-    of original positions `pos` applied to q and k (Llama and Gemma layers alike)."""
-    attn = layer.self_attn
-    x = layer.input_layernorm(h)
-    b, n, _ = x.shape
-    q = attn.q_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-    k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-    v = attn.v_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
-    cos, sin = rotary(x, pos[None].to(x.device))
-    q, k = apply_rotary_pos_emb(q, k, cos, sin)
-    return q, k, v
-
-
-def build_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Causal additive mask (1, 1, n_q, n_k): a key is visible iff its original position is <=
-    the query's (gaps left by pruned tokens change nothing)."""
-    allowed = k_pos[None, :] <= q_pos[:, None]
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+_KV = KV   # the name the decoder's collaborators (pi0's expert, tests) have used
 
 
 def _keep_rows(vid: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -118,8 +65,22 @@ def _view(i: int, phase: str, h: torch.Tensor, probs: torch.Tensor | None, q: _K
                      flow_step=flow_step)
 
 
+@dataclass
+class _Lane:
+    """One sample's state while `prefill_batch` runs: its rows, their metadata, its reuse plan."""
+
+    dec: PrunableDecoder
+    h: torch.Tensor
+    meta: KV
+    plan: dict[int, torch.Tensor]
+    reusing: torch.Tensor
+    past: KV | None = None
+
+
 class PrunableDecoder:
-    """Runs `lm` (a LlamaForCausalLM) layer by layer with a pruner's hooks."""
+    """Runs `lm` (a LlamaForCausalLM) layer by layer with a pruner's hooks; one per episode
+    slot. `prefill` / `decode` run this decoder alone, `prefill_batch` / `decode_batch` several
+    decoders of one model in one batched forward (vlabench/models/lanes.py)."""
 
     def __init__(self, lm: torch.nn.Module, pruner: Pruner, probe_mode: str = "sdpa",
                  causal: bool = True, clock=None):
@@ -131,65 +92,51 @@ class PrunableDecoder:
         self.probe_mode = probe_mode
         self.causal = causal          # False: every token sees every token (OpenVLA-OFT)
         self.clock = clock
-        self.caches: list[_KV | None] = []
+        self.hook_context = None      # batched calls: a context entered around every pruner hook
+        self.caches: list[KV | None] = []
         self.skipped: set[int] = set()
-        self.prev_visual: list[_KV | None] | None = None   # previous call's visual KV (reuse)
+        self.prev_visual: list[KV | None] | None = None   # previous call's visual KV (reuse)
         self.pos_offset = 0    # tokens dropped before layer 0 when positions are renumbered
         self.trace = DecoderTrace()
 
     # ----------------------------------------------------------------- helpers
     def _pruner_stage(self):
-        return self.clock.stage("pruner") if self.clock is not None else nullcontext()
+        """Around a pruner hook: the clock's "pruner" stage and, in a batched call, the lane's
+        RNG (`hook_context`)."""
+        stage = self.clock.stage("pruner") if self.clock is not None else nullcontext()
+        if self.hook_context is None:
+            return stage
+        return _both(stage, self.hook_context())
 
     def reset(self) -> None:
         """Episode start: forget the previous call's KV."""
         self.prev_visual = None
 
-    def _attend(self, i: int, h: torch.Tensor, q_meta: _KV, past: _KV | None, phase: str,
-                mask_needed: bool) -> tuple[torch.Tensor, _KV, LayerTrace, torch.Tensor | None]:
-        layer = self.layers[i]
-        attn = layer.self_attn
-        q, k, v = project_qkv(layer, h, q_meta.pos, self.lm.model.rotary_emb)
-        b, n, _ = h.shape
-        new = _KV(k, v, q_meta.pos, q_meta.kind, q_meta.vid)
-        keys = new if past is None else past.cat(new)
-        kk = repeat_kv(keys.k, attn.num_key_value_groups)
-        vv = repeat_kv(keys.v, attn.num_key_value_groups)
-        mask = None
-        if mask_needed and self.causal:
-            mask = build_mask(q_meta.pos, keys.pos, q.dtype).to(q.device)
+    def _mask(self, meta: KV, keys_pos: torch.Tensor, dtype: torch.dtype, device) -> torch.Tensor | None:
+        return build_mask(meta.pos, keys_pos, dtype).to(device) if self.causal else None
+
+    def _probing(self, i: int) -> tuple[bool, bool]:
         probed = i in self.pruner.attention_layers
-        eager = probed and self.probe_mode == "eager"
-        probs = None
-        if probed:
-            scores = torch.matmul(q, kk.transpose(2, 3)) * attn.scaling
-            if mask is not None:
-                scores = scores + mask
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
-        if eager:
-            out = torch.matmul(probs.to(vv.dtype), vv)
-        else:
-            out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=attn.scaling)
-        out = out.transpose(1, 2).reshape(b, n, -1)
-        h = h + attn.o_proj(out)
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
-        n_vis = int((keys.vid >= 0).sum())
-        tr = LayerTrace(n_q=n, n_k=keys.k.shape[2], probed=probed, eager=eager, visual=n_vis)
-        return h, new, tr, probs
+        return probed, probed and self.probe_mode == "eager"
 
     # ----------------------------------------------------------------- prefill
     def prefill(self, embeds: torch.Tensor, kinds: torch.Tensor, visual_ids: torch.Tensor,
                 keep: torch.Tensor | None = None,
-                reuse: torch.Tensor | dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, _KV]:
+                reuse: torch.Tensor | dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, KV]:
         """Run all layers over `embeds` (1, n, d), positions 0..n-1. `keep`: visual ids kept
         before the first layer; `reuse`: visual ids whose KV comes from the previous call, at
         every layer (a tensor) or from given layers on (a {layer: ids} plan whose reused set
         only grows, as VLA-Cache's layer schedule). Returns the final-norm hidden states of the
         rows still alive and their metadata."""
+        return prefill_batch([self], [embeds], [kinds], [visual_ids], [keep], [reuse])[0]
+
+    def _start(self, embeds: torch.Tensor, kinds: torch.Tensor, visual_ids: torch.Tensor,
+               keep: torch.Tensor | None, reuse) -> _Lane:
+        """The lane entering layer 0: `keep` applied, the input view shown, the reuse plan."""
         dev = _index_device(embeds)
         n = embeds.shape[1]
-        meta = _KV(embeds.new_zeros(0), embeds.new_zeros(0),
-                   torch.arange(n, device=dev), kinds.to(dev), visual_ids.to(dev))
+        meta = KV(embeds.new_zeros(0), embeds.new_zeros(0),
+                  torch.arange(n, device=dev), kinds.to(dev), visual_ids.to(dev))
         h = embeds
         self.trace = DecoderTrace()
         self.caches, self.skipped = [], set()
@@ -205,41 +152,53 @@ class PrunableDecoder:
                 if self.pruner.after_layer(_view(-1, "prefill", h, None, meta, meta)) is not None:
                     raise RuntimeError("after_layer may not prune the input view (use before_llm)")
         plan = self._reuse_plan(reuse, dev) if embeds.device.type != "meta" else {}
-        reusing = torch.empty(0, dtype=torch.long, device=dev)   # ids served from the cache
-        for i in range(len(self.layers)):
-            if i in plan and plan[i].numel() >= reusing.numel():
-                reusing = plan[i]
-                rows = torch.nonzero(~torch.isin(meta.vid, reusing)).flatten()
-                h, meta = h[:, rows.to(h.device)], meta.rows(rows)
-            with self._pruner_stage():
-                skip = self.pruner.skip_layer(i)
-            if skip:
-                self.skipped.add(i)
-                self.caches.append(None)
-                self.trace.prefill.append(None)
-                continue
-            past = None
-            if reusing.numel():
-                c = self.prev_visual[i]
-                past = c.rows(torch.nonzero(torch.isin(c.vid, reusing)).flatten())
-            h, kv, tr, probs = self._attend(i, h, meta, past, "prefill", mask_needed=True)
-            self.caches.append(kv if past is None else past.cat(kv))
-            self.trace.prefill.append(tr)
-            if i in self.pruner.attention_layers:
-                view = _view(i, "prefill", h, probs, meta, self.caches[-1])
-                with self._pruner_stage():
-                    keep = self.pruner.after_layer(view)
-                if keep is not None:
-                    rows = _keep_rows(meta.vid, keep)
-                    keep = keep if keep.device.type != "meta" else meta.vid[rows][meta.vid[rows] >= 0]
-                    h, meta = h[:, rows.to(h.device)], meta.rows(rows)
-                    if reusing.numel():   # a pruned token is neither computed nor reused
-                        reusing = reusing[torch.isin(reusing, keep.to(dev))]
-                        plan = {j: ids[torch.isin(ids, keep.to(dev))] for j, ids in plan.items()}
+        return _Lane(self, h, meta, plan, torch.empty(0, dtype=torch.long, device=dev))
+
+    def _enter_layer(self, lane: _Lane, i: int) -> bool:
+        """Before layer i: drop the rows served from the cache from here on, ask the pruner
+        whether to skip the layer, find the reused keys. False: the layer is skipped."""
+        if i in lane.plan and lane.plan[i].numel() >= lane.reusing.numel():
+            lane.reusing = lane.plan[i]
+            rows = torch.nonzero(~torch.isin(lane.meta.vid, lane.reusing)).flatten()
+            lane.h, lane.meta = lane.h[:, rows.to(lane.h.device)], lane.meta.rows(rows)
+        with self._pruner_stage():
+            skip = self.pruner.skip_layer(i)
+        if skip:
+            self.skipped.add(i)
+            self.caches.append(None)
+            self.trace.prefill.append(None)
+            return False
+        lane.past = None
+        if lane.reusing.numel():
+            c = self.prev_visual[i]
+            lane.past = c.rows(torch.nonzero(torch.isin(c.vid, lane.reusing)).flatten())
+        return True
+
+    def _leave_layer(self, lane: _Lane, i: int, out) -> None:
+        """After layer i: keep its KV and trace, show the pruner the layer, apply its keep."""
+        lane.h = out.h
+        self.caches.append(out.new if lane.past is None else out.keys)
+        self.trace.prefill.append(out.trace)
+        if i not in self.pruner.attention_layers:
+            return
+        view = _view(i, "prefill", lane.h, out.probs, lane.meta, self.caches[-1])
+        with self._pruner_stage():
+            keep = self.pruner.after_layer(view)
+        if keep is None:
+            return
+        dev = lane.meta.pos.device
+        rows = _keep_rows(lane.meta.vid, keep)
+        keep = keep if keep.device.type != "meta" else lane.meta.vid[rows][lane.meta.vid[rows] >= 0]
+        lane.h, lane.meta = lane.h[:, rows.to(lane.h.device)], lane.meta.rows(rows)
+        if lane.reusing.numel():   # a pruned token is neither computed nor reused
+            lane.reusing = lane.reusing[torch.isin(lane.reusing, keep.to(dev))]
+            lane.plan = {j: ids[torch.isin(ids, keep.to(dev))] for j, ids in lane.plan.items()}
+
+    def _finish(self, lane: _Lane) -> tuple[torch.Tensor, KV]:
         if self.pruner.reuses_kv:
             self.prev_visual = [None if c is None else c.rows(torch.nonzero(c.vid >= 0).flatten())
                                 for c in self.caches]
-        return self.lm.model.norm(h), meta
+        return self.lm.model.norm(lane.h), lane.meta
 
     def _reuse_plan(self, reuse: torch.Tensor | dict[int, torch.Tensor] | None,
                     dev: torch.device) -> dict[int, torch.Tensor]:
@@ -263,24 +222,91 @@ class PrunableDecoder:
         """One autoregressive step for token `embed` (1, 1, d) at original `position` (shifted
         down by the tokens dropped before layer 0 when the pruner renumbers positions);
         returns its final-norm hidden state (1, 1, d). Skips the layers skipped at prefill."""
-        dev = _index_device(embed)
-        position -= self.pos_offset
-        meta = _KV(embed.new_zeros(0), embed.new_zeros(0), torch.tensor([position], device=dev),
-                   torch.tensor([GENERATED], device=dev), torch.tensor([-1], device=dev))
-        h = embed
-        traces: list[LayerTrace | None] = []
-        for i in range(len(self.layers)):
-            if i in self.skipped:
-                traces.append(None)
-                continue
-            past = self.caches[i]
-            h, kv, tr, probs = self._attend(i, h, meta, past, "decode", mask_needed=False)
-            self.caches[i] = kv if past is None else past.cat(kv)
-            traces.append(tr)
-            if i in self.pruner.attention_layers:
-                view = _view(i, "decode", h, probs, meta, self.caches[i])
-                with self._pruner_stage():
-                    if self.pruner.after_layer(view) is not None:
+        return decode_batch([self], [embed], [position])[0]
+
+
+def prefill_batch(decoders: list[PrunableDecoder], embeds: list[torch.Tensor],
+                  kinds: list[torch.Tensor], visual_ids: list[torch.Tensor],
+                  keeps: list[torch.Tensor | None], reuses: list) -> list[tuple[torch.Tensor, KV]]:
+    """`PrunableDecoder.prefill` of several decoders of one model in one batched forward: each
+    lane keeps its own pruner, kept tokens, skipped layers and caches; equal to calling each
+    decoder's `prefill` alone (bit for bit on the CPU)."""
+    first = decoders[0]
+    if any(d.layers is not first.layers for d in decoders):
+        raise ValueError("a batched prefill runs decoders of one model")
+    lanes = [d._start(*args) for d, *args in zip(decoders, embeds, kinds, visual_ids, keeps, reuses)]
+    rotary = first.lm.model.rotary_emb
+    for i, layer in enumerate(first.layers):
+        live = [lane for lane in lanes if lane.dec._enter_layer(lane, i)]
+        if not live:
+            continue
+        masks, probed, eager = [], [], []
+        for lane in live:
+            keys_pos = lane.meta.pos if lane.past is None else torch.cat([lane.past.pos, lane.meta.pos])
+            masks.append(lane.dec._mask(lane.meta, keys_pos, lane.h.dtype, lane.h.device))
+            p, e = lane.dec._probing(i)
+            probed.append(p)
+            eager.append(e)
+        outs = attend_lanes(layer, rotary, [lane.h for lane in live], [lane.meta for lane in live],
+                            [lane.past for lane in live], masks, probed, eager)
+        for lane, out in zip(live, outs):
+            lane.dec._leave_layer(lane, i, out)
+    return [lane.dec._finish(lane) for lane in lanes]
+
+
+def decode_batch(decoders: list[PrunableDecoder], embeds: list[torch.Tensor],
+                 positions: list[int]) -> list[torch.Tensor]:
+    """`PrunableDecoder.decode` of several decoders in one batched step (equal to each alone)."""
+    first = decoders[0]
+    metas = []
+    for d, e, p in zip(decoders, embeds, positions):
+        dev = _index_device(e)
+        metas.append(KV(e.new_zeros(0), e.new_zeros(0), torch.tensor([p - d.pos_offset], device=dev),
+                        torch.tensor([GENERATED], device=dev), torch.tensor([-1], device=dev)))
+    hs = list(embeds)
+    traces: list[list[LayerTrace | None]] = [[] for _ in decoders]
+    rotary = first.lm.model.rotary_emb
+    for i, layer in enumerate(first.layers):
+        live = [j for j, d in enumerate(decoders) if i not in d.skipped]
+        for j, d in enumerate(decoders):
+            if i in d.skipped:
+                traces[j].append(None)
+        if not live:
+            continue
+        flags = [decoders[j]._probing(i) for j in live]
+        outs = attend_lanes(layer, rotary, [hs[j] for j in live], [metas[j] for j in live],
+                            [decoders[j].caches[i] for j in live], [None] * len(live),
+                            [f[0] for f in flags], [f[1] for f in flags])
+        for j, out in zip(live, outs):
+            d = decoders[j]
+            past = d.caches[i]
+            d.caches[i] = out.new if past is None else out.keys
+            traces[j].append(out.trace)
+            hs[j] = out.h
+            if i in d.pruner.attention_layers:
+                view = _view(i, "decode", out.h, out.probs, metas[j], d.caches[i])
+                with d._pruner_stage():
+                    if d.pruner.after_layer(view) is not None:
                         raise RuntimeError("after_layer may not prune during decoding")
-        self.trace.decode.append(traces)
-        return self.lm.model.norm(h)
+    for d, tr in zip(decoders, traces):
+        d.trace.decode.append(tr)
+    return [d.lm.model.norm(h) for d, h in zip(decoders, hs)]
+
+
+class _both:
+    """Enters two context managers (the clock's stage, then the lane's RNG)."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def __enter__(self):
+        self.a.__enter__()
+        self.b.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.b.__exit__(*exc)
+        finally:
+            self.a.__exit__(*exc)
+        return False

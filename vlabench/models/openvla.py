@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vlabench.models.decoder import decode_batch, prefill_batch
 from vlabench.models.heads import detokenize_actions
 from vlabench.models.policy import PrismaticPolicy, text_kinds
 from vlabench.models.preprocess import unnormalize_q99
@@ -24,34 +25,41 @@ class OpenVLAPolicy(PrismaticPolicy):
     model_name = "openvla"
     autoregressive = True
     causal = True
+    batchable = True
 
-    def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
+    def _llm_and_head_lanes(self, views, obs, vis, extra, keeps, reuses, clock) -> list[np.ndarray]:
         d = self.dims
         lm = self.model.language_model
+        decoders = [v.decoder for v in views]
         with clock.stage("llm"):
-            ids = prompt_ids(self.tokenizer, obs.instruction, self.io.prompt_style)
-            self.last_text_tokens = len(ids) - 1   # after BOS, including the empty token
-            embeds, kinds, vids = self._prefix(vis, ids)
-            embeds.append(self._text_embeds(ids[1:]))
-            kinds += text_kinds(len(ids) - 1)
-            vids += [-1] * (len(ids) - 1)
-            n = len(kinds)
-            h, _ = self.decoder.prefill(torch.cat(embeds, 1), torch.tensor(kinds),
-                                        torch.tensor(vids), keep=keep, reuse=reuse)
+            inputs, lengths = [], []
+            for v, o, x in zip(views, obs, vis):
+                ids = prompt_ids(v.tokenizer, o.instruction, v.io.prompt_style)
+                v.last_text_tokens = len(ids) - 1   # after BOS, including the empty token
+                embeds, kinds, vids = v._prefix(x, ids)
+                embeds.append(v._text_embeds(ids[1:]))
+                kinds += text_kinds(len(ids) - 1)
+                vids += [-1] * (len(ids) - 1)
+                inputs.append((torch.cat(embeds, 1), torch.tensor(kinds), torch.tensor(vids)))
+                lengths.append(len(kinds))
+            outs = prefill_batch(decoders, [i[0] for i in inputs], [i[1] for i in inputs],
+                                 [i[2] for i in inputs], keeps, reuses)
+            tok = lm.lm_head(torch.cat([h[:, -1:] for h, _ in outs], 0)).argmax(-1)   # (B, 1)
             tokens = []
-            tok = lm.lm_head(h[:, -1:]).argmax(-1)
             for step in range(d.action_dim):
                 tokens.append(tok)
                 if step == d.action_dim - 1:
                     break
-                h = self.decoder.decode(lm.model.embed_tokens(tok), n + step)
-                tok = lm.lm_head(h).argmax(-1)
-            self.decoder.trace.lm_head_rows = d.action_dim
-            ids_out = torch.cat(tokens, 1)[0]
+                emb = lm.model.embed_tokens(tok)
+                hs = decode_batch(decoders, list(emb.split(1, 0)), [n + step for n in lengths])
+                tok = lm.lm_head(torch.cat(hs, 0)).argmax(-1)
+            for dec in decoders:
+                dec.trace.lm_head_rows = d.action_dim
+            ids_out = torch.cat(tokens, 1)   # (B, action_dim)
         with clock.stage("action_head"):
             if self.meta:
-                return np.zeros((1, d.action_dim))
+                return [np.zeros((1, d.action_dim)) for _ in views]
             vocab = d.vocab_size - d.pad_to_multiple_of
             a = detokenize_actions(ids_out.cpu().numpy(), vocab, d.n_action_bins)
-            a = unnormalize_q99(a, self.norm_stats["action"])
-            return self._gripper(a[None, :])
+            return [v._gripper(unnormalize_q99(a[b], v.norm_stats["action"])[None, :])
+                    for b, v in enumerate(views)]

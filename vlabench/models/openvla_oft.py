@@ -16,6 +16,7 @@ import torch
 
 from vlabench.core.contracts import Observation
 from vlabench.core.pruning import ACTION, PROPRIO, STOP
+from vlabench.models.decoder import prefill_batch
 from vlabench.models.policy import PrismaticPolicy, text_kinds
 from vlabench.models.preprocess import normalize_q99, oft_proprio, unnormalize_q99
 from vlabench.models.tokenizer import prompt_ids
@@ -30,6 +31,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
     causal = False
 
     uses_proprio = True
+    batchable = True
 
     @property
     def chunk(self) -> int:
@@ -43,30 +45,36 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
         x = torch.tensor(state, dtype=self.dtype, device=self.device)[None, None]
         return self.model.proprio_projector(x)
 
-    def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
+    def _inputs(self, obs: Observation, vis: torch.Tensor, extra: torch.Tensor | None):
+        """[BOS] + visual + proprio + prompt + action placeholders + stop: (embeds, kinds, ids)."""
+        n_act = self.dims.chunk * self.dims.action_dim
+        ids = prompt_ids(self.tokenizer, obs.instruction, self.io.prompt_style)
+        self.last_text_tokens = len(ids) - 1   # after BOS, including the empty token
+        embeds, kinds, vids = self._prefix(vis, ids)
+        text = self._text_embeds(ids[1:])
+        act = torch.zeros(1, n_act, self.dims.llm_hidden, dtype=text.dtype, device=text.device)
+        stop = self._text_embeds([STOP_ID])
+        state = [extra] if extra is not None else []
+        embeds += state + [text, act, stop]
+        kinds += [PROPRIO] * len(state) + text_kinds(len(ids) - 1) + [ACTION] * n_act + [STOP]
+        vids += [-1] * (len(state) + len(ids) - 1 + n_act + 1)
+        return torch.cat(embeds, 1), torch.tensor(kinds), torch.tensor(vids)
+
+    def _llm_and_head_lanes(self, views, obs, vis, extra, keeps, reuses, clock) -> list[np.ndarray]:
         d = self.dims
-        n_act = d.chunk * d.action_dim
         with clock.stage("llm"):
-            ids = prompt_ids(self.tokenizer, obs.instruction, self.io.prompt_style)
-            self.last_text_tokens = len(ids) - 1   # after BOS, including the empty token
-            embeds, kinds, vids = self._prefix(vis, ids)
-            text = self._text_embeds(ids[1:])
-            act = torch.zeros(1, n_act, d.llm_hidden, dtype=text.dtype, device=text.device)
-            stop = self._text_embeds([STOP_ID])
-            state = [extra] if extra is not None else []
-            embeds += state + [text, act, stop]
-            kinds += [PROPRIO] * len(state) + text_kinds(len(ids) - 1) + [ACTION] * n_act + [STOP]
-            vids += [-1] * (len(state) + len(ids) - 1 + n_act + 1)
-            h, meta = self.decoder.prefill(torch.cat(embeds, 1), torch.tensor(kinds),
-                                           torch.tensor(vids), keep=keep, reuse=reuse)
-            act_h = h[:, action_head_rows(meta.pos, meta.kind).to(h.device)]
+            inputs = [v._inputs(o, x, e) for v, o, x, e in zip(views, obs, vis, extra)]
+            outs = prefill_batch([v.decoder for v in views], [i[0] for i in inputs],
+                                 [i[1] for i in inputs], [i[2] for i in inputs], keeps, reuses)
+            act_h = torch.cat([h[:, action_head_rows(meta.pos, meta.kind).to(h.device)]
+                               for h, meta in outs], 0)
         with clock.stage("action_head"):
-            normed = self.model.action_head(act_h, d.chunk)[0]
+            normed = self.model.action_head(act_h, d.chunk)
             if self.meta:
-                return np.zeros((d.chunk, d.action_dim))
+                return [np.zeros((d.chunk, d.action_dim)) for _ in views]
             a = normed.float().cpu().numpy().astype(np.float64)
-            a = unnormalize_q99(a, self.norm_stats["action"], eps=1e-8)
-            return self._gripper(a)
+            return [v._gripper(unnormalize_q99(a[b], v.norm_stats["action"], eps=1e-8))
+                    for b, v in enumerate(views)]
 
     def flops_by_stage(self) -> dict[str, float]:
         from vlabench.models import flops as F

@@ -27,7 +27,8 @@ from vlabench.metrics.memory import CallMeter
 from vlabench.models import flops as F
 from vlabench.models.decoder import PrunableDecoder
 from vlabench.models.dims import PrismaticDims
-from vlabench.models.preprocess import pixel_tensor, policy_image, postprocess_gripper
+from vlabench.models.frames import FrameRecipe
+from vlabench.models.preprocess import pixel_tensor, postprocess_gripper
 from vlabench.models.prismatic import PrismaticVLA
 from vlabench.models.suite_io import SuiteIO
 
@@ -51,6 +52,7 @@ class PrismaticPolicy:
     causal = True          # False: full bidirectional attention (OpenVLA-OFT)
     uses_proprio = False   # OFT: one proprio token after the visual tokens
     _clock: StageClock | None = None   # the clock of the call in progress (`_preprocessed`)
+    batchable = False      # True: `_llm_and_head_lanes` runs several lanes in one forward
 
     def __init__(self, model: PrismaticVLA, dims: PrismaticDims, pruner: Pruner | None,
                  tokenizer: Any, norm_stats: dict[str, Any], device: str, dtype: torch.dtype,
@@ -180,56 +182,95 @@ class PrismaticPolicy:
             self.pruner.observe_frame(obs.step, self._images(obs))
 
     def act(self, obs: Observation) -> PolicyOutput:
+        return self.act_lanes([self], [obs])[0]
+
+    def act_lanes(self, views: list[PrismaticPolicy], obs: list[Observation],
+                  contexts: list[Any] | None = None) -> list[PolicyOutput]:
+        """`act` of several slot views of this policy (`fork`), the model calls among them run
+        as one batched forward (run.batch). `contexts[b]`: a zero-argument factory of the
+        context (lane b's RNG) entered around each of lane b's pruner hooks and draws; every
+        lane then sees what its batch-1 call would (tests/test_batch_equality.py)."""
         if self.shape_only and not self.allow_shape_only_calls:
             from vlabench.core.errors import ConfigError
 
             raise ConfigError(f"{self.model_name} with model.checkpoint=null on a machine without a GPU "
                               f"is built on the meta device (shapes and FLOPs only): use `vlabench "
                               f"bench`, or model={self.model_name}-tiny to run episodes")
+        if len(views) > 1 and not self.batchable:
+            raise RuntimeError(f"{self.model_name} has no batched forward (run.batch=1)")
+        contexts = list(contexts) if contexts is not None else [None] * len(views)
+        outs: list[PolicyOutput | None] = [None] * len(views)
+        run: list[int] = []
+        for b, (v, o) in enumerate(zip(views, obs)):
+            with lane_context(contexts[b]):
+                served = v.pruner.skip_call(o)
+                if served is not None:
+                    stats = CallStats(source=v.pruner.served_source, warmup=False, mode=v.pruner.mode())
+                    outs[b] = PolicyOutput(served, stats)
+                    v.pruner.end_of_step(served, stats)
+                    continue
+            run.append(b)
+        if run:
+            results = self._model_call([views[b] for b in run], [obs[b] for b in run],
+                                       [contexts[b] for b in run])
+            for b, out in zip(run, results):
+                outs[b] = out
+        return outs  # type: ignore[return-value]
+
+    def _model_call(self, views: list[PrismaticPolicy], obs: list[Observation],
+                    contexts: list[Any]) -> list[PolicyOutput]:
+        """One forward pass over `views` (the lanes that call the model), metered."""
         warm = _PROCESS_CALLS["n"] < self.warmup_calls
-        served = self.pruner.skip_call(obs)
-        if served is not None:
-            stats = CallStats(source=self.pruner.served_source, warmup=False, mode=self.pruner.mode())
-            out = PolicyOutput(served, stats)
-            self.pruner.end_of_step(out.actions, stats)
-            return out
-        _PROCESS_CALLS["n"] += 1
+        _PROCESS_CALLS["n"] += len(views)
         clock = StageClock(self.device, outside_total=OUTSIDE_TOTAL_STAGES)
-        self.decoder.clock = self._clock = clock
+        for v, c in zip(views, contexts):
+            v.decoder.clock = v._clock = clock
+            v.decoder.hook_context = c
         meter = self._meter()
         meter.start()   # outside the timed region (metrics/memory.py)
-        with torch.inference_mode():
-            if self.count_flops:
-                with F.counter() as fc:
+        counted = None
+        try:
+            with torch.inference_mode():
+                if self.count_flops and len(views) == 1:
+                    with F.counter() as fc:
+                        clock.start()
+                        actions, n_vis = self._forward_lanes(views, obs, contexts, clock)
+                        lat = clock.finish()
+                    counted = float(fc.get_total_flops())
+                else:
                     clock.start()
-                    actions, n_vis = self._forward(obs, clock)
+                    actions, n_vis = self._forward_lanes(views, obs, contexts, clock)
                     lat = clock.finish()
-                counted = float(fc.get_total_flops())
-            else:
-                clock.start()
-                actions, n_vis = self._forward(obs, clock)
-                lat = clock.finish()
-                counted = None
-        analytic = self.analytic_flops()
-        trace = self.decoder.trace
-        by_layer = [0 if t is None else t.visual for t in trace.prefill]
-        executed = [t for t in trace.prefill if t is not None]
-        stats = CallStats(
-            latency_ms={} if self.meta else lat,
-            tokens_in=n_vis, tokens_kept=executed[-1].visual if executed else 0,
-            tokens_by_layer=by_layer, flops=counted if counted is not None else analytic,
-            mode=self.pruner.mode(), source="model", warmup=warm,
-        )
-        t0 = time.perf_counter()
-        self.pruner.end_of_step(actions, stats)
-        dt = (time.perf_counter() - t0) * 1000.0
-        if stats.latency_ms:
-            stats.latency_ms["pruner"] = stats.latency_ms.get("pruner", 0.0) + dt
-            stats.latency_ms["total"] += dt
-        stats.mem_peak_mb, stats.mem_kind, stats.cuda_ms = meter.stop()
-        self.calls_in_episode += 1
-        self.last_trace = trace
-        return PolicyOutput(actions, stats)
+        finally:
+            for v in views:
+                v.decoder.hook_context = None
+        mem = meter.stop()
+        outs = []
+        for v, a, n, c, o in zip(views, actions, n_vis, contexts, obs):
+            analytic = v.analytic_flops()
+            trace = v.decoder.trace
+            executed = [t for t in trace.prefill if t is not None]
+            stats = CallStats(
+                latency_ms={} if self.meta else dict(lat), tokens_in=n,
+                tokens_kept=executed[-1].visual if executed else 0,
+                tokens_by_layer=[0 if t is None else t.visual for t in trace.prefill],
+                flops=counted if counted is not None else analytic,
+                mode=v.pruner.mode(), source="model", warmup=warm, batch=len(views),
+            )
+            t0 = time.perf_counter()
+            with lane_context(c):
+                v.pruner.end_of_step(a, stats)
+            dt = (time.perf_counter() - t0) * 1000.0
+            if stats.latency_ms:
+                stats.latency_ms["pruner"] = stats.latency_ms.get("pruner", 0.0) + dt
+                stats.latency_ms["total"] += dt
+            if stats.latency_ms and o.prepared_ms is not None:   # prepared by the simulator worker
+                stats.latency_ms["preprocess"] = o.prepared_ms
+            stats.mem_peak_mb, stats.mem_kind, stats.cuda_ms = mem
+            v.calls_in_episode += 1
+            v.last_trace = trace
+            outs.append(PolicyOutput(a, stats))
+        return outs
 
     def _meter(self) -> CallMeter:
         """The per-call memory / CUDA-time meter (one per policy, made on first use)."""
@@ -239,32 +280,66 @@ class PrismaticPolicy:
         return m
 
     # -------------------------------------------------------------- pieces
-    def _images(self, obs: Observation) -> dict[str, np.ndarray]:
-        """The camera frames as the reference evaluation feeds the towers (`policy_image`)."""
+    def frame_recipe(self) -> FrameRecipe | None:
+        """How this policy prepares camera frames, for its simulator workers to do it
+        (vlabench/models/frames.py); None when a subclass prepares them its own way."""
+        if type(self)._images is not PrismaticPolicy._images:
+            return None
         io = self.io
-        return {c: policy_image(obs.images[c], self.dims.image_size, self.center_crop,
-                                resize=io.resize, jpeg=io.jpeg)
-                for c in self.cameras}
+        return FrameRecipe(tuple(self.cameras), self.dims.image_size, self._frame_kind,
+                           self.center_crop, io.resize, io.jpeg)
+
+    _frame_kind = "prismatic"
+
+    def _images(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The camera frames as the reference evaluation feeds the towers (`FrameRecipe`), or
+        those a simulator worker already prepared."""
+        if obs.prepared is not None:
+            return {c: obs.prepared[c] for c in self.cameras}
+        return self.frame_recipe().prepare(obs.images)
 
     def _preprocessed(self, obs: Observation) -> dict[str, np.ndarray]:
-        """`_images(obs)`, timed as the call's "preprocess" stage (out of "vision" and "total")."""
-        if self._clock is None:
+        """`_images(obs)`, timed as the call's "preprocess" stage (out of "vision" and "total");
+        frames a worker prepared were timed there (`_model_call` records that time)."""
+        if self._clock is None or obs.prepared is not None:
             return self._images(obs)
         with self._clock.stage("preprocess"):
             return self._images(obs)
 
-    def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
-        imgs = self._preprocessed(obs)
-        dev = self.device
-        px = torch.cat([pixel_tensor(imgs[c], dev, self.dtype) for c in self.cameras], 0)
+    def _pixels(self, image: np.ndarray) -> torch.Tensor:
+        """One preprocessed camera frame as the towers' input (1, C, H, W)."""
+        return pixel_tensor(image, self.device, self.dtype)
+
+    def _encode(self, px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(n, C, H, W) frames -> (features, projected tokens, vision attention or None)."""
         feats, probs = self.model.vision_backbone(px, want_attention=self.pruner.vision_attention)
-        emb = self.model.projector(feats)
-        m = emb.shape[0] * emb.shape[1]
-        tokens = VisualTokens(
-            embeddings=emb.reshape(m, -1), features=feats.reshape(m, -1), images=imgs,
-            vision_attention=None if probs is None else {c: probs[i] for i, c in enumerate(self.cameras)},
-            instruction=obs.instruction, call=self.calls_in_episode)
-        return emb.reshape(1, m, -1), tokens
+        return feats, self.model.projector(feats), probs
+
+    def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
+        """One observation's (1, M, d) visual embeddings and `VisualTokens`."""
+        vis, tokens = self._vision_lanes([self], [obs])
+        return vis[0], tokens[0]
+
+    def _vision_lanes(self, views: list[PrismaticPolicy],
+                      obs: list[Observation]) -> tuple[list[torch.Tensor], list[VisualTokens]]:
+        """Every lane's frames through the towers in one batch: per lane the (1, M, d) visual
+        embeddings and its `VisualTokens`."""
+        imgs = [v._preprocessed(o) for v, o in zip(views, obs)]
+        px = torch.cat([self._pixels(im[c]) for im in imgs for c in self.cameras], 0)
+        feats, emb, probs = self._encode(px)
+        n_cam = len(self.cameras)
+        vis, tokens = [], []
+        for b, (v, o) in enumerate(zip(views, obs)):
+            lane = slice(b * n_cam, (b + 1) * n_cam)
+            e, f = emb[lane], feats[lane]
+            m = e.shape[0] * e.shape[1]
+            p = None if probs is None else probs[lane]
+            vis.append(e.reshape(1, m, -1))
+            tokens.append(VisualTokens(
+                embeddings=e.reshape(m, -1), features=f.reshape(m, -1), images=imgs[b],
+                vision_attention=None if p is None else {c: p[i] for i, c in enumerate(self.cameras)},
+                instruction=o.instruction, call=v.calls_in_episode))
+        return vis, tokens
 
     def _text_embeds(self, ids: list[int]) -> torch.Tensor:
         t = torch.tensor([ids], device="cpu" if self.meta else self.device)
@@ -275,18 +350,29 @@ class PrismaticPolicy:
         m = vis.shape[1]
         return ([self._text_embeds(prompt[:1]), vis], [BOS] + [VISUAL] * m, [-1] + list(range(m)))
 
-    def _forward(self, obs: Observation, clock: StageClock) -> tuple[np.ndarray, int]:
+    def _forward_lanes(self, views: list[PrismaticPolicy], obs: list[Observation],
+                       contexts: list[Any], clock: StageClock) -> tuple[list[np.ndarray], list[int]]:
         with clock.stage("vision"):
-            vis, tokens = self._vision(obs)
-            extra = self._extra_tokens(obs)
+            vis, tokens = self._vision_lanes(views, obs)
+            extra = [v._extra_tokens(o) for v, o in zip(views, obs)]
+        keeps, reuses = [], []
         with clock.stage("pruner"):
-            keep = self.pruner.before_llm(tokens)
-            reuse = self.pruner.reuse_kv(tokens) if self.pruner.reuses_kv else None
-        actions = self._llm_and_head(obs, vis, extra, keep, reuse, clock)
-        return actions, vis.shape[1]
+            for v, t, c in zip(views, tokens, contexts):
+                with lane_context(c):
+                    keeps.append(v.pruner.before_llm(t))
+                    reuses.append(v.pruner.reuse_kv(t) if v.pruner.reuses_kv else None)
+        actions = self._llm_and_head_lanes(views, obs, vis, extra, keeps, reuses, clock)
+        return actions, [x.shape[1] for x in vis]
 
     def _extra_tokens(self, obs: Observation) -> torch.Tensor | None:
         return None
+
+    def _llm_and_head_lanes(self, views, obs, vis, extra, keeps, reuses, clock) -> list[np.ndarray]:
+        """The decoder and action head of every lane (`batchable` families batch them; the
+        others run one lane through `_llm_and_head`)."""
+        if len(views) != 1:
+            raise RuntimeError(f"{self.model_name} has no batched forward (run.batch=1)")
+        return [self._llm_and_head(obs[0], vis[0], extra[0], keeps[0], reuses[0], clock)]
 
     def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
         raise NotImplementedError
@@ -312,6 +398,13 @@ class PrismaticPolicy:
             + F.projector_flops(d, n_img * d.patches),
             "llm": F.llm_flops(d, self.decoder.trace),
         }
+
+
+def lane_context(factory: Any) -> Any:
+    """The context a lane's hooks run in: `factory()`, or nothing for a batch-1 call."""
+    from contextlib import nullcontext
+
+    return nullcontext() if factory is None else factory()
 
 
 def text_kinds(n: int) -> list[int]:

@@ -17,29 +17,8 @@ import math
 import numpy as np
 import torch
 
-from vlabench.models import tf_image
+from vlabench.models.frames import policy_image  # noqa: F401  (its public home until issue 22)
 from vlabench.models.vision import DINO_MEAN, DINO_STD, SIGLIP_MEAN, SIGLIP_STD
-
-
-def policy_image(img: np.ndarray, size: int = 224, center_crop: bool = True,
-                 crop_scale: float = 0.9, resize: str = "lanczos", jpeg: bool = True) -> np.ndarray:
-    """HxWx3 uint8 -> size x size x 3 uint8 as the reference evaluation feeds the model.
-
-    LIBERO (OpenVLA/OFT): TF's JPEG round trip, lanczos3 + antialias resize, optional centre
-    crop, reproduced pixel for pixel by `tf_image` (fixture test: tests/test_models_preprocess.py).
-    SIMPLER (SimplerEnv): `resize="area"` (cv2.INTER_AREA), `jpeg=False`, no crop."""
-    arr = np.ascontiguousarray(img, dtype=np.uint8)
-    if resize == "area":
-        import cv2
-
-        arr = cv2.resize(arr, (size, size), interpolation=cv2.INTER_AREA)
-    if jpeg:
-        arr = tf_image.jpeg_round_trip(arr)
-    if resize != "area":
-        arr = tf_image.resize_uint8(arr, size)
-    if center_crop:
-        arr = tf_image.center_crop_uint8(arr, crop_scale)
-    return arr
 
 
 def pixel_tensor(img: np.ndarray, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:

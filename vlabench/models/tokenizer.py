@@ -35,14 +35,18 @@ class WordTokenizer:
 
 
 class HFTokenizer:
-    """The checkpoint's own tokenizer (LlamaTokenizer files in the checkpoint directory)."""
+    """The checkpoint's own tokenizer (LlamaTokenizer files in the checkpoint directory).
+
+    Loaded without remote code: the published exports' config.json has an `auto_map` (their
+    modeling code), for which transformers would otherwise stop and ask "Do you wish to run the
+    custom code? [y/N]" on a terminal; the tokenizer itself is a stock class."""
 
     exact = True
 
     def __init__(self, path: str | Path):
         from transformers import AutoTokenizer
 
-        self.tok = AutoTokenizer.from_pretrained(str(path))
+        self.tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
 
     def encode(self, text: str) -> list[int]:
         return list(self.tok(text)["input_ids"])

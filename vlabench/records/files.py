@@ -25,6 +25,7 @@ the report refuse records that no longer match (edited, emptied, rows removed or
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import hashlib
@@ -32,13 +33,16 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vlabench.core.schema import ADDED_COLUMNS, CALL_COLUMNS, EPISODE_COLUMNS, LATENCY_STAGES, RECORDS_VERSION
+from vlabench.core.schema import (ADDED_COLUMNS, CALL_COLUMNS, EPISODE_COLUMNS, LATENCY_STAGES,
+                                  RECORDS_VERSION, layouts)
+from vlabench.records import fsio
 
 
 class RecordsError(RuntimeError):
@@ -92,53 +96,101 @@ def _is_disk_full(e: OSError) -> bool:
     return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+def write_error(path: Path, e: OSError, needed: int = 0) -> RecordsError:
+    """The one-line error of a failed write to `path` (disk full: DiskFullError)."""
+    if _is_disk_full(e):
+        return _disk_full(path, needed, e)
+    return RecordsError(f"cannot write {path}: {e.strerror or e} ({errno.errorcode.get(e.errno, e.errno)}); "
+                        f"what was committed before is kept: fix the disk or directory and re-run "
+                        f"the same command (a run resumes)")
+
+
+@contextlib.contextmanager
+def writing(path: Path, needed: int = 0) -> Iterator[None]:
+    """Turn an OSError of the block (a write to `path`) into its one-line RecordsError."""
+    try:
+        yield
+    except RecordsError:
+        raise
+    except OSError as e:
+        raise write_error(path, e, needed) from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write a whole text file atomically (UTF-8; see `atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a whole file so that readers see the old or the new content, never a mix.
 
-    The temporary `.<name>.<pid>.tmp` is removed when the write fails; disk full is a
-    DiskFullError (one line naming the file and the space needed)."""
-    data = text.encode("utf-8")
+    The temporary `.<name>.<pid>.tmp` is removed when the write fails; a failure is one
+    RecordsError line naming the file (disk full: DiskFullError, with the space needed)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
+    with writing(path, len(data)):
         try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
+            fsio.write_file(tmp, data)
+            fsio.replace(tmp, path)
+        except BaseException:
+            try:
+                fsio.unlink(tmp, missing_ok=True)
+            except OSError:
+                pass
+            raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[str]:
+    """Delete the `.<name>.<pid>.tmp` files `atomic_write_bytes` left in `folder` when its writer
+    was killed (that process no longer runs), so a re-run leaves the folder as an uninterrupted
+    one would; their names. (A run directory's are removed under its lock: rundir.py.)"""
+    gone = []
+    for entry in sorted(os.listdir(folder)) if folder.is_dir() else []:
+        m = re.match(r"^\.(.+)\.(\d+)\.tmp$", entry)
+        if m is None or int(m.group(2)) == os.getpid() or not (folder / entry).is_file():
+            continue
+        try:
+            os.kill(int(m.group(2)), 0)
+            continue   # its writer still runs
+        except ProcessLookupError:
             pass
-        if isinstance(e, OSError) and _is_disk_full(e):
-            raise _disk_full(path, len(data), e) from None
-        raise
+        except OSError:
+            continue
+        with writing(folder / entry):
+            fsio.unlink(folder / entry, missing_ok=True)
+        gone.append(entry)
+    return gone
+
+
+def make_dirs(path: Path) -> list[Path]:
+    """Create folder `path` and its missing parents (one RecordsError line on failure); the
+    folders made."""
+    with writing(path):
+        return fsio.makedirs(path)
 
 
 def append_block(path: Path, text: str) -> None:
     """Append `text` with one write() on an O_APPEND descriptor, then fsync.
 
-    A failed or short write (disk full) is cut back to the old length, so no half row is
-    left to glue onto the next append."""
+    A failed or short write (disk full), or a failed fsync, is cut back to the old length, so
+    no half row is left to glue onto the next append; the error is one RecordsError line."""
     data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
+    with writing(path, len(data)):
+        fd = fsio.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
-            written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            os.fsync(fd)
-        except OSError as e:
+            size = os.fstat(fd).st_size
             try:
-                os.ftruncate(fd, size)
+                written = fsio.write(fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                fsio.fsync(fd)
             except OSError:
-                pass
-            if _is_disk_full(e):
-                raise _disk_full(path, len(data), e) from None
-            raise
-    finally:
-        os.close(fd)
+                try:
+                    fsio.truncate(fd, size)
+                except OSError:
+                    pass
+                raise
+        finally:
+            fsio.close(fd)
 
 
 def decode_text(path: Path, data: bytes) -> str:
@@ -252,7 +304,7 @@ class RunFiles:
     interrupted write may leave (a last line without its newline, calls of an uncommitted
     episode) and refuses, in one line, records that were edited, emptied or duplicated."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, timed: bool = False):
         self.dir = run_dir
         self.episodes_csv = run_dir / "episodes.csv"
         self.calls_csv = run_dir / "calls.csv"
@@ -261,7 +313,9 @@ class RunFiles:
         self.config_yaml = run_dir / "config.yaml"
         self.repairs: list[str] = []
         self._committed: dict[str, _Committed] = {}
-        self.call_columns = list(CALL_COLUMNS)   # an older run's layout when it is resumed
+        # a new run's layout (suite.timing: with or without the timing columns); an older
+        # run's layout when it is resumed
+        self.episode_columns, self.call_columns = layouts(timed)
 
     def _load(self, path: Path, columns: list[str], rec: Mapping[str, Any] | None) -> tuple[bytes, str]:
         """(bytes on disk, committed text): verified against `rec`, torn last line dropped."""
@@ -293,8 +347,9 @@ class RunFiles:
 
         `committed`: the manifest's `records` digest of the last commit (None: not known)."""
         committed = committed or {}
-        ep_raw, ep_text = self._load(self.episodes_csv, EPISODE_COLUMNS, committed.get("episodes.csv"))
+        ep_raw, ep_text = self._load(self.episodes_csv, self.episode_columns, committed.get("episodes.csv"))
         episodes = parse_rows(self.episodes_csv, ep_text, EPISODE_COLUMNS)
+        self.episode_columns = header_of(ep_text, EPISODE_COLUMNS)
         done: dict[tuple[int, int], int] = {}
         for i, r in enumerate(episodes, start=2):
             try:
@@ -307,7 +362,7 @@ class RunFiles:
                                    f"recorded twice (first on line {done[key]}); delete one of the "
                                    f"two lines, or start over with run.overwrite=true")
             done[key] = i
-        c_raw, c_text = self._load(self.calls_csv, CALL_COLUMNS, committed.get("calls.csv"))
+        c_raw, c_text = self._load(self.calls_csv, self.call_columns, committed.get("calls.csv"))
         calls = parse_rows(self.calls_csv, c_text, CALL_COLUMNS)
         self.call_columns = header_of(c_text, CALL_COLUMNS)
         kept = [r for r in calls if (_int(r["task_id"]), _int(r["episode"])) in done]
@@ -330,7 +385,9 @@ class RunFiles:
     def append_episode(self, episode: Mapping[str, Any], calls: list[Mapping[str, Any]]) -> None:
         """Commit one episode: its calls first, then the episode row that marks it done."""
         c_text = format_rows(self.call_columns, self._in_layout(calls), header=False) if calls else ""
-        e_text = format_rows(EPISODE_COLUMNS, [episode], header=False)
+        drop = set(EPISODE_COLUMNS) - set(self.episode_columns)   # not in this run's layout
+        e_text = format_rows(self.episode_columns, [{k: v for k, v in episode.items() if k not in drop}],
+                             header=False)
         if c_text:
             append_block(self.calls_csv, c_text)
         append_block(self.episodes_csv, e_text)
@@ -403,7 +460,7 @@ def call_row(task_id: int, episode: int, call: int, step: int, stats: Any,
         "tokens_kept": stats.tokens_kept, "tokens_by_layer": stats.tokens_by_layer,
         "flops": stats.flops, "mode": stats.mode,
         "mem_peak_mb": getattr(stats, "mem_peak_mb", None), "mem_kind": getattr(stats, "mem_kind", None),
-        "cuda_ms": getattr(stats, "cuda_ms", None),
+        "cuda_ms": getattr(stats, "cuda_ms", None), "batch": getattr(stats, "batch", 1),
     }
     unknown = set(stats.latency_ms) - set(LATENCY_STAGES)
     if unknown:

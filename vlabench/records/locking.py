@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from vlabench.core.errors import ConfigError
+from vlabench.records import fsio
 
 LOCK_NAME = ".vlabench.lock"
 
@@ -51,7 +52,7 @@ class RunLock:
         """Take the lock or raise RunDirLocked naming the holder; OSError if unwritable."""
         while True:
             existed = self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = fsio.open(self.path, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -74,8 +75,12 @@ class RunLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self.previous = os.pread(fd, 4096, 0)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        try:
+            fsio.truncate(fd, 0)
+            fsio.write(fd, (json.dumps(info) + "\n").encode(), offset=0)
+        except BaseException:   # an unwritable lock file: no lock, the file as it was found
+            self.release(remove=True)
+            raise
 
     def release(self, remove: bool = False) -> None:
         """Drop the lock. `remove` undoes this process's claim: it deletes the lock file when
@@ -85,13 +90,13 @@ class RunLock:
             return
         if remove and self.created:
             try:
-                self.path.unlink()
+                fsio.unlink(self.path)
             except OSError:
                 pass
         elif remove:
             try:
-                os.ftruncate(self.fd, 0)
-                os.pwrite(self.fd, self.previous, 0)
+                fsio.truncate(self.fd, 0)
+                fsio.write(self.fd, self.previous, offset=0)
             except OSError:
                 pass
         os.close(self.fd)  # closing the descriptor releases the flock

@@ -21,15 +21,16 @@ finishes a merge killed after its journal, and drops the temporaries of one kill
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from vlabench.core.errors import ConfigError
-from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
+from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS, layouts
+from vlabench.core.timing import is_timed
 from vlabench.records.files import (
     RecordsError,
     check_call_counts,
@@ -294,13 +295,21 @@ def mixed_machines(parts: list[Part]) -> str | None:
     return None
 
 
+class _InMemoryRun:
+    """A run directory whose records are strings: `run / "episodes.csv"` is a text buffer,
+    which is all `load_run_frames` reads (so a merge writes nothing outside its output)."""
+
+    def __init__(self, texts: dict[str, str]):
+        self.texts = texts
+
+    def __truediv__(self, name: str) -> io.StringIO:
+        return io.StringIO(self.texts[name])
+
+
 def _summary_text(episodes_text: str, calls_text: str) -> str:
     from vlabench.metrics.summary import load_run_frames, summarize
 
-    with tempfile.TemporaryDirectory(prefix="vlabench-merge-") as d:
-        Path(d, "episodes.csv").write_text(episodes_text, encoding="utf-8")
-        Path(d, "calls.csv").write_text(calls_text, encoding="utf-8")
-        eps, calls = load_run_frames(Path(d))
+    eps, calls = load_run_frames(_InMemoryRun({"episodes.csv": episodes_text, "calls.csv": calls_text}))
     return summarize(eps, calls).to_csv(index=False, lineterminator="\n")
 
 
@@ -335,8 +344,9 @@ def build_files(out: Path, existing: Part | None, parts: list[Part], command: st
         config_raw = _merged_config(parts[0], name, str(root))
     for r in episodes:
         r["run_id"] = name
-    ep_text = format_rows(EPISODE_COLUMNS, episodes, header=True)
-    call_text = format_rows(CALL_COLUMNS, calls, header=True)
+    ep_cols, call_cols = layouts(is_timed(parts[0].config))   # frozen: without the timing columns
+    ep_text = format_rows(ep_cols, [{c: r.get(c) for c in ep_cols} for r in episodes], header=True)
+    call_text = format_rows(call_cols, [{c: r.get(c) for c in call_cols} for r in calls], header=True)
     plan = planned_counts(_plan_units(None if grown else existing, parts))
     have: dict[str, int] = {}
     for r in episodes:
@@ -380,7 +390,8 @@ def _digest(text: str) -> dict[str, Any]:
 
 def commit_files(out: Path, files: dict[str, bytes]) -> None:
     """Stage every file, write the journal (the commit point), rename them into place."""
-    from vlabench.records.files import atomic_write_text
+    from vlabench.records import fsio
+    from vlabench.records.files import atomic_write_text, writing
     from vlabench.records.rundir import MERGE_JOURNAL, finish_merge
 
     staged: dict[str, str] = {}
@@ -388,10 +399,8 @@ def commit_files(out: Path, files: dict[str, bytes]) -> None:
         if (out / name).exists() and (out / name).read_bytes() == data:
             continue
         temp = f".{name}.{os.getpid()}.tmp"
-        with open(out / temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        with writing(out / name, len(data)):
+            fsio.write_file(out / temp, data)
         staged[name] = temp
     if staged:
         atomic_write_text(out / MERGE_JOURNAL, json.dumps({"files": staged}) + "\n")
@@ -431,7 +440,12 @@ def merge_runs(inputs: list[Path], into: str | None, command: str = "vlabench me
         commit_files(out, files)
         man = json.loads(files["manifest.json"])
     except BaseException:
-        claim.abandon()
+        from vlabench.records.rundir import MERGE_JOURNAL
+
+        if (out / MERGE_JOURNAL).exists():   # committed: the next writer finishes it
+            claim.close()
+        else:
+            claim.abandon()
         raise
     claim.close()
     return out, str(man["status"]), len(episodes_of(files))

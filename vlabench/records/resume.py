@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from vlabench.core.errors import ConfigError
+from vlabench.core.timing import is_timed
 from vlabench.records.files import RecordsError, RunFiles, atomic_write_text, has_rows, sha256
 from vlabench.records.provenance import seal, seal_ok
 from vlabench.records.runkeys import is_growable, is_neutral
@@ -112,7 +113,7 @@ def prepare_run_dir(cfg: Any) -> tuple[RunFiles, dict[str, Any] | None, Any]:
     from vlabench.records.rundir import RunDirClaim, remove_temporaries, run_dir_path
 
     run_dir = run_dir_path(cfg.run.output_dir, cfg.run.name)
-    files = RunFiles(run_dir)
+    files = RunFiles(run_dir, timed=is_timed(cfg))
     claim = RunDirClaim(run_dir)
     claim.open()  # creates what is missing and takes the lock (RunDirLocked: one line, exit 2)
     try:

@@ -7,7 +7,8 @@ this invocation created, never a directory or file that was there before. A dire
 holds anything but vlabench records is never used (nor deleted); `run.overwrite=true` deletes
 only the record files, under the lock. Besides the records a run directory may hold what vlabench
 writes alongside them: sim.log (simulator chatter, vlabench/run/simlog.py), videos/ (run.video,
-vlabench/run/video.py) and tensorboard/ (run.logger=tensorboard); a resume keeps them, run.overwrite
+vlabench/run/video.py), tensorboard/ (run.logger=tensorboard), obs/ (run.record_obs) and replay.csv/json
+(`bench --replay`); a resume keeps them, run.overwrite
 deletes them (in a folder only the files vlabench names so, then the folder if it is empty).
 """
 
@@ -18,6 +19,8 @@ import re
 from pathlib import Path, PurePath
 
 from vlabench.core.errors import ConfigError
+from vlabench.records import fsio
+from vlabench.records.files import writing
 from vlabench.records.locking import LOCK_NAME, RunLock
 
 # In the order run.overwrite deletes them: config.yaml last, so that an overwrite killed half-way
@@ -29,11 +32,12 @@ MERGE_JOURNAL = ".vlabench-merge.json"
 _TEMP = re.compile(r"^\.(?:%s)\.(\d+)\.tmp$"
                    % "|".join(re.escape(f) for f in (*RECORD_FILES, MERGE_JOURNAL)))
 _OLD_PROBE = ".write-probe"  # left by vlabench versions before the lock file
-LOG_FILES = ("sim.log",)
+LOG_FILES = ("sim.log", "replay.csv", "replay.json")   # + `bench --replay`'s results
 # folder -> test of a file name vlabench writes there
 RUN_FOLDERS = {
     "videos": lambda n: n.endswith(".mp4") and (n.startswith("task") or n.startswith(".tmp-")),
     "tensorboard": lambda n: n.startswith("events.out.tfevents."),
+    "obs": lambda n: n.endswith(".npz") and (n.startswith("task") or n.startswith(".tmp-task")),  # run.record_obs
 }
 
 
@@ -44,9 +48,9 @@ def _remove_folder_files(folder: Path) -> None:
         return
     for e in os.listdir(folder):
         if ours(e) and (folder / e).is_file():
-            (folder / e).unlink(missing_ok=True)
+            fsio.unlink(folder / e, missing_ok=True)
     try:
-        folder.rmdir()   # never recursive: a file someone put there stays, with its folder
+        fsio.rmdir(folder)   # never recursive: a file someone put there stays, with its folder
     except OSError:
         pass
 
@@ -80,17 +84,15 @@ def finish_merge(run_dir: Path) -> bool:
     except FileNotFoundError:
         return False
     except (OSError, ValueError, KeyError, TypeError):
-        journal.unlink(missing_ok=True)   # written atomically, so never half: not ours
+        with writing(journal):
+            fsio.unlink(journal, missing_ok=True)   # written atomically, so never half: not ours
         return False
-    for final, temp in staged.items():
-        if final in RECORD_FILES and is_temporary(temp) and (Path(run_dir) / temp).exists():
-            os.replace(Path(run_dir) / temp, Path(run_dir) / final)
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)   # the renames reach the disk before the journal goes
-    finally:
-        os.close(fd)
-    journal.unlink(missing_ok=True)
+    with writing(journal):
+        for final, temp in staged.items():
+            if final in RECORD_FILES and is_temporary(temp) and (Path(run_dir) / temp).exists():
+                fsio.replace(Path(run_dir) / temp, Path(run_dir) / final)
+        fsio.sync_dir(run_dir)   # the renames reach the disk before the journal goes
+        fsio.unlink(journal, missing_ok=True)
     return True
 
 
@@ -101,11 +103,9 @@ def remove_temporaries(run_dir: Path) -> list[str]:
     gone = []
     for entry in sorted(os.listdir(run_dir)):
         if is_temporary(entry):
-            try:
-                (run_dir / entry).unlink()
-                gone.append(entry)
-            except FileNotFoundError:
-                pass
+            with writing(run_dir / entry):
+                fsio.unlink(run_dir / entry, missing_ok=True)
+            gone.append(entry)
     return gone
 
 
@@ -133,7 +133,7 @@ class RunDirClaim:
                                   f"choose another run.name or run.output_dir")
             for d in reversed(missing):
                 try:
-                    d.mkdir()
+                    fsio.mkdir(d)
                     self.created_dirs.append(d)
                 except FileExistsError:
                     pass
@@ -163,34 +163,41 @@ class RunDirClaim:
     def remove_records(self) -> None:
         """run.overwrite: delete the record files, sim.log and what vlabench wrote in videos/ and
         tensorboard/ (only those), then count the dir as fresh."""
-        for f in LOG_FILES:
-            (self.path / f).unlink(missing_ok=True)
-        for d in RUN_FOLDERS:
-            _remove_folder_files(self.path / d)
-        for f in RECORD_FILES:   # (prepare_run_dir removed the temporaries under this lock)
-            (self.path / f).unlink(missing_ok=True)
+        with writing(self.path):
+            for f in LOG_FILES:
+                fsio.unlink(self.path / f, missing_ok=True)
+            for d in RUN_FOLDERS:
+                _remove_folder_files(self.path / d)
+            for f in RECORD_FILES:   # (prepare_run_dir removed the temporaries under this lock)
+                fsio.unlink(self.path / f, missing_ok=True)
         self.snapshot()
 
     def abandon(self) -> None:
         """Undo this invocation: remove the records and folders it created, release the lock.
 
         Only files absent when the claim was taken are removed, and folders only when this
-        invocation made them and they are empty again: nothing that existed before is touched."""
+        invocation made them and they are empty again: nothing that existed before is touched.
+        Best effort: a removal that fails (the disk that failed the start) is skipped, so the
+        error that caused the undo is the one reported."""
         if self.before is not None and self.path.is_dir():
-            for f in (*RECORD_FILES, *LOG_FILES):
-                if f not in self.before:
-                    (self.path / f).unlink(missing_ok=True)
+            mine = [self.path / f for f in (*RECORD_FILES, *LOG_FILES) if f not in self.before]
+            mine += [self.path / e for e in os.listdir(self.path)
+                     if (m := _TEMP.match(e)) and int(m.group(1)) == os.getpid()]
+            for path in mine:
+                try:
+                    fsio.unlink(path, missing_ok=True)
+                except OSError:
+                    pass
             for d in RUN_FOLDERS:
                 if d not in self.before:
-                    _remove_folder_files(self.path / d)
-            for e in os.listdir(self.path):
-                m = _TEMP.match(e)
-                if m and int(m.group(1)) == os.getpid():
-                    (self.path / e).unlink(missing_ok=True)
+                    try:
+                        _remove_folder_files(self.path / d)
+                    except OSError:
+                        pass
         self.lock.release(remove=True)
         for d in reversed(self.created_dirs):
             try:
-                d.rmdir()  # never recursive: a folder someone filled meanwhile stays
+                fsio.rmdir(d)  # never recursive: a folder someone filled meanwhile stays
             except OSError:
                 break
         self.created_dirs = []

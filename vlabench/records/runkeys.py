@@ -16,7 +16,8 @@ from __future__ import annotations
 # (group, key); a key of None stands for the whole group.
 NEUTRAL: frozenset[tuple[str, str | None]] = frozenset({
     ("run", "quiet"), ("run", "overwrite"), ("run", "output_dir"), ("run", "env_workers"),
-    ("run", "launcher"), ("run", "shards"), ("run", "video"), ("run", "logger"), ("ray", None),
+    ("run", "batch"), ("run", "batch_wait_ms"),
+    ("run", "launcher"), ("run", "shards"), ("run", "video"), ("run", "logger"), ("run", "record_obs"), ("ray", None),
     ("bench", None),
     ("suite", "asset_dir"),   # where SIMPLER's assets were unpacked, not what they are
 })

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from vlabench.core.errors import ConfigError
+from vlabench.records.files import atomic_write_text, make_dirs, remove_stale_temporaries
 from vlabench.report import cells, latex, tidy
 from vlabench.report.cells import Col
 from vlabench.report.grid import to_table
@@ -23,8 +24,10 @@ from vlabench.report.reference import REFERENCE_DIR, Reference
 from vlabench.report.render import Table, markdown, markdown_notes
 from vlabench.report.runs import RunSet, model_family
 from vlabench.report.runstable import runs_table, speedup_table
+from vlabench.report.timing_table import latency_tables
 
 FORMATS = {"md": "md", "latex": "tex", "csv": "csv", "json": "json", "html": "html"}
+ALIASES = {"markdown": "md", "tex": "latex"}
 
 
 def build_tables(rs: RunSet, ref: Reference | None) -> list[Table]:
@@ -33,17 +36,20 @@ def build_tables(rs: RunSet, ref: Reference | None) -> list[Table]:
     speed = speedup_table(rs)
     if speed.rows:
         tables.append(speed)
+    tables += latency_tables(rs)   # suite.timing=sync|async runs among the inputs
     for layout in LAYOUTS.values():
         tables += [to_table(g) for g in layout(rs, ref)]
     return tables
 
 
 def metrics_csv(rs: RunSet) -> str:
-    """Every run's numbers, one row per run (machine-readable companion of the tables)."""
+    """Every run's numbers, one row per run (machine-readable companion of the tables; success
+    rate and its interval as fractions, as in summary.csv)."""
     rows = []
     for run in rs.runs:
         base, _ = rs.baseline(run.model, run.suite, run.protocol)
         m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run)
+        m = {k: tidy.as_fraction(k, v) for k, v in m.items()}   # success rate: a fraction
         rows.append({"run": run.name, "model": run.model, "pruner": run.pruner,
                      "retention": run.retention, "variant": run.variant, "suite": run.suite,
                      "status": run.status, "protocol_version": run.protocol_version, **m})
@@ -66,10 +72,13 @@ def preamble(rs: RunSet, with_reference: bool = False) -> list[str]:
 
 
 def video_links(rs: RunSet, page_dir: Path | None) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Each run's episode videos (run.video): (run name, [(file name, href)]), hrefs relative
-    to `page_dir` (the report's folder), or file:// URIs for a page printed to stdout."""
+    """Each run's episode videos (run.video): (run name, [(file name, href)]). With a report
+    folder `page_dir` the videos are linked (else copied) into `page_dir/videos/<run>/` and the
+    hrefs are relative, so the folder is self-contained (an uploaded CI artefact plays them); a
+    page printed to stdout links file:// URIs."""
     import os
     import re
+    import shutil
     from urllib.parse import quote
 
     def order(p: Path) -> tuple:
@@ -87,18 +96,26 @@ def video_links(rs: RunSet, page_dir: Path | None) -> list[tuple[str, list[tuple
             if page_dir is None:
                 href = p.resolve().as_uri()
             else:
-                href = quote(Path(os.path.relpath(p.resolve(), Path(page_dir).resolve())).as_posix())
+                local = Path(page_dir) / "videos" / run.name / p.name
+                local.parent.mkdir(parents=True, exist_ok=True)
+                if not (local.exists() and local.samefile(p)):
+                    local.unlink(missing_ok=True)
+                    try:
+                        os.link(p, local)
+                    except OSError:   # another filesystem, or no hard links
+                        shutil.copyfile(p, local)
+                href = quote(local.relative_to(page_dir).as_posix())
             links.append((p.name, href))
         out.append((run.name, links))
     return out
 
 
 def _html(rs: RunSet, tables: list[Table], notes: list[str], intro: list[str], plot_dir: Path | None,
-          page_dir: Path | None = None) -> str:
+          page_dir: Path | None = None, ref: Reference | None = None) -> str:
     from vlabench.report.html import page
     from vlabench.report.plots import make_plots
 
-    images = make_plots(rs, plot_dir) if plot_dir is not None else []
+    images = make_plots(rs, plot_dir, ref) if plot_dir is not None else []
     return page("vlabench report", intro, tables, images, notes=notes,
                 videos=video_links(rs, page_dir))
 
@@ -109,16 +126,24 @@ def _text(fmt: str, rs: RunSet, tables: list[Table], notes: list[str], intro: li
     if fmt == "json":
         return tidy.json_text(rs, tables, notes, intro)
     if fmt == "latex":
-        return latex.header(intro) + "\n".join(latex.latex(t) for t in tables) + latex.notes_block(notes)
+        return latex.header(intro) + "\n".join(latex.latex(t, notes) for t in tables)   # notes under each float
     return "\n".join(intro) + "\n\n" + markdown_notes(notes) + "\n".join(markdown(t) for t in tables)
+
+
+def _clean(out: Path) -> None:
+    """Make --out; drop the temporaries a killed earlier report left there and in plots/."""
+    make_dirs(out)
+    for folder in (out, out / "plots"):
+        remove_stale_temporaries(folder)
 
 
 def report(paths: list[str] | None, fmt: str = "md", out: Path | None = None,
            with_reference: bool = False, reference_dir: Path | None = None,
            plots: bool = True) -> str:
     """Build the report; write files under `out`; return the text to print."""
+    fmt = ALIASES.get(fmt, fmt)
     if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} (markdown = md)")
     rs = RunSet.load(paths)
     ref = Reference.load(reference_dir or REFERENCE_DIR) if with_reference else None
     tables = build_tables(rs, ref)
@@ -126,25 +151,24 @@ def report(paths: list[str] | None, fmt: str = "md", out: Path | None = None,
     intro = preamble(rs, with_reference)
     if fmt == "html" and out is None:
         with tempfile.TemporaryDirectory(prefix="vlabench-plots-") as tmp:
-            return _html(rs, tables, notes, intro, Path(tmp) if plots else None)
+            return _html(rs, tables, notes, intro, Path(tmp) if plots else None, ref=ref)
     if fmt == "html":
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        _clean(out)
         target = out / "report.html"
-        target.write_text(_html(rs, tables, notes, intro, out / "plots" if plots else None, out),
-                          encoding="utf-8")
-        (out / "runs.csv").write_text(metrics_csv(rs))
+        atomic_write_text(target, _html(rs, tables, notes, intro, out / "plots" if plots else None, out, ref))
+        atomic_write_text(out / "runs.csv", metrics_csv(rs))
         return f"wrote {target} ({len(tables)} tables{', plots in ' + str(out / 'plots') if plots else ''})\n"
     text = _text(fmt, rs, tables, notes, intro)
-    if out is not None:
+    if out is not None:   # each file whole or not at all (vlabench/records/fsio.py)
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"report.{FORMATS[fmt]}").write_text(text, encoding="utf-8")
-        (out / "runs.csv").write_text(metrics_csv(rs))
+        _clean(out)
+        atomic_write_text(out / f"report.{FORMATS[fmt]}", text)
+        atomic_write_text(out / "runs.csv", metrics_csv(rs))
         if fmt == "csv":
-            (out / "notes.csv").write_text(tidy.notes_csv(notes), encoding="utf-8")
+            atomic_write_text(out / "notes.csv", tidy.notes_csv(notes))
         if plots:
             from vlabench.report.plots import make_plots
 
-            make_plots(rs, out / "plots")
+            make_plots(rs, out / "plots", ref)
     return text

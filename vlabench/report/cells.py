@@ -33,6 +33,7 @@ from vlabench.metrics.stats import (
     bootstrap_interval, mcnemar_exact, mean_of_ratios, paired_counts, ratio_of_means,
     wilson_interval,
 )
+from vlabench.report import replay
 from vlabench.report.runs import Run
 
 NOISE_ALPHA = 0.05
@@ -113,14 +114,16 @@ def _own(run: Run, col: Col) -> Own:
         eps, calls = run.episodes, run.calls
     live = calls[calls["warmup"] != 1]  # warm-up calls count for FLOPs, not for latency
     model = live["source"] == "model"
-    lat = live.loc[model, "lat_total_ms"].dropna().to_numpy(float)
-    step = live["lat_total_ms"].where(model, live["lat_total_ms"].fillna(0.0)).dropna()
+    timed = live.iloc[0:0] if replay.batched(run) else live   # batch > 1: no paper latency
+    tmodel = timed["source"] == "model"
+    lat = timed.loc[tmodel, "lat_total_ms"].dropna().to_numpy(float)
+    step = timed["lat_total_ms"].where(tmodel, timed["lat_total_ms"].fillna(0.0)).dropna()
     every = calls["source"] == "model"
     flops = calls["flops"].where(every, calls["flops"].fillna(0.0)).dropna()
     real = calls[every]
     pruned = (real["tokens_in"] - real["tokens_kept"]).dropna()
     tokens_in = real.loc[pruned.index, "tokens_in"].sum()
-    mem, kind = _column(live[model], "mem_peak_mb"), live.get("mem_kind")
+    mem, kind = _column(timed[tmodel], "mem_peak_mb"), live.get("mem_kind")
     kinds = sorted({str(k) for k in kind[model] if str(k) not in ("", "nan")}) if kind is not None else []
     return Own(
         n=len(eps), k=int(eps["success"].sum()),
@@ -131,7 +134,7 @@ def _own(run: Run, col: Col) -> Own:
         pruning_rate=100 * float(pruned.sum()) / tokens_in if tokens_in else math.nan,
         intuitive_rate=100 * float((~model).sum()) / len(live) if len(live) else math.nan,
         mem_mb=float(mem.max()) if mem.size else math.nan, mem_kind="/".join(kinds),
-        cuda_ms=_mean(_column(live[model], "cuda_ms")),
+        cuda_ms=_mean(_column(timed[tmodel], "cuda_ms")),
     )
 
 
@@ -190,6 +193,7 @@ def metrics(run: Run, base: Run | None, col: Col, boot: bool = False) -> dict[st
         "latency_s": _mean(o.step_lat) / 1000,
     }
     if base is None:
+        replay.apply(run, base, col, m, boot)
         return m
     b = own(base, col)
     speed = _mean(b.step_lat) / _mean(o.step_lat) if o.step_lat.size and b.step_lat.size else math.nan
@@ -202,6 +206,7 @@ def metrics(run: Run, base: Run | None, col: Col, boot: bool = False) -> dict[st
     if boot:
         m["speedup_ci_low"], m["speedup_ci_high"] = bootstrap_interval(
             [b.step_lat, o.step_lat], ratio_of_means, n_boot=N_BOOT)
+    replay.apply(run, base, col, m, boot)   # a batch-1 replay's figures, where the run has one
     return m
 
 
@@ -209,7 +214,8 @@ def mean_speedup_ci(pairs: list[tuple[Run, Run]], cols: list[Col]) -> tuple[floa
     """Bootstrap interval of the average speedup over columns ((base, run) per column)."""
     samples: list[np.ndarray] = []
     for (base, run), col in zip(pairs, cols, strict=True):
-        samples += [own(base, col).step_lat, own(run, col).step_lat]
+        pair = replay.step_pair(run, col)   # the replay's own baseline, on the same observations
+        samples += list(pair) if pair is not None else [own(base, col).step_lat, own(run, col).step_lat]
     return bootstrap_interval(samples, mean_of_ratios, n_boot=N_BOOT)
 
 

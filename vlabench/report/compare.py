@@ -138,7 +138,8 @@ def compare(base_dir: str, new_dir: str, max_sr_drop: float = 2.0,
         if diff:
             raise ConfigError(f"{b.path} and {n.path} differ in {diff}; compare gates two runs of the "
                               f"same model, pruner settings and suite (made with different code or "
-                              f"on different machines)")
+                              f"on different machines); to put different methods side by side, run "
+                              f"`vlabench report {base_dir} {new_dir}`")
         mb, mn = _machine(b), _machine(n)
         if differ(mb, mn):
             warned.add(f"vlabench: warning: BASE ran on {describe(mb)}, NEW on {describe(mn)}: "

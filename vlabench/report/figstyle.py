@@ -9,12 +9,14 @@ HTML page reads it.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlabench.records.files import atomic_write_bytes, make_dirs
 from vlabench.report.grid import method_label
 from vlabench.report.runs import Run
 
@@ -108,6 +110,40 @@ def legend(fig: Any, handles: list[Any], labels: list[str], heads: list[int]) ->
     return leg
 
 
+MIN_PANEL_IN = 1.8   # a panel narrower than this (inches) widens its figure (`fit`)
+
+
+def fit(fig: Any, tries: int = 8) -> Any:
+    """Widen `fig` until its title clears every legend and each panel keeps MIN_PANEL_IN of
+    width (constrained layout gives up, and overlaps, when the margins eat the panels)."""
+    import warnings
+
+    for _ in range(tries):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        grow = 0.0
+        if any("collapsed" in str(w.message) for w in caught):
+            grow = 0.5 * fig.get_figwidth()
+        title = fig._suptitle
+        if title is not None and title.get_text():
+            box = title.get_window_extent(renderer)
+            for leg in fig.legends:   # the title is centred: widening by 2x moves it clear by x
+                lb = leg.get_window_extent(renderer)
+                if box.overlaps(lb):
+                    grow = max(grow, 2 * (box.x1 - lb.x0) / fig.dpi + 0.2)
+        for ax in fig.axes:
+            spec = ax.get_subplotspec() if ax.get_visible() else None
+            width = ax.get_position().width * fig.get_figwidth()
+            if spec is not None and width < MIN_PANEL_IN:
+                grow = max(grow, (MIN_PANEL_IN - width) * spec.get_gridspec().ncols + 0.2)
+        if grow <= 0:
+            return fig
+        fig.set_figwidth(fig.get_figwidth() + grow)
+    return fig
+
+
 def panels(n: int, cols: int, size: tuple[float, float], **kw: Any) -> tuple[Any, list[Any]]:
     """A constrained-layout grid of n panels (extra cells hidden)."""
     cols = max(1, min(n, cols))
@@ -126,10 +162,14 @@ def slug(s: str) -> str:
 
 def save(fig: Any, out: Path, stem: str, title: str, caption: str) -> Path:
     """Write `stem`.png and .svg carrying title and caption; close the figure."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     png = out / f"{slug(stem)}.png"
     meta = {"Title": title, "Description": caption}
-    fig.savefig(png, dpi=DPI, metadata=meta, bbox_inches="tight")
-    fig.savefig(png.with_suffix(".svg"), metadata=meta, bbox_inches="tight")
-    plt().close(fig)
+    try:
+        for path, kw in ((png, {"format": "png", "dpi": DPI}), (png.with_suffix(".svg"), {"format": "svg"})):
+            buf = io.BytesIO()   # rendered in memory, written whole (vlabench/records/fsio.py)
+            fig.savefig(buf, metadata=meta, bbox_inches="tight", **kw)
+            atomic_write_bytes(path, buf.getvalue())
+    finally:
+        plt().close(fig)
     return png

@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlabench.report import cells
+from vlabench.report import cells, replay
 from vlabench.report.cells import Col
 from vlabench.report.reference import Reference, RefRow
 from vlabench.report.render import Table, fill, shown
@@ -118,6 +118,10 @@ def protocol_note(r: Run) -> str | None:
     """The footnote of a run under a protocol other than the default (unmarked) one."""
     if r.default_protocol:
         return None
+    if r.timing:
+        mode, _, latency = r.timing.partition("@")
+        return (f"{r.timing}: latency-aware execution (suite.timing={mode}, timing.latency={latency}); "
+                f"rows without this mark ran frozen, the papers' protocol")
     return (f"protocol {r.protocol}: run with suite.protocol={r.protocol} (see the suite's YAML); "
             f"rows without this mark ran the openvla-oft protocol")
 
@@ -131,6 +135,9 @@ def run_notes(runs: list[Run]) -> list[str]:
         if protocol_note(r):
             marks.append(protocol_note(r))
         marks += [f"deviation: {d}" for d in r.deviations]
+        source = replay.source_note(r)   # latency from a batch-1 replay, or n/a (batched run)
+        if source:
+            marks.append(source)
     return list(dict.fromkeys(marks))
 
 

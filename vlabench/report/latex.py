@@ -4,13 +4,12 @@ Needs \usepackage{booktabs} (rules), \usepackage{amssymb} (▲ ▼ ≈ ✓ as ma
 \usepackage{graphicx} (\resizebox); the report's first lines say so. Every character outside
 ASCII is written as a LaTeX command, so no input encoding or font package is needed.
 
-Width: a table whose estimated natural width exceeds one column of a two-column paper
-(WIDE_CHARS characters at \small) is a `table*`, spanning both columns; a `table` otherwise
-(in a one-column paper both are the page width). Inside either, the tabular is shrunk to
-\linewidth only when it is still wider (never enlarged), so nothing spills into the other
-column or the margin. Shrinking alone was rejected: an 11-column table scaled into one
-column prints at about 4 pt. Floats are placed [tbp] / [tp], never [h], so LaTeX keeps them
-apart.
+Width: a table wider than one column of a two-column paper (WIDE_CHARS characters at \small) is
+a `table*`, else a `table`; inside, the tabular shrinks to \linewidth only when still wider. A
+table that would shrink below MIN_PT (\small is 9 pt) is split by columns into floats that each
+repeat the row's key columns (`Table.key_cols`; the all-runs table: statistics | efficiency, at
+`Table.breaks`). Note markers are superscripts; each float lists the notes it cites under it.
+Floats are placed [tbp] / [tp], never [h].
 """
 
 from __future__ import annotations
@@ -21,6 +20,9 @@ from vlabench.report.render import Table
 
 PACKAGES = ("booktabs", "amssymb", "graphicx")
 WIDE_CHARS = 62   # ~ a 3.3 in column at \small, counting 2 characters of padding per column
+PAGE_CHARS = 2 * WIDE_CHARS + 4   # \textwidth: both columns and the gap between them
+BODY_PT, MIN_PT = 9.0, 7.0        # \small in a 10 pt paper; the smallest a shrunk table may print
+SPLIT_CHARS = int(PAGE_CHARS * BODY_PT / MIN_PT * 0.9)   # 10% margin for the width estimate
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -50,32 +52,71 @@ def tex_escape(s: str) -> str:
     return "".join(out)
 
 
-def width_chars(t: Table) -> int:
-    """Estimated natural width of the tabular in characters (cells plus column padding)."""
+def _col_widths(t: Table) -> list[int]:
     lines = [t.header] + [t.display(i) for i, k in enumerate(t.kinds) if k != "group"]
-    return sum(max(len(r[j]) for r in lines) + 2 for j in range(len(t.header)))
+    return [max(len(r[j]) for r in lines) + 2 for j in range(len(t.header))]
 
 
-def latex(t: Table) -> str:
-    wide = width_chars(t) > WIDE_CHARS
+def width_chars(t: Table, cols: list[int] | None = None) -> int:
+    """Estimated natural width of the tabular (of columns `cols`) in characters, padding included."""
+    w = _col_widths(t)
+    return sum(w[j] for j in (range(len(w)) if cols is None else cols))
+
+
+def column_parts(t: Table) -> list[list[int]]:
+    """The columns of each float `t` is printed as: all of them, or (a table that would shrink
+    below MIN_PT) the key columns plus groups of the others, cut at `t.breaks` where it has them."""
+    if width_chars(t) <= SPLIT_CHARS:
+        return [list(range(len(t.header)))]
+    w = _col_widths(t)
+    key = list(range(t.key_width()))
+    cuts = sorted({b for b in t.breaks if key[-1] < b < len(w)}) or list(range(len(key) + 1, len(w)))
+    segments = [list(range(a, b)) for a, b in zip([len(key)] + cuts, cuts + [len(w)], strict=True)]
+    parts: list[list[int]] = []
+    for seg in segments:   # a segment wider than a float on its own is cut column by column
+        pieces = [seg] if sum(w[j] for j in key + seg) <= SPLIT_CHARS else [[j] for j in seg]
+        for piece in pieces:
+            if parts and sum(w[j] for j in key + parts[-1] + piece) <= SPLIT_CHARS:
+                parts[-1] += piece
+            else:
+                parts.append(list(piece))
+    return [key + p for p in parts]
+
+
+def _marks(numbers: list[int]) -> str:
+    return f"\\textsuperscript{{{','.join(map(str, numbers))}}}" if numbers else ""
+
+
+def latex(t: Table, notes: list[str] | None = None) -> str:
+    """`t` as one float, or several (`column_parts`); `notes`: the report's numbered notes,
+    those the table cites printed under each of its floats."""
+    parts = column_parts(t)
+    return "".join(_float(t, cols, k, len(parts), notes or []) for k, cols in enumerate(parts))
+
+
+def _float(t: Table, cols: list[int], part: int, n_parts: int, notes: list[str]) -> str:
+    wide = width_chars(t, cols) > WIDE_CHARS
     env = "table*" if wide else "table"
-    cols = "l" + "c" * (len(t.header) - 1)
+    caption = t.title if n_parts == 1 else f"{t.title} (part {part + 1} of {n_parts})"
+    label = t.key if n_parts == 1 else f"{t.key}-{part + 1}"
     lines = [rf"\begin{{{env}}}[{'tp' if wide else 'tbp'}]", r"\centering", r"\small",
-             f"\\caption{{{tex_escape(t.title)}}}", f"\\label{{tab:{t.key}}}",
+             f"\\caption{{{tex_escape(caption)}}}", f"\\label{{tab:{label}}}",
              r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-             f"\\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(tex_escape(h) for h in t.header) + r" \\", r"\midrule"]
+             f"\\begin{{tabular}}{{l{'c' * (len(cols) - 1)}}}", r"\toprule",
+             " & ".join(tex_escape(t.header[j]) for j in cols) + r" \\", r"\midrule"]
     for i, kind in enumerate(t.kinds):
-        cells = t.display(i)
         if kind == "group":
-            lines.append(f"\\multicolumn{{{len(t.header)}}}{{l}}{{\\textit{{{tex_escape(cells[0])}}}}} \\\\")
-        else:
-            lines.append(" & ".join(tex_escape(c) for c in cells) + r" \\")
+            lines.append(f"\\multicolumn{{{len(cols)}}}{{l}}{{\\textit{{{tex_escape(t.rows[i][0])}}}}} \\\\")
+            continue
+        own = t.row_marks[i] if i < len(t.row_marks) else []
+        cells = [tex_escape(t.rows[i][j]) + (_marks(own) if j == t.mark_col else "") for j in cols]
+        lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}"]
-    foot = t.footer()
+    foot = ([f"All rows: {_marks(t.shared)}"] if t.shared else []) + [tex_escape(n) for n in t.notes]
+    cited = sorted(set(t.shared).union(*t.row_marks)) if t.row_marks else list(t.shared)
+    foot += [f"{_marks([n])} {tex_escape(notes[n - 1])}" for n in cited if 0 < n <= len(notes)]
     if foot:
-        lines.append(r"\par\smallskip{\footnotesize\raggedright " + r"\par ".join(tex_escape(n) for n in foot)
-                     + r"\par}")
+        lines.append(r"\par\smallskip{\footnotesize\raggedright " + r"\par ".join(foot) + r"\par}")
     lines.append(rf"\end{{{env}}}")
     return "\n".join(lines) + "\n"
 
@@ -86,11 +127,3 @@ def header(intro: list[str]) -> str:
              "% Wide tables are table* (both columns of a two-column paper); see vlabench/report/latex.py"]
     plain = ["% " + "".join(c if c.isascii() else tex_escape(c) for c in p) for p in intro]
     return "\n".join(lines + plain) + "\n\n"
-
-
-def notes_block(notes: list[str]) -> str:
-    """The report-wide footnotes, once, as a paragraph after the tables."""
-    if not notes:
-        return ""
-    items = "".join(f"\\par\\noindent [{i}] {tex_escape(n)}" for i, n in enumerate(notes, 1))
-    return f"\n{{\\footnotesize\\noindent\\textbf{{Notes to the tables.}}{items}\\par}}\n"

@@ -1,8 +1,12 @@
 """Figures (matplotlib, Agg backend; each saved as PNG and SVG, caption inside both).
 
-- success rate vs retention per method (like VLA-Pruner Fig. 4), one panel per suite;
+- success rate vs retention per method (like VLA-Pruner Fig. 4), one panel per suite; a method
+  without a fixed ratio (SpecPrune-VLA, VLA-Cache ...) at its measured share of visual tokens
+  kept (1 - calls.csv pruning rate), hollow; one the calls do not measure is named in the caption;
 - success rate vs speedup (the Pareto plot): marker per method, colour per retention, 95%
   intervals on both axes, the Pareto front dashed, one panel per suite;
+- both only for models with a pruned run (a policy without pruning, e.g. the oracle, has none);
+  with `--with-reference` the papers' points beside ours (hollow, grey edge, plotref.py);
 - per-task success: one panel per method (horizontal bars, task names on the axis, vanilla's
   rate ticked), or a task x method heat map when a suite has more than HEATMAP_TASKS tasks.
 
@@ -21,9 +25,20 @@ import numpy as np
 from vlabench.metrics.stats import wilson_interval
 from vlabench.report import cells
 from vlabench.report.cells import Col
-from vlabench.report.figstyle import RC, Styles, legend, method_key, panels, plt, save
+from vlabench.report.figstyle import (
+    RC,
+    Styles,
+    fit,
+    legend,
+    method_key,
+    panels,
+    plt,
+    save,
+)
 from vlabench.report.grid import method_label, model_name
 from vlabench.report.labels import suite_name, suite_order, task_labels, wrap
+from vlabench.report.plotref import published
+from vlabench.report.reference import Reference
 from vlabench.report.runs import Run, RunSet
 
 HEATMAP_TASKS = 24
@@ -47,11 +62,24 @@ def _order(runs: list[Run]) -> list[Run]:
                                        r.name))
 
 
-def retention_figure(rs: RunSet, model: str) -> Figure | None:
+def kept_share(run: Run) -> float:
+    """The measured share of visual tokens kept (1 - pruning rate of the model calls); NaN
+    when the calls record no token counts."""
+    rate = cells.own(run, Col("", run.suite)).pruning_rate
+    return math.nan if math.isnan(rate) else 1.0 - rate / 100.0
+
+
+def _share(run: Run) -> float:
+    return run.retention if run.retention is not None else kept_share(run)
+
+
+def retention_figure(rs: RunSet, model: str, ref: Reference | None = None) -> Figure | None:
     runs = [r for r in rs.runs if r.model == model]
-    pruned = [r for r in runs if r.retention is not None]
-    if not pruned:
+    if not any(r.retention is not None for r in runs):
         return None
+    unfixed = [r for r in runs if r.pruner != "none" and r.retention is None]
+    unplaced = sorted({method_key(r) for r in unfixed if not kept_share(r) > 0})
+    pruned = [r for r in runs if r.retention is not None] + [r for r in unfixed if kept_share(r) > 0]
     suites = suite_order(r.suite for r in pruned)
     styles = Styles.of(runs)
     colours = {m: plt().get_cmap("tab10")(i % 10) for i, m in enumerate(styles.markers)}
@@ -65,32 +93,50 @@ def retention_figure(rs: RunSet, model: str) -> Figure | None:
             if r.suite == suite:
                 series.setdefault(method_key(r), []).append(r)
         for n, (key, rr) in enumerate(sorted(series.items())):
-            rr.sort(key=lambda r: r.retention or 0.0)
+            rr.sort(key=_share)
             ys, errs = zip(*(_sr_err(r) for r in rr), strict=True)
             dodge = 2 ** (0.04 * (n - (len(series) - 1) / 2))  # bars of one retention side by side
-            line = ax.errorbar([100 * (r.retention or 0.0) * dodge for r in rr], ys,
-                               yerr=np.array(errs).T,
-                               marker=styles.markers[key], color=colours[key], capsize=3, ms=6)
+            hollow = all(r.retention is None for r in rr)   # placed by its measured share
+            line = ax.errorbar([100 * _share(r) * dodge for r in rr], ys, yerr=np.array(errs).T,
+                               marker=styles.markers[key], color=colours[key], capsize=3, ms=6,
+                               mfc="white" if hollow else colours[key], ls=":" if hollow else "-")
             line.lines[0].set_gid(key)
-        rets = sorted({100 * (r.retention or 0.0) for r in pruned if r.suite == suite})
+            for r in rr:
+                for _, y, _ in published(ref, r):
+                    ax.plot(100 * _share(r) * dodge, y, ls="", marker=styles.markers[key], ms=6,
+                            mfc="none", mec="0.45", mew=1.0, gid=f"paper|{key}|{r.retention}")
+        rets = sorted({100 * _share(r) for r in pruned if r.suite == suite})
         ax.set_xscale("log", base=2)
-        ax.set_xticks(_spread(rets), [f"{v:g}" for v in _spread(rets)])
+        ax.set_xticks(_spread(rets), [f"{v:.3g}" for v in _spread(rets)])
         ax.minorticks_off()
         ax.set(title=suite_name(suite), xlabel="visual tokens retained (%)",
                ylabel="success rate (%)")
         ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
 
+    shown = sorted({method_key(r) for r in pruned})
     handles = [Line2D([], [], color="black", ls="--", lw=1)] + [
-        Line2D([], [], marker=styles.markers[k], color=colours[k]) for k in styles.markers]
-    legend(fig, handles, ["Vanilla (no pruning)", *styles.markers], [])
+        Line2D([], [], marker=styles.markers[k], color=colours[k]) for k in shown]
+    labels = ["Vanilla (no pruning)", *shown]
+    drawn_ref = ref is not None and any(published(ref, r) for r in pruned)
+    if drawn_ref:
+        handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="0.45"))
+        labels.append("published (paper)")
+    legend(fig, handles, labels, [])
     title = f"{model_name(model)}: success rate vs visual tokens retained"
     fig.suptitle(title)
+    fixed = sorted({method_key(r) for r in unfixed if kept_share(r) > 0})
     caption = (f"Success rate of {model_name(model)} (%, bars: 95% Wilson intervals) against "
                f"the share of visual tokens each method keeps, one panel per suite "
                f"({_suites(suites)}); the dashed line is vanilla (no pruning), one marker and "
-               f"colour per method.")
-    return fig, title, caption
+               f"colour per method."
+               + (f" Without a fixed ratio, {', '.join(fixed)} (hollow, dotted) stand at the share of "
+                  f"visual tokens their calls kept (measured)." if fixed else "")
+               + (f" Not shown: {', '.join(unplaced)}, which has no fixed ratio and whose calls record "
+                  f"no kept-token counts." if unplaced else "")
+               + (" Hollow grey markers: the papers' published success rates (--with-reference)."
+                  if drawn_ref else ""))
+    return fit(fig), title, caption
 
 
 def _spread(values: list[float], gap: float = 0.35) -> list[float]:
@@ -118,15 +164,17 @@ def _err(value: float, low: float | None, high: float | None) -> list[list[float
     return [[max(0.0, value - low)], [max(0.0, high - value)]]
 
 
-def pareto_figure(rs: RunSet, model: str) -> Figure | None:
+def pareto_figure(rs: RunSet, model: str, ref: Reference | None = None) -> Figure | None:
     runs = [r for r in rs.runs if r.model == model]
+    if all(r.pruner == "none" for r in runs):   # nothing pruned: no trade-off to show
+        return None
     bases = {r.name: rs.baseline(model, r.suite, r.protocol)[0] for r in runs}
     suites = suite_order(r.suite for r in runs if bases[r.name] is not None)
     if not suites:
         return None
     styles = Styles.of(runs)
     fig, axes = panels(len(suites), 2, (5.0, 4.0))
-    with_ci = False
+    with_ci = drawn_ref = False
     for ax, suite in zip(axes, suites, strict=True):
         pts = []
         for r in _order([r for r in runs if r.suite == suite and bases[r.name] is not None]):
@@ -145,6 +193,12 @@ def pareto_figure(rs: RunSet, model: str) -> Figure | None:
             for b in bars.lines[2]:
                 b.set_alpha(0.55)
             pts.append((x, y))
+            for _, py, px in published(ref, r):
+                if not math.isnan(px):
+                    ax.plot([x, px], [y, py], color="0.7", lw=0.6, zorder=1)   # ours -> paper's
+                    ax.plot(px, py, ls="", marker=styles.marker(r), ms=7, mfc="none",
+                            mec=styles.colour(r), mew=1.2, zorder=3, gid=f"paper|{method_key(r)}|{r.retention}")
+                    drawn_ref = True
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], color="0.3",
@@ -158,6 +212,9 @@ def pareto_figure(rs: RunSet, model: str) -> Figure | None:
     handles, labels, heads = styles.legend_handles()
     handles.append(Line2D([], [], color="0.3", ls="--", lw=1))
     labels.append("Pareto front")
+    if drawn_ref:
+        handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="0.3"))
+        labels.append("published (paper)")
     legend(fig, handles, labels, heads)
     title = f"{model_name(model)}: success rate vs speedup"
     fig.suptitle(title)
@@ -166,8 +223,11 @@ def pareto_figure(rs: RunSet, model: str) -> Figure | None:
                f"({_suites(suites)}). Marker: method; colour: share of visual tokens retained. Vertical bars: 95% "
                f"Wilson interval of the success rate"
                + ("; horizontal bars: 95% bootstrap interval of the speedup" if with_ci else "")
-               + ". Dashed: the Pareto front (no other point is both faster and more successful).")
-    return fig, title, caption
+               + ". Dashed: the Pareto front (no other point is both faster and more successful)."
+               + (" Hollow markers joined to ours by a grey line: the papers' published points "
+                  "(--with-reference; the suite's speedup, else the paper's per-model average)."
+                  if drawn_ref else ""))
+    return fit(fig), title, caption
 
 
 def _task_rates(run: Run, tasks: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +268,7 @@ def tasks_figure(rs: RunSet, model: str, suite: str) -> Figure | None:
     if len(tasks) > HEATMAP_TASKS:
         fig = _heatmap(runs, tasks, labels, template)
         fig.suptitle(title)
-        return fig, title, f"{what} (%), one column per method and retention.{shared}"
+        return fit(fig), title, f"{what} (%), one column per method and retention.{shared}"
     groups: dict[str, list[Run]] = {}
     only_baselines = all(r.pruner == "none" for r in runs)   # then the baselines get the panel
     for r in runs:
@@ -250,7 +310,7 @@ def tasks_figure(rs: RunSet, model: str, suite: str) -> Figure | None:
     caption = (f"{what} (%, bars: 95% Wilson intervals), one panel per method, one bar colour "
                f"per retention" + (f"; {VANILLA_TICK} ticks mark vanilla's rate on the same task"
                                     if ticked else "") + f".{shared}")
-    return fig, title, caption
+    return fit(fig), title, caption
 
 
 def _heatmap(runs: list[Run], tasks: list[int], labels: dict[int, str], template: str) -> Any:
@@ -271,13 +331,13 @@ def _heatmap(runs: list[Run], tasks: list[int], labels: dict[int, str], template
     return fig
 
 
-def sr_vs_retention(rs: RunSet, model: str, out: Path) -> Path | None:
-    made = retention_figure(rs, model)
+def sr_vs_retention(rs: RunSet, model: str, out: Path, ref: Reference | None = None) -> Path | None:
+    made = retention_figure(rs, model, ref)
     return save(made[0], out, f"sr_vs_retention-{model}", *made[1:]) if made else None
 
 
-def speedup_scatter(rs: RunSet, model: str, out: Path) -> Path | None:
-    made = pareto_figure(rs, model)
+def speedup_scatter(rs: RunSet, model: str, out: Path, ref: Reference | None = None) -> Path | None:
+    made = pareto_figure(rs, model, ref)
     return save(made[0], out, f"pareto-{model}", *made[1:]) if made else None
 
 
@@ -286,13 +346,14 @@ def task_bars(rs: RunSet, model: str, suite: str, out: Path) -> Path | None:
     return save(made[0], out, f"tasks-{model}-{suite}", *made[1:]) if made else None
 
 
-def make_plots(rs: RunSet, out: Path) -> list[Path]:
-    """All figures for a RunSet; returns the PNG paths (each has an SVG beside it)."""
+def make_plots(rs: RunSet, out: Path, ref: Reference | None = None) -> list[Path]:
+    """All figures for a RunSet (`ref`: draw the papers' points too); returns the PNG paths
+    (each has an SVG beside it)."""
     paths: list[Path | None] = []
     with plt().rc_context(RC):
         for model in rs.models():
-            paths.append(speedup_scatter(rs, model, out))
-            paths.append(sr_vs_retention(rs, model, out))
+            paths.append(speedup_scatter(rs, model, out, ref))
+            paths.append(sr_vs_retention(rs, model, out, ref))
             for suite in suite_order(r.suite for r in rs.runs if r.model == model):
                 paths.append(task_bars(rs, model, suite, out))
     return [p for p in paths if p is not None]

@@ -35,6 +35,12 @@ class Table:
     mark_col: int = 0
     row_marks: list[list[int]] = field(default_factory=list)
     shared: list[int] = field(default_factory=list)
+    key_cols: int = 0           # leading columns naming the row, repeated where LaTeX splits it
+    breaks: list[int] = field(default_factory=list)   # columns where a split part may start
+
+    def key_width(self) -> int:
+        """The identifying columns: `key_cols`, at least up to the marked column."""
+        return max(self.key_cols, self.mark_col + 1)
 
     def add(self, cells: list[str], kind: str = "ours", marks: list[str] | None = None,
             values: list[dict[str, float]] | None = None, ids: dict[str, Any] | None = None,

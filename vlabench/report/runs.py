@@ -21,9 +21,10 @@ from typing import Any, NamedTuple
 import pandas as pd
 import yaml
 
-from vlabench.core import registry
+from vlabench.core import registry, yamlio
 from vlabench.core.errors import ConfigError
 from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS, SUMMARY_COLUMNS
+from vlabench.core.timing import timing_tag
 from vlabench.records.files import (
     RecordsError,
     check_call_counts,
@@ -32,10 +33,15 @@ from vlabench.records.files import (
     read_rows,
 )
 from vlabench.records.verify import check_final_newlines, load_config, load_manifest, verify_records
+from vlabench.report.csvframe import read_frame
 
 _INT_EPISODE = ("task_id", "episode", "success")
 DEFAULT_PROTOCOLS = (None, "", "openvla-oft")  # unmarked in tables (SIMPLER suites have none)
 _NUM_CALLS = ("task_id", "episode", "warmup", "lat_total_ms", "flops", "tokens_in", "tokens_kept")
+_TEXT_CALLS = ("source", "mem_kind", "tokens_by_layer", "mode")   # the other columns are numbers
+# calls.csv columns no table reads: not kept in memory (a table grid holds millions of calls)
+UNUSED_CALL_COLUMNS = ("call", "step", "lat_vision_ms", "lat_llm_ms", "lat_action_head_ms",
+                       "lat_pruner_ms", "lat_preprocess_ms", "tokens_by_layer", "mode", "queue_wait_ms")
 
 
 class Method(NamedTuple):
@@ -65,6 +71,7 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     protocol: str | None = None
+    timing: str = ""   # "sync@400ms" for a latency-aware run (suite.timing), "" for frozen
 
     @property
     def method(self) -> Method:
@@ -129,8 +136,11 @@ def _rows(path: Path, data: bytes | None, columns: list[str]) -> list[dict[str, 
 
 
 def _load_episodes(path: Path, data: bytes | None) -> pd.DataFrame:
-    rows = _rows(path, data, EPISODE_COLUMNS)
-    df = _numeric(pd.DataFrame(rows, columns=EPISODE_COLUMNS, dtype=object), _INT_EPISODE, path)
+    text = tuple(c for c in EPISODE_COLUMNS if c not in _INT_EPISODE)
+    df = None if data is None else read_frame(path, data, EPISODE_COLUMNS, text, text_dtype=object)
+    if df is None:
+        df = pd.DataFrame(_rows(path, data, EPISODE_COLUMNS), columns=EPISODE_COLUMNS, dtype=object)
+        df = _numeric(df, _INT_EPISODE, path)
     if df[list(_INT_EPISODE)].isna().any().any():
         raise RecordsError(f"{path}: empty task_id/episode/success cells")
     if not df["success"].isin([0, 1]).all():
@@ -144,14 +154,37 @@ def _load_episodes(path: Path, data: bytes | None) -> pd.DataFrame:
 
 
 def _load_calls(path: Path, data: bytes | None) -> pd.DataFrame:
-    rows = _rows(path, data, CALL_COLUMNS)
-    df = _numeric(pd.DataFrame(rows, columns=CALL_COLUMNS, dtype=object), _NUM_CALLS, path)
+    """calls.csv: one C pass (csvframe) where its strict checks vouch for the file, else the
+    exact parser; the columns in UNUSED_CALL_COLUMNS left out either way."""
+    df = None if data is None else read_frame(path, data, CALL_COLUMNS, _TEXT_CALLS,
+                                              UNUSED_CALL_COLUMNS, "category")
+    if df is None:
+        rows = _rows(path, data, CALL_COLUMNS)
+        df = _numeric(pd.DataFrame(rows, columns=CALL_COLUMNS, dtype=object), _NUM_CALLS, path)
+        df = df.drop(columns=list(UNUSED_CALL_COLUMNS))
+        df["source"] = df["source"].astype(str)
     if df[["task_id", "episode"]].isna().any().any():
         raise RecordsError(f"{path}: empty task_id/episode cells")
-    df[["task_id", "episode"]] = df[["task_id", "episode"]].astype(int)
-    df["source"] = df["source"].astype(str)
-    df["warmup"] = df["warmup"].fillna(0)
+    df[["task_id", "episode"]] = df[["task_id", "episode"]].astype("int32")   # compact: millions of rows
+    df["warmup"] = df["warmup"].fillna(0).astype("int8")   # 0/1 (an empty cell: 0)
     return df
+
+
+def _check_call_counts(run_dir: Path, eps: pd.DataFrame, calls: pd.DataFrame) -> None:
+    """`check_call_counts` on frames: counted in one pass; the exact check (and its message)
+    only where some episode's policy_calls differs from its calls.csv rows."""
+    want = eps["policy_calls"].astype(str).str.strip()
+    recorded = want != ""
+    if not recorded.any():
+        return
+    have = calls.groupby(["task_id", "episode"]).size()
+    keys = pd.MultiIndex.from_frame(eps.loc[recorded, ["task_id", "episode"]])
+    got = have.reindex(keys, fill_value=0).to_numpy()
+    if want[recorded].str.isdigit().all() and (want[recorded].astype(int).to_numpy() == got).all():
+        return
+    check_call_counts(run_dir / "episodes.csv",
+                      eps[["task_id", "episode", "policy_calls"]].to_dict("records"),
+                      run_dir / "calls.csv", calls[["task_id", "episode"]].to_dict("records"))
 
 
 def _check_summary(run_dir: Path, eps: pd.DataFrame) -> None:
@@ -178,9 +211,7 @@ def load_run(run_dir: Path) -> Run:
     eps = _load_episodes(run_dir / "episodes.csv", data["episodes.csv"])
     calls = _load_calls(run_dir / "calls.csv", data["calls.csv"])
     check_final_newlines(run_dir, data)
-    check_call_counts(run_dir / "episodes.csv",
-                      eps[["task_id", "episode", "policy_calls"]].to_dict("records"),
-                      run_dir / "calls.csv", calls[["task_id", "episode"]].to_dict("records"))
+    _check_call_counts(run_dir, eps, calls)
     for key in ("model", "pruner", "suite"):
         other = set(eps[key].astype(str)) - {man[key]}
         if other:
@@ -202,8 +233,16 @@ def load_run(run_dir: Path) -> Run:
         alpha=_float_or_none(_setting(cfg, "alpha", suite), "pruner.alpha", run_dir),
         deviations=[str(d) for d in man.get("deviations") or []], device=man.get("device"),
         episodes=eps, calls=calls.reset_index(drop=True), config=cfg,
-        protocol=man.get("protocol", (cfg.get("suite") or {}).get("protocol")),
+        protocol=_protocol(man, cfg), timing=timing_tag(cfg),
     )
+
+
+def _protocol(man: dict[str, Any], cfg: dict[str, Any]) -> Any:
+    """suite.protocol, with a latency-aware run's mode after it: its baseline is the
+    pruner=none run of the same mode and latency (sync and frozen runs never pair)."""
+    protocol = man.get("protocol", (cfg.get("suite") or {}).get("protocol"))
+    tag = timing_tag(cfg)
+    return f"{protocol or 'default'}+{tag}" if tag else protocol
 
 
 def find_run_dirs(patterns: list[str] | None, default: str = "results") -> list[Path]:
@@ -238,7 +277,7 @@ def is_shard_dir(run_dir: Path) -> bool:
     from vlabench.records.shards import config_shard
 
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_bytes().decode("utf-8"))
+        cfg = yamlio.safe_load((run_dir / "config.yaml").read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False   # unreadable: load_run says what is wrong
     return isinstance(cfg, dict) and config_shard(cfg) is not None

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlabench.report import cells
+from vlabench.report import cells, replay
 from vlabench.report.cells import Col
 from vlabench.report.grid import method_label, protocol_note, run_notes
 from vlabench.report.render import Table, fill, shown
@@ -28,6 +28,8 @@ RSS_NOTE = "memory measured on the CPU (mem_kind rss: peak RSS delta per call), 
 def _measured(rs: RunSet) -> bool:
     """Some run's calls carry per-call memory or CUDA time."""
     for r in rs.runs:
+        if replay.replay_of(r) is not None:   # a replay meters every call
+            return True
         for c in ("mem_peak_mb", "cuda_ms"):
             if c in r.calls and pd.to_numeric(r.calls[c], errors="coerce").notna().any():
                 return True
@@ -45,7 +47,8 @@ def runs_table(rs: RunSet) -> Table:
     header = HEADER[:-1] + EFFICIENCY + HEADER[-1:] if eff else HEADER
     t = Table("runs", "All runs: success with 95% Wilson interval, paired test against the "
               "pruner=none run (McNemar exact), latency of model calls, speedup with 95% bootstrap "
-              "interval", header, mark_col=1)
+              "interval", header, mark_col=1, key_cols=3,   # LaTeX splits it: statistics | latency | efficiency
+              breaks=[header.index(HEADER[7])] + ([header.index(EFFICIENCY[0])] if eff else []))
     t.note("≈ within noise (McNemar p ≥ 0.05); ▲/▼ significantly better/worse than vanilla")
     t.note(cells.flops_note())
     if eff:
@@ -69,7 +72,8 @@ def runs_table(rs: RunSet) -> Table:
             d_sr = fill(D_SR, m) + (f" {mark}" if mark else "")
             p_cell, sp_cell, fl = fill(P_PAIRS, m), fill(SPEEDUP, m), fill(FLOPS, m)
             templates = [D_SR, P_PAIRS, SPEEDUP, FLOPS]
-        if m["latency_ms"] != m["latency_ms"]:  # NaN: nothing but warm-up calls
+        marks += replay.flags(run, base, m)   # a speedup beyond its FLOPs bound, or across machines
+        if m["latency_ms"] != m["latency_ms"] and not replay.batched(run):  # NaN: only warm-up calls
             marks.append(NO_LATENCY)
         values = [{}, {}, {}, shown(EPISODES, m), shown(SR, m)] + [shown(tp, m) for tp in templates[:2]] \
             + [shown(LAT, m)] + [shown(tp, m) for tp in templates[2:]]

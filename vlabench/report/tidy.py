@@ -10,7 +10,8 @@ read it as is, no comment lines, one number per cell):
     column     the column header as printed
     suite, task                         what the column is about (task empty: the whole suite)
     metric     a name of cells.metrics (success_rate, speedup, latency_ms, flops_pct, ...)
-    value      the number, unrounded (empty: not available)
+    value      the number, unrounded (empty: not available); success_rate and its interval
+               are fractions in [0, 1], as in summary.csv and runs.csv (the tables print %)
     ci_low, ci_high                     its 95% interval where there is one (success: Wilson;
                                         speedup: bootstrap), else empty
     notes      the report-wide footnote numbers of the row, ";"-separated (texts in the JSON
@@ -38,6 +39,14 @@ COLUMNS = ["table", "source", "row", "model", "pruner", "retention", "variant", 
            "task", "metric", "value", "ci_low", "ci_high", "notes", "runs"]
 SOURCES = ("ours", "paper")
 _CI_KEYS = {c for pair in CI.values() for c in pair}
+# success rates leave the tables in percent and every machine-readable file as a fraction (the
+# unit of summary.csv): these metrics are divided by 100 in the tidy rows and runs.csv
+FRACTIONS = ("success_rate", "sr_ci_low", "sr_ci_high")
+
+
+def as_fraction(metric: str, v: Any) -> Any:
+    """`v` in the machine-readable unit of `metric` (FRACTIONS: percent -> fraction)."""
+    return v / 100 if metric in FRACTIONS and isinstance(v, int | float) else v
 
 
 def _num(v: Any) -> float | None:
@@ -66,7 +75,9 @@ def long_rows(tables: list[Table], notes: list[str]) -> list[dict[str, Any]]:
                         "pruner": ids.get("pruner", ""), "retention": ids.get("retention"),
                         "variant": ids.get("variant", ""), "column": t.header[j],
                         "suite": suite or ids.get("suite", ""), "task": task, "metric": metric,
-                        "value": _num(v), "ci_low": _num(vals.get(lo)), "ci_high": _num(vals.get(hi)),
+                        "value": _num(as_fraction(metric, v)),
+                        "ci_low": _num(as_fraction(lo, vals.get(lo))),
+                        "ci_high": _num(as_fraction(hi, vals.get(hi))),
                         "notes": row_notes, "runs": ";".join(ids.get("runs", [])),
                     })
     return out

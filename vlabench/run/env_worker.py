@@ -23,27 +23,16 @@ draws from, and the simulator continues, the one stream an in-process episode ha
 from __future__ import annotations
 
 import os
-import random
 import signal
 import sys
 import time
 from typing import Any
 
-import numpy as np
-
 from vlabench.core.contracts import Observation, PolicyOutput, TaskInfo
+from vlabench.run.lane_rng import py_np_state as rng_state
+from vlabench.run.lane_rng import set_py_np_state as set_rng_state
 
-Rng = tuple[Any, Any]
 STEP_EVERY_S = 0.2   # the fastest a worker reports its step count
-
-
-def rng_state() -> Rng:
-    return random.getstate(), np.random.get_state()
-
-
-def set_rng_state(state: Rng) -> None:
-    random.setstate(state[0])
-    np.random.set_state(state[1])
 
 
 class RemoteError(Exception):
@@ -94,8 +83,10 @@ class RemotePruner:
 class RemotePolicy:
     """Stands in for the main process's policy view of this worker's slot."""
 
-    def __init__(self, link: Link, pruner: RemotePruner, needs: frozenset[str], observes: bool):
+    def __init__(self, link: Link, pruner: RemotePruner, needs: frozenset[str], observes: bool,
+                 frames: Any = None):
         self.link, self.pruner, self.needs = link, pruner, needs
+        self.frames = frames   # the policy's FrameRecipe: frames are prepared here, not there
         self.begin = False
         self.waits: list[float] = []
         if observes:
@@ -105,14 +96,21 @@ class RemotePolicy:
         self.begin = True   # the main process resets the slot's pruner and policy at the next call
         self.waits = []
 
+    def _prepared(self, obs: Observation) -> Observation:
+        if self.frames is None:
+            return obs
+        from vlabench.models.frames import prepare_observation
+
+        return prepare_observation(self.frames, obs)
+
     def act(self, obs: Observation) -> PolicyOutput:
-        (actions, stats), wait = self.link.call("act", (obs, self.begin))
+        (actions, stats), wait = self.link.call("act", (self._prepared(obs), self.begin))
         self.begin = False
         self.waits.append(wait)
         return PolicyOutput(actions, stats)
 
     def _observe(self, obs: Observation) -> None:
-        self.pruner.answer, _ = self.link.call("observe", obs)
+        self.pruner.answer, _ = self.link.call("observe", self._prepared(obs))
 
 
 def _die_with_parent() -> None:
@@ -170,9 +168,14 @@ def _worker(conn: Any, cfg_data: dict, spec: dict) -> None:
                                   device=str(cfg.run.device))
         else:
             pruner = RemotePruner(spec["replans"])
-            policy = RemotePolicy(Link(conn), pruner, frozenset(spec["needs"]), spec["observes"])
+            policy = RemotePolicy(Link(conn), pruner, frozenset(spec["needs"]), spec["observes"],
+                                  spec.get("frames"))
         runner = Runner(cfg, suite, policy, pruner, files=None)
         runner.needs = frozenset(spec["needs"])
+        if int(cfg.run.get("record_obs") or 0):   # run.record_obs: this worker records its share
+            from vlabench.run.obs_recorder import install, manifest_plan
+
+            install(runner, spec["run_dir"], manifest_plan(spec["run_dir"]))
         if spec.get("steps"):
             runner.on_step = step_reporter(conn)
     except Exception as e:

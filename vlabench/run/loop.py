@@ -2,7 +2,8 @@
 
 `Runner.run_episode` is the only code that steps a simulator against a policy: re-seed, reset
 the environment, the pruner and the policy, then step until success or the step limit, calling
-the policy whenever its open-loop action queue is empty. An exception inside an episode becomes
+the policy whenever its open-loop action queue is empty (suite.timing=sync|async: when
+vlabench.run.timing's schedule says, with simulated latency). An exception inside an episode becomes
 the episode's record (error type and message), never a crash. `run_serial` runs every pending
 episode in this process and commits each one before the next starts; with run.env_workers > 1
 the same `run_episode` runs inside each simulator worker (vlabench.run.workers).
@@ -20,10 +21,12 @@ import numpy as np
 
 from vlabench.core.contracts import IMAGE_KEYS, STATE_KEYS, EpisodeSpec, TaskInfo
 from vlabench.core.errors import one_line
+from vlabench.core.timing import is_timed
 from vlabench.records.files import RunFiles, call_row
 from vlabench.records.summary import write_summary
 from vlabench.run import stopping, video
 from vlabench.run.progress import RunProgress
+from vlabench.run.timing import Schedule, Timing
 
 
 def seed_everything(seed: int) -> None:
@@ -57,6 +60,7 @@ class Runner:
         if self.frames is not None:   # rendered for the video (rendering cost, same results)
             self.needs = self.needs | {video.CAMERA}
         self.pending_video: video.Pending | None = None   # the last episode's, until committed
+        self.timing = Timing(cfg) if is_timed(cfg) else None   # None: frozen, the papers' protocol
 
     def max_steps(self, task: TaskInfo) -> int:
         """The suite's limit for `task`, capped by run.max_steps."""
@@ -74,6 +78,7 @@ class Runner:
         calls: list[dict] = []
         steps, success, err_type, err = 0, False, "", ""
         rec, on_step = self.frames, self.on_step
+        sched: Schedule | None = None
         if rec is not None:
             rec.begin(max_steps)
         try:
@@ -88,23 +93,32 @@ class Runner:
             queue: deque = deque()
             observe = getattr(self.policy, "observe", None)
             replan = getattr(self.pruner, "replan", None)
+            if self.timing is not None:   # suite.timing=sync|async (vlabench.run.timing)
+                sched = self._schedule(task, ep, calls, observe, replan)
+                sched.record(obs)
             while steps < max_steps:
                 stopping.check()   # a Ctrl-C the simulator's code swallowed (stopping.py)
                 tp = time.perf_counter()
-                if queue and observe is not None:   # a step served open-loop from the chunk
-                    observe(obs)
-                    if replan is not None and replan():   # the pruner discards the rest of the chunk
-                        queue.clear()
-                if not queue:
-                    out = self.policy.act(obs)
-                    calls.append(call_row(task.id, ep.index, len(calls), steps, out.stats))
-                    queue.extend(out.actions)
-                policy_s += time.perf_counter() - tp
-                action = queue.popleft()
+                if sched is not None:
+                    action = sched.action(obs, steps)
+                    policy_s += time.perf_counter() - tp
+                else:
+                    if queue and observe is not None:   # a step served open-loop from the chunk
+                        observe(obs)
+                        if replan is not None and replan():   # the pruner discards the rest of the chunk
+                            queue.clear()
+                    if not queue:
+                        out = self.policy.act(obs)
+                        calls.append(call_row(task.id, ep.index, len(calls), steps, out.stats))
+                        queue.extend(out.actions)
+                    policy_s += time.perf_counter() - tp
+                    action = queue.popleft()
                 ts = time.perf_counter()
                 obs, done = env.step(action, steps + 1)
                 sim_s += time.perf_counter() - ts
                 steps += 1
+                if sched is not None:
+                    sched.record(obs)
                 if rec is not None:
                     rec.add(obs, steps, action, calls[-1]["tokens_kept"] if calls else None)
                 if on_step is not None:
@@ -122,9 +136,21 @@ class Runner:
         self.steps_total += steps
         row = self.episode_row(task, ep, success=success, steps=steps, calls=calls, wall_s=wall,
                                sim_s=sim_s, policy_s=policy_s, error_type=err_type, error=err)
+        if sched is not None:
+            row.update(sched.summary(steps, success))
         if rec is not None:
             self.pending_video = rec.take(task.id, ep.index, success)
         return row, calls
+
+    def _schedule(self, task: TaskInfo, ep: EpisodeSpec, calls: list[dict], observe: Any,
+                  replan: Any) -> Schedule:
+        """The episode's sync/async schedule; its policy calls append their calls.csv rows."""
+        def call(obs: Any, step: int) -> tuple[Any, dict]:
+            out = self.policy.act(obs)
+            calls.append(call_row(task.id, ep.index, len(calls), step, out.stats))
+            return out, calls[-1]
+
+        return Schedule(self.timing, self.policy, call, observe, replan)
 
     def episode_row(self, task: TaskInfo, ep: EpisodeSpec, *, success: bool = False, steps: int = 0,
                     calls: list[dict] = (), wall_s: float = 0.0, sim_s: float = 0.0,

@@ -5,12 +5,20 @@ in this invocation, the elapsed time and an ETA; below it one line per running e
 environment worker with run.env_workers > 1) advances with its steps (step / the episode's step
 limit). `step` is called by the episode loop at every control step: it only stores the count
 and redraws at most REFRESH_S apart, so a step costs a clock read and a dict store.
+
+The top line's clock is drawn at every refresh, so it ticks through resets too. A resumed run
+first says how many episodes were done before and their successes; its ETA counts only this
+invocation's episodes. `StartupStatus` shows what the start-up does (imports, simulator, model)
+with a ticking clock before the bar appears.
 """
 
 from __future__ import annotations
 
+import csv
 import sys
 import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 REFRESH_S = 0.25    # the fastest the step lines are updated (rich redraws at 10 Hz)
@@ -33,12 +41,62 @@ def clock(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def earlier_successes(episodes_csv: Path, keys: Iterable[tuple[int, int]]) -> int:
+    """Successes among the recorded episodes `keys` ((task_id, episode)) of episodes.csv."""
+    wanted = set(keys)
+    try:
+        with open(episodes_csv, newline="", encoding="utf-8") as f:
+            return sum(1 for r in csv.DictReader(f)
+                       if str(r.get("success", "")).strip().lower() in ("1", "true", "1.0")
+                       and (int(r["task_id"]), int(r["episode"])) in wanted)
+    except (OSError, ValueError, KeyError, csv.Error):
+        return 0
+
+
+def resume_line(title: str, done: int, total: int, successes: int) -> str:
+    """The first line of a run: what earlier invocations finished, and their successes."""
+    if not done:
+        return f"{title}: {done}/{total} episodes already done"
+    return f"{title}: resuming: {done}/{total} episodes already done (SR {successes}/{done})"
+
+
+class StartupStatus:
+    """What the start-up is doing ("loading the model ..."), with a ticking clock on a terminal;
+    otherwise one line per phase. Gone once the run's own progress starts."""
+
+    def __init__(self, quiet: bool, title: str):
+        self.quiet, self.title, self._bar, self._task = quiet, title, None, None
+
+    def __enter__(self) -> StartupStatus:
+        if not self.quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(f"{self.title}: starting", total=None)
+        return self
+
+    def phase(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{self.title}: {text}")
+        else:
+            print(f"[vlabench] {self.title}: {text}", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
 class RunProgress:
     """Episodes done / total, running success rate, ETA, and each running episode's steps."""
 
-    def __init__(self, total: int, already_done: int, quiet: bool, title: str):
+    def __init__(self, total: int, already_done: int, quiet: bool, title: str,
+                 already_successes: int = 0):
         self.total = total
         self.done = already_done
+        self.already_successes = already_successes
         self.successes = 0
         self.finished_now = 0
         self.quiet = quiet
@@ -50,18 +108,29 @@ class RunProgress:
         self._next_draw = 0.0
 
     def __enter__(self) -> RunProgress:
+        resumed = resume_line(self.title, self.done, self.total, self.already_successes)
         if self.quiet:
-            print(f"[vlabench] {self.title}: {self.done}/{self.total} episodes already done",
-                  file=sys.stderr, flush=True)
+            print(f"[vlabench] {resumed}", file=sys.stderr, flush=True)
             return self
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+        from rich.text import Text
+
+        progress = self
+
+        class InfoColumn(ProgressColumn):
+            """The episodes line's SR / elapsed / ETA drawn at every refresh (a clock that ticks
+            through resets); the step lines' own text."""
+
+            def render(self, task: Any) -> Text:
+                mine = task.id == progress._task_id
+                return Text(progress._info() if mine else str(task.fields.get("info", "")))
 
         console = Console(stderr=True)
-        console.print(f"[bold]{self.title}[/bold]", highlight=False)
+        console.print(f"[bold]{resumed if self.done else self.title}[/bold]", highlight=False)
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), console=console, transient=False,
+            InfoColumn(), console=console, transient=False,
         )
         self._bar.__enter__()
         self._task_id = self._bar.add_task("episodes", total=self.total, completed=self.done,

@@ -1,8 +1,9 @@
 """`run.env_workers=N`: N simulator processes feed one policy (the worker side: env_worker.py).
 
 The main process holds the policy and serves the workers' calls one at a time, oldest first, so a
-call's latency is never shared with another call; it is the only writer of records, committing
-each episode as its worker reports it. Per-slot pruner state and RNG streams make a deterministic
+call's latency is never shared with another call, or with run.batch=B up to B pending calls as one
+batched forward (`_gather`, `_serve_batch`); it is the only writer of records, committing each
+episode as its worker reports it. Per-slot pruner state and RNG streams make a deterministic
 policy give the in-process run's episodes and calls. A dead worker is restarted and its running
 episode committed as failed (`EnvWorkerDied`); committed episodes are never lost or doubled.
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlabench.core.contracts import PRIVILEGED_KEY, EpisodeSpec, TaskInfo
+from vlabench.core.errors import one_line
+from vlabench.run.lane_rng import LaneRng
 
 START_ATTEMPTS = 3     # a slot whose worker dies this often before its first episode stops the run
 STOP_GRACE_S = 5.0
@@ -71,7 +74,7 @@ class Slot:
     ready: bool = False
     block: Block | None = None
     running: tuple[TaskInfo, EpisodeSpec] | None = None
-    torch_state: Any = None
+    rng: Any = None              # the slot's LaneRng (vlabench/run/lane_rng.py)
     starts_without_episode: int = 0
     stopped: bool = False
     inbox: list[tuple[float, tuple]] = field(default_factory=list)
@@ -116,7 +119,8 @@ class WorkerPool:
         observes, replans = step_hooks(runner.policy, runner.pruner) if self.in_main else (False, False)
         self.spec = {"needs": sorted(runner.needs), "local": not self.in_main,
                      "observes": observes, "replans": replans,
-                     "steps": not getattr(progress, "quiet", True), "run_dir": str(runner.files.dir)}
+                     "steps": not getattr(progress, "quiet", True), "run_dir": str(runner.files.dir),
+                     "frames": _recipe(runner.policy) if self.in_main else None}
         self.scheduler = Scheduler(pending)
         self.left = {t.id: len(eps) for t, eps in pending}
         self.size = dict(self.left)
@@ -125,6 +129,8 @@ class WorkerPool:
         total = sum(self.left.values())
         n = max(1, min(int(runner.cfg.run.env_workers), total))
         self.slots = [Slot(i) for i in range(n)]
+        self.batch = min(n, int(runner.cfg.run.get("batch") or 1)) if self.in_main else 1
+        self.batch_wait_s = float(runner.cfg.run.get("batch_wait_ms") or 0.0) / 1000.0
         import multiprocessing as mp
 
         self.ctx = mp.get_context("spawn")
@@ -140,6 +146,8 @@ class WorkerPool:
         there.close()
         slot.process, slot.conn, slot.pid, slot.ready = proc, here, proc.pid, False
         slot.inbox, slot.stopped = [], False
+        if slot.rng is None:
+            slot.rng = LaneRng()
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Stop every worker: a stop message, then SIGKILL after a grace period (workers ignore
@@ -185,7 +193,8 @@ class WorkerPool:
         self.stop(VIDEO_GRACE_S if runner.frames is not None else STOP_GRACE_S)
 
     def _pump(self) -> None:
-        """Wait for messages, collect them, serve the oldest one."""
+        """Wait for messages, collect them, serve the oldest one (with run.batch > 1, an act
+        call is served together with the other pending ones: `_gather`)."""
         from multiprocessing.connection import wait
 
         live = [s for s in self.slots if s.process is not None and not s.stopped]
@@ -197,10 +206,38 @@ class WorkerPool:
         for s in live:
             self._collect(s)
         queued = [(m[0], s) for s in self.slots for m in s.inbox[:1]]
-        if queued:
-            _, slot = min(queued, key=lambda x: x[0])
-            _, msg = slot.inbox.pop(0)
-            self._handle(slot, msg)
+        if not queued:
+            return
+        _, slot = min(queued, key=lambda x: x[0])
+        if self.batch > 1 and _is_act(slot.inbox[0][1]):
+            self._serve_batch(self._gather())
+            return
+        _, msg = slot.inbox.pop(0)
+        self._handle(slot, msg)
+
+    def _gather(self) -> list[Slot]:
+        """The slots whose next message is an act call, up to run.batch, oldest first. While
+        fewer are pending and another worker is still stepping its simulator (so could send a
+        call), wait up to run.batch_wait_ms for it, serving the other messages meanwhile."""
+        from multiprocessing.connection import wait
+
+        deadline = time.monotonic() + self.batch_wait_s
+        while True:
+            for s in self.slots:   # non-call messages first: an observe or a finished episode
+                while s.inbox and not _is_act(s.inbox[0][1]) and s.process is not None:
+                    _, msg = s.inbox.pop(0)
+                    self._handle(s, msg)
+            ready = sorted((s for s in self.slots if s.inbox and _is_act(s.inbox[0][1])),
+                           key=lambda s: s.inbox[0][0])
+            stepping = [s for s in self.slots if s.process is not None and not s.stopped
+                        and s.running is not None and not s.inbox]
+            left = deadline - time.monotonic()
+            if len(ready) >= self.batch or not stepping or left <= 0:
+                return ready[: self.batch]
+            wait([s.conn for s in stepping] + [s.process.sentinel for s in stepping], left)
+            for s in stepping:
+                if s.process is not None:
+                    self._collect(s)
 
     def _collect(self, slot: Slot) -> None:
         """Read what `slot`'s worker sent; a worker that died is handled here."""
@@ -299,7 +336,8 @@ class WorkerPool:
         _, kind, payload, rng, sent = msg
         wait_ms = 1000.0 * max(0.0, time.monotonic() - sent)
         ok, value = True, None
-        with SlotRng(slot, rng) as state:
+        slot.rng.py_np = rng
+        with slot.rng:   # the slot's streams around the whole call
             try:
                 if kind == "act":
                     obs, begin = payload
@@ -311,50 +349,57 @@ class WorkerPool:
                     slot.policy.observe(payload)
                     value = bool(slot.pruner.replan()) if self.spec["replans"] else False
             except Exception as e:   # the worker records it as the episode's error
-                from vlabench.core.errors import one_line
-
                 ok, value = False, (type(e).__name__, one_line(e))
-        slot.conn.send(("reply", ok, value, state.after, wait_ms))
+        slot.conn.send(("reply", ok, value, slot.rng.py_np, wait_ms))
+
+    def _serve_batch(self, slots: list[Slot]) -> None:
+        """The act calls of `slots` as one batched forward (`act_lanes`); each slot's streams
+        are installed around its own hooks and draws. An error fails every call of the batch
+        (each episode records it): the forward pass is shared."""
+        if len(slots) == 1:
+            _, msg = slots[0].inbox.pop(0)
+            self._serve(slots[0], msg)
+            return
+        now = time.monotonic()
+        obs, waits = [], []
+        for slot in slots:
+            _, (_, _, (o, begin), rng, sent) = slot.inbox.pop(0)
+            slot.rng.py_np = rng
+            obs.append(o)
+            waits.append(1000.0 * max(0.0, now - sent))
+            if begin:
+                with slot.rng:
+                    self._begin(slot)
+        try:
+            outs = self.runner.policy.act_lanes([s.policy for s in slots], obs,
+                                                contexts=[s.rng for s in slots])
+            replies = [(True, (o.actions, o.stats)) for o in outs]
+        except Exception as e:
+            err = (type(e).__name__, f"in a batched call of {len(slots)}: {one_line(e)}")
+            replies = [(False, err)] * len(slots)
+        for slot, (ok, value), wait_ms in zip(slots, replies, waits):
+            slot.conn.send(("reply", ok, value, slot.rng.py_np, wait_ms))
 
     def _begin(self, slot: Slot) -> None:
         """The episode's start on the main side, as the in-process loop orders it (after the
-        environment's reset): torch seeded with the episode's seed, pruner and policy reset."""
+        environment's reset): torch seeded with the episode's seed, pruner and policy reset.
+        Runs inside the slot's LaneRng, which keeps the seeded torch state for the slot."""
         task, ep = slot.running
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.manual_seed(ep.seed)
-        slot.torch_state = None
         slot.pruner.reset()
         slot.policy.reset(task)
 
 
-class SlotRng:
-    """Installs a call's travelling (random, numpy) state and the slot's torch states around a
-    policy call; `after` is the (random, numpy) state to send back."""
+def _recipe(policy: Any) -> Any:
+    """The policy's FrameRecipe (its workers prepare the camera frames), or None."""
+    recipe = getattr(policy, "frame_recipe", None)
+    return recipe() if callable(recipe) else None
 
-    def __init__(self, slot: Slot, rng: Any):
-        self.slot, self.rng, self.after = slot, rng, None
 
-    def __enter__(self) -> SlotRng:
-        from vlabench.run.env_worker import set_rng_state
-
-        set_rng_state(self.rng)
-        torch = sys.modules.get("torch")
-        st = self.slot.torch_state
-        if torch is not None and st is not None:
-            torch.set_rng_state(st[0])
-            if st[1] is not None:
-                torch.cuda.set_rng_state_all(st[1])
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        from vlabench.run.env_worker import rng_state
-
-        self.after = rng_state()
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-            self.slot.torch_state = (torch.get_rng_state(), cuda)
+def _is_act(msg: tuple) -> bool:
+    return msg[0] == "call" and msg[1] == "act"
 
 
 def run_parallel(runner: Any, done: set[tuple[int, int]], progress: Any,

@@ -17,8 +17,9 @@ class OraclePolicy:
     """Solves pick-and-place LIBERO tasks from simulator state; never sees an image.
 
     It plans at its first call of an episode, i.e. after the protocol's wait steps, when the
-    objects have settled. Tasks whose goal needs another skill raise `Unsupported`, which the
-    runner records as the episode's error.
+    objects have settled. A run that selects a task the suite config lists as beyond the oracle
+    (`selftest.exclude`: task id -> why) is refused when the policy is built (`check_tasks`);
+    any other goal that needs another skill raises `Unsupported`, recorded as the episode's error.
     """
 
     def __init__(self, cfg: Any, pruner: Any = None, suite_cfg: Any = None, device: str = "cpu"):
@@ -31,6 +32,7 @@ class OraclePolicy:
             raise ConfigError(f"model=oracle reads simulator state, not image tokens: it cannot be "
                               f"pruned ({type(pruner).__name__}); use pruner=none, or a VLA model "
                               f"such as model=openvla-oft-tiny for pruners")
+        check_tasks(suite_cfg)
         self.device = "cpu"
         self.machine: PickPlaceMachine | None = None
         self.task: TaskInfo | None = None
@@ -51,3 +53,25 @@ class OraclePolicy:
         action = self.machine.action(np.asarray(eef), np.asarray(quat))
         ms = 1000.0 * (time.perf_counter() - t0)
         return PolicyOutput(action[None, :], CallStats(latency_ms={"total": ms}, mode="oracle"))
+
+
+def check_tasks(suite_cfg: Any) -> None:
+    """ConfigError (one line) when the run selects a task the oracle cannot solve: those the
+    suite config's `selftest.exclude` names, with why, and the suite.tasks it can run."""
+    if suite_cfg is None:
+        return
+    excluded = {int(k): str(v) for k, v in ((suite_cfg.get("selftest") or {}).get("exclude") or {}).items()}
+    n = suite_cfg.get("num_tasks")
+    tasks = suite_cfg.get("tasks")
+    if tasks is None:
+        chosen = list(range(int(n))) if n is not None else sorted(excluded)
+    else:
+        chosen = [int(t) for t in ([tasks] if isinstance(tasks, int) else tasks)]
+    bad = [t for t in chosen if t in excluded]
+    if not bad:
+        return
+    why = "; ".join(f"task {t}: {excluded[t]}" for t in bad)
+    can = [t for t in (range(int(n)) if n is not None else []) if t not in excluded]
+    hint = f"; it can run suite.tasks=[{','.join(map(str, can))}]" if can else ""
+    raise ConfigError(f"model=oracle cannot solve {suite_cfg.get('name')} task{'s' if len(bad) > 1 else ''} "
+                      f"{', '.join(map(str, bad))} ({why}){hint}")

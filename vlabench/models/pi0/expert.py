@@ -20,10 +20,10 @@ from contextlib import nullcontext
 
 import torch
 from torch.nn import functional as F
-from transformers.models.llama.modeling_llama import repeat_kv
 
 from vlabench.core.pruning import ACTION, PROPRIO, Pruner
-from vlabench.models.decoder import _KV, LayerTrace, _view, project_qkv
+from vlabench.models.decoder import _KV, LayerTrace, _both, _view
+from vlabench.models.lanes import attend_lanes
 from vlabench.models.pi0.dims import Pi0Dims
 
 
@@ -43,17 +43,20 @@ def suffix_mask(n: int, device: torch.device) -> torch.Tensor:
 
 
 class FlowExpert:
-    """Runs the expert's flow-matching loop against a `PrunableDecoder`'s prefix caches."""
+    """Runs the expert's flow-matching loop against a `PrunableDecoder`'s prefix caches; one per
+    call and lane (`sample_batch` integrates several lanes in one batched forward)."""
 
-    def __init__(self, model, dims: Pi0Dims, pruner: Pruner, clock=None):
+    def __init__(self, model, dims: Pi0Dims, pruner: Pruner, clock=None, hook_context=None):
         self.model = model
         self.dims = dims
         self.pruner = pruner
         self.clock = clock
+        self.hook_context = hook_context   # batched calls: the lane's RNG around pruner hooks
         self.traces: list[list[LayerTrace]] = []
 
     def _pruner_stage(self):
-        return self.clock.stage("pruner") if self.clock is not None else nullcontext()
+        stage = self.clock.stage("pruner") if self.clock is not None else nullcontext()
+        return stage if self.hook_context is None else _both(stage, self.hook_context())
 
     def suffix_embeds(self, state: torch.Tensor, x_t: torch.Tensor, t: float) -> torch.Tensor:
         m = self.model
@@ -71,74 +74,74 @@ class FlowExpert:
         """Integrate from `noise` (1, chunk, max_action_dim); returns x_0 (same shape). The
         integration state x_t and the velocities stay float32 whatever the model's dtype (openpi
         samples float32 noise and updates it in float32); only the layers run in bf16 on a GPU."""
-        d = self.dims
-        steps = d.flow_steps
-        dt = -1.0 / steps
-        x = noise.float()
-        self.traces = []
-        n = 1 + d.chunk
-        meta_dev = caches[0].pos.device if caches and caches[0] is not None else torch.device("cpu")
-        q_meta = _KV(noise.new_zeros(0), noise.new_zeros(0),
-                     torch.arange(start_pos, start_pos + n, device=meta_dev),
-                     torch.tensor([PROPRIO] + [ACTION] * (n - 1), device=meta_dev),
-                     torch.full((n,), -1, device=meta_dev))
-        masks = self._masks(caches, n, noise.device)
-        for s in range(steps):
-            v = self.velocity(caches, q_meta, masks, state, x, 1.0 + s * dt, s)
-            x = x + dt * v
-        return x
+        return sample_batch([self], [caches], [start_pos], state, noise)
 
-    @staticmethod
-    def _masks(caches: list[_KV | None], n: int, device: torch.device) -> list[torch.Tensor]:
-        """Per expert layer, the (1, 1, n, n_prefix + n) bool mask of the suffix queries: every
-        alive prefix key, then `suffix_mask`. Built once per call on the model's device (the
-        prefix length per layer is fixed for the call's 10 steps)."""
-        own = suffix_mask(n, device)
-        by_len: dict[int, torch.Tensor] = {}
-        out = []
-        for c in caches:
-            k = 0 if c is None else c.pos.numel()
-            if k not in by_len:
-                by_len[k] = torch.cat([torch.ones(n, k, dtype=torch.bool, device=device), own], 1)[None, None]
-            out.append(by_len[k])
-        return out
 
-    def velocity(self, caches: list[_KV | None], q_meta: _KV, masks: list[torch.Tensor],
-                 state: torch.Tensor, x_t: torch.Tensor, t: float, step: int) -> torch.Tensor:
-        expert = self.model.expert
-        h = self.suffix_embeds(state, x_t, t)
-        traces = []
-        for i, layer in enumerate(expert.layers):
-            prefix = caches[i]
-            probing = i in self.pruner.flow_attention_layers and step >= self.pruner.first_flow_step
-            h, tr, probs, keys = self._layer(layer, h, q_meta, prefix, masks[i], probing)
-            traces.append(tr)
-            if probing:
-                view = _view(i, "flow", h, probs, q_meta, keys, flow_step=step)
-                with self._pruner_stage():
-                    if self.pruner.after_layer(view) is not None:
+def sample_batch(experts: list[FlowExpert], caches: list[list[_KV | None]], starts: list[int],
+                 state: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """`FlowExpert.sample` of B lanes at once: `state` (B, max_state_dim), `noise` (B, chunk,
+    max_action_dim) -> x_0 (B, chunk, max_action_dim); lane b attends to `caches[b]`."""
+    first = experts[0]
+    d = first.dims
+    steps = d.flow_steps
+    dt = -1.0 / steps
+    x = noise.float()
+    n = 1 + d.chunk
+    metas, masks = [], []
+    for e, c, start in zip(experts, caches, starts):
+        e.traces = []
+        meta_dev = c[0].pos.device if c and c[0] is not None else torch.device("cpu")
+        metas.append(_KV(noise.new_zeros(0), noise.new_zeros(0),
+                         torch.arange(start, start + n, device=meta_dev),
+                         torch.tensor([PROPRIO] + [ACTION] * (n - 1), device=meta_dev),
+                         torch.full((n,), -1, device=meta_dev)))
+        masks.append(_masks(c, n, noise.device))
+    for s in range(steps):
+        v = _velocity(experts, caches, metas, masks, state, x, 1.0 + s * dt, s)
+        x = x + dt * v
+    return x
+
+
+def _masks(caches: list[_KV | None], n: int, device: torch.device) -> list[torch.Tensor]:
+    """Per expert layer, the (1, 1, n, n_prefix + n) bool mask of the suffix queries: every
+    alive prefix key, then `suffix_mask`. Built once per call on the model's device (the
+    prefix length per layer is fixed for the call's 10 steps)."""
+    own = suffix_mask(n, device)
+    by_len: dict[int, torch.Tensor] = {}
+    out = []
+    for c in caches:
+        k = 0 if c is None else c.pos.numel()
+        if k not in by_len:
+            by_len[k] = torch.cat([torch.ones(n, k, dtype=torch.bool, device=device), own], 1)[None, None]
+        out.append(by_len[k])
+    return out
+
+
+def _velocity(experts: list[FlowExpert], caches: list[list[_KV | None]], metas: list[_KV],
+              masks: list[list[torch.Tensor]], state: torch.Tensor, x_t: torch.Tensor, t: float,
+              step: int) -> torch.Tensor:
+    """v_t of every lane (B, chunk, max_action_dim), float32."""
+    first = experts[0]
+    model = first.model
+    expert = model.expert
+    h = first.suffix_embeds(state, x_t, t)
+    hs = list(h.split(1, 0))
+    traces: list[list[LayerTrace]] = [[] for _ in experts]
+    for i, layer in enumerate(expert.layers):
+        probing = [i in e.pruner.flow_attention_layers and step >= e.pruner.first_flow_step
+                   for e in experts]
+        outs = attend_lanes(layer, expert.rotary_emb, hs, metas, [c[i] for c in caches],
+                            [m[i] for m in masks], probing, [False] * len(hs))
+        for b, (e, out) in enumerate(zip(experts, outs)):
+            hs[b] = out.h
+            traces[b].append(out.trace)
+            if probing[b]:
+                view = _view(i, "flow", out.h, out.probs, metas[b], out.keys, flow_step=step)
+                with e._pruner_stage():
+                    if e.pruner.after_layer(view) is not None:
                         raise RuntimeError("after_layer may not prune in the action expert")
-        self.traces.append(traces)
-        out = expert.norm(h)[:, -self.dims.chunk:]
-        return self.model.action_out_proj(out.to(self.model.action_out_proj.weight.dtype)).float()
+    for e, tr in zip(experts, traces):
+        e.traces.append(tr)
+    out = expert.norm(torch.cat(hs, 0))[:, -first.dims.chunk:]
+    return model.action_out_proj(out.to(model.action_out_proj.weight.dtype)).float()
 
-    def _layer(self, layer, h, q_meta: _KV, prefix: _KV | None, mask: torch.Tensor, probed: bool):
-        attn = layer.self_attn
-        q, k, v = project_qkv(layer, h, q_meta.pos, self.model.expert.rotary_emb)
-        b, n, _ = h.shape
-        new = _KV(k, v, q_meta.pos, q_meta.kind, q_meta.vid)
-        keys = new if prefix is None else prefix.cat(new)
-        kk = repeat_kv(keys.k, attn.num_key_value_groups)
-        vv = repeat_kv(keys.v, attn.num_key_value_groups)
-        probs = None
-        if probed:
-            scores = torch.matmul(q, kk.transpose(2, 3)) * attn.scaling
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
-        out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=attn.scaling)
-        out = out.transpose(1, 2).reshape(b, n, -1)
-        h = h + attn.o_proj(out)
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
-        tr = LayerTrace(n_q=n, n_k=keys.k.shape[2], probed=probed,
-                        visual=int((keys.vid >= 0).sum()))
-        return h, tr, probs, keys

@@ -22,23 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vlabench.models.frames import resize_with_pad  # noqa: F401  (its home: torch-free, for the workers)
+
 NORM_EPS = 1e-6
 PI0_BOS = 2
-
-
-def resize_with_pad(img: np.ndarray, size: int) -> np.ndarray:
-    """openpi_client `_resize_with_pad_pil`: keep the aspect ratio, PIL bilinear, zero padding."""
-    h, w = img.shape[:2]
-    if (h, w) == (size, size):
-        return np.ascontiguousarray(img, dtype=np.uint8)
-    from PIL import Image
-
-    ratio = max(w / size, h / size)
-    rw, rh = int(w / ratio), int(h / ratio)
-    small = Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).resize((rw, rh), Image.BILINEAR)
-    canvas = Image.new(small.mode, (size, size), 0)
-    canvas.paste(small, (max(0, int((size - rw) / 2)), max(0, int((size - rh) / 2))))
-    return np.asarray(canvas)
 
 
 def image_tensor(img: np.ndarray, device, dtype) -> torch.Tensor:
@@ -93,7 +80,7 @@ class Pi0HFTokenizer:
     def __init__(self, path: str):
         from transformers import AutoTokenizer
 
-        self.tok = AutoTokenizer.from_pretrained(path)
+        self.tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)   # never a prompt
 
     def prompt(self, instruction: str, max_len: int) -> list[int]:
         ids = list(self.tok(clean_prompt(instruction), add_special_tokens=True)["input_ids"])

@@ -20,13 +20,13 @@ import torch
 
 from vlabench.core.contracts import Observation
 from vlabench.core.errors import ConfigError
-from vlabench.core.pruning import BOS, TEXT, VISUAL, Pruner, VisualTokens
+from vlabench.core.pruning import BOS, TEXT, VISUAL, Pruner
 from vlabench.metrics.latency import StageClock
-from vlabench.models.decoder import PrunableDecoder
+from vlabench.models.decoder import PrunableDecoder, prefill_batch
 from vlabench.models.pi0 import flops as P
-from vlabench.models.pi0.expert import FlowExpert
-from vlabench.models.pi0.inputs import image_tensor, normalize, pad_to, resize_with_pad, unnormalize
-from vlabench.models.policy import PrismaticPolicy
+from vlabench.models.pi0.expert import FlowExpert, sample_batch
+from vlabench.models.pi0.inputs import image_tensor, normalize, pad_to, unnormalize
+from vlabench.models.policy import PrismaticPolicy, lane_context
 from vlabench.models.preprocess import oft_proprio
 
 # Pruners whose mechanism applies to pi0 (VLA-Pruner App. B.4, Table 4), and why others do not.
@@ -47,6 +47,8 @@ class Pi0Policy(PrismaticPolicy):
     autoregressive = False
     causal = False
     uses_proprio = True
+    batchable = True
+    _frame_kind = "pi0"      # openpi's resize with padding (vlabench/models/frames.py)
 
     def __init__(self, model, dims, pruner: Pruner | None, tokenizer: Any,
                  norm_stats: dict[str, Any], device: str, dtype: torch.dtype, cfg: Any = None,
@@ -69,27 +71,17 @@ class Pi0Policy(PrismaticPolicy):
         return self.execute
 
     # -------------------------------------------------------------- pieces
-    def _images(self, obs: Observation) -> dict[str, np.ndarray]:
-        return {c: resize_with_pad(obs.images[c], self.dims.image_size) for c in self.cameras}
-
-    def observe(self, obs: Observation) -> None:
-        if self.pruner.observes_frames and not self.meta:
-            self.pruner.observe_frame(obs.step, self._images(obs))
-
     def encode_images(self, px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, 3, 224, 224) in [-1, 1] -> (SigLIP features (n, P, 1152), projected (n, P, d))."""
         feats = self.model.vision_tower(pixel_values=px).last_hidden_state
         return feats, self.model.projector(feats)
 
-    def _vision(self, obs: Observation) -> tuple[torch.Tensor, VisualTokens]:
-        imgs = self._preprocessed(obs)
-        px = torch.cat([image_tensor(imgs[c], self.device, self.dtype) for c in self.cameras], 0)
+    def _pixels(self, image: np.ndarray) -> torch.Tensor:
+        return image_tensor(image, self.device, self.dtype)
+
+    def _encode(self, px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         feats, emb = self.encode_images(px)
-        m = emb.shape[0] * emb.shape[1]
-        tokens = VisualTokens(embeddings=emb.reshape(m, -1), features=feats.reshape(m, -1),
-                              images=imgs, vision_attention=None, instruction=obs.instruction,
-                              call=self.calls_in_episode)
-        return emb.reshape(1, m, -1), tokens
+        return feats, emb, None
 
     def _extra_tokens(self, obs: Observation) -> torch.Tensor:
         """The normalised, zero-padded state (1, max_state_dim)."""
@@ -114,19 +106,7 @@ class Pi0Policy(PrismaticPolicy):
     def flow(self, vis: torch.Tensor, ids: list[int], state: torch.Tensor, noise: torch.Tensor,
              keep=None, reuse=None, clock: StageClock | None = None) -> torch.Tensor:
         """Prefix through the prunable decoder, then the flow-matching loop: x_0 (1, 50, 32)."""
-        from contextlib import nullcontext
-
-        stage = clock.stage if clock is not None else (lambda _n: nullcontext())
-        with stage("llm"):
-            embeds, kinds, vids = self.prefix_embeds(vis, ids)
-            _, meta = self.decoder.prefill(embeds, torch.tensor(kinds), torch.tensor(vids),
-                                           keep=keep, reuse=reuse)
-            start = int(meta.pos.max()) + 1
-        with stage("action_head"):
-            expert = FlowExpert(self.model, self.dims, self.pruner, clock)
-            x0 = expert.sample(self.decoder.caches, start, state, noise)
-            self.last_expert_traces = expert.traces
-        return x0
+        return flow_lanes([self], [vis], [ids], state, noise, [keep], [reuse], clock)
 
     def noise(self) -> torch.Tensor:
         """x_1 ~ N(0, I) from the global torch RNG (the runner seeds it per episode)."""
@@ -134,13 +114,29 @@ class Pi0Policy(PrismaticPolicy):
         return torch.randn((1, d.chunk, d.max_action_dim), dtype=torch.float32).to(self.device)
 
     def _llm_and_head(self, obs, vis, extra, keep, reuse, clock) -> np.ndarray:
-        d = self.dims
-        ids = self.tokenizer.prompt(obs.instruction, d.max_prompt_tokens)
+        ids = self.tokenizer.prompt(obs.instruction, self.dims.max_prompt_tokens)
         self.last_text_tokens = len(ids)
         x0 = self.flow(vis, ids, extra, self.noise(), keep=keep, reuse=reuse, clock=clock)
+        return self._chunk(x0[0])
+
+    def _llm_and_head_lanes(self, views, obs, vis, extra, keeps, reuses, clock) -> list[np.ndarray]:
+        if len(views) == 1:
+            return [self._llm_and_head(obs[0], vis[0], extra[0], keeps[0], reuses[0], clock)]
+        ids, noise = [], []
+        for v, o in zip(views, obs):
+            ids.append(v.tokenizer.prompt(o.instruction, v.dims.max_prompt_tokens))
+            v.last_text_tokens = len(ids[-1])
+            with lane_context(v.decoder.hook_context):   # each lane's own torch stream
+                noise.append(v.noise())
+        x0 = flow_lanes(views, vis, ids, torch.cat(extra, 0), torch.cat(noise, 0), keeps, reuses, clock)
+        return [v._chunk(x0[b]) for b, v in enumerate(views)]
+
+    def _chunk(self, x0: torch.Tensor) -> np.ndarray:
+        """The executed actions of one lane's x_0 (chunk, max_action_dim), unnormalised."""
+        d = self.dims
         if self.meta:
             return np.zeros((self.execute, d.action_dim))
-        a = x0[0, :, :d.action_dim].float().cpu().numpy().astype(np.float64)
+        a = x0[:, :d.action_dim].float().cpu().numpy().astype(np.float64)
         return unnormalize(a, self.norm_stats["actions"])[: self.execute]
 
     def flops_by_stage(self) -> dict[str, float]:
@@ -150,3 +146,25 @@ class Pi0Policy(PrismaticPolicy):
             "llm": P.prefix_flops(d, self.decoder.trace),
             "action_head": P.expert_flops(d, self.last_expert_traces),
         }
+
+
+def flow_lanes(views: list[Pi0Policy], vis: list[torch.Tensor], ids: list[list[int]],
+               state: torch.Tensor, noise: torch.Tensor, keeps: list, reuses: list,
+               clock: StageClock | None) -> torch.Tensor:
+    """`Pi0Policy.flow` of several slot views in one batched forward: `state` (B, S), `noise`
+    (B, chunk, A) -> x_0 (B, chunk, A)."""
+    from contextlib import nullcontext
+
+    stage = clock.stage if clock is not None else (lambda _n: nullcontext())
+    with stage("llm"):
+        inputs = [v.prefix_embeds(x, i) for v, x, i in zip(views, vis, ids)]
+        outs = prefill_batch([v.decoder for v in views], [e for e, _, _ in inputs],
+                             [torch.tensor(k) for _, k, _ in inputs],
+                             [torch.tensor(i) for _, _, i in inputs], keeps, reuses)
+        starts = [int(meta.pos.max()) + 1 for _, meta in outs]
+    with stage("action_head"):
+        experts = [FlowExpert(v.model, v.dims, v.pruner, clock, v.decoder.hook_context) for v in views]
+        x0 = sample_batch(experts, [v.decoder.caches for v in views], starts, state, noise)
+        for v, e in zip(views, experts):
+            v.last_expert_traces = e.traces
+    return x0

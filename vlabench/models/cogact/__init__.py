@@ -1,0 +1,1 @@
+"""CogACT (arXiv 2411.19650): Prismatic VLM + cognition token + DiT diffusion action model."""
