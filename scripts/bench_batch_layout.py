@@ -16,15 +16,13 @@ import time
 
 import torch
 from transformers import LlamaConfig
-from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding, apply_rotary_pos_emb
 
 from vlabench.models.lanes import KV, attend_lanes
 
 
 def padded(layer, rotary, hs: list[torch.Tensor], pos: list[torch.Tensor]) -> torch.Tensor:
     """The same layer over a zero-padded (B, n_max, d) batch with a key-padding mask."""
-    from vlabench.models.lanes import project_qkv
-
     n = max(h.shape[1] for h in hs)
     x = torch.zeros(len(hs), n, hs[0].shape[2])
     p = torch.zeros(len(hs), n, dtype=torch.long)
@@ -40,8 +38,6 @@ def padded(layer, rotary, hs: list[torch.Tensor], pos: list[torch.Tensor]) -> to
     k = attn.k_proj(xn).view(b, n, -1, attn.head_dim).transpose(1, 2)
     v = attn.v_proj(xn).view(b, n, -1, attn.head_dim).transpose(1, 2)
     cos, sin = rotary(xn, p)
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
     q, k = apply_rotary_pos_emb(q, k, cos, sin)
     mask = valid[:, None, None, :]
     out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling)

@@ -6,7 +6,8 @@ OSError(errno) instead of performing it (`fail`) or performs it and ends the pro
 with os._exit (`kill`: a power cut right after that operation). Before dying it leaves a note
 (outside any run directory) naming the operation, the file and the length the file had at its
 last fsync, from which the caller derives the shorter lengths an unsynced file could have had.
-`cli` runs the `vlabench` entry point in this process; `forked` runs it in a fork (for kills).
+`cli` runs the `vlabench` entry point in this process; `forked` runs it in a fork and `spawned`
+in a new interpreter (for kills).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -129,6 +131,25 @@ def forked(argv: list[str], faults: Faults) -> Outcome:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return Outcome(os.waitstatus_to_exitcode(status), "", None)
+
+
+CHILD = """import json, sys
+sys.path[:0] = sys.argv[1:3]
+from pathlib import Path
+from fault_shim import Faults, cli
+res = cli(json.loads(sys.argv[5]), Faults(kill_at=int(sys.argv[3]), note=Path(sys.argv[4])))
+sys.exit(99 if res.traceback else int(res.code or 0))
+"""
+
+
+def spawned(argv: list[str], faults: Faults) -> Outcome:
+    """`cli` in a new interpreter: for runs whose libraries do not survive a fork (torch's
+    thread pool deadlocks a forked child); slower, as the child imports and builds everything."""
+    here = Path(__file__).resolve().parent
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(here), str(here / "plugins"),
+                           str(faults.kill_at), str(faults.note), json.dumps(argv)],
+                          capture_output=True, text=True)
+    return Outcome(proc.returncode, proc.stderr, None)
 
 
 def tree(root: Path, skip: Path | None = None) -> dict[str, bytes | None]:

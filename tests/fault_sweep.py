@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fault_shim import KILLED, Faults, cli, forked, tree
+from fault_shim import KILLED, Faults, cli, forked, spawned, tree
 
 ERRNOS = (errno.EIO, errno.ENOSPC, errno.EROFS)
 VOLATILE = {".vlabench.lock", "sim.log"}   # rewritten by every invocation
@@ -36,6 +36,7 @@ class Scenario:
     target: Callable[[Path], Path]           # workspace -> what it writes
     compare: Callable[[Path], Any]           # target -> what must equal the uninterrupted run's
     template: Path | None = None             # the workspace before the command (copied)
+    spawn_kills: bool = False                # kill runs in a new interpreter, not a fork (torch)
 
 
 @dataclass
@@ -130,7 +131,8 @@ class Sweep:
         what = f"kill after op {n} ({'/'.join(self.log[n - 1])})"
         with tempfile.TemporaryDirectory(prefix="vlabench-kill-") as keep:
             note = Path(keep) / "note.json"
-            res = forked(self.scn.argv(ws), Faults(kill_at=n, note=note))
+            run = spawned if self.scn.spawn_kills else forked
+            res = run(self.scn.argv(ws), Faults(kill_at=n, note=note))
             self.tally.kills += 1
             if res.code != KILLED or not note.exists():
                 self._problem(what, f"the fork was not killed (exit {res.code})")

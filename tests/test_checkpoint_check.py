@@ -126,3 +126,21 @@ def test_the_tokenizer_of_an_export_with_auto_map_loads_without_a_prompt(tmp_pat
         proc.stdin.close()
     assert "Do you wish to run the custom code" not in out, out
     assert "ids [1, 100, 101, 102, 103]" in out, out
+
+
+def test_pi0_without_tokenizer_files_needs_its_tokenizer_repository_cached(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from vlabench.core.errors import ConfigError
+    from vlabench.models.checkpoint_check import check_checkpoints
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = OmegaConf.load(ROOT / "configs" / "model" / "pi0.yaml")
+    cfgs = [OmegaConf.create({"model": model, "suite": {"name": "libero_spatial"}})]
+    fake_snapshot(tmp_path / "hub", str(model.checkpoint), ("config.json", "model.safetensors"))
+    with pytest.raises(ConfigError) as e:
+        check_checkpoints(cfgs)
+    assert "1 checkpoint missing" in str(e.value) and str(model.tokenizer) in str(e.value)
+    assert "tokenizer files not in the Hugging Face cache" in str(e.value)
+    fake_snapshot(tmp_path / "hub", str(model.tokenizer), ("tokenizer.model",))
+    check_checkpoints(cfgs)

@@ -57,7 +57,7 @@ def test_suite_configs_carry_the_protocol_constants(suite, steps):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("suite=libero_99", "unknown suite 'libero_99' (did you mean libero_90?); valid: libero_10"),
+    ("suite=libero_99", "unknown suite 'libero_99' .did you mean libero_90..; valid: libero_10"),
     ("pruner=magic", "unknown pruner 'magic'; valid: "),
     ("model=gpt5", "unknown model 'gpt5'; valid:"),
     ("suite.tasks=[10]", "task ids are 0..9"),

@@ -64,7 +64,7 @@ def _policy(cfg_scale=R.CFG_SCALE, ddim_steps=R.DDIM_STEPS):
 
     def prefill(embeds, kinds, vids, keep=None, reuse=None):
         n = kinds.numel()
-        return R.det_hidden(n), types.SimpleNamespace(pos=torch.arange(n), vid=torch.tensor(vids))
+        return R.det_hidden(n), types.SimpleNamespace(pos=torch.arange(n), vid=vids)
 
     p.decoder.prefill = prefill
     return p

@@ -70,6 +70,20 @@ def test_batched_calls_give_the_in_process_episodes_and_calls(tmp_path):
     assert {r["batch"] for r in rows(tmp_path / "one" / "calls.csv")} == {"1"}
 
 
+def test_batched_shards_merge_into_the_in_process_run(tmp_path):
+    run_here(tmp_path, "full", 1)
+    batched = ("run.batch=3", "run.batch_wait_ms=300", "suite.step_sleep_s=0.01")
+    parts = []
+    for i in (1, 2):
+        run_here(tmp_path / "s", f"full.shard-{i}-of-2", 3, f"run.shard={i}/2", *batched)
+        parts.append(tmp_path / "s" / f"full.shard-{i}-of-2")
+    from vlabench.records.merge import merge_runs
+
+    out, status, n = merge_runs(parts, None)
+    assert status == "complete" and n == 6
+    assert comparable(out) == comparable(tmp_path / "full")
+
+
 def test_a_pruner_that_replans_gets_every_open_loop_step_with_the_in_process_draws(tmp_path):
     run_here(tmp_path, "one", 1, "pruner=test-replan")
     run_here(tmp_path, "two", 2, "pruner=test-replan")

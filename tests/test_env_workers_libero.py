@@ -38,7 +38,7 @@ def test_the_tiny_oft_on_two_workers_gives_the_in_process_episodes_and_calls(tmp
              "run.max_steps=9")
     one = run_cli(*libero(tmp_path, "one", 1, *extra))
     two = run_cli(*libero(tmp_path, "two", 2, *extra))
-    batched = run_cli(*libero(tmp_path, "b", 2, *extra, "run.batch=2", "run.batch_wait_ms=2000"))
+    batched = run_cli(*libero(tmp_path, "b", 2, *extra, "run.batch=2", "run.batch_wait_ms=60000"))
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert batched.returncode == 0, batched.stderr[-2000:]
     a, b, c = comparable(tmp_path / "one"), comparable(tmp_path / "two"), comparable(tmp_path / "b")

@@ -4,8 +4,9 @@ Every write of vlabench goes through vlabench/records/fsio.py; tests/fault_shim.
 operation (EIO, ENOSPC, EROFS) or kills the process right after it, and tests/fault_sweep.py
 checks each outcome (one line and exit 2, or exit 0; the re-run's records equal an uninterrupted
 run's; nothing outside the target changed; unsynced appends cut to every shorter length recover).
-Commands run in this process through the console entry point (forks for kills), LIBERO
-simulators shared across runs (tests/cli_runs.py), so the sweep takes minutes:
+Commands run in this process through the console entry point (kills in a fork; for torch models
+in a new interpreter), LIBERO simulators shared across runs (tests/cli_runs.py), so the sweep
+takes minutes rather than hours (the oracle's every-n sweep is most of it):
   - every n, every errno, a kill after every n: the oracle on one LIBERO task, 1 episode of
     8 steps (the cheapest real run), `vlabench merge` of two shards (into a new directory and
     into an earlier partial merge), and `report --out` of a run;
@@ -46,19 +47,23 @@ def records(run_dir: Path) -> tuple:
 
 
 def run_scenario(name: str, *overrides: str) -> Scenario:
-    """`vlabench run` of `overrides` into <workspace>/r."""
+    """`vlabench run` of `overrides` into <workspace>/r (a model on torch: kills in a new
+    interpreter, since a fork of a process that ran torch can deadlock)."""
     return Scenario(name, lambda ws: ["run", *overrides, f"run.output_dir={ws}", "run.name=r"],
-                    lambda ws: ws / "r", records)
+                    lambda ws: ws / "r", records,
+                    spawn_kills=not any(o == "model=oracle" for o in overrides))
 
 
-def report_line(request, line: str) -> None:
-    """The sweep's summary line: on the terminal (whatever the capture mode) and in a file."""
-    out = request.config._tmp_path_factory.getbasetemp() / "fault_injection_summary.txt"
-    with out.open("a") as f:
-        f.write(line + "\n")
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    with capman.global_and_fixture_disabled():
-        print("\n" + line)
+@pytest.fixture
+def report_line(tmp_path_factory, capsys):
+    """Show a sweep's summary line on the terminal (whatever the capture mode) and append it to
+    <pytest basetemp>/fault_injection_summary.txt."""
+    def show(line: str) -> None:
+        with (tmp_path_factory.getbasetemp() / "fault_injection_summary.txt").open("a") as f:
+            f.write(line + "\n")
+        with capsys.disabled():
+            print("\n" + line)
+    return show
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +90,18 @@ def sweep_sample(sweep: Sweep, faults: int, kills: int) -> None:
         sweep.kill(n)
 
 
-def test_every_write_of_an_oracle_run_fails_or_dies_and_the_run_recovers(libero, tmp_path, request):
+def test_every_write_of_an_oracle_run_fails_or_dies_and_the_run_recovers(libero, tmp_path, report_line):
     sweep = Sweep(run_scenario("oracle", *ORACLE), tmp_path)
     assert sweep.tally.operations > 20, sweep.log   # the config, lock, appends, manifests, summary
     sweep_all(sweep)
     line = sweep.tally.line("oracle run", "every n")
-    report_line(request, line)
+    report_line(line)
     assert not sweep.tally.problems, line + "\n" + "\n".join(sweep.tally.problems[:20])
 
 
 @pytest.mark.parametrize("into", ["a new run", "a partial merge"])
 def test_every_write_of_merging_two_shards_fails_or_dies_and_the_merge_recovers(libero, tmp_path,
-                                                                                request, into):
+                                                                                report_line, into):
     """Into a new directory, and into the run that merging shard 1 alone made (partial): the
     merge then replaces every file of an existing run (its journal must see it through)."""
     shards = tmp_path / "template" / "s"
@@ -113,7 +118,7 @@ def test_every_write_of_merging_two_shards_fails_or_dies_and_the_merge_recovers(
     assert len(sweep.expected[0]) == 2   # both shards' episodes
     sweep_all(sweep)
     line = sweep.tally.line(f"vlabench merge of 2 shards into {into}", "every n")
-    report_line(request, line)
+    report_line(line)
     assert not sweep.tally.problems, line + "\n" + "\n".join(sweep.tally.problems[:20])
 
 
@@ -124,7 +129,7 @@ def report_files(out: Path) -> dict[str, bytes]:
             for p in out.rglob("*") if p.is_file()}
 
 
-def test_every_write_of_report_out_fails_or_dies_and_the_report_recovers(libero, tmp_path, request):
+def test_every_write_of_report_out_fails_or_dies_and_the_report_recovers(libero, tmp_path, report_line):
     res = cli(["run", *ORACLE, f"run.output_dir={tmp_path / 'template' / 'runs'}", "run.name=r"])
     assert res.code == 0, res.stderr
     scn = Scenario("report", lambda ws: ["report", str(ws / "runs"), "--out", str(ws / "rep")],
@@ -133,7 +138,7 @@ def test_every_write_of_report_out_fails_or_dies_and_the_report_recovers(libero,
     assert {"report.md", "runs.csv"} <= set(sweep.expected) and len(sweep.expected) > 2   # plots
     sweep_all(sweep)
     line = sweep.tally.line("report --out", "every n")
-    report_line(request, line)
+    report_line(line)
     assert not sweep.tally.problems, line + "\n" + "\n".join(sweep.tally.problems[:20])
 
 
@@ -145,10 +150,10 @@ def test_every_write_of_report_out_fails_or_dies_and_the_report_recovers(libero,
     ("2 environment workers", ("model=oracle", "run.episodes_per_task=2", "run.max_steps=8",
                                "run.env_workers=2"), 2, 1),
 ])
-def test_a_sample_of_faults_in_heavier_runs_recovers(libero, tmp_path, request, name, extra,
+def test_a_sample_of_faults_in_heavier_runs_recovers(libero, tmp_path, report_line, name, extra,
                                                      faults, kills):
     sweep = Sweep(run_scenario(name.split()[0], *TASK, *extra), tmp_path)
     sweep_sample(sweep, faults, kills)
     line = sweep.tally.line(name, "seeded sample")
-    report_line(request, line)
+    report_line(line)
     assert not sweep.tally.problems, line + "\n" + "\n".join(sweep.tally.problems[:20])

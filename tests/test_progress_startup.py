@@ -37,7 +37,13 @@ def test_the_elapsed_clock_ticks_without_steps(monkeypatch):
     assert "elapsed 0:00:00" in first and "elapsed 0:01:05" in second
 
 
-def test_startup_phases_are_reported_off_a_terminal(capsys):
+def test_startup_phases_tick_on_a_terminal_and_print_nothing_elsewhere(monkeypatch, capsys):
+    with StartupStatus(False, "m/p/s") as status:   # pytest's stderr is no terminal
+        status.phase("loading the model (openvla-oft-tiny)")
+    assert capsys.readouterr().err == ""   # a start-up error stays the one line on stderr
+    monkeypatch.setattr(progress_mod.sys.stderr, "isatty", lambda: True, raising=False)
     with StartupStatus(False, "m/p/s") as status:
         status.phase("loading the model (openvla-oft-tiny)")
-    assert "[vlabench] m/p/s: loading the model (openvla-oft-tiny)" in capsys.readouterr().err
+        task = status._bar.tasks[0]
+        assert task.description == "m/p/s: loading the model (openvla-oft-tiny)"
+        assert "TimeElapsedColumn" in {type(c).__name__ for c in status._bar.columns}

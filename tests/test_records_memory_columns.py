@@ -34,7 +34,9 @@ def calls(task: int, ep: int, n: int) -> list[dict]:
 
 
 def test_the_new_columns_come_last_and_round_trip(tmp_path):
-    assert CALL_COLUMNS[-4:] == NEW + PREPROCESS and CALL_COLUMNS[:-4] == BEFORE_MEMORY
+    later = ["sim_latency_ms", "delay_steps", "expired_actions", "batch"]   # issues 26 and 22
+    assert CALL_COLUMNS[-4:] == later and CALL_COLUMNS[-8:-4] == NEW + PREPROCESS
+    assert CALL_COLUMNS[:-8] == [c for c in BEFORE_MEMORY if c not in later]
     assert SUMMARY_COLUMNS[-5:] == SUMMARY_NEW
     cuda = call_row(0, 0, 0, 0, CallStats(latency_ms={"total": 60.0}, mem_peak_mb=15104.0,
                                           mem_kind="cuda", cuda_ms=51.43))

@@ -137,8 +137,9 @@ def test_an_uncommitted_torn_tail_is_dropped_exactly(tmp_path):
     digest = _two_episodes(tmp_path)
     c, e = tmp_path / "calls.csv", tmp_path / "episodes.csv"
     committed_calls, committed_eps = c.read_bytes(), e.read_bytes()
+    layout = c.read_text().splitlines()[0].split(",")   # the run's own calls.csv columns
     with open(c, "ab") as f:                            # episode 2's calls, the last one torn
-        f.write(format_rows(CALL_COLUMNS, _calls(2), header=False).encode()[:-9])
+        f.write(format_rows(layout, _calls(2), header=False).encode()[:-9])
     with open(e, "ab") as f:                            # and half its episode row
         f.write(format_rows(EPISODE_COLUMNS, [_ep(2)], header=False).encode()[:20])
     files = RunFiles(tmp_path)

@@ -216,8 +216,8 @@ def _lat_cell(report: str) -> str:
 @pytest.mark.slow
 def test_acceptance_run_replay_report(tmp_path, cli):
     args = ["model=openvla-oft-tiny", "pruner=fastv", "suite=libero_spatial", "suite.tasks=[0,1]",
-            "run.episodes_per_task=2", "run.max_steps=16", "run.env_workers=2", "run.record_obs=4",
-            "run.quiet=true", f"run.output_dir={tmp_path}", "run.name=acc"]
+            "run.episodes_per_task=2", "run.max_steps=16", "run.env_workers=2", "run.batch=2", "run.batch_wait_ms=60000",
+            "run.record_obs=4", "run.quiet=true", f"run.output_dir={tmp_path}", "run.name=acc"]
     r = cli("run", *args)
     assert r.returncode == 0, r.stderr[-2000:]
     d = tmp_path / "acc"
@@ -245,8 +245,8 @@ def test_specprune_replay_sees_the_run_token_selections(tmp_path, cli):
     """SpecPrune reads past frames (observe) and its controller: equal tokens kept per call prove
     the recorded sequence complete, in the env worker's RemotePolicy path."""
     r = cli("run", "model=openvla-oft-tiny", "pruner=specprune", "suite=libero_spatial", "suite.tasks=[0]",
-            "run.episodes_per_task=2", "run.max_steps=32", "run.env_workers=2", "run.record_obs=4",
-            "run.quiet=true", f"run.output_dir={tmp_path}", "run.name=sp")
+            "run.episodes_per_task=2", "run.max_steps=32", "run.env_workers=2", "run.batch=2", "run.batch_wait_ms=60000",
+            "run.record_obs=4", "run.quiet=true", f"run.output_dir={tmp_path}", "run.name=sp")
     assert r.returncode == 0, r.stderr[-2000:]
     d = tmp_path / "sp"
     rec = store.load(d / "obs" / "task0_ep0.npz")

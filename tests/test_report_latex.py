@@ -131,7 +131,7 @@ def test_every_table_prints_at_7pt_or_more_in_a_two_column_paper(wide_runs, tmp_
 def test_the_15_column_table_unsplit_would_print_below_7pt(wide_runs, tmp_path, monkeypatch):
     from vlabench.report import latex
 
-    monkeypatch.setattr(latex, "SPLIT_CHARS", 10_000)   # the old layout: one shrunk float
+    monkeypatch.setattr(latex, "SPLIT_PT", 1e9)   # the old layout: one shrunk float
     tex = report([str(wide_runs)], "latex", plots=False)
     assert min(font_sizes(tmp_path, tex)) < 7.0   # what the check above guards against
 

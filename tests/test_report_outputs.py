@@ -80,7 +80,11 @@ def test_csv_with_out_writes_the_tidy_table_and_the_notes(runs, tmp_path):
 def test_statistics_table_has_intervals_paired_tests_and_latency_spread(runs):
     text = report([str(runs)], "md", plots=False)
     row = next(line for line in text.splitlines()
-               if line.startswith("| openvla-oft | FastV (12.5%) | libero_spatial"))
+               if line.startswith("| openvla-oft | FastV (12.5%) [") and "| libero_spatial |" in line)
+    # the fabricated runs record equal FLOPs, so a 2.08x speedup exceeds its FLOPs bound: flagged
+    mark = row.split("FastV (12.5%) ")[1].split(" ")[0]
+    assert re.search(rf"^{re.escape(mark)} fastv-0\.125-libero_spatial: speedup 2\.08× exceeds what its "
+                     rf"FLOPs allow", text, re.M)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[4] == "60.0 [46.2, 72.4]"            # Wilson 95% of 30/50
     assert cells[5] == "-30.0 ▼"                       # 15 discordant pairs, all one way

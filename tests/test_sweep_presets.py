@@ -46,9 +46,9 @@ EXPECTED = {
                       for p in ("none", "sparsevlm", "fopru", "prumerge", "fastvlm", "visionzip", "sp-vla")
                       for s in ("libero_goal", "libero_object", "libero_spatial", "libero_10")],
     "sp-vla-table3": (
-        [("openvla", p, 0.5 if p in ("random", "fastv") else None, s)
+        [("cogact", p, 0.5 if p in ("random", "fastv") else None, s)
          for p in ("none", "random", "fastv", "vla-cache", "efficientvla", "sp-vla") for s in (VM, VA)]
-        + [("openvla", p, 0.5 if p == "random" else None, BRIDGE) for p in ("none", "random", "sp-vla")]),
+        + [("cogact", p, 0.5 if p == "random" else None, BRIDGE) for p in ("none", "random", "sp-vla")]),
     "vla-pruner-table3": (
         [("openvla", p, 0.5 if p.startswith("efficientvla") else None, s)
          for p in ("none", "efficientvla-nolayer", "efficientvla-skip8", "vtw", "fitprune") for s in L4]
@@ -65,7 +65,8 @@ EXPECTED = {
     "sp-vla-table2": [("openvla", p, None, s) for p in ("none", "sp-vla", "sp-vla-no-pruning",
                                                         "sp-vla-no-scheduling", "sp-vla-no-canny") for s in SP4],
     "sp-vla-table6": [("openvla", p, None, s) for p in ("none", "sp-vla") for s in SP4],
-    "sp-vla-table7": [("openvla", p, None, s) for p in ("none", "sp-vla") for s in (VM, VA, BRIDGE)],
+    "sp-vla-table5": [("cogact", p, None, s) for p in ("none", "sp-vla") for s in (VM, BRIDGE)],
+    "sp-vla-table7": [("cogact", p, None, s) for p in ("none", "sp-vla") for s in (VM, VA, BRIDGE)],
     "sp-vla-table8": [("openvla", p, None, s) for p in ["none", "sp-vla"] + ["sp-vla"] * 8 for s in SP4],
     "specprune-table4": [("openvla-oft", "specprune", None, s) for s in L4],
     "latency-aware": [("openvla-oft", p, r, s) for p, r in (("none", None), ("fastv", 0.25),

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import run_cli
 
 from vlabench.core.schema import MEASURED_CALL_COLUMNS, TIMING_CALL_COLUMNS, TIMING_EPISODE_COLUMNS
@@ -47,8 +48,20 @@ def test_a_frozen_run_writes_the_records_of_the_code_before_timing_existed(tmp_p
         assert not set(header(text)) & (set(TIMING_EPISODE_COLUMNS) | set(TIMING_CALL_COLUMNS))
         assert [c for c in header(text) if c in header(old)] == header(old)
         assert blanked(text, measured, header(old)) == old
-    assert (run / "config.yaml").read_text().replace(str(tmp_path), "OUTPUT_DIR") == \
-        (FIXTURE / "config.yaml").read_text()
+    cfg = yaml.safe_load((run / "config.yaml").read_text().replace(str(tmp_path), "OUTPUT_DIR"))
+    old = yaml.safe_load((FIXTURE / "config.yaml").read_text())
+    assert "timing" not in cfg and "timing" not in cfg["suite"]
+    assert_contains(cfg, old)
+
+
+def assert_contains(have: dict, old: dict, path: str = "") -> None:
+    """Every setting of the earlier config, with its value (settings added since are not timing's)."""
+    for k, v in old.items():
+        assert k in have, f"{path}{k} is gone"
+        if isinstance(v, dict):
+            assert_contains(have[k], v, f"{path}{k}.")
+        else:
+            assert have[k] == v, f"{path}{k}: {have[k]!r} != {v!r}"
 
 
 def test_a_sync_run_holds_counts_held_steps_and_the_report_shows_the_latency_table(tmp_path):

@@ -233,8 +233,7 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
     accounting = flops_accounting(b)
     from vlabench.core.registry import build_plugin
 
-    status(f"building {cfg.model.name} + {cfg.pruner.name} (device {cfg.run.device})")
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()   # no line before the build: a bad setting stays one line on stderr
     pruner = build_plugin(cfg, "pruner")
     policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite, device=cfg.run.device)
     # FLOPs and token counts are deterministic on the meta device: a few calls, enough for a
@@ -244,7 +243,8 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         status(f"meta device: {meta_n} call(s) instead of bench.calls={n} (counts only; "
                f"bench.meta_calls={n} to run them all)")
         n = meta_n
-    status(f"built on {policy.device} in {time.perf_counter() - t0:.1f} s; {n} call(s) each")
+    status(f"built {cfg.model.name} + {cfg.pruner.name} on {policy.device} in "
+           f"{time.perf_counter() - t0:.1f} s; {n} call(s) each")
     obs = synthetic_episode(n, seed=int(b.get("seed", 0)))
     warm = int(cfg.model.get("warmup_calls", 1) or 0)
     result: dict[str, Any] = {

@@ -6,7 +6,8 @@ own synthetic episode. The batch sizes are interleaved round by round in one pro
 runs every size, in an order rotated by r) so machine drift spreads over all of them; each
 batched call's wall time (CUDA synchronised by the call's clock) gives calls/s = B / time.
 These are throughput figures: a batched call's time is not the per-call latency the papers
-print (that is `vlabench bench`, at batch 1).
+print (that is `vlabench bench`, at batch 1). "pruner share" is the part of a batched call spent
+in the pruners' hooks, which run per sample (a loop over the lanes).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def bench_throughput(cfg: Any) -> dict[str, Any]:
     b = cfg.get("bench") or {}
     sizes = batch_sizes(b)
     rounds = int(b.get("calls", 20))
+    if "privileged" in list(cfg.model.get("needs") or ()):
+        raise ConfigError(f"bench.throughput=true times model calls on synthetic observations; "
+                          f"{cfg.model.name} reads the live simulator (valid: a VLA model, e.g. "
+                          f"model=openvla-oft-tiny)")
     status(f"building {cfg.model.name} + {cfg.pruner.name} (device {cfg.run.device})")
     policy = build_plugin(cfg, "model", pruner=build_plugin(cfg, "pruner"), suite_cfg=cfg.suite,
                           device=cfg.run.device)
@@ -62,6 +67,7 @@ def bench_throughput(cfg: Any) -> dict[str, Any]:
         policy.act_lanes(views[:s], [eps[0] for eps in episodes[:s]])
     times: dict[int, list[float]] = {s: [] for s in sizes}
     kept: dict[int, list[int]] = {s: [] for s in sizes}
+    pruner_share: dict[int, list[float]] = {s: [] for s in sizes}   # of the batched call's time
     for r in range(rounds):
         order = sizes[r % len(sizes):] + sizes[: r % len(sizes)]
         for s in order:
@@ -69,6 +75,9 @@ def bench_throughput(cfg: Any) -> dict[str, Any]:
             outs = policy.act_lanes(views[:s], [eps[r + 1] for eps in episodes[:s]])
             times[s].append(time.perf_counter() - t0)
             kept[s].extend(o.stats.tokens_kept or 0 for o in outs)
+            lat = outs[0].stats.latency_ms
+            if lat.get("total"):
+                pruner_share[s].append(lat.get("pruner", 0.0) / lat["total"])
         status(f"round {r + 1}/{rounds}")
     base = rounds / sum(times[1]) if 1 in times else None
     rows = []
@@ -78,7 +87,8 @@ def bench_throughput(cfg: Any) -> dict[str, Any]:
         rows.append({"batch": s, "calls_per_s": cps, "batch_ms_p50": float(np.median(t) * 1e3),
                      "ms_per_call": float(t.sum() / (s * len(t)) * 1e3),
                      "vs_batch_1": cps / base if base else None,
-                     "tokens_kept_mean": float(np.mean(kept[s])) if kept[s] else None})
+                     "tokens_kept_mean": float(np.mean(kept[s])) if kept[s] else None,
+                     "pruner_share": float(np.median(pruner_share[s])) if pruner_share[s] else None})
     result = {"model": cfg.model.name, "pruner": cfg.pruner.name, "device": str(policy.device),
               "dtype": str(policy.dtype).removeprefix("torch."), "rounds": rounds,
               "order": "interleaved: round r runs every batch size, the order rotated by r",
@@ -96,10 +106,12 @@ def print_throughput(result: dict[str, Any]) -> None:
     print(f"{result['model']} + {result['pruner']} on {result['device']} ({result['dtype']}), "
           f"{result['rounds']} interleaved rounds, load average "
           f"{' '.join(f'{x:.2f}' for x in result['load_average'])}")
-    print(f"{'batch':>5}  {'calls/s':>9}  {'x batch 1':>9}  {'ms/batch p50':>12}  {'ms/call':>8}")
+    print(f"{'batch':>5}  {'calls/s':>9}  {'x batch 1':>9}  {'ms/batch p50':>12}  {'ms/call':>8}  "
+          f"{'pruner share':>12}")
     for r in result["throughput"]:
         vs = f"{r['vs_batch_1']:.2f}" if r["vs_batch_1"] else "-"
+        share = f"{100 * r['pruner_share']:.1f}%" if r["pruner_share"] is not None else "-"
         print(f"{r['batch']:>5}  {r['calls_per_s']:>9.2f}  {vs:>9}  {r['batch_ms_p50']:>12.1f}  "
-              f"{r['ms_per_call']:>8.1f}")
+              f"{r['ms_per_call']:>8.1f}  {share:>12}")
     print("throughput only: a batched call's time is not the per-call latency the papers print "
           "(`vlabench bench` measures that at batch 1)")

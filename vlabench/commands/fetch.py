@@ -33,7 +33,7 @@ def downloads(cfgs: list[Any]) -> tuple[list[tuple[str, list[str] | None]], list
         if looks_local(n.spec):
             local.append(f"{n.spec} ({n.problem})")
         else:
-            repos.append((n.spec, None))
+            repos.append((n.spec, TOKENIZER_FILES if n.kind == "tokenizer" else None))
     for cfg in cfgs:   # pi0: the tokenizer repository, when the checkpoint has no tokenizer files
         tok = cfg.model.get("tokenizer")
         if cfg.model.get("checkpoint") is None or not tok or str(tok) == "stand-in" or looks_local(str(tok)):

@@ -13,6 +13,7 @@ Details, readings and reference citations: docs/pruner-contract.md
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,8 +124,10 @@ class Pruner:
     def reset(self) -> None:
         """Forget per-episode state (history of attention, previous frames, actions)."""
 
-    def observe_frame(self, step: int, images: dict[str, np.ndarray]) -> None:
-        """The preprocessed images of a step served without a model call (`observes_frames`)."""
+    def observe_frame(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+        """The preprocessed images of a step served without a model call (`observes_frames`):
+        a read-only mapping whose frames are prepared when first read, so keep the mapping
+        rather than its items if you may never read them."""
 
     def replan(self) -> bool:
         """True discards the rest of the current chunk: the model is called at this step."""

@@ -32,6 +32,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
                           TOKENIZER, "one action_head--<step>_checkpoint.pt",
                           "one proprio_projector--<step>_checkpoint.pt"),
     "build_pi0": ("config.json", WEIGHTS),   # statistics may sit inside the weights; tokenizer: model.tokenizer
+    "tokenizer": ("tokenizer.model or tokenizer.json",),
 }
 
 
@@ -71,6 +72,8 @@ def missing_files(path: Path, kind: str) -> list[str]:
         WEIGHTS: lambda: _weights_ok(path),
         TOKENIZER: lambda: ((path / "tokenizer.model").is_file() or (path / "tokenizer.json").is_file())
         and (path / "tokenizer_config.json").is_file(),
+        "tokenizer.model or tokenizer.json": lambda: any((path / f).is_file()
+                                                         for f in ("tokenizer.model", "tokenizer.json")),
         "one action_head--<step>_checkpoint.pt": lambda: _has_one(path, "action_head"),
         "one proprio_projector--<step>_checkpoint.pt": lambda: _has_one(path, "proprio_projector"),
     }
@@ -107,7 +110,29 @@ def needed(cfgs: list[Any]) -> list[Needed]:
         n.jobs += 1
     for n in out.values():
         n.problem = problem(n.spec, n.kind)
+    tokenizers = {str(c.model.get("tokenizer")): str(c.suite.get("name", "")) for c in cfgs
+                  if family(c.model) == "build_pi0" and c.model.get("checkpoint") is not None
+                  and c.model.get("tokenizer") not in (None, "stand-in")}
+    for n in list(out.values()):   # pi0 without tokenizer files: model.tokenizer's repository
+        path = locate(n.spec) if n.kind == "build_pi0" else None
+        if path is None or any((path / f).is_file() for f in ("tokenizer.model", "tokenizer.json")):
+            continue
+        for repo, suite in tokenizers.items():
+            if repo not in out and tokenizer_problem(repo):
+                out[repo] = Needed(repo, "", "tokenizer", {suite}, n.jobs, tokenizer_problem(repo))
     return list(out.values())
+
+
+def tokenizer_problem(spec: str) -> str | None:
+    """What is wrong with a tokenizer source (a directory or an HF repo id) here, or None."""
+    if looks_local(spec):
+        p = Path(spec).expanduser()
+        return None if p.is_dir() and not missing_files(p, "tokenizer") else "no tokenizer files there"
+    from vlabench.models.checkpoint_spec import cached_file
+
+    if any(cached_file(spec, f) for f in ("tokenizer.model", "tokenizer.json")):
+        return None
+    return "tokenizer files not in the Hugging Face cache"
 
 
 def problem(spec: str, kind: str) -> str | None:

@@ -53,6 +53,19 @@ def cached_snapshot(repo_id: str) -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
+def cached_file(repo_id: str, filename: str) -> Path | None:
+    """`filename` of `repo_id`'s cached snapshot, or None (offline check)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=hf_cache_dir())
+    except Exception:  # a malformed id: not cached
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
 def locate(spec: str) -> Path | None:
     """The directory `spec` names when its files are here (a local directory, or the HF cache)."""
     if looks_local(spec):

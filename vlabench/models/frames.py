@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -72,6 +73,28 @@ class FrameRecipe:
             return {c: resize_with_pad(images[c], self.size) for c in self.cameras}
         return {c: policy_image(images[c], self.size, self.center_crop, resize=self.resize, jpeg=self.jpeg)
                 for c in self.cameras}
+
+
+class LazyFrames(Mapping):
+    """camera -> prepared frame, each prepared on first access and kept: what a pruner that
+    remembers open-loop frames (SpecPrune-VLA) gets, so only the frames it reads are prepared."""
+
+    def __init__(self, recipe: FrameRecipe, images: dict[str, np.ndarray]):
+        self.recipe, self.raw, self.done = recipe, images, {}
+
+    def __getitem__(self, camera: str) -> np.ndarray:
+        if camera not in self.done:
+            if camera not in self.recipe.cameras:
+                raise KeyError(camera)
+            self.done[camera] = FrameRecipe.prepare(
+                dataclasses.replace(self.recipe, cameras=(camera,)), self.raw)[camera]
+        return self.done[camera]
+
+    def __iter__(self):
+        return iter(self.recipe.cameras)
+
+    def __len__(self) -> int:
+        return len(self.recipe.cameras)
 
 
 def prepare_observation(recipe: FrameRecipe, obs: Observation) -> Observation:

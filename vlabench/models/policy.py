@@ -27,7 +27,7 @@ from vlabench.metrics.memory import CallMeter
 from vlabench.models import flops as F
 from vlabench.models.decoder import PrunableDecoder
 from vlabench.models.dims import PrismaticDims
-from vlabench.models.frames import FrameRecipe
+from vlabench.models.frames import FrameRecipe, LazyFrames
 from vlabench.models.preprocess import pixel_tensor, postprocess_gripper
 from vlabench.models.prismatic import PrismaticVLA
 from vlabench.models.suite_io import SuiteIO
@@ -177,9 +177,12 @@ class PrismaticPolicy:
 
     def observe(self, obs: Observation) -> None:
         """A step executed open-loop from the last chunk: pruners that compare frames across
-        steps (`observes_frames`) get the images the towers would see."""
+        steps (`observes_frames`) get the images the towers would see, each prepared only when
+        the pruner reads it (`LazyFrames`)."""
         if self.pruner.observes_frames and not self.meta:
-            self.pruner.observe_frame(obs.step, self._images(obs))
+            recipe = self.frame_recipe()
+            lazy = obs.prepared is None and recipe is not None
+            self.pruner.observe_frame(obs.step, LazyFrames(recipe, obs.images) if lazy else self._images(obs))
 
     def act(self, obs: Observation) -> PolicyOutput:
         return self.act_lanes([self], [obs])[0]

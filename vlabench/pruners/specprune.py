@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -536,8 +536,10 @@ class SpecPrune(Pruner):
         return top_k_ids(self._scores[idx], idx, k)
 
     # ------------------------------------------------------------ pieces
-    def _remember(self, step: int, images: dict[str, np.ndarray]) -> None:
-        frame = {c: images[c] for c in self.info.cameras}
+    def _remember(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+        """Keep the step's frames; a lazy mapping (observed steps) stays lazy: only the frames
+        `_reference_frame` hands out are ever prepared."""
+        frame = images if set(images) == set(self.info.cameras) else {c: images[c] for c in self.info.cameras}
         if self._frames and self._frames[-1][0] == step:
             self._frames.pop()
         self._frames.append((step, frame))

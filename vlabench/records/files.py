@@ -16,7 +16,8 @@ Crash safety: a row block is appended with a single `os.write` on an O_APPEND de
 fsynced, so a SIGKILL leaves either the whole block or none of it (a write cut short by a full
 disk is truncated back). calls.csv is written before episodes.csv; on resume `RunFiles.open()`
 drops call rows whose episode never committed and a last line without its newline. Whole-file
-writes (config, manifest, summary) go through a temporary file and `os.replace`.
+writes (config, manifest, summary) go through a temporary file and `os.replace`. Every write
+goes through vlabench/records/fsio.py; a failed one is one RecordsError line naming the file.
 
 Integrity: after every commit manifest.json records the length and sha256 of episodes.csv and
 calls.csv (`RunFiles.digest()`), the sha256 of config.yaml and a seal over itself; resume and

@@ -17,6 +17,7 @@ from __future__ import annotations
 NEUTRAL: frozenset[tuple[str, str | None]] = frozenset({
     ("run", "quiet"), ("run", "overwrite"), ("run", "output_dir"), ("run", "env_workers"),
     ("run", "batch"), ("run", "batch_wait_ms"),
+    ("run", "smoke"), ("run", "smoke_steps"),   # applied at compose: suite.tasks, episodes, max_steps
     ("run", "launcher"), ("run", "shards"), ("run", "video"), ("run", "logger"), ("run", "record_obs"), ("ray", None),
     ("bench", None),
     ("suite", "asset_dir"),   # where SIMPLER's assets were unpacked, not what they are

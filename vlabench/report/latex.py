@@ -4,12 +4,12 @@ Needs \usepackage{booktabs} (rules), \usepackage{amssymb} (▲ ▼ ≈ ✓ as ma
 \usepackage{graphicx} (\resizebox); the report's first lines say so. Every character outside
 ASCII is written as a LaTeX command, so no input encoding or font package is needed.
 
-Width: a table wider than one column of a two-column paper (WIDE_CHARS characters at \small) is
-a `table*`, else a `table`; inside, the tabular shrinks to \linewidth only when still wider. A
-table that would shrink below MIN_PT (\small is 9 pt) is split by columns into floats that each
-repeat the row's key columns (`Table.key_cols`; the all-runs table: statistics | efficiency, at
-`Table.breaks`). Note markers are superscripts; each float lists the notes it cites under it.
-Floats are placed [tbp] / [tp], never [h].
+Width: a table that would print below MIN_PT in one column of a two-column paper (COLUMN_PT;
+natural width from `width_pt`) is a `table*`, else a `table`; the tabular shrinks to \linewidth
+only when wider. One that would still print below MIN_PT (\small is 9 pt) is split by columns
+into floats that each repeat the row's key columns (`Table.key_cols`; the all-runs table:
+statistics | latency | efficiency, at `Table.breaks`). Note markers are superscripts; each float
+lists the notes it cites under it. Floats are placed [tbp] / [tp], never [h].
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import unicodedata
 from vlabench.report.render import Table
 
 PACKAGES = ("booktabs", "amssymb", "graphicx")
-WIDE_CHARS = 62   # ~ a 3.3 in column at \small, counting 2 characters of padding per column
-PAGE_CHARS = 2 * WIDE_CHARS + 4   # \textwidth: both columns and the gap between them
-BODY_PT, MIN_PT = 9.0, 7.0        # \small in a 10 pt paper; the smallest a shrunk table may print
-SPLIT_CHARS = int(PAGE_CHARS * BODY_PT / MIN_PT * 0.9)   # 10% margin for the width estimate
+# Width estimate of a tabular at \small (9 pt in a 10 pt paper): CHAR_PT per character (a digit is
+# 4.5 pt wide) plus 2 \tabcolsep (12 pt) per column; measured by pdflatex in tests/test_report_latex.py.
+CHAR_PT, PAD_PT = 4.5, 12.0
+COLUMN_PT, TEXT_PT = 229.5, 469.0   # \columnwidth and \textwidth of a two-column 10 pt article
+BODY_PT, MIN_PT = 9.0, 7.0          # \small; the smallest a shrunk table may print
+SPLIT_PT = TEXT_PT * BODY_PT / MIN_PT   # wider than this at \small: split by columns
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -57,26 +59,26 @@ def _col_widths(t: Table) -> list[int]:
     return [max(len(r[j]) for r in lines) + 2 for j in range(len(t.header))]
 
 
-def width_chars(t: Table, cols: list[int] | None = None) -> int:
-    """Estimated natural width of the tabular (of columns `cols`) in characters, padding included."""
+def width_pt(t: Table, cols: list[int] | None = None) -> float:
+    """Estimated natural width of the tabular (of columns `cols`) in pt at small size."""
     w = _col_widths(t)
-    return sum(w[j] for j in (range(len(w)) if cols is None else cols))
+    return sum(CHAR_PT * (w[j] - 2) + PAD_PT for j in (range(len(w)) if cols is None else cols))
 
 
 def column_parts(t: Table) -> list[list[int]]:
     """The columns of each float `t` is printed as: all of them, or (a table that would shrink
     below MIN_PT) the key columns plus groups of the others, cut at `t.breaks` where it has them."""
-    if width_chars(t) <= SPLIT_CHARS:
+    if width_pt(t) <= SPLIT_PT:
         return [list(range(len(t.header)))]
-    w = _col_widths(t)
+    w = [CHAR_PT * (c - 2) + PAD_PT for c in _col_widths(t)]
     key = list(range(t.key_width()))
     cuts = sorted({b for b in t.breaks if key[-1] < b < len(w)}) or list(range(len(key) + 1, len(w)))
     segments = [list(range(a, b)) for a, b in zip([len(key)] + cuts, cuts + [len(w)], strict=True)]
     parts: list[list[int]] = []
     for seg in segments:   # a segment wider than a float on its own is cut column by column
-        pieces = [seg] if sum(w[j] for j in key + seg) <= SPLIT_CHARS else [[j] for j in seg]
+        pieces = [seg] if sum(w[j] for j in key + seg) <= SPLIT_PT else [[j] for j in seg]
         for piece in pieces:
-            if parts and sum(w[j] for j in key + parts[-1] + piece) <= SPLIT_CHARS:
+            if parts and sum(w[j] for j in key + parts[-1] + piece) <= SPLIT_PT:
                 parts[-1] += piece
             else:
                 parts.append(list(piece))
@@ -95,7 +97,7 @@ def latex(t: Table, notes: list[str] | None = None) -> str:
 
 
 def _float(t: Table, cols: list[int], part: int, n_parts: int, notes: list[str]) -> str:
-    wide = width_chars(t, cols) > WIDE_CHARS
+    wide = width_pt(t, cols) > COLUMN_PT * BODY_PT / MIN_PT   # one column unless below MIN_PT there
     env = "table*" if wide else "table"
     caption = t.title if n_parts == 1 else f"{t.title} (part {part + 1} of {n_parts})"
     label = t.key if n_parts == 1 else f"{t.key}-{part + 1}"

@@ -61,11 +61,13 @@ def resume_line(title: str, done: int, total: int, successes: int) -> str:
 
 
 class StartupStatus:
-    """What the start-up is doing ("loading the model ..."), with a ticking clock on a terminal;
-    otherwise one line per phase. Gone once the run's own progress starts."""
+    """What the start-up is doing ("loading the model ..."), with a ticking clock, on a terminal
+    only and transient: gone once the run's own progress starts, so a start-up error stays the
+    one line on stderr."""
 
     def __init__(self, quiet: bool, title: str):
         self.quiet, self.title, self._bar, self._task = quiet, title, None, None
+        self.text = ""
 
     def __enter__(self) -> StartupStatus:
         if not self.quiet and sys.stderr.isatty():
@@ -79,10 +81,9 @@ class StartupStatus:
         return self
 
     def phase(self, text: str) -> None:
+        self.text = text
         if self._bar is not None:
             self._bar.update(self._task, description=f"{self.title}: {text}")
-        else:
-            print(f"[vlabench] {self.title}: {text}", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:

@@ -88,6 +88,20 @@ def transfers(env: Any) -> list[Transfer]:
     return out
 
 
+def unsupported_goal(problem: dict[str, Any]) -> str | None:
+    """Why the planner has no plan for a parsed BDDL problem (libero's `robosuite_parse_problem`;
+    None: it has one): the checks of `transfers`, before any environment is built."""
+    movable = {str(n) for names in (problem.get("objects") or {}).values() for n in names}
+    for pred in problem["goal_state"]:
+        rel = str(pred[0]).lower()
+        if rel not in SUPPORTED or len(pred) != 3:
+            return (f"the oracle has no plan for the goal predicate {pred!r} "
+                    f"(it only picks and places: {', '.join(SUPPORTED)})")
+        if str(pred[1]) not in movable:
+            return f"the oracle cannot pick {pred[1]!r}: it is a fixture, not a movable object"
+    return None
+
+
 def scene_boxes(env: Any) -> dict[str, Box]:
     """Collision boxes of every object, and of every body of each fixture.
 

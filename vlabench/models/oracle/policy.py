@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 import time
 from typing import Any
 
@@ -17,9 +20,9 @@ class OraclePolicy:
     """Solves pick-and-place LIBERO tasks from simulator state; never sees an image.
 
     It plans at its first call of an episode, i.e. after the protocol's wait steps, when the
-    objects have settled. A run that selects a task the suite config lists as beyond the oracle
-    (`selftest.exclude`: task id -> why) is refused when the policy is built (`check_tasks`);
-    any other goal that needs another skill raises `Unsupported`, recorded as the episode's error.
+    objects have settled. A run that selects a task whose goal needs another skill (opening,
+    turning on ...) is refused when the policy is built (`check_tasks`); where that check cannot
+    run, such a goal raises `Unsupported`, recorded as the episode's error.
     """
 
     def __init__(self, cfg: Any, pruner: Any = None, suite_cfg: Any = None, device: str = "cpu"):
@@ -56,22 +59,27 @@ class OraclePolicy:
 
 
 def check_tasks(suite_cfg: Any) -> None:
-    """ConfigError (one line) when the run selects a task the oracle cannot solve: those the
-    suite config's `selftest.exclude` names, with why, and the suite.tasks it can run."""
-    if suite_cfg is None:
+    """ConfigError (one line) when the run selects a LIBERO task whose goal the planner has no
+    plan for (`planner.unsupported_goal` on the task's BDDL file), naming why and the selected
+    tasks it can run. Checked where the suite has loaded LIBERO (it is built first); elsewhere
+    such a task still raises `Unsupported` in its episodes."""
+    bench_mod = sys.modules.get("libero.libero.benchmark")
+    if suite_cfg is None or bench_mod is None or not suite_cfg.get("benchmark"):
         return
-    excluded = {int(k): str(v) for k, v in ((suite_cfg.get("selftest") or {}).get("exclude") or {}).items()}
-    n = suite_cfg.get("num_tasks")
+    from libero.libero.envs.bddl_utils import robosuite_parse_problem
+
+    from vlabench.models.oracle.planner import unsupported_goal
+
+    with contextlib.redirect_stdout(io.StringIO()):   # its "[info] using task orders" line
+        bench = bench_mod.get_benchmark_dict()[suite_cfg.benchmark]()
     tasks = suite_cfg.get("tasks")
-    if tasks is None:
-        chosen = list(range(int(n))) if n is not None else sorted(excluded)
-    else:
-        chosen = [int(t) for t in ([tasks] if isinstance(tasks, int) else tasks)]
-    bad = [t for t in chosen if t in excluded]
+    chosen = (list(range(bench.n_tasks)) if tasks is None
+              else [int(t) for t in ([tasks] if isinstance(tasks, int) else tasks)])
+    why = {t: unsupported_goal(robosuite_parse_problem(bench.get_task_bddl_file_path(t))) for t in chosen}
+    bad = [t for t in chosen if why[t]]
     if not bad:
         return
-    why = "; ".join(f"task {t}: {excluded[t]}" for t in bad)
-    can = [t for t in (range(int(n)) if n is not None else []) if t not in excluded]
+    can = [t for t in chosen if not why[t]]
     hint = f"; it can run suite.tasks=[{','.join(map(str, can))}]" if can else ""
     raise ConfigError(f"model=oracle cannot solve {suite_cfg.get('name')} task{'s' if len(bad) > 1 else ''} "
-                      f"{', '.join(map(str, bad))} ({why}){hint}")
+                      f"{', '.join(map(str, bad))} ({'; '.join(f'task {t}: {why[t]}' for t in bad)}){hint}")
