@@ -10,8 +10,7 @@ from vlabench.core.schema import CALL_COLUMNS, EPISODE_COLUMNS
 from vlabench.metrics.summary import load_run_frames
 from vlabench.records.files import RecordsError, RunFiles, call_row, format_rows, read_rows
 
-OLD_CALLS = [c for c in CALL_COLUMNS
-             if c not in ("queue_wait_ms", "mem_peak_mb", "mem_kind", "cuda_ms", "lat_preprocess_ms")]
+OLD_CALLS = CALL_COLUMNS[:CALL_COLUMNS.index("queue_wait_ms")]   # the layout before queue_wait_ms
 
 
 def episode(task: int, ep: int, calls: int) -> dict:

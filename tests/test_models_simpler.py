@@ -29,3 +29,16 @@ def test_tiny_model_with_a_pruner_completes_a_simpler_episode(tmp_path, model, p
     if model == "openvla-oft-tiny":
         assert any("no wrist camera" in d for d in manifest["deviations"])
         assert manifest["rendered_cameras"] == ["agentview"]
+
+
+def test_a_google_scene_without_its_stage_file_is_refused(tmp_path):
+    """SAPIEN builds a scene whose stage file is missing without its table: refused by name."""
+    from vlabench.suites.simpler_google import require_scene
+
+    require_scene(tmp_path, "dummy_drawer")   # the drawer stations need no stage file
+    with pytest.raises(FileNotFoundError, match="google_pick_coke_can_1_v4.*without its table"):
+        require_scene(tmp_path, "google_pick_coke_can_1_v4")
+    stage = tmp_path / "hab2_bench_assets" / "stages" / "google_pick_coke_can_1_v4.glb"
+    stage.parent.mkdir(parents=True)
+    stage.write_bytes(b"glTF")
+    require_scene(tmp_path, "google_pick_coke_can_1_v4")

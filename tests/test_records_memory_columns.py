@@ -21,9 +21,9 @@ from vlabench.records.files import RecordsError, RunFiles, call_row, format_rows
 
 NEW = ["mem_peak_mb", "mem_kind", "cuda_ms"]
 PREPROCESS = ["lat_preprocess_ms"]
-BEFORE_PREPROCESS = [c for c in CALL_COLUMNS if c not in PREPROCESS]          # with the memory columns
-BEFORE_MEMORY = [c for c in BEFORE_PREPROCESS if c not in NEW]                # with queue_wait_ms
-BEFORE_QUEUE = [c for c in BEFORE_MEMORY if c != "queue_wait_ms"]             # the first layout
+BEFORE_PREPROCESS = CALL_COLUMNS[:CALL_COLUMNS.index("lat_preprocess_ms")]   # with the memory columns
+BEFORE_MEMORY = CALL_COLUMNS[:CALL_COLUMNS.index("mem_peak_mb")]              # with queue_wait_ms
+BEFORE_QUEUE = CALL_COLUMNS[:CALL_COLUMNS.index("queue_wait_ms")]             # the first layout
 SUMMARY_NEW = ["calls_hz", "tokens_pruned_mean", "mem_peak_mb_max", "mem_kind", "cuda_ms_mean"]
 
 
@@ -36,7 +36,7 @@ def calls(task: int, ep: int, n: int) -> list[dict]:
 def test_the_new_columns_come_last_and_round_trip(tmp_path):
     later = ["sim_latency_ms", "delay_steps", "expired_actions", "batch"]   # issues 26 and 22
     assert CALL_COLUMNS[-4:] == later and CALL_COLUMNS[-8:-4] == NEW + PREPROCESS
-    assert CALL_COLUMNS[:-8] == [c for c in BEFORE_MEMORY if c not in later]
+    assert CALL_COLUMNS[:-8] == BEFORE_MEMORY
     assert SUMMARY_COLUMNS[-5:] == SUMMARY_NEW
     cuda = call_row(0, 0, 0, 0, CallStats(latency_ms={"total": 60.0}, mem_peak_mb=15104.0,
                                           mem_kind="cuda", cuda_ms=51.43))

@@ -104,7 +104,7 @@ def test_the_exact_parser_still_names_the_line(tmp_path):
 
 
 def test_an_older_layout_reads_with_empty_new_columns(tmp_path):
-    older = [c for c in CALL_COLUMNS if c not in ("mem_peak_mb", "mem_kind", "cuda_ms", "lat_preprocess_ms")]
+    older = CALL_COLUMNS[:CALL_COLUMNS.index("mem_peak_mb")]   # a calls.csv from before the memory columns
     row = {"task_id": 1, "episode": 2, "source": "model", "warmup": 0, "lat_total_ms": 9.25}
     p, data = _calls(tmp_path, ",".join(str(row.get(c, "")) for c in older) + "\n", header=older)
     df = runs._load_calls(p, data)

@@ -315,6 +315,9 @@ def main() -> None:
             msg = " ".join(e.format_message().split())
             print(f"vlabench: error: {msg} (see `{cmd} --help`)", file=sys.stderr)
             sys.exit(2)
+        if isinstance(e, OSError) and e.filename is not None:   # a file written outside records/fsio
+            print(f"vlabench: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+            sys.exit(2)
         raise
     sys.exit(rc if isinstance(rc, int) else 0)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from vlabench.core import yamlio
 from vlabench.records.files import RECORDS_VERSION, RecordsError, check_prefix, has_rows, sha256
 from vlabench.records.provenance import seal_ok
 from vlabench.records.rundir import MERGE_JOURNAL
@@ -27,7 +28,7 @@ def load_config(run_dir: Path, man: dict[str, Any]) -> dict[str, Any]:
         raise RecordsError(f"{path} was edited after the run started (its sha256 differs from "
                            f"manifest.json's); restore it")
     try:
-        cfg = yaml.safe_load(raw.decode("utf-8")) or {}
+        cfg = yamlio.safe_load(raw.decode("utf-8")) or {}
     except UnicodeDecodeError as e:
         raise RecordsError(f"{path}: not UTF-8 text (byte {e.start}); the file is damaged") from None
     except yaml.YAMLError as e:

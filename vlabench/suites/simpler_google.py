@@ -5,8 +5,9 @@ coke can, move near, open / close drawer) over the same episode grid as its scri
 environment per episode and the 15-step sticky gripper applied to the model's continuous gripper
 value. The tasks exist only in SimplerEnv's ManiSkill2_real2sim fork (not on PyPI), so the
 suites `require` `simpler_env` and `mani_skill2_real2sim`: `vlabench list` shows them unavailable
-with the install steps, and `run` stops in one line until both are importable. Not yet run
-against a SimplerEnv install: exercised only for listing, configuration and episode enumeration.
+with the install steps, and `run` stops in one line until both are importable. Run once on this
+project's CPU machine (SimplerEnv@4ab7178, ManiSkill2_real2sim@ef7a4d4, SAPIEN 2.2.2 on Mesa
+lavapipe; open drawer with cogact-tiny, 8 steps): docs/protocols.md#simpler-google-robot.
 
 Details: docs/protocols.md#simpler-google-robot
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,6 +59,19 @@ def env_builder() -> Callable[..., Any]:
     from simpler_env.utils.env.env_builder import build_maniskill2_env
 
     return build_maniskill2_env
+
+
+def require_scene(data: Path, scene: str) -> None:
+    """SAPIEN only logs a missing scene file and builds the scene without its table, so the
+    objects fall through the floor and the episode means nothing: refuse it instead. The
+    drawer stations (`dummy*` scenes) are built from URDFs and need no stage file."""
+    if scene.startswith("dummy"):
+        return
+    stage = data / "hab2_bench_assets" / "stages" / f"{scene}.glb"
+    if not stage.is_file():
+        raise FileNotFoundError(f"SimplerEnv scene {scene!r} is missing ({stage}): the task would run "
+                                f"without its table; get ManiSkill2_real2sim's data/ folder complete "
+                                f"(git clone --recurse-submodules https://github.com/simpler-env/SimplerEnv)")
 
 
 def _linspace(spec: Any) -> list[float]:
@@ -111,12 +126,11 @@ class SimplerGoogleEnv:
         self.close()
         kwargs = dict(ep["kwargs"])
         overlay = ep["robot"]["overlay"]
+        import mani_skill2_real2sim
+
+        data = Path(mani_skill2_real2sim.__file__).resolve().parent.parent / "data"
+        require_scene(data, ep["scene"])
         if overlay is not None:  # YAML paths are relative to ManiSkill2_real2sim's data/ folder
-            from pathlib import Path
-
-            import mani_skill2_real2sim
-
-            data = Path(mani_skill2_real2sim.__file__).resolve().parent.parent / "data"
             overlay = overlay if Path(overlay).is_absolute() else data / overlay
         self.env = env_builder()(
             ep["env"], obs_mode="rgbd", robot=str(cfg.robot), sim_freq=int(cfg.sim_hz),
