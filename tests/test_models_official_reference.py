@@ -102,11 +102,11 @@ def test_checkpoint_depth_comes_from_config_json(policy):
 def _fixture_inputs(monkeypatch, module, ref) -> None:
     """The fixture's prompt ids; the reference fed 224 px images straight to the processor, so
     no JPEG / resize / crop here (the image pipeline has its own TF fixture)."""
-    import vlabench.models.policy as pol
+    import vlabench.models.frames as frames
 
     ids = [int(i) for i in ref["prompt_ids"]] + [29871]
     monkeypatch.setattr(module, "prompt_ids", lambda *a, **k: list(ids))
-    monkeypatch.setattr(pol, "policy_image", lambda img, *a, **k: np.asarray(img, dtype=np.uint8))
+    monkeypatch.setattr(frames, "policy_image", lambda img, *a, **k: np.asarray(img, dtype=np.uint8))
 
 
 def test_every_oft_stage_matches_the_official_model(policy, monkeypatch):

@@ -136,7 +136,7 @@ def test_preprocessing_is_its_own_stage_out_of_vision_and_total(oft, monkeypatch
 
     from vlabench.core.schema import OUTSIDE_TOTAL_STAGES
     from vlabench.metrics import latency as L
-    from vlabench.models import policy as P
+    from vlabench.models import frames as P
 
     assert "preprocess" in LATENCY_STAGES and OUTSIDE_TOTAL_STAGES == ("preprocess",)
     now = [0.0]

@@ -15,12 +15,12 @@ CPU torch), a module or data file missing from the wheel.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from wheel_build import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRAS = "models,libero,cpu"    # README "As a package", without a GPU
@@ -39,16 +39,7 @@ def _clean_env(tmp: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fresh")
-    src = tmp / "src"   # a copy: setuptools writes build/ and egg-info next to the sources
-    for part in ("vlabench", "configs", "results/reference", "pyproject.toml", "setup.py", "README.md"):
-        (src / part).parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / part).is_dir():
-            shutil.copytree(ROOT / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(ROOT / part, src / part)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp / "dist"), str(src)], check=True, capture_output=True)
-    wheel = next((tmp / "dist").glob("vlabench-*.whl"))
+    wheel = build_wheel(tmp)
     venv = tmp / "venv"
     env = _clean_env(tmp)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)

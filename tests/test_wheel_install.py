@@ -9,7 +9,6 @@ package's content and its entry point, not the dependency resolver."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from wheel_build import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -25,16 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"   # a copy: setuptools writes build/ and egg-info next to the sources
-    for part in ("vlabench", "configs", "results/reference", "pyproject.toml", "setup.py", "README.md"):
-        (src / part).parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / part).is_dir():
-            shutil.copytree(ROOT / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(ROOT / part, src / part)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp / "dist"), str(src)], check=True, capture_output=True)
-    wheel = next((tmp / "dist").glob("vlabench-*.whl"))
+    wheel = build_wheel(tmp)
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))

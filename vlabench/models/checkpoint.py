@@ -223,18 +223,25 @@ def load_checkpoint(path: Path, base: PrismaticDims, oft: bool, device: str, dty
         raise ConfigError(f"checkpoint {path}: {e.args[0]}") from None
     with torch.device("meta"):
         model = PrismaticVLA(d, oft)
+    model = materialise(path, ours, model, device, dtype)
+    try:
+        tokenizer = HFTokenizer(path)
+    except Exception as e:
+        raise ConfigError(f"checkpoint {path}: cannot load its tokenizer ({type(e).__name__})") from None
+    return model, d, tokenizer, stats
+
+
+def materialise(path: Path, ours: dict[str, torch.Tensor], model: torch.nn.Module, device: str,
+                dtype: torch.dtype) -> torch.nn.Module:
+    """The remapped tensors `ours` loaded into `model` (built on the meta device): vlabench's own
+    modules (OURS_ONLY) default to zeros, names and shapes are checked; on `device` in `dtype`."""
     expected = model.state_dict()
     for name in OURS_ONLY:
         ours.setdefault(name, torch.zeros(expected[name].shape))
     _check_names_and_shapes(path, ours, expected)
     model.load_state_dict({k: v.to(dtype) for k, v in ours.items()}, strict=True, assign=True)
     _reset_rotary(model, device)
-    model = model.to(device=device, dtype=dtype).eval()
-    try:
-        tokenizer = HFTokenizer(path)
-    except Exception as e:
-        raise ConfigError(f"checkpoint {path}: cannot load its tokenizer ({type(e).__name__})") from None
-    return model, d, tokenizer, stats
+    return model.to(device=device, dtype=dtype).eval()
 
 
 def _check_names_and_shapes(path: Path, ours: dict[str, torch.Tensor],

@@ -225,6 +225,23 @@ class PrunableDecoder:
         return decode_batch([self], [embed], [position])[0]
 
 
+def prefill_lanes(decoders: list[PrunableDecoder], embeds: list[torch.Tensor], kinds: list[torch.Tensor],
+                  visual_ids: list[torch.Tensor], keeps: list, reuses: list) -> list[tuple[torch.Tensor, KV]]:
+    """One lane: its decoder's own `prefill` (which tools and tests may wrap); several:
+    `prefill_batch`."""
+    if len(decoders) == 1:
+        return [decoders[0].prefill(embeds[0], kinds[0], visual_ids[0], keep=keeps[0], reuse=reuses[0])]
+    return prefill_batch(decoders, embeds, kinds, visual_ids, keeps, reuses)
+
+
+def decode_lanes(decoders: list[PrunableDecoder], embeds: list[torch.Tensor],
+                 positions: list[int]) -> list[torch.Tensor]:
+    """One lane: its decoder's own `decode`; several: `decode_batch`."""
+    if len(decoders) == 1:
+        return [decoders[0].decode(embeds[0], positions[0])]
+    return decode_batch(decoders, embeds, positions)
+
+
 def prefill_batch(decoders: list[PrunableDecoder], embeds: list[torch.Tensor],
                   kinds: list[torch.Tensor], visual_ids: list[torch.Tensor],
                   keeps: list[torch.Tensor | None], reuses: list) -> list[tuple[torch.Tensor, KV]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vlabench.models.decoder import decode_batch, prefill_batch
+from vlabench.models.decoder import decode_lanes, prefill_lanes
 from vlabench.models.heads import detokenize_actions
 from vlabench.models.policy import PrismaticPolicy, text_kinds
 from vlabench.models.preprocess import unnormalize_q99
@@ -42,7 +42,7 @@ class OpenVLAPolicy(PrismaticPolicy):
                 vids += [-1] * (len(ids) - 1)
                 inputs.append((torch.cat(embeds, 1), torch.tensor(kinds), torch.tensor(vids)))
                 lengths.append(len(kinds))
-            outs = prefill_batch(decoders, [i[0] for i in inputs], [i[1] for i in inputs],
+            outs = prefill_lanes(decoders, [i[0] for i in inputs], [i[1] for i in inputs],
                                  [i[2] for i in inputs], keeps, reuses)
             tok = lm.lm_head(torch.cat([h[:, -1:] for h, _ in outs], 0)).argmax(-1)   # (B, 1)
             tokens = []
@@ -51,7 +51,7 @@ class OpenVLAPolicy(PrismaticPolicy):
                 if step == d.action_dim - 1:
                     break
                 emb = lm.model.embed_tokens(tok)
-                hs = decode_batch(decoders, list(emb.split(1, 0)), [n + step for n in lengths])
+                hs = decode_lanes(decoders, list(emb.split(1, 0)), [n + step for n in lengths])
                 tok = lm.lm_head(torch.cat(hs, 0)).argmax(-1)
             for dec in decoders:
                 dec.trace.lm_head_rows = d.action_dim

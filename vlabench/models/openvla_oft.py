@@ -16,7 +16,7 @@ import torch
 
 from vlabench.core.contracts import Observation
 from vlabench.core.pruning import ACTION, PROPRIO, STOP
-from vlabench.models.decoder import prefill_batch
+from vlabench.models.decoder import prefill_lanes
 from vlabench.models.policy import PrismaticPolicy, text_kinds
 from vlabench.models.preprocess import normalize_q99, oft_proprio, unnormalize_q99
 from vlabench.models.tokenizer import prompt_ids
@@ -64,7 +64,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
         d = self.dims
         with clock.stage("llm"):
             inputs = [v._inputs(o, x, e) for v, o, x, e in zip(views, obs, vis, extra)]
-            outs = prefill_batch([v.decoder for v in views], [i[0] for i in inputs],
+            outs = prefill_lanes([v.decoder for v in views], [i[0] for i in inputs],
                                  [i[1] for i in inputs], [i[2] for i in inputs], keeps, reuses)
             act_h = torch.cat([h[:, action_head_rows(meta.pos, meta.kind).to(h.device)]
                                for h, meta in outs], 0)

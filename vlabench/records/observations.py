@@ -1,7 +1,7 @@
 """Recorded observations (`run.record_obs=K`): the sequence one episode's policy saw, on disk.
 
 One compressed file per recorded episode, `<run dir>/obs/task<T>_ep<E>.npz`, written whole to a
-temporary `.tmp-...` name and renamed into place (never half a file). It holds, in call order,
+temporary `.task<T>_ep<E>.npz.<pid>.tmp` and renamed into place (`files.atomic_write_bytes`). It holds, in call order,
 the episode's first K `act` observations and the open-loop steps between them that reached
 `observe` (each tagged "act" or "observe"), plus the task (id, name, instruction) and the episode
 (index, init state, seed) that reset the policy. `vlabench bench --replay` reads them back.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from vlabench.core.contracts import EpisodeSpec, Observation, TaskInfo
-from vlabench.records import fsio
-from vlabench.records.files import RecordsError, writing
+from vlabench.records.files import RecordsError, atomic_write_bytes, make_dirs
 
 OBS_DIR = "obs"
 FORMAT = 1
@@ -31,7 +29,8 @@ _NAME = re.compile(r"^task(\d+)_ep(\d+)\.npz$")
 
 def is_obs_file(name: str) -> bool:
     """A file vlabench writes in obs/: a recording or its temporary."""
-    return bool(_NAME.match(name)) or (name.startswith(".tmp-task") and name.endswith(".npz"))
+    return bool(_NAME.match(name)) or (name.startswith(".task") and name.endswith(".tmp")
+                                       and bool(_NAME.match(name[1:].split(".npz")[0] + ".npz")))
 
 
 def episode_path(run_dir: Path, task_id: int, episode: int) -> Path:
@@ -90,22 +89,8 @@ def _pack(rec: Recording) -> bytes:
 def save(run_dir: Path, rec: Recording) -> Path:
     """Write `rec` to obs/task<T>_ep<E>.npz atomically (temporary file, fsync, rename)."""
     path = episode_path(run_dir, rec.task.id, rec.episode.index)
-    data = _pack(rec)
-    tmp = path.with_name(f".tmp-{path.stem}.{os.getpid()}.npz")
-    with writing(path, len(data)):
-        try:
-            fsio.mkdir(path.parent)
-        except FileExistsError:
-            pass
-        try:
-            fsio.write_file(tmp, data)
-            fsio.replace(tmp, path)
-        except BaseException:
-            try:
-                fsio.unlink(tmp, missing_ok=True)
-            except OSError:
-                pass
-            raise
+    make_dirs(path.parent)
+    atomic_write_bytes(path, _pack(rec))
     return path
 
 

@@ -22,6 +22,7 @@ from vlabench.core.errors import ConfigError
 from vlabench.records import fsio
 from vlabench.records.files import writing
 from vlabench.records.locking import LOCK_NAME, RunLock
+from vlabench.records.observations import is_obs_file
 
 # In the order run.overwrite deletes them: config.yaml last, so that an overwrite killed half-way
 # leaves a directory that is still recognised as a run (and can be overwritten again).
@@ -37,7 +38,7 @@ LOG_FILES = ("sim.log", "replay.csv", "replay.json")   # + `bench --replay`'s re
 RUN_FOLDERS = {
     "videos": lambda n: n.endswith(".mp4") and (n.startswith("task") or n.startswith(".tmp-")),
     "tensorboard": lambda n: n.startswith("events.out.tfevents."),
-    "obs": lambda n: n.endswith(".npz") and (n.startswith("task") or n.startswith(".tmp-task")),  # run.record_obs
+    "obs": is_obs_file,   # run.record_obs: recordings and their temporaries
 }
 
 

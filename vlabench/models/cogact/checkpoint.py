@@ -122,8 +122,8 @@ def dit_size_of(action_model: dict[str, torch.Tensor], want: str | None, where: 
 def load_cogact(path: Path, device: str, dtype: torch.dtype, overrides: dict[str, Any] | None,
                 dit_type: str | None, tokenizer_id: str | None):
     """(model, dims, tokenizer, all statistics) from a CogACT checkpoint directory."""
-    from vlabench.models.checkpoint import _check_names_and_shapes, _reset_rotary
-    from vlabench.models.checkpoint_names import OURS_ONLY, remap
+    from vlabench.models.checkpoint import materialise
+    from vlabench.models.checkpoint_names import remap
     from vlabench.models.cogact.model import CogACTVLA
 
     cfg = _read_json(path / "config.json").get("vla") or {}
@@ -143,13 +143,7 @@ def load_cogact(path: Path, device: str, dtype: torch.dtype, overrides: dict[str
         raise ConfigError(f"checkpoint {path}: {e.args[0]}") from None
     with torch.device("meta"):
         model = CogACTVLA(d)
-    expected = model.state_dict()
-    for name in OURS_ONLY:
-        ours.setdefault(name, torch.zeros(expected[name].shape))
-    _check_names_and_shapes(path, ours, expected)
-    model.load_state_dict({k: v.to(dtype) for k, v in ours.items()}, strict=True, assign=True)
-    _reset_rotary(model, device)
-    model = model.to(device=device, dtype=dtype).eval()
+    model = materialise(path, ours, model, device, dtype)
     return model, d, _tokenizer(path, tokenizer_id), stats
 
 

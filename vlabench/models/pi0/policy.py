@@ -22,7 +22,7 @@ from vlabench.core.contracts import Observation
 from vlabench.core.errors import ConfigError
 from vlabench.core.pruning import BOS, TEXT, VISUAL, Pruner
 from vlabench.metrics.latency import StageClock
-from vlabench.models.decoder import PrunableDecoder, prefill_batch
+from vlabench.models.decoder import PrunableDecoder, prefill_lanes
 from vlabench.models.pi0 import flops as P
 from vlabench.models.pi0.expert import FlowExpert, sample_batch
 from vlabench.models.pi0.inputs import image_tensor, normalize, pad_to, unnormalize
@@ -158,7 +158,7 @@ def flow_lanes(views: list[Pi0Policy], vis: list[torch.Tensor], ids: list[list[i
     stage = clock.stage if clock is not None else (lambda _n: nullcontext())
     with stage("llm"):
         inputs = [v.prefix_embeds(x, i) for v, x, i in zip(views, vis, ids)]
-        outs = prefill_batch([v.decoder for v in views], [e for e, _, _ in inputs],
+        outs = prefill_lanes([v.decoder for v in views], [e for e, _, _ in inputs],
                              [torch.tensor(k) for _, k, _ in inputs],
                              [torch.tensor(i) for _, _, i in inputs], keeps, reuses)
         starts = [int(meta.pos.max()) + 1 for _, meta in outs]
