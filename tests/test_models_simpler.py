@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import NO_SIMPLER_ASSETS, SIMPLER_ASSETS, run_cli
+from conftest import NO_SIMPLER_ASSETS, ROOT, SIMPLER_ASSETS, run_cli
 
 pytestmark = pytest.mark.simpler
 ASSETS = SIMPLER_ASSETS
@@ -42,3 +42,19 @@ def test_a_google_scene_without_its_stage_file_is_refused(tmp_path):
     stage.parent.mkdir(parents=True)
     stage.write_bytes(b"glTF")
     require_scene(tmp_path, "google_pick_coke_can_1_v4")
+
+
+def test_list_names_the_google_tasks_whose_scene_files_are_missing(tmp_path):
+    """`vlabench list`: a SimplerEnv data/ folder without a stage file leaves only the drawer
+    tasks runnable, and says which files and which suite.tasks."""
+    from vlabench.commands.listing import google_scenes_missing
+    from vlabench.core import yamlio
+
+    cfg = yamlio.safe_load((ROOT / "configs" / "suite" / "simpler_google_vm.yaml").read_text())
+    state, why = google_scenes_missing(tmp_path, cfg["task_list"])
+    assert state == "partly" and "google_pick_coke_can_1_v4.glb" in why and "suite.tasks=[2,3]" in why
+    stages = tmp_path / "hab2_bench_assets" / "stages"
+    stages.mkdir(parents=True)
+    for scene in {s for s in why.split(": ")[1].split(";")[0].split(", ")}:
+        (stages / scene).write_bytes(b"glTF")
+    assert google_scenes_missing(tmp_path, cfg["task_list"]) == ("yes", None)

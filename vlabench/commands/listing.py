@@ -151,7 +151,34 @@ def suite_assets_missing(e: registry.Entry, cfg: dict[str, Any]) -> tuple[str, s
         if pkg is not None and not (pkg.parent / "data").is_dir():
             return "no", (f"ManiSkill2_real2sim's data/ folder next to the package ({pkg.parent / 'data'}); "
                           f"install SimplerEnv from its git checkout: {registry.install_hint(e)}")
+        if pkg is not None:
+            return google_scenes_missing(pkg.parent / "data", cfg.get("task_list") or [])
     return "yes", None
+
+
+def google_scenes_missing(data: Path, tasks: list[Any]) -> tuple[str, str | None]:
+    """SimplerEnv's Google tasks whose stage file (data/hab2_bench_assets/stages/<scene>.glb) is
+    missing: SAPIEN would build them without a table (vlabench.suites.simpler_google)."""
+    from vlabench.suites.simpler_google import expand_task, require_scene
+
+    missing: list[set[str]] = []
+    for t in tasks:
+        gone = set()
+        for ep in expand_task(dict(t)):
+            try:
+                require_scene(data, str(ep["scene"]))
+            except FileNotFoundError:
+                gone.add(str(ep["scene"]))
+        missing.append(gone)
+    scenes = sorted(set().union(*missing)) if missing else []
+    if not scenes:
+        return "yes", None
+    ready = [i for i, m in enumerate(missing) if not m]
+    only = f"; suite.tasks=[{','.join(map(str, ready))}] has every file" if ready else ""
+    return ("partly" if ready else "no",
+            f"SimplerEnv scene files missing under {data}/hab2_bench_assets/stages: "
+            f"{', '.join(s + '.glb' for s in scenes)}{only}; get the complete data/ folder with "
+            f"`git clone --recurse-submodules https://github.com/simpler-env/SimplerEnv`")
 
 
 def readiness(e: registry.Entry) -> Readiness:
