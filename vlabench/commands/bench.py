@@ -13,16 +13,14 @@ Details (twin counts, memory and CUDA time, the accountings): docs/bench.md
 
 from __future__ import annotations
 
-import json
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vlabench.core.config import strict_bool
-from vlabench.commands.bench_status import status  # noqa: F401  (bench.status, as before)
+from vlabench.commands.bench_status import status, write_out  # noqa: F401  (bench.status, as before)
 from vlabench.core.errors import ConfigError
 from vlabench.records.machine import machine
 
@@ -280,10 +278,7 @@ def bench_from_config(cfg: Any) -> dict[str, Any]:
         if "latency_ms" in result:
             result["timing"] = {"order": ORDER_NOTE, "pairs": len(pairs)}
             result["pairs_ms"] = pairs
-    out = b.get("out")
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    write_out(b.get("out"), result)
     from vlabench.commands.bench_table import print_result
 
     print_result(result)

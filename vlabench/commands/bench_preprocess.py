@@ -18,10 +18,8 @@ average is recorded beside the figures.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,6 +85,7 @@ def time_frames(frames: list[np.ndarray]) -> dict[str, Any]:
 
 def bench_preprocess(cfg: Any) -> dict[str, Any]:
     """`bench.calls` synthetic observations' frames through both pipelines; print and return."""
+    from vlabench.commands.bench_status import write_out
     from vlabench.models.synthetic import synthetic_episode
     from vlabench.records.machine import cpu_model
 
@@ -98,10 +97,7 @@ def bench_preprocess(cfg: Any) -> dict[str, Any]:
     res.update(frames=len(frames), frame_shape=list(frames[0].shape), order=ORDER_NOTE,
                cpu=cpu_model(), cpu_cores=os.cpu_count(),
                load_average={"before": list(load_before), "after": list(os.getloadavg())})
-    out = b.get("out")
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(res, indent=2) + "\n")
+    write_out(b.get("out"), res)
     print_preprocess(res)
     return res
 

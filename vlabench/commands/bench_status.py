@@ -1,10 +1,21 @@
-"""The progress line every `vlabench bench` mode prints on stderr (its tables go to stdout)."""
+"""What every `vlabench bench` mode shares: the progress line on stderr (its tables go to
+stdout) and the `bench.out` JSON file."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
 
 def status(text: str) -> None:
     """One progress line on stderr."""
     print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def write_out(out: str | None, result: dict[str, Any]) -> None:
+    """`bench.out`: the result as JSON at that path (its folder made), when set."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")

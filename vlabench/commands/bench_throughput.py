@@ -12,10 +12,8 @@ in the pruners' hooks, which run per sample (a loop over the lanes).
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +32,7 @@ def batch_sizes(b: Any) -> list[int]:
 
 
 def bench_throughput(cfg: Any) -> dict[str, Any]:
-    from vlabench.commands.bench_status import status
+    from vlabench.commands.bench_status import status, write_out
     from vlabench.core.contracts import TaskInfo
     from vlabench.core.registry import build_plugin
     from vlabench.models.synthetic import synthetic_episode
@@ -94,10 +92,7 @@ def bench_throughput(cfg: Any) -> dict[str, Any]:
               "order": "interleaved: round r runs every batch size, the order rotated by r",
               "load_average": list(os.getloadavg()), "machine": machine(policy.device),
               "throughput": rows}
-    out = b.get("out")
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    write_out(b.get("out"), result)
     print_throughput(result)
     return result
 

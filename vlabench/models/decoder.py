@@ -101,12 +101,7 @@ class PrunableDecoder:
 
     # ----------------------------------------------------------------- helpers
     def _pruner_stage(self):
-        """Around a pruner hook: the clock's "pruner" stage and, in a batched call, the lane's
-        RNG (`hook_context`)."""
-        stage = self.clock.stage("pruner") if self.clock is not None else nullcontext()
-        if self.hook_context is None:
-            return stage
-        return _both(stage, self.hook_context())
+        return hook_stage(self.clock, self.hook_context)
 
     def reset(self) -> None:
         """Episode start: forget the previous call's KV."""
@@ -308,6 +303,13 @@ def decode_batch(decoders: list[PrunableDecoder], embeds: list[torch.Tensor],
     for d, tr in zip(decoders, traces):
         d.trace.decode.append(tr)
     return [d.lm.model.norm(h) for d, h in zip(decoders, hs)]
+
+
+def hook_stage(clock, hook_context):
+    """Around a pruner hook: the clock's "pruner" stage and, in a batched call, the lane's RNG
+    (`hook_context()`, vlabench/run/lane_rng.py); the decoder's and pi0's expert's hooks alike."""
+    stage = clock.stage("pruner") if clock is not None else nullcontext()
+    return stage if hook_context is None else _both(stage, hook_context())
 
 
 class _both:

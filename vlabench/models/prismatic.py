@@ -15,6 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from vlabench.models.dims import PrismaticDims
 from vlabench.models.heads import L1RegressionActionHead, ProprioProjector
+from vlabench.models.random_weights import build_seeded
 from vlabench.models.vision import FusedMLPProjector, FusedVisionBackbone
 
 
@@ -49,18 +50,7 @@ class PrismaticVLA(nn.Module):
 def build_random(d: PrismaticDims, oft: bool, device: str, dtype: torch.dtype,
                  seed: int = 0) -> PrismaticVLA:
     """Random weights: on `device` (tiny sizes), or shapes only when device is "meta"."""
-    if device == "meta":
-        with torch.device("meta"):
-            return PrismaticVLA(d, oft).to(dtype).eval()
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        with torch.device(device):   # full size on a GPU: never materialised on the host
-            model = PrismaticVLA(d, oft)
-            _reinit(model)
-    finally:
-        torch.random.set_rng_state(gen_state)
-    return model.to(dtype=dtype).eval()
+    return build_seeded(lambda: PrismaticVLA(d, oft), _reinit, device, dtype, seed)
 
 
 @torch.no_grad()

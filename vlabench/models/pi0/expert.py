@@ -16,13 +16,12 @@ The expert's Gemma does not scale its inputs by sqrt(width) (openpi's patched Ge
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import torch
 from torch.nn import functional as F
 
 from vlabench.core.pruning import ACTION, PROPRIO, Pruner
-from vlabench.models.decoder import _KV, LayerTrace, _both, _view
+from vlabench.models.decoder import _KV, LayerTrace, _view, hook_stage
 from vlabench.models.lanes import attend_lanes
 from vlabench.models.pi0.dims import Pi0Dims
 
@@ -43,8 +42,8 @@ def suffix_mask(n: int, device: torch.device) -> torch.Tensor:
 
 
 class FlowExpert:
-    """Runs the expert's flow-matching loop against a `PrunableDecoder`'s prefix caches; one per
-    call and lane (`sample_batch` integrates several lanes in one batched forward)."""
+    """One lane of the expert's flow-matching loop against a `PrunableDecoder`'s prefix caches:
+    its pruner, clock and traces; `sample_batch` integrates the lanes of a call."""
 
     def __init__(self, model, dims: Pi0Dims, pruner: Pruner, clock=None, hook_context=None):
         self.model = model
@@ -55,8 +54,7 @@ class FlowExpert:
         self.traces: list[list[LayerTrace]] = []
 
     def _pruner_stage(self):
-        stage = self.clock.stage("pruner") if self.clock is not None else nullcontext()
-        return stage if self.hook_context is None else _both(stage, self.hook_context())
+        return hook_stage(self.clock, self.hook_context)
 
     def suffix_embeds(self, state: torch.Tensor, x_t: torch.Tensor, t: float) -> torch.Tensor:
         m = self.model
@@ -68,13 +66,6 @@ class FlowExpert:
         h = torch.cat([act, temb[:, None, :].expand_as(act)], dim=2)
         h = m.action_time_mlp_out(F.silu(m.action_time_mlp_in(h)))
         return torch.cat([m.state_proj(state.to(dtype))[:, None, :], h], dim=1)
-
-    def sample(self, caches: list[_KV | None], start_pos: int, state: torch.Tensor,
-               noise: torch.Tensor) -> torch.Tensor:
-        """Integrate from `noise` (1, chunk, max_action_dim); returns x_0 (same shape). The
-        integration state x_t and the velocities stay float32 whatever the model's dtype (openpi
-        samples float32 noise and updates it in float32); only the layers run in bf16 on a GPU."""
-        return sample_batch([self], [caches], [start_pos], state, noise)
 
 
 def sample_batch(experts: list[FlowExpert], caches: list[list[_KV | None]], starts: list[int],

@@ -18,6 +18,7 @@ from transformers import GemmaConfig, GemmaForCausalLM, PaliGemmaConfig, SiglipV
 from transformers import PaliGemmaForConditionalGeneration
 
 from vlabench.models.pi0.dims import Pi0Dims
+from vlabench.models.random_weights import build_seeded
 
 
 def gemma_config(d: Pi0Dims, hidden: int, mlp: int) -> GemmaConfig:
@@ -89,18 +90,7 @@ class Pi0Model(nn.Module):
 
 def build_random_pi0(d: Pi0Dims, device: str, dtype: torch.dtype, seed: int = 0) -> Pi0Model:
     """Random weights on `device` (shapes only on "meta"); deterministic for a seed."""
-    if device == "meta":
-        with torch.device("meta"):
-            return Pi0Model(d).to(dtype).eval()
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        with torch.device(device):
-            model = Pi0Model(d)
-            _reinit(model)
-    finally:
-        torch.random.set_rng_state(state)
-    return model.to(dtype=dtype).eval()
+    return build_seeded(lambda: Pi0Model(d), _reinit, device, dtype, seed)
 
 
 @torch.no_grad()
