@@ -141,7 +141,7 @@ class FakeEnv:
         self.closed = True
 
 
-def test_every_episode_gets_a_new_environment(monkeypatch):
+def test_every_episode_gets_a_new_environment(monkeypatch, tmp_path):
     built: list[FakeEnv] = []
     log: list = []
 
@@ -150,8 +150,13 @@ def test_every_episode_gets_a_new_environment(monkeypatch):
         return built[-1]
 
     monkeypatch.setattr(simpler_google, "env_builder", lambda: fake_build)
+    monkeypatch.setattr(simpler_google, "real2sim_data", lambda: tmp_path)
     suite = SimplerGoogleSuite(OmegaConf.load(ROOT / "configs/suite/simpler_google_va.yaml"))
     task = suite.tasks()[1]  # move near: same env id, scene and kwargs for consecutive episodes
+    stages = tmp_path / "hab2_bench_assets" / "stages"
+    stages.mkdir(parents=True)
+    for ep in suite.expanded(task.id):
+        (stages / f"{ep['scene']}.glb").touch()
     env = suite.make_env(task, {"agentview"})
     eps = suite.episodes(task, 3, 7)
     assert len({repr(suite.expanded(task.id)[e.init_state]["kwargs"]) for e in eps}) == 1
@@ -165,3 +170,8 @@ def test_every_episode_gets_a_new_environment(monkeypatch):
     q = built[0].resets[0]["robot_init_options"]["init_rot_quat"]
     np.testing.assert_allclose(q, [math.sin(0.045), 0, 0, math.cos(0.045)], atol=1e-15)
     assert built[0].kwargs["robot"] == "google_robot_static" and built[0].kwargs["max_episode_steps"] == 80
+    for stage in stages.iterdir():
+        stage.unlink()
+    with pytest.raises(FileNotFoundError, match="without its table"):
+        env.reset(eps[0])
+    assert len(built) == 3

@@ -61,6 +61,13 @@ def env_builder() -> Callable[..., Any]:
     return build_maniskill2_env
 
 
+def real2sim_data() -> Path:
+    """ManiSkill2_real2sim's data/ folder (scenes, overlays); imported only when an episode starts."""
+    import mani_skill2_real2sim
+
+    return Path(mani_skill2_real2sim.__file__).resolve().parent.parent / "data"
+
+
 def require_scene(data: Path, scene: str) -> None:
     """SAPIEN only logs a missing scene file and builds the scene without its table, so the
     objects fall through the floor and the episode means nothing: refuse it instead. The
@@ -126,9 +133,7 @@ class SimplerGoogleEnv:
         self.close()
         kwargs = dict(ep["kwargs"])
         overlay = ep["robot"]["overlay"]
-        import mani_skill2_real2sim
-
-        data = Path(mani_skill2_real2sim.__file__).resolve().parent.parent / "data"
+        data = real2sim_data()
         require_scene(data, ep["scene"])
         if overlay is not None:  # YAML paths are relative to ManiSkill2_real2sim's data/ folder
             overlay = overlay if Path(overlay).is_absolute() else data / overlay
