@@ -56,11 +56,13 @@ def latency_section(model: str, device: str, calls: int, pruners: list[list[str]
               f"{speed * ratio:>10.2f}")
 
 
-def throughput_section(model: str, device: str, rounds: int, batches: list[int], pruners: list[list[str]]) -> None:
+def throughput_section(model: str, device: str, rounds: int, batches: list[int], pruners: list[list[str]],
+                       records: str) -> None:
+    """Calls/s by batch; each result is also saved as `vlabench plan`'s throughput record under `records`."""
     from vlabench.commands.bench_throughput import bench_throughput
 
     for extra in pruners:
-        cfg = compose([f"model={model}", f"run.device={device}", f"bench.calls={rounds}",
+        cfg = compose([f"model={model}", f"run.device={device}", f"bench.calls={rounds}", f"run.output_dir={records}",
                        f"bench.batches=[{','.join(map(str, batches))}]", *extra])
         r = quiet_call(bench_throughput, cfg)
         print(f"\n== {model} {' '.join(extra) or 'pruner=none'}: calls/s by batch ({rounds} interleaved rounds)")
@@ -108,10 +110,11 @@ def main() -> None:
         ["pruner=none"], ["pruner=fastv", "pruner.retention=0.5"], ["pruner=fastv", "pruner.retention=0.25"],
         ["pruner=fastv", "pruner.retention=0.125"], ["pruner=vla-pruner", "pruner.retention=0.25"],
         ["pruner=specprune"])])
+    records = tempfile.mkdtemp() if dry else "results"   # results/throughput/: what `vlabench plan` reads
     throughput_section(oft, device, 1 if dry else 10, batches,
-                       [full + ["pruner=none"], full + ["pruner=fastv", "pruner.retention=0.25"]])
+                       [full + ["pruner=none"], full + ["pruner=fastv", "pruner.retention=0.25"]], records)
     latency_section(pi0, device, calls, [full + ["pruner=fastv", "pruner.retention=0.25"]])
-    throughput_section(pi0, device, 1 if dry else 10, batches, [full + ["pruner=none"]])
+    throughput_section(pi0, device, 1 if dry else 10, batches, [full + ["pruner=none"]], records)
     render_section([1, 2] if dry else [1, 4, 8], 2 if dry else 8, 4 if dry else 64, device)
     print("\ngpu check: done")
 

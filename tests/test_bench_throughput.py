@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_throughput_prints_calls_per_second_for_every_batch_size(tmp_path):
     out = tmp_path / "t.json"
     res = run_cli("bench", "model=openvla-oft-tiny", "pruner=fastv", "bench.throughput=true",
-                  "bench.calls=1", "bench.batches=[1,2,3]", f"bench.out={out}")
+                  "bench.calls=1", "bench.batches=[1,2,3]", f"bench.out={out}", f"run.output_dir={tmp_path}")
     assert res.returncode == 0, res.stderr[-2000:]
     r = json.loads(out.read_text())
     assert [row["batch"] for row in r["throughput"]] == [1, 2, 3]
@@ -22,6 +22,8 @@ def test_throughput_prints_calls_per_second_for_every_batch_size(tmp_path):
     assert r["throughput"][0]["vs_batch_1"] == 1.0
     assert all(row["tokens_kept_mean"] < 512 for row in r["throughput"])   # FastV pruned in every lane
     assert "calls/s" in res.stdout and "not the per-call latency" in res.stdout
+    saved = tmp_path / "throughput" / "openvla-oft-tiny+fastv+cpu.json"   # the record `vlabench plan` reads
+    assert json.loads(saved.read_text()) == r and f"saved {saved}" in res.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

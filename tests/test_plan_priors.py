@@ -25,13 +25,15 @@ def row(lines, name):
 def test_parameter_counts_of_the_priors_are_our_full_size_builds():
     torch = pytest.importorskip("torch")
     from vlabench.models.build import FULL
+    from vlabench.models.cogact.dims import cogact_dims
+    from vlabench.models.cogact.model import CogACTVLA
     from vlabench.models.pi0.dims import FULL as PI0_FULL
     from vlabench.models.pi0.model import Pi0Model
     from vlabench.models.prismatic import PrismaticVLA
 
     with torch.device("meta"):
         counts = {"openvla": PrismaticVLA(FULL, False), "openvla-oft": PrismaticVLA(FULL, True),
-                  "pi0": Pi0Model(PI0_FULL)}
+                  "pi0": Pi0Model(PI0_FULL), "cogact": CogACTVLA(cogact_dims("full", "DiT-B"))}
     for name, model in counts.items():
         assert priors()["models"][name]["parameters"] == sum(p.numel() for p in model.parameters()), name
 
@@ -45,7 +47,7 @@ def test_a_cpu_plan_without_runs_uses_the_measured_cpu_priors_hand_worked(tmp_pa
     sim_h = steps * priors()["simulator"]["libero"]["rendered"] / 3600
     pol = priors()["policy"]["openvla-oft-tiny"]
     pol_h = steps * pol["calls_per_step"] * pol["cpu_ms_per_call"] / 1000 / 3600
-    assert row(lines, jobs[0].name)[-2:] == [f"{sim_h:.3g}p", f"{pol_h:.3g}p"]
+    assert row(lines, jobs[0].name)[-3:] == [f"{sim_h:.3g}p", f"{pol_h:.3g}p", f"{(sim_h + pol_h):.3g}"]
     assert any(line.startswith("p: a prior, not a measurement of yours") and "(cpu here)" in line
                for line in lines)
     assert "weights: none to download (random weights or no model checkpoints)" in lines
@@ -61,7 +63,7 @@ def test_a_gpu_plan_uses_the_papers_latency_and_counts_weights_and_presence(tmp_
     cfg = jobs[0].cfg
     steps = len(task_ids(cfg)) * step_limit(cfg)
     pol = priors()["policy"]["openvla-oft"]
-    assert row(lines, jobs[0].name)[-1] == f"{steps * pol['calls_per_step'] * pol['gpu_ms_per_call'] / 3.6e6:.3g}p"
+    assert row(lines, jobs[0].name)[-2] == f"{steps * pol['calls_per_step'] * pol['gpu_ms_per_call'] / 3.6e6:.3g}p"
     assert "(gpu here)" in lines[-1] or any("(gpu here)" in line for line in lines)
     weights = next(line for line in lines if line.startswith("weights:"))
     gb = checkpoint_gb("openvla-oft")

@@ -116,7 +116,7 @@ def test_convention_from_the_suite_yaml():
 def test_sticky_gripper_repeats_a_close_for_15_steps_then_releases():
     from vlabench.suites.simpler_actions import StickyGripper
 
-    s = StickyGripper(15)
+    s = StickyGripper(15, "every_step")
     # LIBERO convention: -1 open, +1 close. Open, then close from step 2 on.
     seq = [-1.0, -1.0] + [1.0] * 20
     out = [s(g) for g in seq]
@@ -130,6 +130,6 @@ def test_sticky_gripper_repeats_a_close_for_15_steps_then_releases():
 def test_sticky_gripper_ignores_changes_while_sticky():
     from vlabench.suites.simpler_actions import StickyGripper
 
-    s = StickyGripper(3)
+    s = StickyGripper(3, "every_step")
     out = [s(g) for g in [-1.0, 1.0, -1.0, 1.0, 1.0, 1.0]]
     assert out == [0.0, 1.0, 1.0, 1.0, 0.0, 0.0]

@@ -69,20 +69,20 @@ SENT = [0.0, 0.1, 0.2, 0.3, 0.3, 0.1, 0.0, -0.3, -0.6, -0.6, -0.6, 0.8, 0.8, 0.8
 
 
 def test_sticky_gripper_on_continuous_open_matches_the_hand_worked_trace():
-    s = StickyGripper(3)
+    s = StickyGripper(3, "every_step")
     got = [s(o, "open_fraction") for o in OPEN]
     np.testing.assert_allclose(got, SENT, atol=1e-12)
 
 
 def test_binarising_first_would_change_the_trace():
-    s = StickyGripper(3)
+    s = StickyGripper(3, "every_step")
     binarised = [-np.sign(2 * o - 1) for o in OPEN]  # the LIBERO post-processing
     got = [s(g, "close_positive") for g in binarised]
     assert sum(abs(a - b) > 1e-9 for a, b in zip(got, SENT)) >= 10
 
 
 def test_google_action_is_float64_with_the_sticky_relative_gripper():
-    s = StickyGripper(15)
+    s = StickyGripper(15, "every_step")
     conv = ActionConvention("euler_xyz", "open_fraction", 1.0)
     out = [to_google_robot(np.array([0.01, 0, 0, 0, 0, 0.1, o]), s, conv) for o in (1.0, 0.8, 0.1)]
     assert all(a.dtype == np.float64 and a.shape == (7,) for a in out)
@@ -175,3 +175,82 @@ def test_every_episode_gets_a_new_environment(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="without its table"):
         env.reset(eps[0])
     assert len(built) == 3
+
+
+def fake_google_env(monkeypatch, tmp_path, log: list) -> None:
+    """The suite's simulator replaced by FakeEnv (scene files present), its requirements waived."""
+    from vlabench.core import registry
+
+    monkeypatch.setattr(registry.Entry, "missing", lambda self: [])
+    monkeypatch.setattr(simpler_google, "env_builder", lambda: lambda name, **kw: FakeEnv(log, name, kw))
+    monkeypatch.setattr(simpler_google, "real2sim_data", lambda: tmp_path)
+
+
+MODEL_NAMES = sorted(p.stem for p in (ROOT / "configs/model").glob("*.yaml"))
+# microsoft/CogACT@b174a1b sim_cogact/cogact_policy.py:58 and 166-191; DelinQu/SimplerEnv-OpenVLA@2905379
+# simpler_env/policies/openvla/openvla_model.py L30 and L117-138
+GRIPPERS = {"cogact": (10, "on_latch"), "cogact-tiny": (10, "on_latch")}
+OPENVLA_GRIPPER = (15, "every_step")
+
+
+@pytest.mark.parametrize("suite_name", ["simpler_google_vm", "simpler_google_va"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_the_run_builds_each_models_own_google_gripper(monkeypatch, tmp_path, model, suite_name):
+    """What vlabench.run builds for `model=... suite=simpler_google_*`: the env's sticky gripper is
+    CogACT's for the cogact configs, SimplerEnv-OpenVLA's for every other model."""
+    from vlabench.launch.compose import compose
+    from vlabench.run.suite_build import build_suite
+
+    log: list = []
+    fake_google_env(monkeypatch, tmp_path, log)
+    suite = build_suite(compose([f"model={model}", f"suite={suite_name}"]))
+    task = suite.tasks()[0]
+    stages = tmp_path / "hab2_bench_assets" / "stages"
+    stages.mkdir(parents=True)
+    (stages / f"{suite.expanded(task.id)[0]['scene']}.glb").touch()
+    env = suite.make_env(task, {"agentview"})
+    want = GRIPPERS.get(model, OPENVLA_GRIPPER)
+    assert (env.sticky.repeat, env.sticky.prev_update) == want
+    env.reset(suite.episodes(task, 1, 0)[0])
+    opens = [1.0, 0.7, 0.4, 0.1] + [0.1] * 12
+    for i, o in enumerate(opens):
+        env.step(np.array([0, 0, 0, 0, 0, 0, o]), i + 1)
+    sent = [a[6] for kind, _name, a in log if kind == "step"]
+    want_sent = ([0.0, 0.3, 0.6] + [0.6] * 9 + [0.3] * 4 if want == (10, "on_latch") else
+                 [0.0, 0.3, 0.3, 0.3] + [0.0] * 12)
+    np.testing.assert_allclose(sent, want_sent, atol=1e-12)
+    env.close()
+
+
+@pytest.mark.parametrize("override,match", [
+    ("model.suite_settings.simpler_google_vm.sticky_gripper.prev_update=sometimes",
+     "prev_update='sometimes'; valid: every_step, on_latch"),
+    ("model.suite_settings.simpler_google_vm.sticky_gripper.repeat=0", "repeat=0; valid: an integer >= 1"),
+    ("+model.suite_settings.simpler_google_vm.gripper=1", "sets gripper; valid: sticky_gripper"),
+    ("+model.suite_settings.simpler_google_vm.sticky_gripper.hold=3", "keys hold.*valid: repeat, prev_update"),
+    ("suite.sticky_gripper.prev_update=never", "prev_update='never'"),
+])
+def test_bad_gripper_settings_stop_the_run_in_one_line(monkeypatch, tmp_path, override, match):
+    from vlabench.core.errors import ConfigError
+    from vlabench.launch.compose import compose
+    from vlabench.run.suite_build import build_suite
+
+    fake_google_env(monkeypatch, tmp_path, [])
+    model = "openvla-tiny" if override.startswith("suite.") else "cogact-tiny"
+    with pytest.raises(ConfigError, match=match):
+        build_suite(compose([f"model={model}", "suite=simpler_google_vm", override]))
+
+
+def test_a_models_suite_settings_name_suites_that_take_them():
+    """Every shipped model's `suite_settings` names an existing suite that accepts the keys."""
+    from vlabench.core.registry import entry
+    from vlabench.run.suite_build import model_suite_settings
+
+    named = 0
+    for path in sorted((ROOT / "configs/model").glob("*.yaml")):
+        for suite_name in (OmegaConf.load(path).get("suite_settings") or {}):
+            suite_cfg = OmegaConf.load(entry("suite", suite_name).path)
+            cfg = OmegaConf.create({"model": OmegaConf.load(path), "suite": suite_cfg})
+            entry("suite", suite_name).load()(suite_cfg, **model_suite_settings(cfg))
+            named += 1
+    assert named >= 4

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vlabench.records.files import atomic_write_text, make_dirs
+
 
 def status(text: str) -> None:
     """One progress line on stderr."""
@@ -15,7 +17,7 @@ def status(text: str) -> None:
 
 
 def write_out(out: str | None, result: dict[str, Any]) -> None:
-    """`bench.out`: the result as JSON at that path (its folder made), when set."""
+    """`bench.out`: the result as JSON at that path (its folder made, written atomically), when set."""
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        make_dirs(Path(out).parent)
+        atomic_write_text(Path(out), json.dumps(result, indent=2) + "\n")

@@ -7,7 +7,8 @@ runs every size, in an order rotated by r) so machine drift spreads over all of 
 batched call's wall time (CUDA synchronised by the call's clock) gives calls/s = B / time.
 These are throughput figures: a batched call's time is not the per-call latency the papers
 print (that is `vlabench bench`, at batch 1). "pruner share" is the part of a batched call spent
-in the pruners' hooks, which run per sample (a loop over the lanes).
+in the pruners' hooks, which run per sample (a loop over the lanes). The result is also saved
+as the throughput record `vlabench plan` reads (vlabench.records.throughput).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def bench_throughput(cfg: Any) -> dict[str, Any]:
     from vlabench.core.contracts import TaskInfo
     from vlabench.core.registry import build_plugin
     from vlabench.models.synthetic import synthetic_episode
+    from vlabench.records import throughput
     from vlabench.records.machine import machine
 
     b = cfg.get("bench") or {}
@@ -94,6 +96,8 @@ def bench_throughput(cfg: Any) -> dict[str, Any]:
               "throughput": rows}
     write_out(b.get("out"), result)
     print_throughput(result)
+    saved = throughput.save(cfg.run.output_dir, result)
+    status(f"saved {saved}: `vlabench plan ... run.batch=B` reads it for runs in {cfg.run.output_dir}")
     return result
 
 

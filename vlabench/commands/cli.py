@@ -213,6 +213,8 @@ def report(
                            "prints to stdout (html: one self-contained page)"),
     with_reference: bool = typer.Option(False, "--with-reference", help="Show the papers' numbers and the difference"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw plots when writing to --out or html"),
+    ci_unit: str = typer.Option("episode", "--ci-unit", help="What the speedup's bootstrap intervals resample: "
+                                "episode (whole episodes, the calls of one episode being correlated) | call"),
 ) -> None:
     """Tables in the papers' layouts, with confidence intervals, paired tests and plots."""
     from pathlib import Path
@@ -221,7 +223,8 @@ def report(
     from vlabench.report.build import report as build_report
 
     check_report_out(out)
-    text = build_report(runs or None, fmt, Path(out) if out else None, with_reference, plots=plots)
+    text = build_report(runs or None, fmt, Path(out) if out else None, with_reference, plots=plots,
+                        ci_unit=ci_unit)
     sys.stdout.write(text)
 
 

@@ -5,22 +5,28 @@ episodes already recorded there (complete / partial / new) and whether the saved
 resumed (or grown) with this config (vlabench.records.resume.resume_problem). The estimate is an upper
 bound: every episode left runs to its step limit. Simulator seconds per step come from the
 recorded episodes (sim_s / steps) of earlier runs on the same suite; policy seconds per step
-from their calls (mean lat_total_ms of the warm calls x calls per step) of earlier runs of the
-same model and pruner, else of the same model (marked `*`); without either, from the built-in priors (marked `p`;
-vlabench/launch/plan_priors.py), else "?". Earlier runs are the run directories beside the
-jobs' (each job's run.output_dir). Below the table: the weights, disk and GPU memory the jobs
-need and whether their checkpoints are here.
+from their calls (mean lat_total_ms of the warm batch-1 calls x calls per step) of earlier runs
+of the same model and pruner, else of the same model (marked `*`); without either, from the
+built-in priors (marked `p`; vlabench/launch/plan_priors.py), else "?". A job with run.batch=B
+divides its policy time by the throughput gain `vlabench bench bench.throughput=true` recorded
+for min(B, run.env_workers) (marked `t`; vlabench.records.throughput). Wall hours: simulator +
+policy with one worker; with N workers, the larger of simulator / min(N, cores) and policy.
+Earlier runs and records are those beside the jobs' run directories (each job's
+run.output_dir). Below the table: the weights, disk and GPU memory the jobs need and whether
+their checkpoints are here.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vlabench.launch.jobs import Job
 from vlabench.launch.plan_priors import cpu_only_lines, device_class, needs_lines, policy_prior, sim_prior
+from vlabench.records import throughput
 
 
 @dataclass
@@ -33,7 +39,7 @@ class Timing:
     steps: float = 0.0
     sim_s: float = 0.0
     calls: int = 0          # policy calls recorded (calls.csv rows)
-    lat_ms: float = 0.0     # summed lat_total_ms of the warm calls
+    lat_ms: float = 0.0     # summed lat_total_ms of the warm batch-1 calls
     warm: int = 0
 
 
@@ -67,7 +73,8 @@ def read_timing(run_dir: Path) -> Timing | None:
     for c in _rows(run_dir / "calls.csv"):
         t.calls += 1
         lat = _num(c.get("lat_total_ms"))
-        if lat is not None and str(c.get("warmup", "0")) not in ("1", "true", "True"):
+        batched = (_num(c.get("batch")) or 1.0) > 1   # its time is the batch's, not a call's
+        if lat is not None and not batched and str(c.get("warmup", "0")) not in ("1", "true", "True"):
             t.lat_ms += lat
             t.warm += 1
     return t
@@ -162,6 +169,16 @@ def _retention(cfg: Any) -> str:
     return ",".join(f"{k}:{x:g}" for k, x in as_dict(v).items()) if hasattr(v, "keys") else f"{v:g}"
 
 
+def wall_hours(sim: float | None, pol: float | None, workers: int) -> float | None:
+    """Wall seconds of a job: simulator then policy with one worker; with N workers stepping in
+    parallel (at most one per core) while the policy serves them, the larger of the two."""
+    if sim is None or pol is None:
+        return None
+    if workers <= 1:
+        return sim + pol
+    return max(sim / min(workers, len(os.sched_getaffinity(0))), pol)
+
+
 def _hours(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds / 3600:.3g}"
 
@@ -170,11 +187,14 @@ def plan_text(jobs: list[Job]) -> str:
     """The plan table and the estimate (see the module docstring)."""
     runs = earlier_runs(jobs)
     header = ["#", "run", "model", "pruner", "retention", "suite", "tasks x eps", "done/planned",
-              "state", "resumable", "sim h", "policy h"]
+              "state", "resumable", "sim h", "policy h", "wall h"]
+    records = throughput.load(sorted({Path(str(j.cfg.run.output_dir)) for j in jobs}))
     rows, left_total = [], 0
     sim_total: float | None = None
     pol_total: float | None = None
+    wall_total: float | None = None
     missing_sim, missing_pol, marked, used_prior = False, False, False, False
+    unbatched: set[str] = set()   # batched jobs without a throughput record
     for i, job in enumerate(jobs, 1):
         cfg = job.cfg
         tasks, n = task_ids(cfg), episodes_per_task(cfg)
@@ -190,6 +210,14 @@ def plan_text(jobs: list[Job]) -> str:
         pps = policy_prior(cfg) if pps is None else pps
         sim = None if sps is None else steps * sps
         pol = None if pps is None else steps * pps
+        workers, batch = int(cfg.run.get("env_workers") or 1), int(cfg.run.get("batch") or 1)
+        gain = (throughput.batch_gain(records, str(cfg.model.name), str(cfg.pruner.name), device_class(cfg),
+                                      min(batch, workers)) if min(batch, workers) > 1 else None)
+        if gain is not None and pol is not None:
+            pol /= gain.gain
+        elif min(batch, workers) > 1 and left:
+            unbatched.add(f"model={cfg.model.name} pruner={cfg.pruner.name} run.output_dir={cfg.run.output_dir}")
+        wall = wall_hours(sim, pol, workers)
         used_prior |= bool(left) and ((sim_from_prior and sim is not None) or (pol_from_prior and pol is not None))
         if left:
             missing_sim |= sim is None
@@ -200,11 +228,15 @@ def plan_text(jobs: list[Job]) -> str:
             sim_total = (sim_total or 0.0) + sim
         if pol is not None:
             pol_total = (pol_total or 0.0) + pol
+        if wall is not None:
+            wall_total = (wall_total or 0.0) + wall
         rows.append([str(i), job.name, str(cfg.model.name), str(cfg.pruner.name), _retention(cfg),
                      str(cfg.suite.name), f"{len(tasks)} x {n}", f"{done}/{planned}", state,
                      resumable, (_hours(sim) + ("p" if sim_from_prior and sim is not None else "")) if left else "0",
                      (_hours(pol) + ("*" if fallback and pol is not None else "")
-                      + ("p" if pol_from_prior and pol is not None else "")) if left else "0"])
+                      + ("p" if pol_from_prior and pol is not None else "")
+                      + ("t" if gain is not None and pol is not None else "")) if left else "0",
+                     _hours(wall) if left else "0"])
     widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
     total = sum(len(task_ids(j.cfg)) * episodes_per_task(j.cfg) for j in jobs)
@@ -213,12 +245,21 @@ def plan_text(jobs: list[Job]) -> str:
     lines += needs_lines(jobs)
     if left_total:
         lines.append("estimate for what is left (upper bound: every episode to its step limit): "
-                     f"simulator {_hours(sim_total)} h, policy {_hours(pol_total)} h"
+                     f"simulator {_hours(sim_total)} h, policy {_hours(pol_total)} h, wall {_hours(wall_total)} h "
+                     f"(runs one after another on this machine)"
                      + ("; some runs have no timing data (?), not counted" if missing_sim or missing_pol else ""))
         if not runs:
             lines.append("no timing data: no recorded runs beside these (run.output_dir)")
         if marked:
             lines.append("* policy time from runs of the same model with another pruner")
+        if any(r[-2].endswith("t") for r in rows):
+            lines.append("t: batched policy time, the batch-1 time over the calls/s gain `vlabench bench "
+                         "bench.throughput=true` recorded here (throughput/ beside the runs)")
+        if unbatched:
+            lines.append(f"run.batch > 1 without a throughput record: policy hours at batch 1 (an upper "
+                         f"bound); on the machine that will run them, `vlabench bench bench.throughput=true "
+                         f"{sorted(unbatched)[0]}`" + (f" (and {len(unbatched) - 1} more like it)"
+                                                         if len(unbatched) > 1 else "") + " records the gain")
         if used_prior:
             lines.append("p: a prior, not a measurement of yours (configs/plan_priors.yaml): simulator "
                          "seconds per step measured on a 2-core CPU; policy time per call of the unpruned "

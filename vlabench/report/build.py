@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from vlabench.core.errors import ConfigError
+from vlabench.metrics.stats import CI_UNITS
 from vlabench.records.files import atomic_write_text, make_dirs, remove_stale_temporaries
 from vlabench.report import cells, latex, tidy
 from vlabench.report.cells import Col
@@ -48,7 +49,8 @@ def metrics_csv(rs: RunSet) -> str:
     rows = []
     for run in rs.runs:
         base, _ = rs.baseline(run.model, run.suite, run.protocol)
-        m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run)
+        m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run,
+                          unit=rs.ci_unit)
         m = {k: tidy.as_fraction(k, v) for k, v in m.items()}   # success rate: a fraction
         rows.append({"run": run.name, "model": run.model, "pruner": run.pruner,
                      "retention": run.retention, "variant": run.variant, "suite": run.suite,
@@ -139,12 +141,16 @@ def _clean(out: Path) -> None:
 
 def report(paths: list[str] | None, fmt: str = "md", out: Path | None = None,
            with_reference: bool = False, reference_dir: Path | None = None,
-           plots: bool = True) -> str:
-    """Build the report; write files under `out`; return the text to print."""
+           plots: bool = True, ci_unit: str = "episode") -> str:
+    """Build the report; write files under `out`; return the text to print. Its bootstrap
+    intervals resample `ci_unit`s: episodes (clusters of calls) or calls."""
     fmt = ALIASES.get(fmt, fmt)
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} (markdown = md)")
+    if ci_unit not in CI_UNITS:
+        raise ConfigError(f"unknown --ci-unit {ci_unit!r}; choose one of {', '.join(CI_UNITS)}")
     rs = RunSet.load(paths)
+    rs.ci_unit = ci_unit
     ref = Reference.load(reference_dir or REFERENCE_DIR) if with_reference else None
     tables = build_tables(rs, ref)
     notes = number_notes(tables)

@@ -5,8 +5,9 @@ Definitions (the same for every table):
 - latency_ms / p50 / p95: lat_total_ms of real model calls (source "model"), warm-up excluded.
 - step latency: per policy call, warm-up excluded; steps served without a model call (e.g. by
   SP-VLA's extrapolator) count with their own latency (0 when not recorded). speedup =
-  vanilla's mean step latency / this run's, with a bootstrap interval; for methods that call
-  the model at every step it is the ratio of mean model-call latencies.
+  vanilla's mean step latency / this run's, with a bootstrap interval that resamples episodes
+  (default; each a cluster of calls: stats.Clusters) or calls (`report --ci-unit call`); for
+  methods that call the model at every step it is the ratio of mean model-call latencies.
 - flops: mean FLOPs per policy call, warm-up included (0 for steps without a model call);
   flops_pct vs vanilla. pruned_tokens: mean tokens_in - tokens_kept of model calls;
   pruning_rate: 100 * their sum / the sum of tokens_in (SP-VLA Tables 9/11 "Pruning Rate").
@@ -25,19 +26,21 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from vlabench.metrics.stats import (
-    bootstrap_interval, mcnemar_exact, mean_of_ratios, paired_counts, ratio_of_means,
-    wilson_interval,
+    CI_UNITS, Clusters, Sample, bootstrap_interval, mcnemar_exact, mean_of_ratios, paired_counts,
+    ratio_of_means, wilson_interval,
 )
 from vlabench.report import replay
-from vlabench.report.runs import Run
+from vlabench.report.runs import Run, episode_keys
 
 NOISE_ALPHA = 0.05
 N_BOOT = 1000
+RESAMPLED = {"episode": "episodes resampled", "call": "calls resampled"}   # what each of CI_UNITS says
 
 # The FLOPs columns' accounting (issue 21 item 5): ours is `executed`; each paper counted its own way
 # (docs/methods/vla-pruner.md "FLOPs accounting"; `vlabench bench bench.flops=paper|executed|both`).
@@ -93,6 +96,7 @@ class Own:
     pairs: pd.Series          # success indexed by (task_id, episode)
     lat: np.ndarray           # model-call latencies (warm-up excluded)
     step_lat: np.ndarray      # per policy call latencies (warm-up excluded)
+    step_episode: np.ndarray  # episode_keys of the calls of step_lat
     flops: float
     pruned_tokens: float
     pruning_rate: float = math.nan
@@ -104,6 +108,14 @@ class Own:
     @property
     def sr(self) -> float:
         return 100.0 * self.k / self.n if self.n else math.nan
+
+    @cached_property
+    def step_clusters(self) -> Clusters:
+        return Clusters.of(self.step_lat, self.step_episode)
+
+    def step_sample(self, unit: str) -> Sample:
+        """step_lat as the bootstrap resamples it: by episode, or call by call."""
+        return self.step_clusters if unit == "episode" else self.step_lat
 
 
 def _own(run: Run, col: Col) -> Own:
@@ -117,7 +129,8 @@ def _own(run: Run, col: Col) -> Own:
     timed = live.iloc[0:0] if replay.batched(run) else live   # batch > 1: no paper latency
     tmodel = timed["source"] == "model"
     lat = timed.loc[tmodel, "lat_total_ms"].dropna().to_numpy(float)
-    step = timed["lat_total_ms"].where(tmodel, timed["lat_total_ms"].fillna(0.0)).dropna()
+    step = timed["lat_total_ms"].where(tmodel, timed["lat_total_ms"].fillna(0.0))
+    stepped = step.notna().to_numpy()
     every = calls["source"] == "model"
     flops = calls["flops"].where(every, calls["flops"].fillna(0.0)).dropna()
     real = calls[every]
@@ -128,7 +141,7 @@ def _own(run: Run, col: Col) -> Own:
     return Own(
         n=len(eps), k=int(eps["success"].sum()),
         pairs=eps.set_index(["task_id", "episode"])["success"],
-        lat=lat, step_lat=step.to_numpy(float),
+        lat=lat, step_lat=step.to_numpy(float)[stepped], step_episode=episode_keys(timed)[stepped],
         flops=float(flops.mean()) if len(flops) else math.nan,
         pruned_tokens=float(pruned.mean()) if len(pruned) else math.nan,
         pruning_rate=100 * float(pruned.sum()) / tokens_in if tokens_in else math.nan,
@@ -177,8 +190,10 @@ def noise_mark(p: float, delta: float) -> str:
     return "▲" if delta > 0 else "▼"
 
 
-def metrics(run: Run, base: Run | None, col: Col, boot: bool = False) -> dict[str, float]:
-    """Every metric the tables use, in the reference CSV's units and names."""
+def metrics(run: Run, base: Run | None, col: Col, boot: bool = False,
+            unit: str = "episode") -> dict[str, float]:
+    """Every metric the tables use, in the reference CSV's units and names; with `boot` the
+    speedup's bootstrap interval, resampling `unit`s (CI_UNITS)."""
     o = own(run, col)
     lo, hi = wilson_interval(o.k, o.n)
     m: dict[str, float] = {
@@ -193,7 +208,7 @@ def metrics(run: Run, base: Run | None, col: Col, boot: bool = False) -> dict[st
         "latency_s": _mean(o.step_lat) / 1000,
     }
     if base is None:
-        replay.apply(run, base, col, m, boot)
+        replay.apply(run, base, col, m, boot, unit)
         return m
     b = own(base, col)
     speed = _mean(b.step_lat) / _mean(o.step_lat) if o.step_lat.size and b.step_lat.size else math.nan
@@ -205,17 +220,19 @@ def metrics(run: Run, base: Run | None, col: Col, boot: bool = False) -> dict[st
     )
     if boot:
         m["speedup_ci_low"], m["speedup_ci_high"] = bootstrap_interval(
-            [b.step_lat, o.step_lat], ratio_of_means, n_boot=N_BOOT)
-    replay.apply(run, base, col, m, boot)   # a batch-1 replay's figures, where the run has one
+            [b.step_sample(unit), o.step_sample(unit)], ratio_of_means, n_boot=N_BOOT)
+    replay.apply(run, base, col, m, boot, unit)   # a batch-1 replay's figures, where the run has one
     return m
 
 
-def mean_speedup_ci(pairs: list[tuple[Run, Run]], cols: list[Col]) -> tuple[float, float]:
-    """Bootstrap interval of the average speedup over columns ((base, run) per column)."""
-    samples: list[np.ndarray] = []
+def mean_speedup_ci(pairs: list[tuple[Run, Run]], cols: list[Col], unit: str = "episode") -> tuple[float, float]:
+    """Bootstrap interval of the average speedup over columns ((base, run) per column), each
+    column's latencies resampled by `unit` (CI_UNITS)."""
+    samples: list[Sample] = []
     for (base, run), col in zip(pairs, cols, strict=True):
-        pair = replay.step_pair(run, col)   # the replay's own baseline, on the same observations
-        samples += list(pair) if pair is not None else [own(base, col).step_lat, own(run, col).step_lat]
+        pair = replay.step_pair(run, col, unit)   # the replay's own baseline, on the same observations
+        samples += list(pair) if pair is not None else [own(base, col).step_sample(unit),
+                                                        own(run, col).step_sample(unit)]
     return bootstrap_interval(samples, mean_of_ratios, n_boot=N_BOOT)
 
 

@@ -164,7 +164,7 @@ def run_cells(rs: RunSet, runs: list[Run | None], cols: list[Col],
         base, why = rs.baseline(run.model, col.suite, run.protocol)
         if base is None:
             marks.append(why)
-        out.append(cells.metrics(run, base, col, boot=boot))
+        out.append(cells.metrics(run, base, col, boot=boot, unit=rs.ci_unit))
         used.append(run)
     return out, used, list(dict.fromkeys(marks))
 

@@ -179,7 +179,7 @@ def pareto_figure(rs: RunSet, model: str, ref: Reference | None = None) -> Figur
         pts = []
         for r in _order([r for r in runs if r.suite == suite and bases[r.name] is not None]):
             base = bases[r.name]
-            m = cells.metrics(r, base, Col("", suite), boot=r is not base)
+            m = cells.metrics(r, base, Col("", suite), boot=r is not base, unit=rs.ci_unit)
             if math.isnan(m["speedup"]) or math.isnan(m["success_rate"]):
                 continue
             x, y = m["speedup"], m["success_rate"]
@@ -222,7 +222,8 @@ def pareto_figure(rs: RunSet, model: str, ref: Reference | None = None) -> Figur
                f"latency), one point per method and retention, one panel per suite "
                f"({_suites(suites)}). Marker: method; colour: share of visual tokens retained. Vertical bars: 95% "
                f"Wilson interval of the success rate"
-               + ("; horizontal bars: 95% bootstrap interval of the speedup" if with_ci else "")
+               + (f"; horizontal bars: 95% bootstrap interval of the speedup ({cells.RESAMPLED[rs.ci_unit]})"
+                  if with_ci else "")
                + ". Dashed: the Pareto front (no other point is both faster and more successful)."
                + (" Hollow markers joined to ours by a grey line: the papers' published points "
                   "(--with-reference; the suite's speedup, else the paper's per-model average)."

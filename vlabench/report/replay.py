@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vlabench.metrics.stats import Clusters, Sample, paired_ratio_draws
 from vlabench.records.files import RecordsError, sha256
 from vlabench.records.machine import describe, differ
-from vlabench.report.runs import Run
+from vlabench.report.runs import Run, episode_keys
 
 REPLAY_CSV, REPLAY_JSON = "replay.csv", "replay.json"
 N_BOOT = 1000
@@ -91,6 +92,7 @@ class Figures:
     lat: np.ndarray          # method model calls' lat_total_ms
     step: np.ndarray         # method, per policy call (served calls: their own latency or 0)
     base_step: np.ndarray    # the baseline on the same observations (pairs with `step`)
+    episode: np.ndarray      # episode_keys of the pairs
     cuda_ms: np.ndarray
     mem_mb: np.ndarray
     flops: dict[str, dict[str, float]]   # "method" / "baseline" -> stage -> mean FLOPs per call
@@ -118,7 +120,7 @@ def figures(rp: Replay, task_ids: set[int] | None = None) -> Figures:
     def col(df: pd.DataFrame, name: str) -> np.ndarray:
         return pd.to_numeric(df[name], errors="coerce").dropna().to_numpy(float) if name in df else np.empty(0)
 
-    return Figures(lat=col(model, "lat_total_ms"), step=_step(m), base_step=_step(b),
+    return Figures(lat=col(model, "lat_total_ms"), step=_step(m), base_step=_step(b), episode=episode_keys(m),
                    cuda_ms=col(model, "cuda_ms"), mem_mb=col(model, "mem_peak_mb"),
                    flops={"method": stage_means(m), "baseline": stage_means(b)})
 
@@ -133,16 +135,23 @@ def flops_bound(base: dict[str, float], new: dict[str, float]) -> tuple[float, l
     return (b / n if n > 0 else math.inf), changed
 
 
-def paired_speedup(base_step: np.ndarray, step: np.ndarray, boot: bool) -> tuple[float, float, float]:
-    """mean(base) / mean(method) over the pairs, with a paired bootstrap 95% interval."""
+def _sample(values: np.ndarray, episode: np.ndarray, unit: str) -> Sample:
+    return Clusters.of(values, episode) if unit == "episode" else values
+
+
+def paired_speedup(base_step: np.ndarray, step: np.ndarray, boot: bool, episode: np.ndarray | None = None,
+                   unit: str = "call") -> tuple[float, float, float]:
+    """mean(base) / mean(method) over the pairs, with a paired bootstrap 95% interval that
+    resamples pairs (`unit` "call") or the episodes they belong to (`episode`: a key per pair)."""
     if not step.size or step.mean() <= 0:
         return math.nan, math.nan, math.nan
     s = float(base_step.mean() / step.mean())
     if not boot:
         return s, math.nan, math.nan
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, step.size, (N_BOOT, step.size))
-    ratios = base_step[idx].mean(1) / np.maximum(step[idx].mean(1), 1e-12)
+    if unit == "episode" and episode is None:
+        raise ValueError("an episode bootstrap needs the episode of each pair")
+    keys = episode if episode is not None else np.empty(0)
+    ratios = paired_ratio_draws(_sample(base_step, keys, unit), _sample(step, keys, unit), N_BOOT)
     lo, hi = np.quantile(ratios, [0.025, 0.975])
     return s, float(lo), float(hi)
 
@@ -153,9 +162,10 @@ def _task_ids(run: Run, col: Any) -> set[int] | None:
     return {int(t) for t in run.episodes[col.tasks(run.episodes)]["task_id"]}
 
 
-def apply(run: Run, base: Run | None, col: Any, m: dict[str, float], boot: bool) -> None:
+def apply(run: Run, base: Run | None, col: Any, m: dict[str, float], boot: bool,
+          unit: str = "episode") -> None:
     """Replace `m`'s latency, Hz, memory, CUDA time and speedup by the replay's where the run
-    has one; set `latency_source`."""
+    has one (its interval resampling `unit`s); set `latency_source`."""
     rp = replay_of(run)
     if rp is None:
         m["latency_source"] = "n/a (batched run)" if batched(run) else "run"
@@ -171,20 +181,21 @@ def apply(run: Run, base: Run | None, col: Any, m: dict[str, float], boot: bool)
              mem_gb=float(f.mem_mb.max()) / 1024 if f.mem_mb.size else math.nan)
     m["latency_source"] = f"replay on {device_of(rp)}"
     if base is not None and base is not run:
-        m["speedup"], lo, hi = paired_speedup(f.base_step, f.step, boot)
+        m["speedup"], lo, hi = paired_speedup(f.base_step, f.step, boot, f.episode, unit)
         if boot:
             m["speedup_ci_low"], m["speedup_ci_high"] = lo, hi
         bound, _ = flops_bound(f.flops["baseline"], f.flops["method"])
         m["flops_bound"] = bound
 
 
-def step_pair(run: Run, col: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """(baseline, method) per-call step latencies of the run's replay on `col`; None without one."""
+def step_pair(run: Run, col: Any, unit: str = "call") -> tuple[Sample, Sample] | None:
+    """(baseline, method) per-call step latencies of the run's replay on `col` (grouped by
+    episode for `unit` "episode"); None without one."""
     rp = replay_of(run)
     if rp is None:
         return None
     f = figures(rp, _task_ids(run, col))
-    return f.base_step, f.step
+    return _sample(f.base_step, f.episode, unit), _sample(f.step, f.episode, unit)
 
 
 def source_note(run: Run) -> str | None:

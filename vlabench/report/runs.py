@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -288,6 +289,7 @@ class RunSet:
 
     def __init__(self, runs: list[Run]):
         self.notes: list[str] = []
+        self.ci_unit = "episode"   # what the report's bootstrap intervals resample (stats.CI_UNITS)
         self.runs = [r for r in runs if len(r.episodes)]
         for r in runs:
             if not len(r.episodes):
@@ -324,6 +326,11 @@ class RunSet:
     def methods(self, model: str, suites: list[str]) -> list[Method]:
         return sorted({r.method for r in self.runs if r.model == model and r.suite in suites},
                       key=lambda m: (m.pruner, m.retention or 0.0, m.variant))
+
+
+def episode_keys(calls: pd.DataFrame) -> np.ndarray:
+    """One int64 per row of `calls` naming its (task_id, episode): the bootstrap's clusters."""
+    return (calls["task_id"].to_numpy(np.int64) << 32) + calls["episode"].to_numpy(np.int64)
 
 
 def _check_protocols(runs: list[Run]) -> None:

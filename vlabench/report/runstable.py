@@ -47,7 +47,7 @@ def runs_table(rs: RunSet) -> Table:
     header = HEADER[:-1] + EFFICIENCY + HEADER[-1:] if eff else HEADER
     t = Table("runs", "All runs: success with 95% Wilson interval, paired test against the "
               "pruner=none run (McNemar exact), latency of model calls, speedup with 95% bootstrap "
-              "interval", header, mark_col=1, key_cols=3,   # LaTeX splits it: statistics | latency | efficiency
+              f"interval ({cells.RESAMPLED[rs.ci_unit]})", header, mark_col=1, key_cols=3,   # LaTeX splits it: statistics | latency | efficiency
               breaks=[header.index(HEADER[7])] + ([header.index(EFFICIENCY[0])] if eff else []))
     t.note("≈ within noise (McNemar p ≥ 0.05); ▲/▼ significantly better/worse than vanilla")
     t.note(cells.flops_note())
@@ -58,7 +58,8 @@ def runs_table(rs: RunSet) -> Table:
     for run in sorted(rs.runs, key=lambda r: (r.model, r.suite, r.pruner != "none", r.pruner,
                                               r.retention or 0, r.variant)):
         base, why = rs.baseline(run.model, run.suite, run.protocol)
-        m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run)
+        m = cells.metrics(run, base, Col("", run.suite), boot=base is not None and base is not run,
+                          unit=rs.ci_unit)
         marks = run_notes([run])
         if base is None:
             marks.append(why)
@@ -91,7 +92,7 @@ def runs_table(rs: RunSet) -> Table:
 def speedup_table(rs: RunSet) -> Table:
     """Per model and method: speedup averaged over its suites, with a bootstrap interval."""
     t = Table("speedup", "Mean speedup over suites vs the pruner=none runs (95% bootstrap "
-              "interval, latencies resampled per suite)",
+              f"interval, {cells.RESAMPLED[rs.ci_unit]} per suite)",
               ["Model", "Method", "Suites", "Mean SR (%)", "Mean speedup [95% CI]", "Mean FLOPs %"],
               mark_col=1)
     for model in rs.models():
@@ -112,7 +113,7 @@ def _speedup_row(rs: RunSet, t: Table, model: str, method: Method) -> None:
             ms.append(cells.metrics(run, base, col))
     if not pairs:
         return
-    lo, hi = cells.mean_speedup_ci(pairs, cols)
+    lo, hi = cells.mean_speedup_ci(pairs, cols, rs.ci_unit)
     v = {"success_rate": cells.average([m["success_rate"] for m in ms])[0],
          "speedup_ci_low": lo, "speedup_ci_high": hi,
          "speedup": cells.average([m["speedup"] for m in ms])[0],

@@ -158,10 +158,11 @@ def _worker(conn: Any, cfg_data: dict, spec: dict) -> None:
     from vlabench.core.errors import one_line
     from vlabench.core.registry import build_plugin
     from vlabench.run.loop import Runner
+    from vlabench.run.suite_build import build_suite
 
     try:
         cfg = OmegaConf.create(cfg_data)
-        suite = build_plugin(cfg, "suite")
+        suite = build_suite(cfg)
         if spec["local"]:
             pruner = build_plugin(cfg, "pruner")
             policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite,

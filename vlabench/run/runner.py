@@ -25,6 +25,7 @@ from vlabench.records.shards import select_shard
 from vlabench.records.summary import write_summary
 from vlabench.run.loop import Runner
 from vlabench.run.progress import RunProgress, StartupStatus, earlier_successes
+from vlabench.run.suite_build import build_suite
 
 
 def run_from_config(cfg: Any) -> Any:
@@ -61,7 +62,7 @@ def _start(cfg: Any, files: RunFiles, old: dict[str, Any] | None) -> tuple[Any, 
     title = f"{cfg.model.name}/{cfg.pruner.name}/{cfg.suite.name}"
     with StartupStatus(bool(cfg.run.quiet), title) as status:   # start-up takes minutes on a CPU
         status.phase(f"importing and building the simulator ({cfg.suite.name})")
-        suite = build_plugin(cfg, "suite")
+        suite = build_suite(cfg)
         pruner = build_plugin(cfg, "pruner")
         status.phase(f"importing and loading the model ({cfg.model.name})")
         policy = build_plugin(cfg, "model", pruner=pruner, suite_cfg=cfg.suite,

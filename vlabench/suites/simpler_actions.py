@@ -4,8 +4,8 @@ vlabench's policies emit LIBERO-convention actions `[dx, dy, dz, r1, r2, r3, g]`
 deltas for the OpenVLA family, gripper -1 = open, +1 = close), while SIMPLER's controllers take
 a translation, an axis-angle rotation and a robot-specific gripper command. This module converts
 one into the other: Euler -> axis-angle, the WidowX gripper as +1 open / -1 close, and for the
-Google robot the model's continuous open fraction, which the sticky gripper reads. Pure
-numpy/scipy, with no simulator import (unit-tested without ManiSkill).
+Google robot the model's continuous open fraction, which the sticky gripper reads (SimplerEnv's
+OpenVLA variant or CogACT's, per the model). Pure numpy/scipy, no simulator import.
 
 Details: docs/protocols.md#simpler-actions
 """
@@ -22,6 +22,7 @@ from scipy.spatial.transform import Rotation
 
 ROTATIONS = ("euler_xyz", "axis_angle")
 GRIPPERS = ("close_positive", "open_positive", "open_fraction")
+PREV_UPDATES = ("every_step", "on_latch")   # when StickyGripper's previous open value is updated
 
 
 def euler_xyz_to_axis_angle(rpy: np.ndarray) -> np.ndarray:
@@ -90,20 +91,28 @@ def to_widowx(action: np.ndarray, conv: ActionConvention = ActionConvention()) -
 
 
 class StickyGripper:
-    """Google-robot gripper of SimplerEnv's OpenVLA/RT policies (`google_robot` setup).
+    """Google-robot gripper of SimplerEnv's policies (`google_robot` setup).
 
-    Transcribed behaviour (DelinQu/SimplerEnv-OpenVLA@2905379
-    simpler_env/policies/openvla/openvla_model.py L117-138): the Google robot's gripper
-    controller takes a *relative* command `rel = prev_open - open` (+ = close, - = open; 0 on the
-    episode's first step). When |rel| > 0.5 and no sticky action is running, `rel` is latched and
-    sent for `repeat` (15) steps, whatever the model says meanwhile; then it is released. Outside
-    a sticky action the continuous `rel` is sent as is (e.g. 0.3 on a gradual close).
+    The controller takes a *relative* command `rel = prev_open - open` (+ = close, - = open; 0 on
+    the episode's first step). When |rel| > 0.5 and no sticky action is running, `rel` is latched
+    and sent for `repeat` steps, whatever the model says meanwhile; then released. Outside a
+    sticky action the continuous `rel` is sent as is. `prev_update` says when `prev_open` moves:
+    - "every_step": after every step (DelinQu/SimplerEnv-OpenVLA@2905379
+      simpler_env/policies/openvla/openvla_model.py L117-138, repeat 15), so a gradual close
+      sends small steps (0.3, 0.3, ...) and never latches;
+    - "on_latch": on the first step and when a command is latched only (microsoft/CogACT@b174a1b
+      sim_cogact/cogact_policy.py:166-191, repeat 10 at :58), so `rel` is measured from the last
+      latched value and a gradual close latches once the drift passes 0.5.
     `open` is the model's continuous value under the `open_fraction` convention (as SimplerEnv);
     under the binarised conventions it is recovered as (1 -+ g) / 2, which is only 0 or 1.
     One instance per episode: call `reset()` at episode start."""
 
-    def __init__(self, repeat: int = 15):
-        self.repeat = int(repeat)
+    def __init__(self, repeat: int, prev_update: str):
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"sticky_gripper.repeat={repeat!r}; valid: an integer >= 1")
+        if prev_update not in PREV_UPDATES:
+            raise ValueError(f"sticky_gripper.prev_update={prev_update!r}; valid: {', '.join(PREV_UPDATES)}")
+        self.repeat, self.prev_update = repeat, prev_update
         self.reset()
 
     def reset(self) -> None:
@@ -121,10 +130,13 @@ class StickyGripper:
             open_ = (1.0 + float(g)) / 2.0
         else:
             raise ValueError(f"unknown gripper convention {convention!r}; valid: {', '.join(GRIPPERS)}")
-        rel = 0.0 if self.prev_open is None else self.prev_open - open_
-        self.prev_open = open_
+        first = self.prev_open is None
+        rel = 0.0 if first else self.prev_open - open_
+        if first or self.prev_update == "every_step":
+            self.prev_open = open_
         if abs(rel) > 0.5 and not self.sticky_on:
             self.sticky_on, self.sticky_value = True, rel
+            self.prev_open = open_
         if self.sticky_on:
             self.count += 1
             rel = self.sticky_value

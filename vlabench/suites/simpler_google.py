@@ -2,8 +2,8 @@
 
 Runs SimplerEnv's visual-matching and variant-aggregation evaluations of the Google robot (pick
 coke can, move near, open / close drawer) over the same episode grid as its scripts, with a new
-environment per episode and the 15-step sticky gripper applied to the model's continuous gripper
-value. The tasks exist only in SimplerEnv's ManiSkill2_real2sim fork (not on PyPI), so the
+environment per episode and the sticky gripper applied to the model's continuous gripper value
+(the YAML's `sticky_gripper`, or the model config's `suite_settings.<suite>`). The tasks exist only in SimplerEnv's ManiSkill2_real2sim fork (not on PyPI), so the
 suites `require` `simpler_env` and `mani_skill2_real2sim`: `vlabench list` shows them unavailable
 with the install steps, and `run` stops in one line until both are importable. Run once on this
 project's CPU machine (SimplerEnv@4ab7178, ManiSkill2_real2sim@ef7a4d4, SAPIEN 2.2.2 on Mesa
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from vlabench.core.errors import ConfigError
 from vlabench.suites.common import close_quietly, select_tasks
 from vlabench.suites.simpler import _image, _plain
 from vlabench.suites.simpler_actions import ActionConvention, StickyGripper, to_google_robot
+
+MODEL_SETTINGS = ("sticky_gripper",)   # what a model config may set for these suites (suite_settings)
 
 
 def quat_mul(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
@@ -123,7 +125,7 @@ class SimplerGoogleEnv:
             raise ConfigError(f"the policy needs camera(s) {absent} but {cfg.name} offers only {sorted(cams)}")
         self.cameras = {k: cams[k] for k in IMAGE_KEYS if k in self.needs}
         self.conv = ActionConvention.from_cfg(_plain(cfg.get("action_convention")))
-        self.sticky = StickyGripper(int(cfg.sticky_gripper_repeat))
+        self.sticky = StickyGripper(**suite.sticky_gripper)
         self.episodes = suite.expanded(task.id)
         self.center = [float(v) for v in cfg.robot_init_rot_quat_center]
         self.env = None
@@ -172,14 +174,39 @@ class SimplerGoogleEnv:
         self.env = None
 
 
+def sticky_gripper_of(cfg: Any, model_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """StickyGripper's arguments: the suite's `sticky_gripper`, keys replaced by the model's."""
+    where = f"model.suite_settings.{cfg.get('name')}"
+    unknown = sorted(set(model_settings) - set(MODEL_SETTINGS))
+    if unknown:
+        raise ConfigError(f"{where} sets {', '.join(unknown)}; valid: {', '.join(MODEL_SETTINGS)}")
+    suite_node, model_node = _plain(cfg.get("sticky_gripper")), _plain(model_settings.get("sticky_gripper"))
+    if not isinstance(suite_node, Mapping) or not isinstance(model_node or {}, Mapping):
+        raise ConfigError(f"sticky_gripper ({where} or suite.sticky_gripper) must be a mapping; "
+                          f"valid: {{repeat: N, prev_update: every_step|on_latch}}")
+    node = {**suite_node, **(model_node or {})}
+    extra = sorted(set(node) - {"repeat", "prev_update"})
+    if extra:
+        raise ConfigError(f"sticky_gripper keys {', '.join(extra)} ({where} or suite.sticky_gripper); "
+                          f"valid: repeat, prev_update")
+    try:
+        StickyGripper(node.get("repeat"), node.get("prev_update"))
+    except ValueError as e:
+        raise ConfigError(f"{e} ({where} or suite.sticky_gripper)") from None
+    return node
+
+
 class SimplerGoogleSuite:
     """Google-robot SIMPLER suite (visual matching or variant aggregation, per the YAML)."""
 
     family = "simpler"
     success_mode = "final_step"
 
-    def __init__(self, cfg: Any):
+    def __init__(self, cfg: Any, **model_settings: Any):
+        """`model_settings`: the model config's `suite_settings.<this suite>` (vlabench.run passes
+        them): a model whose official SimplerEnv adapter differs replaces `sticky_gripper` keys."""
         self.cfg = cfg
+        self.sticky_gripper = sticky_gripper_of(cfg, model_settings)
         self._specs = [dict(t) for t in _plain(cfg.task_list)]
         self._expanded: dict[int, list[dict[str, Any]]] = {}
 

@@ -7,7 +7,8 @@ the original step index, L126-131), then per step x_0 = sqrt(1/a) x - sqrt(1/a -
 re-derived from x_0, x <- x_0 sqrt(a_prev) + sqrt(1 - a_prev) eps (gaussian_diffusion.py:
 522-569, 642-689); the schedule in float64, each coefficient taken as float32
 (`_extract_into_tensor`, L870-882). Like the reference, each step draws one (unused, eta 0)
-normal sample from the global RNG, so seeded runs see the same random stream.
+normal sample from the global RNG, so seeded runs see the same random stream (a batched call
+draws each lane's own sample inside the lane's RNG: `step_noise`).
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ def _at(arr: np.ndarray, i: int, like: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def ddim_sample(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
-                sched: DDIMSchedule) -> torch.Tensor:
-    """x_0 from `noise` (N, T, C); `eps_fn(x, t)` gets the original step index t (N,)."""
+                sched: DDIMSchedule,
+                step_noise: Callable[[torch.Tensor], object] | None = None) -> torch.Tensor:
+    """x_0 from `noise` (N, T, C); `eps_fn(x, t)` gets the original step index t (N,);
+    `step_noise(x)` makes each step's unused draw (default `torch.randn_like(x)`)."""
     x = noise
     for i in reversed(range(len(sched))):
         t = torch.full((x.shape[0],), sched.timestep_map[i], dtype=torch.long, device=x.device)
@@ -72,6 +75,6 @@ def ddim_sample(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], no
         x0 = _at(sched.sqrt_recip, i, x) * x - _at(sched.sqrt_recipm1, i, x) * eps
         eps = (_at(sched.sqrt_recip, i, x) * x - x0) / _at(sched.sqrt_recipm1, i, x)
         a_prev = _at(sched.alphas_cumprod_prev, i, x)
-        torch.randn_like(x)   # the reference's eta-0 step noise: keeps the RNG stream aligned
+        (step_noise or torch.randn_like)(x)   # the reference's eta-0 step noise: keeps the RNG aligned
         x = x0 * torch.sqrt(a_prev) + torch.sqrt(1 - a_prev) * eps
     return x
