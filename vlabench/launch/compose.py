@@ -34,6 +34,28 @@ def _group_choices(overrides: list[str]) -> list[str]:
             and "=" in o]
 
 
+_PLAIN_SETTING = re.compile(r"^(?!hydra[.=])[A-Za-z_][\w.]*=")
+
+
+def _plain_settings(overrides: list[str]) -> bool:
+    """True when every override is a plugin choice or a plain `key=value` setting: then a job
+    is its plugins' composed defaults with the settings applied (`_with_settings`)."""
+    groups = set(_group_choices(overrides))
+    return all(o in groups or _PLAIN_SETTING.match(o) for o in overrides)
+
+
+def _with_settings(shipped: Any, settings: list[str]) -> Any:
+    """`shipped` (a copy of the plugins' composed defaults) with `key=value` settings applied by
+    Hydra's own parser and override step, as its compose applies them after the defaults list;
+    a sweep composes each plugin combination once (tests/test_compose_sweep_fast_path.py)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = copy.deepcopy(shipped)
+    ConfigLoaderImpl._apply_overrides_to_config(OverridesParser.create().parse_overrides(settings), cfg)
+    return cfg
+
+
 def _check_group_choices(overrides: list[str]) -> None:
     """Unknown plugin names get our one-line error (with the closest name) before Hydra's."""
     import difflib
@@ -70,7 +92,10 @@ def compose(overrides: list[str] | None = None, config_name: str = "config",
                 if shipped_cache is not None:
                     shipped_cache[key] = shipped
             shipped = copy.deepcopy(shipped_cache[key]) if shipped_cache is not None else shipped
-            cfg = hydra_compose(config_name, overrides=overrides + _searchpath_override())
+            if shipped_cache is not None and _plain_settings(overrides):
+                cfg = _with_settings(shipped, [o for o in overrides if o not in key[1:]])
+            else:
+                cfg = hydra_compose(config_name, overrides=overrides + _searchpath_override())
     except (HydraException, OmegaConfBaseException) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         missing = re.match(r"Could not override '([^']+)'", first)
