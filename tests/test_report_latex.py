@@ -11,7 +11,7 @@ import pytest
 from report_helpers import make_run, suite_tasks
 
 from vlabench.report.build import report
-from vlabench.report.latex import PACKAGES, tex_escape
+from vlabench.report.latex import PACKAGES, tex_escape, tex_prose
 
 DEVIATION = "suite.tasks=[0, 1] selects 2 of 10 tasks; run.max_steps=50 ≥ 10 − 0"
 
@@ -37,6 +37,12 @@ def test_every_symbol_becomes_ascii_latex():
     for symbol, tex in (("≥", r"$\geq$"), ("−", "$-$"), ("✓", r"\checkmark{}"), ("%", r"\%"),
                         ("_", r"\_"), ("<", r"\textless{}"), ("é", "e")):
         assert tex_escape(symbol) == tex
+
+
+def test_code_spans_in_notes_are_typewriter_not_quotes():
+    assert tex_prose("see `vlabench bench bench.flops=paper`, 5%") == \
+        r"see \texttt{vlabench bench bench.flops=paper}, 5\%"
+    assert tex_prose("an unpaired ` stays") == "an unpaired ` stays"
 
 
 def test_latex_report_is_ascii_and_names_its_packages(runs):

@@ -54,6 +54,14 @@ def tex_escape(s: str) -> str:
     return "".join(out)
 
 
+def tex_prose(s: str) -> str:
+    """Notes and captions: `tex_escape`, with `code` spans (Markdown backticks) in \\texttt."""
+    parts = s.split("`")
+    if len(parts) % 2 == 0:   # an unpaired backtick: plain text
+        return tex_escape(s)
+    return "".join(tex_escape(p) if i % 2 == 0 else f"\\texttt{{{tex_escape(p)}}}" for i, p in enumerate(parts))
+
+
 def _col_widths(t: Table) -> list[int]:
     lines = [t.header] + [t.display(i) for i, k in enumerate(t.kinds) if k != "group"]
     return [max(len(r[j]) for r in lines) + 2 for j in range(len(t.header))]
@@ -102,7 +110,7 @@ def _float(t: Table, cols: list[int], part: int, n_parts: int, notes: list[str])
     caption = t.title if n_parts == 1 else f"{t.title} (part {part + 1} of {n_parts})"
     label = t.key if n_parts == 1 else f"{t.key}-{part + 1}"
     lines = [rf"\begin{{{env}}}[{'tp' if wide else 'tbp'}]", r"\centering", r"\small",
-             f"\\caption{{{tex_escape(caption)}}}", f"\\label{{tab:{label}}}",
+             f"\\caption{{{tex_prose(caption)}}}", f"\\label{{tab:{label}}}",
              r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
              f"\\begin{{tabular}}{{l{'c' * (len(cols) - 1)}}}", r"\toprule",
              " & ".join(tex_escape(t.header[j]) for j in cols) + r" \\", r"\midrule"]
@@ -114,9 +122,9 @@ def _float(t: Table, cols: list[int], part: int, n_parts: int, notes: list[str])
         cells = [tex_escape(t.rows[i][j]) + (_marks(own) if j == t.mark_col else "") for j in cols]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}"]
-    foot = ([f"All rows: {_marks(t.shared)}"] if t.shared else []) + [tex_escape(n) for n in t.notes]
+    foot = ([f"All rows: {_marks(t.shared)}"] if t.shared else []) + [tex_prose(n) for n in t.notes]
     cited = sorted(set(t.shared).union(*t.row_marks)) if t.row_marks else list(t.shared)
-    foot += [f"{_marks([n])} {tex_escape(notes[n - 1])}" for n in cited if 0 < n <= len(notes)]
+    foot += [f"{_marks([n])} {tex_prose(notes[n - 1])}" for n in cited if 0 < n <= len(notes)]
     if foot:
         lines.append(r"\par\smallskip{\footnotesize\raggedright " + r"\par ".join(foot) + r"\par}")
     lines.append(rf"\end{{{env}}}")
