@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from vlabench.records import fsio
+
 MODES = ("none", "failures", "all")
 CAMERA = "agentview"
 VIDEO_DIR = "videos"
@@ -175,16 +177,16 @@ def write(run_dir: Path | str, pending: Pending | None) -> Path | None:
     target = folder / pending.name
     temp = folder / f".tmp-{os.getpid()}-{pending.name}"
     try:
-        folder.mkdir(exist_ok=True)
+        fsio.makedirs(folder)
         frames = [compose(f, pending.max_steps) for f in pending.frames]
         (_encode_ffmpeg if encoder() == "ffmpeg" else _encode_cv2)(temp, frames)
-        os.replace(temp, target)
+        fsio.replace(temp, target)
         return target
     except Exception as e:   # never fatal: the episode is committed already
         print(f"vlabench: could not write the video {target}: {type(e).__name__}: {e}",
               file=sys.stderr, flush=True)
         try:
-            temp.unlink(missing_ok=True)
+            fsio.unlink(temp, missing_ok=True)
         except OSError:
             pass
         return None
