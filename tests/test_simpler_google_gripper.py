@@ -112,7 +112,8 @@ def ensemble_like(rng: np.random.Generator, n: int) -> list[float]:
     predictions (horizon 2), so mostly 0 or 1 with steps in between."""
     binary = (rng.random(n + 1) < 0.5).astype(float)
     w = rng.uniform(0.3, 0.7, n)
-    return [float(x) for x in np.where(rng.random(n) < 0.6, binary[1:], w * binary[1:] + (1 - w) * binary[:-1])]
+    mixed = w * binary[1:] + (1 - w) * binary[:-1]
+    return [float(x) for x in np.where(rng.random(n) < 0.6, binary[1:], mixed)]
 
 
 @pytest.mark.parametrize("repeat", [1, 3, 10, 15])

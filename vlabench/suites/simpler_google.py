@@ -1,13 +1,13 @@
 """SIMPLER Google-robot suites through the original SimplerEnv (`suite=simpler_google_vm|_va`).
 
 Runs SimplerEnv's visual-matching and variant-aggregation evaluations of the Google robot (pick
-coke can, move near, open / close drawer) over the same episode grid as its scripts, with a new
-environment per episode and the sticky gripper applied to the model's continuous gripper value
-(the YAML's `sticky_gripper`, or the model config's `suite_settings.<suite>`). The tasks exist only in SimplerEnv's ManiSkill2_real2sim fork (not on PyPI), so the
-suites `require` `simpler_env` and `mani_skill2_real2sim`: `vlabench list` shows them unavailable
-with the install steps, and `run` stops in one line until both are importable. Run once on this
-project's CPU machine (SimplerEnv@4ab7178, ManiSkill2_real2sim@ef7a4d4, SAPIEN 2.2.2 on Mesa
-lavapipe; open drawer with cogact-tiny, 8 steps): docs/protocols.md#simpler-google-robot.
+coke can, move near, open / close drawer) over its scripts' episode grid, a new environment per
+episode, the sticky gripper (the YAML's `sticky_gripper`, or the model config's
+`suite_settings.<suite>`) on the model's continuous gripper value. The tasks exist only in
+SimplerEnv's ManiSkill2_real2sim fork (not on PyPI): the suites `require` `simpler_env` and
+`mani_skill2_real2sim` (`vlabench list` shows the install steps; `run` stops in one line). Run
+once on a CPU (SimplerEnv@4ab7178, ManiSkill2_real2sim@ef7a4d4, SAPIEN 2.2.2 on Mesa lavapipe;
+open drawer with cogact-tiny, 8 steps): docs/protocols.md#simpler-google-robot.
 
 Details: docs/protocols.md#simpler-google-robot
 """
@@ -180,7 +180,8 @@ def sticky_gripper_of(cfg: Any, model_settings: Mapping[str, Any]) -> dict[str, 
     unknown = sorted(set(model_settings) - set(MODEL_SETTINGS))
     if unknown:
         raise ConfigError(f"{where} sets {', '.join(unknown)}; valid: {', '.join(MODEL_SETTINGS)}")
-    suite_node, model_node = _plain(cfg.get("sticky_gripper")), _plain(model_settings.get("sticky_gripper"))
+    suite_node = _plain(cfg.get("sticky_gripper"))
+    model_node = _plain(model_settings.get("sticky_gripper"))
     if not isinstance(suite_node, Mapping) or not isinstance(model_node or {}, Mapping):
         raise ConfigError(f"sticky_gripper ({where} or suite.sticky_gripper) must be a mapping; "
                           f"valid: {{repeat: N, prev_update: every_step|on_latch}}")
