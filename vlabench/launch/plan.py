@@ -254,7 +254,8 @@ def plan_text(jobs: list[Job]) -> str:
             lines.append("* policy time from runs of the same model with another pruner")
         if any(r[-2].endswith("t") for r in rows):
             lines.append("t: batched policy time, the batch-1 time over the calls/s gain `vlabench bench "
-                         "bench.throughput=true` recorded here (throughput/ beside the runs)")
+                         "bench.throughput=true` recorded here (throughput/ beside the runs; a pruner "
+                         "without a record of its own takes the model's record with another pruner)")
         if unbatched:
             lines.append(f"run.batch > 1 without a throughput record: policy hours at batch 1 (an upper "
                          f"bound); on the machine that will run them, `vlabench bench bench.throughput=true "
