@@ -7,7 +7,7 @@ frames, seeds and, in the mixed cases, pruners with different kept lengths; ever
 three is one `act_lanes` forward (towers, one prefill, one DiT batch of 3 x 2 rows). Each lane's
 actions (ensembled), sampled chunk, cognition feature, KV sums, kept visual ids per layer,
 token counts, FLOPs, mode and source must equal its episode run alone at batch 1. A run-level
-check compares the episodes of run.batch=2 with run.batch=1 on two SIMPLER workers.
+check compares run.batch=2 with run.batch=1 on two SIMPLER workers (records and seen frames).
 """
 
 from __future__ import annotations
@@ -141,15 +141,25 @@ def test_batched_cogact_calls_equal_batch_one_calls(case):
 @pytest.mark.simpler
 @pytest.mark.slow
 def test_two_simpler_workers_batched_give_the_batch_one_episodes(tmp_path):
+    """Two tasks, one episode each, on two workers: batched, the calls and episodes (timing
+    apart) and the frames each episode's policy saw (`run.record_obs`: they follow the
+    executed actions, which the CSVs do not hold) equal those of run.batch=1."""
     if not SIMPLER_ASSETS.is_dir():
         pytest.skip(NO_SIMPLER_ASSETS)
-    common = ("run", "model=cogact-tiny", "pruner=fastv", "suite=simpler_bridge", "suite.tasks=[0]",
-              "run.episodes_per_task=2", "run.max_steps=6", f"suite.asset_dir={SIMPLER_ASSETS}",
-              f"run.output_dir={tmp_path}", "run.quiet=true", "run.env_workers=2")
+    common = ("run", "model=cogact-tiny", "pruner=fastv", "suite=simpler_bridge", "suite.tasks=[0,1]",
+              "run.episodes_per_task=1", "run.max_steps=6", "run.record_obs=6",
+              f"suite.asset_dir={SIMPLER_ASSETS}", f"run.output_dir={tmp_path}", "run.quiet=true",
+              "run.env_workers=2")
     one = run_cli(*common, "run.name=one", "run.batch=1")
     two = run_cli(*common, "run.name=two", "run.batch=2", "run.batch_wait_ms=60000")
     assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-2000:]
     a, b = comparable(tmp_path / "one"), comparable(tmp_path / "two")
-    assert len(a[0]) == 2 and len(a[1]) >= 4 and a == b   # episodes and calls, timing apart
+    assert len(a[0]) == 2 and len(a[1]) == 12 and a == b   # episodes and calls, timing apart
     sizes = {r["batch"] for r in rows(tmp_path / "two" / "calls.csv") if r["source"] == "model"}
     assert "2" in sizes   # the two workers' calls met in one forward pass
+    for task in (0, 1):
+        with np.load(tmp_path / "one" / "obs" / f"task{task}_ep0.npz") as x, \
+                np.load(tmp_path / "two" / "obs" / f"task{task}_ep0.npz") as y:
+            assert sorted(x.files) == sorted(y.files) and len(x.files) > 1
+            for k in x.files:
+                assert np.array_equal(x[k], y[k]), (task, k)

@@ -127,7 +127,7 @@ def check_batchable(cfg: Any, policy: Any, files: RunFiles) -> None:
                           f"calls to batch; valid: run.batch=1")
     if not getattr(policy, "batchable", False):
         raise ConfigError(f"run.batch={batch}: {cfg.model.name} has no batched forward yet; valid: "
-                          f"run.batch=1 (batched: openvla, openvla-oft, pi0 and their -tiny builds)")
+                          f"run.batch=1 (batched: openvla, openvla-oft, pi0, cogact and their -tiny builds)")
 
 
 def _run_locked(cfg: Any, files: RunFiles, old: dict[str, Any] | None, claim: Any) -> Any:
