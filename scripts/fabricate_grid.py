@@ -10,12 +10,15 @@ manifest.json recording the records' lengths and sha256 digests, so the report's
     /usr/bin/time -v .venv/bin/vlabench report OUT_DIR --format md > /dev/null
     .venv/bin/vlabench compare OUT_DIR OTHER_DIR   # OTHER_DIR: the same with --seed 1
 
-Measured on a 2-core CPU shared with other jobs (load average 12-20), same grid, same output:
-report 60.4 s CPU / 1.82 GB peak RSS before issue 23, 18.7 s / 301 MB after; compare 35.0 s /
-3.35 GB before, 9.5 s / 472 MB after. Of the 18.7 s about 12 s are the bootstrap's draws, kept
-bit-identical: 370 resamplings of 1000 x 10,000 indices (every run's speedup interval, and the
-speedup table's mean over suites, whose later pairs depend on the earlier draws); about 3 s are
-loading (130 MB of CSV) and the rest the tables.
+Measured on a 2-core CPU shared with other jobs, same grid (CPU = user + sys, /usr/bin/time -v):
+before issue 23 report 60.4 s / 1.82 GB peak RSS, compare 35.0 s / 3.35 GB (load 12-20); with
+calls resampled report 25 s / 336 MB, compare 11-13 s / 501 MB (load 1-3); with episodes resampled
+(the default; --ci-unit call keeps the old intervals, 22 s) and leaner loading and per-run
+figures, report 6.1-7.1 s / 239 MB, compare 7.8-9.2 s / 344 MB (load 1-3).
+Of the report's ~6 s about 3.3 s are loading (130 MB of CSV, twice that for compare), 0.9 s the
+bootstrap (370 resamplings of ~500 episodes x 1000: every run's speedup interval and the speedup
+table's mean over suites, whose later pairs depend on the earlier draws), 0.8 s imports and the rest
+the tables. --episode-sd S gives every episode's calls a shared latency offset (correlated calls).
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ def methods() -> list[tuple[str, float | None]]:
 
 
 def _frames(name: str, pruner: str, retention: float | None, suite: str, episodes: int,
-            calls_per_episode: int, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """episodes.csv and calls.csv rows of one run (10 tasks)."""
+            calls_per_episode: int, rng: np.random.Generator,
+            episode_sd: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """episodes.csv and calls.csv rows of one run (10 tasks); `episode_sd` > 0: every call of an
+    episode shares one latency offset of that spread (correlated calls, as a scene makes them)."""
     kept_frac = retention if retention is not None else (1.0 if pruner == "none" else rng.uniform(0.3, 0.6))
     p_success = float(np.clip(0.97 - 0.25 * (1 - kept_frac) ** 2 + rng.normal(0, 0.02), 0.05, 1.0))
     speed = 1.0 / (0.35 + 0.65 * kept_frac)
@@ -67,7 +72,10 @@ def _frames(name: str, pruner: str, retention: float | None, suite: str, episode
         "model_calls": calls_per_episode, "wall_s": np.round(rng.uniform(20, 40, n_eps), 3),
         "sim_s": 10.0, "policy_s": 10.0, "error_type": "", "error": ""}, columns=EPISODE_COLUMNS)
     n = n_eps * calls_per_episode
-    lat = np.round(rng.normal(BASE_MS / speed, 4.0, n).clip(1.0), 3)
+    lat = rng.normal(BASE_MS / speed, 4.0, n)
+    if episode_sd > 0:
+        lat += np.repeat(rng.normal(0.0, episode_sd, n_eps), calls_per_episode)
+    lat = np.round(lat.clip(1.0), 3)
     kept = round(TOKENS_IN * kept_frac)
     calls = pd.DataFrame({
         "task_id": np.repeat(task_id, calls_per_episode), "episode": np.repeat(episode, calls_per_episode),
@@ -84,7 +92,7 @@ def _frames(name: str, pruner: str, retention: float | None, suite: str, episode
 
 
 def write_run(root: Path, pruner: str, retention: float | None, suite: str, episodes: int,
-              calls_per_episode: int, rng: np.random.Generator) -> Path:
+              calls_per_episode: int, rng: np.random.Generator, episode_sd: float = 0.0) -> Path:
     """One finished run directory, as `vlabench run` leaves it."""
     tag = f"__retention={retention:g}" if retention is not None else ""
     name = f"{MODEL}-{pruner}-{suite}{tag}"
@@ -97,7 +105,7 @@ def write_run(root: Path, pruner: str, retention: float | None, suite: str, epis
            "suite": {"name": suite, "family": "libero", "protocol_version": 1, "protocol": "openvla-oft"},
            "run": {"name": name, "output_dir": str(root), "episodes_per_task": episodes}}
     cfg_text = yaml.safe_dump(cfg, sort_keys=False)
-    eps, calls = _frames(name, pruner, retention, suite, episodes, calls_per_episode, rng)
+    eps, calls = _frames(name, pruner, retention, suite, episodes, calls_per_episode, rng, episode_sd)
     texts = {"episodes.csv": eps.to_csv(index=False, lineterminator="\n"),
              "calls.csv": calls.to_csv(index=False, lineterminator="\n")}
     atomic_write_text(d / "config.yaml", cfg_text)
@@ -121,9 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calls", type=int, default=20, help="policy calls per episode")
     ap.add_argument("--suites", default=",".join(SUITES))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--episode-sd", type=float, default=0.0,
+                    help="latency offset (ms, sd) shared by the calls of one episode; 0: independent calls")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    runs = [write_run(args.out, p, r, s, args.episodes, args.calls, rng)
+    runs = [write_run(args.out, p, r, s, args.episodes, args.calls, rng, args.episode_sd)
             for s in args.suites.split(",") for p, r in methods()]
     print(f"wrote {len(runs)} runs, {len(runs) * 10 * args.episodes} episodes, "
           f"{len(runs) * 10 * args.episodes * args.calls} calls under {args.out}")

@@ -65,3 +65,21 @@ def test_bootstrap_mean_of_ratios_averages_pairs():
 
 def test_bootstrap_of_empty_sample_is_nan():
     assert all(math.isnan(x) for x in bootstrap_interval([np.array([]), np.ones(3)], ratio_of_means))
+
+
+def test_wilson_and_mcnemar_are_scipy_stats_bit_for_bit():
+    """stats.py calls the functions scipy.stats' norm.ppf and binom.cdf call, without importing
+    scipy.stats: the numbers must stay those of scipy.stats exactly."""
+    st = pytest.importorskip("scipy.stats")
+    for b in range(0, 40):
+        for c in range(0, 40, 3):
+            want = 1.0 if b + c == 0 else float(min(1.0, 2.0 * st.binom.cdf(min(b, c), b + c, 0.5)))
+            assert mcnemar_exact(b, c) == want
+    assert mcnemar_exact(480, 530) == float(min(1.0, 2.0 * st.binom.cdf(480, 1010, 0.5)))
+    for conf in (0.95, 0.9, 0.99):
+        z = float(st.norm.ppf(0.5 + conf / 2))
+        p, n = 0.3, 40
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        assert wilson_interval(12, 40, conf) == (max(0.0, centre - half), min(1.0, centre + half))

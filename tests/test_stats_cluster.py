@@ -35,9 +35,11 @@ def test_clusters_sum_and_count_each_episode_and_keep_the_mean_over_calls():
         Clusters.of(values, labels[:-1])
 
 
-def test_a_resample_is_its_episodes_summed_latency_over_their_summed_calls():
+@pytest.mark.parametrize("equal", [False, True])
+def test_a_resample_is_its_episodes_summed_latency_over_their_summed_calls(equal):
     rng = np.random.default_rng(4)
-    values, labels = _episodes(rng, 40, rng.integers(1, 30, 40), 100.0, 20.0, 2.0)
+    calls = np.full(40, 7) if equal else rng.integers(1, 30, 40)   # equal episodes take a shortcut
+    values, labels = _episodes(rng, 40, calls, 100.0, 20.0, 2.0)
     c = Clusters.of(values, labels)
     draws = np.random.default_rng(11).integers(0, c.size, (300, c.size))
     want = c.sums[draws].sum(1) / c.counts[draws].sum(1)       # ratio estimator, by hand
@@ -45,6 +47,7 @@ def test_a_resample_is_its_episodes_summed_latency_over_their_summed_calls():
     assert np.allclose(got, want, rtol=1e-13)
     lo, hi = bootstrap_interval([c], _identity, n_boot=300, seed=11)
     assert (lo, hi) == pytest.approx(tuple(np.quantile(want, [0.025, 0.975])), rel=1e-12)
+    assert lo < values.mean() < hi
 
 
 @pytest.mark.parametrize("n", [1, 9, 500, 70001])

@@ -16,7 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
+from scipy.special import ndtri
+
+try:   # the function scipy.stats.binom.cdf calls (scipy >= 1.12), without importing scipy.stats (~0.5 s)
+    from scipy.special._ufuncs import _binom_cdf
+except ImportError:   # pragma: no cover - other scipy versions
+    def _binom_cdf(k: float, n: float, p: float) -> float:
+        from scipy import stats
+
+        return stats.binom.cdf(k, n, p)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -28,7 +36,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         return (math.nan, math.nan)
     if not 0 <= successes <= n:
         raise ValueError(f"successes={successes} must lie in [0, n={n}]")
-    z = float(_st.norm.ppf(0.5 + confidence / 2))
+    z = float(ndtri(0.5 + confidence / 2))   # scipy.stats.norm.ppf
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -47,7 +55,7 @@ def mcnemar_exact(b: int, c: int) -> float:
         raise ValueError(f"discordant counts must be >= 0, got b={b}, c={c}")
     if b + c == 0:
         return 1.0
-    return float(min(1.0, 2.0 * _st.binom.cdf(min(b, c), b + c, 0.5)))
+    return float(min(1.0, 2.0 * _binom_cdf(float(min(b, c)), float(b + c), 0.5)))
 
 
 def paired_counts(first: Sequence[int], second: Sequence[int]) -> tuple[int, int]:
@@ -136,11 +144,13 @@ def _boot_means(a: Sample, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     summed sums over their summed counts."""
     out = np.empty(n_boot)
     step = max(1, BOOT_CHUNK // a.size)
+    # equal clusters: every resample holds a.size * count calls (exact in floats, as the sum is)
+    calls = a.counts[0] * a.size if isinstance(a, Clusters) and (a.counts == a.counts[0]).all() else None
     for i in range(0, n_boot, step):
         k = min(step, n_boot - i)
         idx = rng.integers(0, a.size, (k, a.size))
         if isinstance(a, Clusters):
-            out[i:i + k] = a.sums[idx].sum(axis=1) / a.counts[idx].sum(axis=1)
+            out[i:i + k] = a.sums[idx].sum(axis=1) / (calls if calls is not None else a.counts[idx].sum(axis=1))
         else:
             out[i:i + k] = a[idx].mean(axis=1)
     return out

@@ -63,9 +63,17 @@ def metrics_csv(rs: RunSet) -> str:
     return buf.getvalue()
 
 
+LISTED_RUNS = 8   # more runs are summarised by model, pruner and suite in the preamble
+
+
 def preamble(rs: RunSet, with_reference: bool = False) -> list[str]:
-    names = ", ".join(sorted(r.name for r in rs.runs))
-    lines = [f"vlabench report of {len(rs.runs)} run(s): {names}"] + rs.notes
+    if len(rs.runs) <= LISTED_RUNS:
+        what = ", ".join(sorted(r.name for r in rs.runs))
+    else:   # a grid: what it spans (each run is a row of the all-runs table and runs.csv)
+        what = "; ".join(f"{len(v)} {k} ({', '.join(v)})" for k, v in (
+            ("model(s)", sorted({r.model for r in rs.runs})), ("pruner(s)", sorted({r.pruner for r in rs.runs})),
+            ("suite(s)", sorted({r.suite for r in rs.runs})))) + "; one row per run in the all-runs table"
+    lines = [f"vlabench report of {len(rs.runs)} run(s): {what}"] + rs.notes
     stand_ins = sorted({r.model for r in rs.runs if r.model != model_family(r.model)})
     if with_reference and stand_ins:
         lines.append(f"Note: {', '.join(stand_ins)} stand(s) in for the published model in the paper "

@@ -26,17 +26,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from vlabench.metrics.stats import (
-    CI_UNITS, Clusters, Sample, bootstrap_interval, mcnemar_exact, mean_of_ratios, paired_counts,
+    Clusters, Sample, bootstrap_interval, mcnemar_exact, mean_of_ratios, paired_counts,
     ratio_of_means, wilson_interval,
 )
 from vlabench.report import replay
-from vlabench.report.runs import Run, episode_keys
+from vlabench.report.runs import Run, episode_keys, numbers
 
 NOISE_ALPHA = 0.05
 N_BOOT = 1000
@@ -93,10 +92,11 @@ class Own:
 
     n: int
     k: int
-    pairs: pd.Series          # success indexed by (task_id, episode)
+    pair_keys: np.ndarray     # episode_keys of the finished episodes
+    outcomes: np.ndarray      # their success (0/1)
     lat: np.ndarray           # model-call latencies (warm-up excluded)
     step_lat: np.ndarray      # per policy call latencies (warm-up excluded)
-    step_episode: np.ndarray  # episode_keys of the calls of step_lat
+    step_clusters: Clusters   # step_lat summed and counted per episode (the bootstrap's unit)
     flops: float
     pruned_tokens: float
     pruning_rate: float = math.nan
@@ -109,10 +109,6 @@ class Own:
     def sr(self) -> float:
         return 100.0 * self.k / self.n if self.n else math.nan
 
-    @cached_property
-    def step_clusters(self) -> Clusters:
-        return Clusters.of(self.step_lat, self.step_episode)
-
     def step_sample(self, unit: str) -> Sample:
         """step_lat as the bootstrap resamples it: by episode, or call by call."""
         return self.step_clusters if unit == "episode" else self.step_lat
@@ -121,41 +117,50 @@ class Own:
 def _own(run: Run, col: Col) -> Own:
     if col.include:
         eps = run.episodes[col.tasks(run.episodes)]
-        calls = run.calls.merge(eps[["task_id", "episode"]], on=["task_id", "episode"])
+        calls = run.calls[np.isin(episode_keys(run.calls), episode_keys(eps))]
     else:
         eps, calls = run.episodes, run.calls
-    live = calls[calls["warmup"] != 1]  # warm-up calls count for FLOPs, not for latency
-    model = live["source"] == "model"
-    timed = live.iloc[0:0] if replay.batched(run) else live   # batch > 1: no paper latency
-    tmodel = timed["source"] == "model"
-    lat = timed.loc[tmodel, "lat_total_ms"].dropna().to_numpy(float)
-    step = timed["lat_total_ms"].where(tmodel, timed["lat_total_ms"].fillna(0.0))
-    stepped = step.notna().to_numpy()
-    every = calls["source"] == "model"
-    flops = calls["flops"].where(every, calls["flops"].fillna(0.0)).dropna()
-    real = calls[every]
-    pruned = (real["tokens_in"] - real["tokens_kept"]).dropna()
-    tokens_in = real.loc[pruned.index, "tokens_in"].sum()
-    mem, kind = _column(timed[tmodel], "mem_peak_mb"), live.get("mem_kind")
-    kinds = sorted({str(k) for k in kind[model] if str(k) not in ("", "nan")}) if kind is not None else []
+    every = (calls["source"] == "model").to_numpy(bool)
+    live = calls["warmup"].to_numpy() != 1   # warm-up calls count for FLOPs, not for latency
+    timed = live & (not replay.batched(run))   # batch > 1: no paper latency
+    tmodel = timed & every
+    lat_all = calls["lat_total_ms"].to_numpy(float)
+    lat = _finite(lat_all[tmodel])
+    step = lat_all[timed]
+    step = np.where(~every[timed] & np.isnan(step), 0.0, step)   # served calls: their latency or 0
+    stepped = ~np.isnan(step)
+    step_lat = step[stepped]
+    flops = calls["flops"].to_numpy(float)
+    flops = _finite(np.where(~every & np.isnan(flops), 0.0, flops))
+    tokens_in = calls["tokens_in"].to_numpy(float)[every]
+    pruned = tokens_in - calls["tokens_kept"].to_numpy(float)[every]
+    counted = ~np.isnan(pruned)
+    pruned, tokens_in = pruned[counted], tokens_in[counted].sum()
+    mem = _column(calls, "mem_peak_mb", tmodel)
+    kinds = sorted({str(k) for k in pd.unique(calls["mem_kind"][live & every])} - {"", "nan"}) \
+        if "mem_kind" in calls else []
     return Own(
         n=len(eps), k=int(eps["success"].sum()),
-        pairs=eps.set_index(["task_id", "episode"])["success"],
-        lat=lat, step_lat=step.to_numpy(float)[stepped], step_episode=episode_keys(timed)[stepped],
+        pair_keys=episode_keys(eps), outcomes=eps["success"].to_numpy(),
+        lat=lat, step_lat=step_lat, step_clusters=Clusters.of(step_lat, episode_keys(calls)[timed][stepped]),
         flops=float(flops.mean()) if len(flops) else math.nan,
         pruned_tokens=float(pruned.mean()) if len(pruned) else math.nan,
         pruning_rate=100 * float(pruned.sum()) / tokens_in if tokens_in else math.nan,
-        intuitive_rate=100 * float((~model).sum()) / len(live) if len(live) else math.nan,
+        intuitive_rate=100 * float((live & ~every).sum()) / live.sum() if live.any() else math.nan,
         mem_mb=float(mem.max()) if mem.size else math.nan, mem_kind="/".join(kinds),
-        cuda_ms=_mean(_column(timed[tmodel], "cuda_ms")),
+        cuda_ms=_mean(_column(calls, "cuda_ms", tmodel)),
     )
 
 
-def _column(calls: pd.DataFrame, name: str) -> np.ndarray:
-    """The numbers of an optional calls.csv column (empty where the records lack it)."""
+def _finite(a: np.ndarray) -> np.ndarray:
+    return a[~np.isnan(a)]
+
+
+def _column(calls: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
+    """The numbers of an optional calls.csv column in `rows` (empty where the records lack it)."""
     if name not in calls:
         return np.empty(0)
-    return pd.to_numeric(calls[name], errors="coerce").dropna().to_numpy(float)
+    return _finite(numbers(calls[name])[rows])
 
 
 def own(run: Run, col: Col) -> Own:
@@ -175,10 +180,11 @@ def _q(a: np.ndarray, q: float) -> float:
 
 def mcnemar(base: Own, new: Own) -> tuple[float, int]:
     """(p-value, number of pairs) on the (task, episode) pairs both runs finished."""
-    joined = pd.concat([base.pairs.rename("a"), new.pairs.rename("b")], axis=1, join="inner")
-    if joined.empty:
+    _, ia, ib = np.intersect1d(base.pair_keys, new.pair_keys, assume_unique=True,
+                               return_indices=True)   # (task, episode) is unique in episodes.csv
+    if not ia.size:
         return math.nan, 0
-    return mcnemar_exact(*paired_counts(joined["a"], joined["b"])), len(joined)
+    return mcnemar_exact(*paired_counts(base.outcomes[ia], new.outcomes[ib])), int(ia.size)
 
 
 def noise_mark(p: float, delta: float) -> str:

@@ -23,8 +23,6 @@ import math
 import sys
 from typing import Any
 
-from scipy import stats as _st
-
 from vlabench.core.errors import ConfigError
 from vlabench.records.machine import describe, differ
 from vlabench.report import cells
@@ -100,8 +98,10 @@ def _p_value(b: Own, n: Own) -> tuple[float, str]:
     p, pairs = cells.mcnemar(b, n)
     if pairs:
         return p, f"McNemar, {pairs} pairs"
+    from scipy import stats   # only here: importing scipy.stats costs ~0.5 s
+
     table = [[b.k, b.n - b.k], [n.k, n.n - n.k]]
-    return float(_st.fisher_exact(table)[1]), "Fisher, unpaired"
+    return float(stats.fisher_exact(table)[1]), "Fisher, unpaired"
 
 
 def compare(base_dir: str, new_dir: str, max_sr_drop: float = 2.0,

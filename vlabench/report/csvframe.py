@@ -53,7 +53,7 @@ def read_frame(path: Path, data: bytes, columns: list[str], text: tuple[str, ...
     wanted = [c for c in columns if c not in drop]
     use = [c for c in wanted if c in head]
     try:
-        df = pd.read_csv(io.BytesIO(data), usecols=use, engine="c", keep_default_na=False,
+        df = pd.read_csv(io.BytesIO(data), usecols=use, engine="c", keep_default_na=False, low_memory=False,
                          dtype={c: (text_dtype if c in text else "float64") for c in use},
                          na_values={c: [""] for c in use if c not in text})
     except (ValueError, pd.errors.ParserError):
@@ -61,4 +61,4 @@ def read_frame(path: Path, data: bytes, columns: list[str], text: tuple[str, ...
     for c in wanted:   # one shared "" per column (a category), not a string per row
         if c not in df:
             df[c] = pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), [""])
-    return df[wanted]
+    return df if list(df.columns) == wanted else df[wanted]

@@ -24,7 +24,7 @@ import pandas as pd
 from vlabench.metrics.stats import Clusters, Sample, paired_ratio_draws
 from vlabench.records.files import RecordsError, sha256
 from vlabench.records.machine import describe, differ
-from vlabench.report.runs import Run, episode_keys
+from vlabench.report.runs import Run, episode_keys, numbers
 
 REPLAY_CSV, REPLAY_JSON = "replay.csv", "replay.json"
 N_BOOT = 1000
@@ -75,10 +75,10 @@ def replay_of(run: Run) -> Replay | None:
 
 
 def batched(run: Run) -> bool:
-    """Some call of the run was made at batch > 1 (calls.csv `batch`; absent: batch 1)."""
-    if "batch" not in run.calls:
-        return False
-    return bool((pd.to_numeric(run.calls["batch"], errors="coerce").fillna(1) > 1).any())
+    """Some call of the run was made at batch > 1 (calls.csv `batch`; absent: batch 1). Cached."""
+    if "batched" not in run.cache:
+        run.cache["batched"] = "batch" in run.calls and bool((numbers(run.calls["batch"]) > 1).any())
+    return run.cache["batched"]
 
 
 def device_of(rp: Replay) -> str:

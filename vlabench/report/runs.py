@@ -42,7 +42,8 @@ _NUM_CALLS = ("task_id", "episode", "warmup", "lat_total_ms", "flops", "tokens_i
 _TEXT_CALLS = ("source", "mem_kind", "tokens_by_layer", "mode")   # the other columns are numbers
 # calls.csv columns no table reads: not kept in memory (a table grid holds millions of calls)
 UNUSED_CALL_COLUMNS = ("call", "step", "lat_vision_ms", "lat_llm_ms", "lat_action_head_ms",
-                       "lat_pruner_ms", "lat_preprocess_ms", "tokens_by_layer", "mode", "queue_wait_ms")
+                       "lat_pruner_ms", "lat_preprocess_ms", "tokens_by_layer", "mode", "queue_wait_ms",
+                       "sim_latency_ms", "delay_steps", "expired_actions")
 
 
 class Method(NamedTuple):
@@ -164,10 +165,14 @@ def _load_calls(path: Path, data: bytes | None) -> pd.DataFrame:
         df = _numeric(pd.DataFrame(rows, columns=CALL_COLUMNS, dtype=object), _NUM_CALLS, path)
         df = df.drop(columns=list(UNUSED_CALL_COLUMNS))
         df["source"] = df["source"].astype(str)
-    if df[["task_id", "episode"]].isna().any().any():
+    if df["task_id"].isna().any() or df["episode"].isna().any():
         raise RecordsError(f"{path}: empty task_id/episode cells")
-    df[["task_id", "episode"]] = df[["task_id", "episode"]].astype("int32")   # compact: millions of rows
+    for c in ("task_id", "episode"):
+        df[c] = df[c].astype("int32")   # compact: millions of rows
     df["warmup"] = df["warmup"].fillna(0).astype("int8")   # 0/1 (an empty cell: 0)
+    for c in df.columns.difference(_NUM_CALLS):   # an optional number no call recorded (all cells
+        if df[c].dtype.kind == "f" and df[c].isna().all():   # empty): "" as an older layout's
+            df[c] = pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), [""])
     return df
 
 
@@ -178,9 +183,10 @@ def _check_call_counts(run_dir: Path, eps: pd.DataFrame, calls: pd.DataFrame) ->
     recorded = want != ""
     if not recorded.any():
         return
-    have = calls.groupby(["task_id", "episode"]).size()
-    keys = pd.MultiIndex.from_frame(eps.loc[recorded, ["task_id", "episode"]])
-    got = have.reindex(keys, fill_value=0).to_numpy()
+    have, counts = np.unique(episode_keys(calls), return_counts=True)   # calls per episode
+    keys = episode_keys(eps.loc[recorded])
+    at = np.searchsorted(have, keys).clip(max=max(have.size - 1, 0))
+    got = np.where(have[at] == keys, counts[at], 0) if have.size else np.zeros(keys.size, dtype=int)
     if want[recorded].str.isdigit().all() and (want[recorded].astype(int).to_numpy() == got).all():
         return
     check_call_counts(run_dir / "episodes.csv",
@@ -218,7 +224,8 @@ def load_run(run_dir: Path) -> Run:
         if other:
             raise RecordsError(f"{run_dir / 'episodes.csv'}: {key} {sorted(other)} differs from "
                                f"the manifest's {man[key]!r}")
-    calls = calls.merge(eps[["task_id", "episode"]], on=["task_id", "episode"])  # committed only
+    committed = np.isin(episode_keys(calls), episode_keys(eps))   # calls of committed episodes only
+    calls = calls if committed.all() else calls[committed]
     if man.get("status") == "complete" and (run_dir / "summary.csv").exists():
         _check_summary(run_dir, eps)
     suite = str(man["suite"])
@@ -326,6 +333,16 @@ class RunSet:
     def methods(self, model: str, suites: list[str]) -> list[Method]:
         return sorted({r.method for r in self.runs if r.model == model and r.suite in suites},
                       key=lambda m: (m.pruner, m.retention or 0.0, m.variant))
+
+
+def numbers(column: pd.Series) -> np.ndarray:
+    """A records column as floats (NaN where empty or not a number), as pd.to_numeric(errors=
+    "coerce") gives them; a category column (text, or numbers no call recorded) converts each
+    category once."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cats = pd.to_numeric(pd.Series(column.cat.categories.astype(object)), errors="coerce")
+        return np.append(cats.to_numpy(float), np.nan)[column.cat.codes.to_numpy()]   # code -1: NaN
+    return pd.to_numeric(column, errors="coerce").to_numpy(float)
 
 
 def episode_keys(calls: pd.DataFrame) -> np.ndarray:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from vlabench.report import cells, replay
 from vlabench.report.cells import Col
 from vlabench.report.grid import method_label, protocol_note, run_notes
 from vlabench.report.render import Table, fill, shown
-from vlabench.report.runs import Method, Run, RunSet
+from vlabench.report.runs import Method, Run, RunSet, numbers
 
 HEADER = ["Model", "Method", "Suite", "Episodes", "SR % [95% CI]", "ΔSR vs vanilla (pts)",
           "McNemar p (pairs)", "Latency mean / p50 / p95 (ms)", "Speedup [95% CI]", "FLOPs %", "Status"]
@@ -31,7 +31,7 @@ def _measured(rs: RunSet) -> bool:
         if replay.replay_of(r) is not None:   # a replay meters every call
             return True
         for c in ("mem_peak_mb", "cuda_ms"):
-            if c in r.calls and pd.to_numeric(r.calls[c], errors="coerce").notna().any():
+            if c in r.calls and not np.isnan(numbers(r.calls[c])).all():
                 return True
     return False
 
