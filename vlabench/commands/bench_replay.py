@@ -232,7 +232,7 @@ def _print(path: Path, info: dict[str, Any], rows: list[dict]) -> None:
     from vlabench.report.replay import above, figures, flops_bound, load_replay, paired_speedup
 
     f = figures(load_replay(path))
-    s, lo, hi = paired_speedup(f.base_step, f.step, boot=True)
+    s, lo, hi = paired_speedup(f.base_step, f.step, True, f.episode, "episode")   # as the report
     bound, changed = flops_bound(f.flops["baseline"], f.flops["method"])
     base_lat = np.asarray([r.get("lat_total_ms") for r in rows if r["kind"] == "act" and r["policy"] == "baseline"
                            and r["source"] == "model"], dtype=float)
@@ -241,7 +241,7 @@ def _print(path: Path, info: dict[str, Any], rows: list[dict]) -> None:
           f"{len(info['recordings'])} episodes, batch 1, interleaved with pruner=none")
     print(f"  {info['pruner_config']}: latency mean {np.mean(f.lat) if f.lat.size else float('nan'):.2f} ms "
           f"(model calls {f.lat.size}); pruner=none: {np.mean(base_lat) if base_lat.size else float('nan'):.2f} ms")
-    print(f"  speedup {s:.2f}x [95% CI {lo:.2f}, {hi:.2f}]; FLOPs bound {bound:.2f}x "
+    print(f"  speedup {s:.2f}x [95% CI {lo:.2f}, {hi:.2f}, episodes resampled]; FLOPs bound {bound:.2f}x "
           f"(stages changed: {', '.join(changed) or 'none'})" + ("; ABOVE THE BOUND beyond noise: not comparable" if above(s, lo, bound) else ""))
     print(f"  token selections equal to the run's: {sel['equal_to_run']}/{sel['calls_compared']} calls")
     print(f"  wrote {path / 'replay.csv'} and {path / 'replay.json'}", file=sys.stdout)
