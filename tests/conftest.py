@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,12 @@ def cli_env() -> dict[str, str]:
 
 def vlabench_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "vlabench", *args]
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that must see Ctrl-C: a test runner started in the background by
+    a shell ignores SIGINT, and its children inherit that (as a user's terminal never does)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 
 import pytest
-from conftest import ROOT, cli_env, run_cli, vlabench_cmd
+from conftest import ROOT, cli_env, default_sigint, run_cli, vlabench_cmd
 
 pytest.importorskip("torch")
 
@@ -41,7 +41,8 @@ def test_an_explicit_meta_calls_value_is_checked():
 def test_an_interrupted_bench_says_nothing_about_resuming(tmp_path):
     proc = subprocess.Popen(vlabench_cmd("bench", "model=openvla-oft-tiny", "pruner=none", "bench.calls=200",
                                          "bench.baseline=false"),
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT,
+                            preexec_fn=default_sigint)
     try:
         seen = []
         for line in proc.stderr:   # per-call progress: the bench is in its calls

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli_env, run_cli, vlabench_cmd
+from conftest import ROOT, cli_env, default_sigint, run_cli, vlabench_cmd
 
 pytestmark = [pytest.mark.libero, pytest.mark.slow]
 ARGS = ["model=openvla-oft-tiny", "suite=libero_spatial", "suite.tasks=[0]",
@@ -21,15 +21,11 @@ ARGS = ["model=openvla-oft-tiny", "suite=libero_spatial", "suite.tasks=[0]",
 LAST = "vlabench: interrupted; finished episodes are saved, re-run the same command to resume"
 
 
-def _default_sigint() -> None:   # a test runner started in the background ignores SIGINT
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(out: Path) -> subprocess.Popen:
     env = {**cli_env(), "MUJOCO_GL": cli_env().get("MUJOCO_GL", "egl")}
     return subprocess.Popen(vlabench_cmd("run", *ARGS, f"run.output_dir={out}"), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_default_sigint)
+                            preexec_fn=default_sigint)
 
 
 def _wait(cond, timeout: float = 300.0) -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cli_env, run_cli, vlabench_cmd
+from conftest import ROOT, cli_env, default_sigint, run_cli, vlabench_cmd
 
 from vlabench.core.errors import ConfigError
 from vlabench.launch.compose import compose
@@ -25,16 +25,10 @@ def fast_cfg(out: Path, *extra: str):
     return compose([*FAST, f"run.output_dir={out}", *extra])
 
 
-def _default_sigint() -> None:
-    """A test runner started in the background by a shell ignores SIGINT, and its children
-    inherit that: the run under test must see Ctrl-C as a user's terminal delivers it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start(out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(vlabench_cmd("run", *FAST, f"run.output_dir={out}", *extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**cli_env(), **(env or {})}, cwd=ROOT, preexec_fn=_default_sigint)
+                            env={**cli_env(), **(env or {})}, cwd=ROOT, preexec_fn=default_sigint)
 
 
 def start_held(out: Path, where: str, *extra: str) -> tuple[subprocess.Popen, Path]:
