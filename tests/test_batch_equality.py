@@ -96,14 +96,20 @@ def alone(policy, seed: int, frames: list) -> tuple[list, list]:
     return actions, recs
 
 
-def batched(policy, new_pruner, inputs: list[tuple[int, list]]) -> list[tuple[list, list]]:
-    views = [policy] + [policy.fork(new_pruner()) for _ in inputs[1:]]
+def seeded_lanes(views, inputs: list[tuple[int, list]]) -> list[LaneRng]:
+    """One LaneRng per view; each lane seeded, its pruner and episode reset inside its own stream."""
     lanes = [LaneRng() for _ in inputs]
     for v, lane, (seed, frames) in zip(views, lanes, inputs):
         with lane:
             seed_everything(seed)
             v.pruner.reset()
             v.reset(TaskInfo(0, "t", frames[0].instruction))
+    return lanes
+
+
+def batched(policy, new_pruner, inputs: list[tuple[int, list]]) -> list[tuple[list, list]]:
+    views = [policy] + [policy.fork(new_pruner()) for _ in inputs[1:]]
+    lanes = seeded_lanes(views, inputs)
     results = [([], []) for _ in inputs]
     for k in range(CALLS):
         outs = policy.act_lanes(views, [f[k * (1 + OPEN_LOOP)] for _, f in inputs], contexts=lanes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import NO_SIMPLER_ASSETS, SIMPLER_ASSETS, run_cli
+from test_batch_equality import seeded_lanes
 from test_env_workers import comparable, rows
 
 torch = pytest.importorskip("torch")
@@ -22,7 +23,6 @@ torch = pytest.importorskip("torch")
 from vlabench.core import registry  # noqa: E402
 from vlabench.core.contracts import TaskInfo  # noqa: E402
 from vlabench.models.synthetic import synthetic_episode  # noqa: E402
-from vlabench.run.lane_rng import LaneRng  # noqa: E402
 from vlabench.run.loop import seed_everything  # noqa: E402
 
 # lanes 0 and 1 share a prompt (one attention group), lane 2 has a shorter one
@@ -96,12 +96,7 @@ def alone(view, seed: int, frames: list) -> tuple[list, list]:
 
 def batched(policy, makers, inputs) -> list[tuple[list, list]]:
     views = [policy] + [policy.fork(m()) for m in makers[1:]]
-    lanes = [LaneRng() for _ in inputs]
-    for v, lane, (seed, frames) in zip(views, lanes, inputs):
-        with lane:
-            seed_everything(seed)
-            v.pruner.reset()
-            v.reset(TaskInfo(0, "t", frames[0].instruction))
+    lanes = seeded_lanes(views, inputs)
     results = [([], []) for _ in inputs]
     batches = set()
     for k in range(CALLS):
