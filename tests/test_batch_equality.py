@@ -107,6 +107,17 @@ def seeded_lanes(views, inputs: list[tuple[int, list]]) -> list[LaneRng]:
     return lanes
 
 
+def assert_lanes_equal(expected: list[tuple[list, list]], got: list[tuple[list, list]]) -> None:
+    """Each lane's batched calls equal its batch-1 calls: records exactly, actions within 1e-5;
+    and the lanes really differ (a batch of identical samples could hide a lane mix-up)."""
+    for b, ((acts_1, recs_1), (acts_b, recs_b)) in enumerate(zip(expected, got)):
+        assert recs_b == recs_1, f"lane {b}: token selections / stats differ"
+        for k, (a1, ab) in enumerate(zip(acts_1, acts_b)):
+            np.testing.assert_allclose(ab, a1, rtol=1e-6, atol=1e-5, err_msg=f"lane {b} call {k}")
+    assert not np.array_equal(expected[0][0][0], expected[1][0][0])
+    assert not np.array_equal(expected[1][0][0], expected[2][0][0])
+
+
 def batched(policy, new_pruner, inputs: list[tuple[int, list]]) -> list[tuple[list, list]]:
     views = [policy] + [policy.fork(new_pruner()) for _ in inputs[1:]]
     lanes = seeded_lanes(views, inputs)
@@ -131,10 +142,4 @@ def test_batched_calls_equal_batch_one_calls(model, pruner):
     policy, new_pruner = build(model, pruner)
     expected = [alone(policy, seed, frames) for seed, frames in inputs]
     got = batched(policy, new_pruner, inputs)     # every lane is reset first
-    for b, ((acts_1, recs_1), (acts_b, recs_b)) in enumerate(zip(expected, got)):
-        assert recs_b == recs_1, f"lane {b}: token selections / stats differ"
-        for k, (a1, ab) in enumerate(zip(acts_1, acts_b)):
-            np.testing.assert_allclose(ab, a1, rtol=1e-6, atol=1e-5, err_msg=f"lane {b} call {k}")
-    # the lanes really differ (a batch of identical samples could hide a lane mix-up)
-    assert not np.array_equal(expected[0][0][0], expected[1][0][0])
-    assert not np.array_equal(expected[1][0][0], expected[2][0][0])
+    assert_lanes_equal(expected, got)
