@@ -3,12 +3,11 @@ stdout) and the `bench.out` JSON file."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from vlabench.records.files import atomic_write_text, make_dirs
+from vlabench.records.files import write_json_file
 
 
 def status(text: str) -> None:
@@ -19,5 +18,4 @@ def status(text: str) -> None:
 def write_out(out: str | None, result: dict[str, Any]) -> None:
     """`bench.out`: the result as JSON at that path (its folder made, written atomically), when set."""
     if out:
-        make_dirs(Path(out).parent)
-        atomic_write_text(Path(out), json.dumps(result, indent=2) + "\n")
+        write_json_file(Path(out), result)

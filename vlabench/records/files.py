@@ -140,6 +140,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             raise
 
 
+def write_json_file(path: Path, obj: Any) -> None:
+    """`obj` as indented JSON at `path`, written atomically, its folder made."""
+    make_dirs(path.parent)
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
 def remove_stale_temporaries(folder: Path) -> list[str]:
     """Delete the `.<name>.<pid>.tmp` files `atomic_write_bytes` left in `folder` when its writer
     was killed (that process no longer runs), so a re-run leaves the folder as an uninterrupted

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vlabench.records.files import atomic_write_text, make_dirs
+from vlabench.records.files import write_json_file
 
 FOLDER = "throughput"
 
@@ -39,8 +39,7 @@ def save(output_dir: Path | str, result: dict[str, Any]) -> Path:
     """Write a throughput result (bench_throughput's dict) as the record of its model, pruner
     and device class; its path."""
     path = record_path(output_dir, result["model"], result["pruner"], result["device"])
-    make_dirs(path.parent)
-    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    write_json_file(path, result)
     return path
 
 

@@ -20,6 +20,11 @@ import pandas as pd
 from vlabench.records.files import RecordsError, decode_text, is_older_layout
 
 
+def empty_column(rows: int) -> pd.Categorical:
+    """A column of `rows` empty cells: one shared "" (a category), not a string per row."""
+    return pd.Categorical.from_codes(np.zeros(rows, dtype=np.int8), [""])
+
+
 def _header(data: bytes) -> list[str]:
     first = data.split(b"\n", 1)[0].decode("utf-8")
     return next(csv.reader([first]), [])
@@ -58,7 +63,7 @@ def read_frame(path: Path, data: bytes, columns: list[str], text: tuple[str, ...
                          na_values={c: [""] for c in use if c not in text})
     except (ValueError, pd.errors.ParserError):
         return None   # a non-numeric cell: parse_rows and the numeric check name it
-    for c in wanted:   # one shared "" per column (a category), not a string per row
+    for c in wanted:
         if c not in df:
-            df[c] = pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), [""])
+            df[c] = empty_column(len(df))
     return df if list(df.columns) == wanted else df[wanted]

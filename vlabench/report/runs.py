@@ -34,7 +34,7 @@ from vlabench.records.files import (
     read_rows,
 )
 from vlabench.records.verify import check_final_newlines, load_config, load_manifest, verify_records
-from vlabench.report.csvframe import read_frame
+from vlabench.report.csvframe import empty_column, read_frame
 
 _INT_EPISODE = ("task_id", "episode", "success")
 DEFAULT_PROTOCOLS = (None, "", "openvla-oft")  # unmarked in tables (SIMPLER suites have none)
@@ -172,7 +172,7 @@ def _load_calls(path: Path, data: bytes | None) -> pd.DataFrame:
     df["warmup"] = df["warmup"].fillna(0).astype("int8")   # 0/1 (an empty cell: 0)
     for c in df.columns.difference(_NUM_CALLS):   # an optional number no call recorded (all cells
         if df[c].dtype.kind == "f" and df[c].isna().all():   # empty): "" as an older layout's
-            df[c] = pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), [""])
+            df[c] = empty_column(len(df))
     return df
 
 
